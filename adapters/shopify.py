@@ -1,0 +1,476 @@
+"""Shopify's webhook dialect: signatures, headers and payloads -> domain events.
+
+Pure functions plus one small stateless class. Nothing here does I/O, reads a clock
+or knows about Flask or the store. Facts and sources: /work/shared/reference/shopify.md
+(§2 webhooks, §3 order payloads, §6 test vectors).
+
+* Webhook signature (§2.2): ``X-Shopify-Hmac-Sha256`` is the base64 of HMAC-SHA256 over
+  the *raw* request body, keyed with the app's client secret. After a secret rotation
+  Shopify may keep signing with the old secret for up to an hour, so several secrets
+  can be tried.
+* OAuth install request (§1.2, §6.1): hex HMAC-SHA256 of the sorted ``k=v`` pairs
+  (without ``hmac``) joined by ``&``.
+* Payloads (§3): the REST Order / Refund resources; ids are 64-bit integers and are
+  kept as text.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping as _MappingABC
+from datetime import datetime, timezone
+from typing import Mapping, Sequence
+
+from connector.domain.model import (
+    Address,
+    AppUninstalled,
+    CustomerDataRequest,
+    CustomerRedact,
+    Ignored,
+    Order,
+    OrderLine,
+    OrderUpsert,
+    PayloadError,
+    RefundCreated,
+    RefundLine,
+    ShopRedact,
+    StorefrontEvent,
+)
+
+PLATFORM = "shopify"
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+EVENT_ID_HEADER = "X-Shopify-Event-Id"
+
+MAX_ID = 2**64  # Shopify ids are 64-bit integers
+MAX_QUANTITY = 2**31 - 1  # anything larger is not a real line quantity
+
+ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled"})
+TOPICS = ORDER_TOPICS | frozenset(
+    {
+        "refunds/create",
+        "app/uninstalled",
+        "customers/data_request",
+        "customers/redact",
+        "shop/redact",
+    }
+)
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def webhook_hmac(secret: str, raw_body: bytes) -> str:
+    """Base64 of HMAC-SHA256(secret, raw_body): the ``X-Shopify-Hmac-Sha256`` value."""
+    digest = hmac.new(secret.encode("utf-8"), bytes(raw_body), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_webhook(raw_body: bytes, signature: str | None, secrets: Sequence[str]) -> bool:
+    """True when ``signature`` (the header value) is the HMAC of ``raw_body`` under any
+    non-empty secret in ``secrets``.
+
+    The header is base64-decoded before comparing, so surrounding whitespace (Ruby's
+    ``Base64.encode64`` appends a newline) is tolerated. A missing, empty or undecodable
+    header is simply not valid. Digests are compared with ``hmac.compare_digest``.
+    """
+    if not isinstance(raw_body, (bytes, bytearray, memoryview)):
+        raise TypeError("raw_body must be the raw request bytes")
+    keys = _secret_list(secrets)
+    provided = _b64_digest(signature)
+    if provided is None:
+        return False
+    body = bytes(raw_body)
+    matched = False
+    for key in keys:  # no early exit: try every secret
+        expected = hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()
+        if hmac.compare_digest(expected, provided):
+            matched = True
+    return matched
+
+
+def query_hmac(secret: str, params: Mapping[str, str]) -> str:
+    """Hex HMAC-SHA256 of the OAuth/install query: every parameter but ``hmac`` as
+    ``k=v``, sorted, joined with ``&``.
+
+    Delimiters inside keys and values are escaped the way Shopify's Python library does
+    (``%``→``%25``, ``=`` in keys→``%3D``, ``&``→``%26``) so one query cannot be
+    re-split into another; Shopify's real parameters (letters, digits, ``.`` and ``-``)
+    are unaffected.
+    """
+    pairs = []
+    for key, value in params.items():
+        if key == "hmac":
+            continue
+        k = str(key).replace("%", "%25").replace("=", "%3D")
+        v = str(value).replace("%", "%25")
+        pairs.append(f"{k}={v}".replace("&", "%26"))
+    message = "&".join(sorted(pairs))
+    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def verify_query(params: Mapping[str, str], secret: str) -> bool:
+    """True when ``params["hmac"]`` is the :func:`query_hmac` of the other parameters.
+
+    Only the signature is checked here; the caller still checks ``shop``, ``state`` and
+    the timestamp (shopify.md §1.2).
+    """
+    if not isinstance(secret, str) or not secret:
+        return False
+    provided = params.get("hmac")
+    if not isinstance(provided, str) or not provided.strip():
+        return False
+    expected = query_hmac(secret, params)
+    return hmac.compare_digest(expected.encode("ascii"), provided.strip().lower().encode("utf-8"))
+
+
+def _secret_list(secrets: Sequence[str]) -> list[str]:
+    if isinstance(secrets, (str, bytes)):
+        # A bare string is a Sequence of one-character "secrets": refuse it loudly.
+        raise TypeError("secrets must be a sequence of strings, not a single string")
+    keys = []
+    for secret in secrets:
+        if not isinstance(secret, str):
+            raise TypeError("each secret must be a str")
+        if secret:
+            keys.append(secret)
+    return keys
+
+
+def _b64_digest(signature: object) -> bytes | None:
+    if not isinstance(signature, str):
+        return None
+    text = signature.strip()
+    if not text:
+        return None
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeError):
+        return None
+
+
+# ---------------------------------------------------------------- payloads
+
+
+def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
+    """Turn a verified, JSON-decoded Shopify delivery into a domain event.
+
+    Raises :class:`PayloadError` (naming the field) when the body does not have the
+    shape its topic promises; never any other exception for JSON input.
+    """
+    if not isinstance(topic, str):
+        return Ignored(f"unhandled topic {type(topic).__name__}")
+    if topic not in TOPICS:
+        return Ignored(f"unhandled topic {topic}")
+    body = _object(payload, "payload")
+    if topic in ORDER_TOPICS:
+        return OrderUpsert(_order(shop_id, topic, body))
+    if topic == "refunds/create":
+        return _refund(body)
+    if topic == "customers/data_request":
+        request = _optional_object(body, "data_request")
+        return CustomerDataRequest(
+            customer_id=_customer_id(body),
+            order_ids=_id_list(body, "orders_requested"),
+            request_id=None if request is None else _optional_id(request, "data_request.id", "id"),
+        )
+    if topic == "customers/redact":
+        return CustomerRedact(
+            customer_id=_customer_id(body),
+            order_ids=_id_list(body, "orders_to_redact"),
+        )
+    if topic == "shop/redact":
+        return ShopRedact()
+    return AppUninstalled()  # app/uninstalled: the only topic left in TOPICS
+
+
+def _order(shop_id: str, topic: str, body: Mapping[str, object]) -> Order:
+    order_id = _id(body.get("id"), "id")
+    created_at = _timestamp(body.get("created_at"), "created_at")
+    updated_raw = body.get("updated_at")
+    updated_at = created_at if updated_raw is None else _timestamp(updated_raw, "updated_at")
+    cancelled_at = body.get("cancelled_at")
+    if cancelled_at is not None and not isinstance(cancelled_at, str):
+        raise PayloadError(f"cancelled_at: expected a timestamp or null, got {_show(cancelled_at)}")
+    fulfillment_status = body.get("fulfillment_status")
+    if cancelled_at or topic == "orders/cancelled":
+        state = "cancelled"
+    elif fulfillment_status == "fulfilled":
+        state = "fulfilled"
+    else:
+        state = "open"
+    return Order(
+        shop_id=shop_id,
+        order_id=order_id,
+        number=_order_number(body, order_id),
+        platform=PLATFORM,
+        created_at=created_at,
+        updated_at=updated_at,
+        ship_to=_ship_to(body.get("shipping_address")),
+        lines=_lines(body.get("line_items")),
+        state=state,
+        customer_id=_customer_id(body),
+    )
+
+
+def _order_number(body: Mapping[str, object], order_id: str) -> str:
+    name = body.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    number = body.get("order_number")
+    if isinstance(number, int) and not isinstance(number, bool) and 0 < number < MAX_ID:
+        return str(number)
+    if isinstance(number, str) and number.strip():
+        return number.strip()
+    return order_id
+
+
+def _ship_to(raw: object) -> Address | None:
+    if raw is None:
+        return None
+    address = _object(raw, "shipping_address")
+    country = _optional_text(address, "country_code", "shipping_address.country_code")
+    return Address(
+        country=None if country is None else country.upper(),
+        province=_optional_text(address, "province_code", "shipping_address.province_code"),
+        postcode=_optional_text(address, "zip", "shipping_address.zip"),
+    )
+
+
+def _lines(raw: object) -> tuple[OrderLine, ...]:
+    if not isinstance(raw, (list, tuple)):
+        raise PayloadError(f"line_items: expected a list, got {_show(raw)}")
+    lines = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"line_items[{index}]"
+        line = _object(item, where)
+        line_id = _id(line.get("id"), f"{where}.id")
+        if line_id in seen:
+            raise PayloadError(f"{where}.id: duplicate line id {line_id}")
+        seen.add(line_id)
+        # current_quantity already nets out refunds and removals (shopify.md §3.1).
+        if line.get("current_quantity") is not None:
+            quantity = _quantity(line.get("current_quantity"), f"{where}.current_quantity")
+        else:
+            quantity = _quantity(line.get("quantity"), f"{where}.quantity")
+        requires_shipping = line.get("requires_shipping")
+        if requires_shipping is None:
+            requires_shipping = True
+        elif not isinstance(requires_shipping, bool):
+            raise PayloadError(
+                f"{where}.requires_shipping: expected true/false, got {_show(requires_shipping)}"
+            )
+        title = line.get("title")
+        if title is None:
+            title = ""
+        elif not isinstance(title, str):
+            raise PayloadError(f"{where}.title: expected a string, got {_show(title)}")
+        lines.append(
+            OrderLine(
+                line_id=line_id,
+                sku=_optional_text(line, "sku", f"{where}.sku"),
+                quantity=quantity,
+                requires_shipping=requires_shipping,
+                title=title,
+            )
+        )
+    return tuple(lines)
+
+
+def _refund(body: Mapping[str, object]) -> RefundCreated:
+    raw_lines = body.get("refund_line_items")
+    if raw_lines is None:
+        raw_lines = []
+    if not isinstance(raw_lines, (list, tuple)):
+        raise PayloadError(f"refund_line_items: expected a list, got {_show(raw_lines)}")
+    lines = []
+    for index, item in enumerate(raw_lines):
+        where = f"refund_line_items[{index}]"
+        line = _object(item, where)
+        lines.append(
+            RefundLine(
+                line_id=_id(line.get("line_item_id"), f"{where}.line_item_id"),
+                quantity=_quantity(line.get("quantity"), f"{where}.quantity"),
+            )
+        )
+    created = body.get("created_at")
+    return RefundCreated(
+        order_id=_id(body.get("order_id"), "order_id"),
+        refund_id=_id(body.get("id"), "id"),
+        lines=tuple(lines),
+        created_at=None if created is None else _timestamp(created, "created_at"),
+    )
+
+
+def _customer_id(body: Mapping[str, object]) -> str | None:
+    customer = _optional_object(body, "customer")
+    if customer is None:
+        return None
+    return _optional_id(customer, "customer.id", "id")
+
+
+def _id_list(body: Mapping[str, object], field: str) -> tuple[str, ...]:
+    raw = body.get(field)
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        raise PayloadError(f"{field}: expected a list of ids, got {_show(raw)}")
+    return tuple(_id(value, f"{field}[{index}]") for index, value in enumerate(raw))
+
+
+# ---------------------------------------------------------------- field helpers
+
+
+def _object(value: object, where: str) -> Mapping[str, object]:
+    if not isinstance(value, _MappingABC):
+        raise PayloadError(f"{where}: expected a JSON object, got {_show(value)}")
+    return value
+
+
+def _optional_object(body: Mapping[str, object], field: str) -> Mapping[str, object] | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    return _object(value, field)
+
+
+def _id(value: object, where: str) -> str:
+    """A Shopify id (a positive 64-bit integer) as exact text."""
+    if isinstance(value, bool):
+        raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
+    if isinstance(value, int):
+        if not 0 < value < MAX_ID:
+            raise PayloadError(f"{where}: expected a positive 64-bit id, got {_show(value)}")
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if 0 < len(text) <= 20 and text.isascii() and text.isdigit() and 0 < int(text) < MAX_ID:
+            return text
+    if value is None:
+        raise PayloadError(f"{where}: missing id")
+    raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
+
+
+def _optional_id(body: Mapping[str, object], where: str, field: str) -> str | None:
+    value = body.get(field)
+    return None if value is None else _id(value, where)
+
+
+def _quantity(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        raise PayloadError(
+            f"{where}: expected a non-negative integer (at most {MAX_QUANTITY}), got {_show(value)}"
+        )
+    return value
+
+
+def _optional_text(body: Mapping[str, object], field: str, where: str) -> str | None:
+    """A string field where null, empty and whitespace all mean 'not given'."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected a string or null, got {_show(value)}")
+    return value.strip() or None
+
+
+def _timestamp(value: object, where: str) -> datetime:
+    """ISO-8601 with a UTC offset (Shopify always sends one) -> aware datetime in UTC."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected an ISO-8601 timestamp, got {_show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise PayloadError(f"{where}: not an ISO-8601 timestamp: {value[:40]!r}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise PayloadError(f"{where}: timestamp has no UTC offset: {value[:40]!r}")
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise PayloadError(f"{where}: timestamp out of range: {value[:40]!r}") from None
+
+
+def _show(value: object) -> str:
+    """Describe a bad value without echoing payload contents at length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ID:
+        return "a very large integer"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value[:40])
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------- headers / class
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header's value, looked up case-insensitively in a plain dict (any key case),
+    werkzeug ``Headers``/``EnvironHeaders`` or any other Mapping. ``None`` if absent."""
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        for key, candidate in headers.items():
+            if isinstance(key, str) and key.lower() == wanted:
+                value = candidate
+                break
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+def _header_text(headers: Mapping[str, str] | None, name: str) -> str | None:
+    value = _header(headers, name)
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+class ShopifyStorefront:
+    """The :class:`connector.ports.Storefront` for Shopify webhooks. Stateless."""
+
+    platform = PLATFORM
+
+    def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> bool:
+        return verify_webhook(raw_body, _header(headers, HMAC_HEADER), secrets)
+
+    def topic(self, headers: Mapping[str, str]) -> str | None:
+        return _header_text(headers, TOPIC_HEADER)
+
+    def shop_domain(self, headers: Mapping[str, str]) -> str | None:
+        domain = _header_text(headers, SHOP_DOMAIN_HEADER)
+        return None if domain is None else domain.lower()
+
+    def dedupe_key(self, headers: Mapping[str, str], payload: object) -> str | None:
+        """``X-Shopify-Webhook-Id``: "Use to identify and deduplicate individual
+        deliveries" (shopify.md §2.1, §2.4)."""
+        return _header_text(headers, WEBHOOK_ID_HEADER)
+
+    def event_id(self, headers: Mapping[str, str]) -> str | None:
+        """``X-Shopify-Event-Id``: shared by all deliveries of one merchant action."""
+        return _header_text(headers, EVENT_ID_HEADER)
+
+    def resource_id(self, topic: str, payload: object) -> str | None:
+        """The order id an event is about, or None. Never raises."""
+        if not isinstance(topic, str) or not isinstance(payload, _MappingABC):
+            return None
+        if topic.startswith("orders/"):
+            field = "id"
+        elif topic == "refunds/create":
+            field = "order_id"
+        else:
+            return None
+        try:
+            return _id(payload.get(field), field)
+        except PayloadError:
+            return None
+
+    parse = staticmethod(parse_webhook)

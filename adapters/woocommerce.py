@@ -1,0 +1,440 @@
+"""WooCommerce's webhook dialect: signatures, pings, headers and payloads -> domain events.
+
+Pure functions plus one small stateless class. Nothing here does I/O, reads a clock
+or knows about Flask or the store. Facts and sources: /work/shared/reference/woocommerce.md
+(§1 webhooks, §2 the order JSON, §6 test data, §7 gotchas).
+
+* Signature (§1.2): ``X-WC-Webhook-Signature`` is the base64 of HMAC-SHA256 over the exact
+  body bytes, keyed with the webhook secret (WooCommerce HTML-entity-decodes the stored
+  secret first, so configure the decoded secret here).
+* The ping sent when a webhook is created or activated (§1.3) is an unsigned form body
+  ``webhook_id=<N>`` with no ``X-WC-Webhook-*`` headers.
+* Order payloads (§1.1, §2) are the REST v3 order resource built at delivery time;
+  ``order.deleted`` carries only ``{"id": N}``.
+* ``X-WC-Webhook-Delivery-ID`` is built from the webhook id and the current second; it is
+  not an idempotency key (§1.1). WooCommerce never retries (§7.2) but coalesces (§7.7).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping as _MappingABC
+from datetime import datetime, timezone
+from typing import Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from connector.domain.model import (
+    Address,
+    Ignored,
+    Order,
+    OrderDeleted,
+    OrderLine,
+    OrderUpsert,
+    PayloadError,
+    StorefrontEvent,
+)
+
+PLATFORM = "woocommerce"
+
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+SOURCE_HEADER = "X-WC-Webhook-Source"
+DELIVERY_ID_HEADER = "X-WC-Webhook-Delivery-ID"
+WEBHOOK_HEADER_PREFIX = "x-wc-webhook-"
+
+UPSERT_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
+TOPICS = UPSERT_TOPICS | frozenset({"order.deleted"})
+
+MAX_ID = 2**64
+MAX_QUANTITY = 2**31 - 1
+
+# Order status -> what it means for fulfilment (woocommerce.md §1.4, §2).
+DRAFT_STATUSES = frozenset({"draft", "auto-draft", "checkout-draft", "new"})
+STATUS_STATES = {
+    "processing": "open",
+    "on-hold": "open",
+    "pending": "awaiting_payment",
+    "failed": "awaiting_payment",
+    "cancelled": "cancelled",
+    "refunded": "cancelled",
+    "trash": "cancelled",
+    "completed": "fulfilled",
+    "ready-for-pickup": "fulfilled",
+}
+
+_PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def webhook_signature(secret: str, raw_body: bytes) -> str:
+    """Base64 of HMAC-SHA256(secret, raw_body): the ``X-WC-Webhook-Signature`` value."""
+    digest = hmac.new(secret.encode("utf-8"), bytes(raw_body), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_webhook(raw_body: bytes, signature: str | None, secrets: Sequence[str]) -> bool:
+    """True when ``signature`` is the HMAC of ``raw_body`` under any non-empty secret.
+
+    The header is base64-decoded (surrounding whitespace tolerated) and the digests are
+    compared with ``hmac.compare_digest``. A missing, empty or undecodable header is not
+    valid. Empty secrets are skipped: an unconfigured secret must never verify.
+    """
+    if not isinstance(raw_body, (bytes, bytearray, memoryview)):
+        raise TypeError("raw_body must be the raw request bytes")
+    keys = _secret_list(secrets)
+    provided = _b64_digest(signature)
+    if provided is None:
+        return False
+    body = bytes(raw_body)
+    matched = False
+    for key in keys:  # no early exit: try every secret
+        expected = hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()
+        if hmac.compare_digest(expected, provided):
+            matched = True
+    return matched
+
+
+def is_ping(raw_body: bytes, headers: Mapping[str, str] | None) -> bool:
+    """The unsigned creation/activation ping (woocommerce.md §1.3): the body is exactly
+    ``webhook_id=<digits>`` and the request carries no ``X-WC-Webhook-*`` header at all
+    (in particular no signature and no topic). Anything else is not a ping."""
+    if not isinstance(raw_body, (bytes, bytearray, memoryview)):
+        return False
+    if _PING_BODY.fullmatch(bytes(raw_body)) is None:
+        return False
+    if headers is None:
+        return True
+    for key, _value in headers.items():
+        if isinstance(key, str) and key.lower().startswith(WEBHOOK_HEADER_PREFIX):
+            return False
+    return True
+
+
+def _secret_list(secrets: Sequence[str]) -> list[str]:
+    if isinstance(secrets, (str, bytes)):
+        # A bare string is a Sequence of one-character "secrets": refuse it loudly.
+        raise TypeError("secrets must be a sequence of strings, not a single string")
+    keys = []
+    for secret in secrets:
+        if not isinstance(secret, str):
+            raise TypeError("each secret must be a str")
+        if secret:
+            keys.append(secret)
+    return keys
+
+
+def _b64_digest(signature: object) -> bytes | None:
+    if not isinstance(signature, str):
+        return None
+    text = signature.strip()
+    if not text:
+        return None
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeError):
+        return None
+
+
+# ---------------------------------------------------------------- payloads
+
+
+def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
+    """Turn a verified, JSON-decoded WooCommerce delivery into a domain event.
+
+    Raises :class:`PayloadError` (naming the field) when the body does not have the
+    shape its topic promises; never any other exception for JSON input.
+    """
+    if not isinstance(topic, str):
+        return Ignored(f"unhandled topic {type(topic).__name__}")
+    if topic not in TOPICS:
+        return Ignored(f"unhandled topic {topic}")
+    body = _object(payload, "payload")
+    if topic == "order.deleted":
+        return OrderDeleted(_id(body.get("id"), "id"))
+    status = body.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise PayloadError(f"status: expected an order status, got {_show(status)}")
+    status = status.strip()
+    if status in DRAFT_STATUSES:
+        return Ignored(f"draft order status {status}")
+    state = STATUS_STATES.get(status)
+    if state is None:
+        return Ignored(f"unhandled order status {status[:40]}")
+    return OrderUpsert(_order(shop_id, body, state))
+
+
+def _order(shop_id: str, body: Mapping[str, object], state: str) -> Order:
+    order_id = _id(body.get("id"), "id")
+    created_at = _gmt_timestamp(body, "date_created_gmt")
+    if created_at is None:
+        # Site-local time without an offset: treated as UTC when GMT is missing.
+        created_at = _gmt_timestamp(body, "date_created")
+    if created_at is None:
+        raise PayloadError("date_created_gmt: missing (and no date_created)")
+    updated_at = _gmt_timestamp(body, "date_modified_gmt") or created_at
+    return Order(
+        shop_id=shop_id,
+        order_id=order_id,
+        number=_order_number(body, order_id),
+        platform=PLATFORM,
+        created_at=created_at,
+        updated_at=updated_at,
+        ship_to=_ship_to(body),
+        lines=_lines(body.get("line_items")),
+        state=state,
+        customer_id=_customer_id(body.get("customer_id")),
+    )
+
+
+def _order_number(body: Mapping[str, object], order_id: str) -> str:
+    number = body.get("number")
+    if isinstance(number, str) and number.strip():
+        return number.strip()
+    if isinstance(number, int) and not isinstance(number, bool) and 0 < number < MAX_ID:
+        return str(number)
+    return order_id
+
+
+def _ship_to(body: Mapping[str, object]) -> Address | None:
+    """``shipping``, or ``billing`` when shipping has no country (virtual orders, stores
+    that do not collect a shipping address). None when neither holds anything."""
+    shipping = _address(body, "shipping")
+    billing = _address(body, "billing")
+    if shipping is not None and shipping.country is not None:
+        return shipping
+    if billing is not None and billing.country is not None:
+        return billing
+    if shipping is not None and (shipping.province is not None or shipping.postcode is not None):
+        return shipping
+    return None
+
+
+def _address(body: Mapping[str, object], field: str) -> Address | None:
+    raw = body.get(field)
+    if raw is None or (isinstance(raw, list) and not raw):  # PHP encodes an empty array as []
+        return None
+    address = _object(raw, field)
+    country = _optional_text(address, "country", f"{field}.country")
+    return Address(
+        country=None if country is None else country.upper(),
+        province=_optional_text(address, "state", f"{field}.state"),
+        postcode=_optional_text(address, "postcode", f"{field}.postcode"),
+    )
+
+
+def _customer_id(value: object) -> str | None:
+    if value is None or value == "0" or (type(value) is int and value == 0):
+        return None  # 0 is a guest checkout
+    return _id(value, "customer_id")
+
+
+def _lines(raw: object) -> tuple[OrderLine, ...]:
+    if not isinstance(raw, (list, tuple)):
+        raise PayloadError(f"line_items: expected a list, got {_show(raw)}")
+    lines = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"line_items[{index}]"
+        line = _object(item, where)
+        line_id = _id(line.get("id"), f"{where}.id")
+        if line_id in seen:
+            raise PayloadError(f"{where}.id: duplicate line id {line_id}")
+        seen.add(line_id)
+        quantity = line.get("quantity")
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 <= quantity <= MAX_QUANTITY
+        ):
+            raise PayloadError(
+                f"{where}.quantity: expected a non-negative integer (at most {MAX_QUANTITY}), "
+                f"got {_show(quantity)}"
+            )
+        name = line.get("name")
+        if name is None:
+            name = ""
+        elif not isinstance(name, str):
+            raise PayloadError(f"{where}.name: expected a string, got {_show(name)}")
+        lines.append(
+            OrderLine(
+                line_id=line_id,
+                sku=_optional_text(line, "sku", f"{where}.sku"),
+                quantity=quantity,
+                requires_shipping=True,  # the order JSON has no per-line shipping flag
+                title=name,
+            )
+        )
+    return tuple(lines)
+
+
+# ---------------------------------------------------------------- field helpers
+
+
+def _object(value: object, where: str) -> Mapping[str, object]:
+    if not isinstance(value, _MappingABC):
+        raise PayloadError(f"{where}: expected a JSON object, got {_show(value)}")
+    return value
+
+
+def _id(value: object, where: str) -> str:
+    """A WooCommerce id (a positive integer) as text."""
+    if isinstance(value, bool):
+        raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
+    if isinstance(value, int):
+        if not 0 < value < MAX_ID:
+            raise PayloadError(f"{where}: expected a positive id, got {_show(value)}")
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if 0 < len(text) <= 20 and text.isascii() and text.isdigit() and 0 < int(text) < MAX_ID:
+            return text
+    if value is None:
+        raise PayloadError(f"{where}: missing id")
+    raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
+
+
+def _optional_text(body: Mapping[str, object], field: str, where: str) -> str | None:
+    """A string field where null, empty and whitespace all mean 'not given'."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected a string or null, got {_show(value)}")
+    return value.strip() or None
+
+
+def _gmt_timestamp(body: Mapping[str, object], field: str) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM:SS`` without an offset, read as UTC (an explicit offset is
+    honoured). None when the field is absent, null or empty."""
+    value = body.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{field}: expected an ISO-8601 timestamp, got {_show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise PayloadError(f"{field}: not an ISO-8601 timestamp: {value[:40]!r}") from None
+
+
+def _show(value: object) -> str:
+    """Describe a bad value without echoing payload contents at length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ID:
+        return "a very large integer"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value[:40])
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------- headers / class
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header's value, looked up case-insensitively in a plain dict (any key case),
+    werkzeug ``Headers``/``EnvironHeaders`` or any other Mapping. ``None`` if absent."""
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        for key, candidate in headers.items():
+            if isinstance(key, str) and key.lower() == wanted:
+                value = candidate
+                break
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+def _header_text(headers: Mapping[str, str] | None, name: str) -> str | None:
+    value = _header(headers, name)
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def normalise_source(url: str | None) -> str | None:
+    """``https://Shop.Example.com/`` -> ``https://shop.example.com``: scheme and host
+    lower-cased, trailing slashes stripped, any path (WordPress in a subdirectory) kept."""
+    if not isinstance(url, str) or not url.strip():
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    normalised = urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, "")
+    )
+    return normalised.rstrip("/")
+
+
+class WooCommerceStorefront:
+    """The :class:`connector.ports.Storefront` for WooCommerce webhooks. Stateless."""
+
+    platform = PLATFORM
+
+    def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> bool:
+        return verify_webhook(raw_body, _header(headers, SIGNATURE_HEADER), secrets)
+
+    def is_ping(self, raw_body: bytes, headers: Mapping[str, str]) -> bool:
+        return is_ping(raw_body, headers)
+
+    def topic(self, headers: Mapping[str, str]) -> str | None:
+        return _header_text(headers, TOPIC_HEADER)
+
+    def source(self, headers: Mapping[str, str]) -> str | None:
+        """``X-WC-Webhook-Source`` (the store's home URL), normalised."""
+        return normalise_source(_header(headers, SOURCE_HEADER))
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """``X-WC-Webhook-Delivery-ID``: for logs only, not an idempotency key."""
+        return _header_text(headers, DELIVERY_ID_HEADER)
+
+    def dedupe_key(self, headers: Mapping[str, str], payload: object) -> str | None:
+        """A key equal for deliveries that carry the same order state.
+
+        The delivery id changes every second for the same content (§1.1), so for
+        created/updated/restored the key is the order id plus its modification time;
+        ``order.deleted`` has no date in its body, so its key uses the delivery id.
+        None when the payload has no usable id (or no date / delivery id to key on).
+        """
+        topic = self.topic(headers)
+        if topic not in TOPICS or not isinstance(payload, _MappingABC):
+            return None
+        try:
+            order_id = _id(payload.get("id"), "id")
+        except PayloadError:
+            return None
+        if topic == "order.deleted":
+            delivery = self.delivery_id(headers)
+            return None if delivery is None else f"order:{order_id}:deleted:{delivery}"
+        for field in ("date_modified_gmt", "date_modified"):
+            modified = payload.get(field)
+            if isinstance(modified, str) and modified.strip():
+                return f"order:{order_id}:{modified.strip()}"
+        return None
+
+    def resource_id(self, topic: str, payload: object) -> str | None:
+        """The order id an event is about, or None. Never raises."""
+        if not isinstance(topic, str) or topic not in TOPICS:
+            return None
+        if not isinstance(payload, _MappingABC):
+            return None
+        try:
+            return _id(payload.get("id"), "id")
+        except PayloadError:
+            return None
+
+    parse = staticmethod(parse_webhook)

@@ -1,0 +1,1 @@
+"""The micro-fulfillment connector."""

@@ -1,0 +1,475 @@
+"""TOML + environment -> typed settings, with one clear message per problem.
+
+The file is read from ``--config PATH`` or ``CONNECTOR_CONFIG``. Secrets may be
+left out of the file and supplied by environment variables instead:
+
+- ``CONNECTOR_SHOPIFY_CLIENT_SECRET`` / ``CONNECTOR_SHOPIFY_PREVIOUS_CLIENT_SECRET``
+- ``CONNECTOR_SHOP_<ID>_WEBHOOK_SECRET`` (ID upper-cased, non-alphanumerics as ``_``)
+- ``CONNECTOR_DATABASE`` overrides ``[database] path``.
+
+Every problem becomes a ``ConfigError`` naming the key; the CLI prints it and
+exits with status 2.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from connector.domain.model import (
+    Handling,
+    Lane,
+    Mode,
+    ModePolicy,
+    Network,
+    Node,
+    NodeStatus,
+    Region,
+    Restriction,
+    RoutingPolicy,
+    Rule,
+    SkuRule,
+)
+
+CONFIG_ENV = "CONNECTOR_CONFIG"
+KNOWN_CAPABILITIES = frozenset({"cold_chain", "fragile", "oversized", "pickup", "kitting"})
+DEFAULT_RULES = (Rule.SINGLE_SHIPMENT, Rule.FASTEST, Rule.PRIORITY, Rule.CHEAPEST, Rule.MOST_STOCK)
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the person fixing the file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Strict):
+    path: str = "connector.db"
+    busy_timeout_ms: int = Field(5000, ge=0)
+
+
+class WebConfig(_Strict):
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    process_inbox: bool = True  # drain the inbox in a background thread of each web process
+
+
+class ProcessingConfig(_Strict):
+    batch_size: int = Field(50, ge=1, le=1000)
+    max_attempts: int = Field(5, ge=1)
+
+
+class ShopifyAppConfig(_Strict):
+    client_secret: str = ""
+    previous_client_secret: str = ""  # kept during rotation: Shopify may sign with it for an hour
+
+
+class LaneConfig(_Strict):
+    region: Identifier
+    transit_days: int = Field(ge=0, le=60)
+    cost_per_order: float = Field(ge=0)
+
+
+class NodeConfig(_Strict):
+    id: Identifier
+    name: str
+    kind: Literal[
+        "central_warehouse",
+        "regional_hub",
+        "micro_warehouse",
+        "3pl",
+        "cold_storage",
+        "popup",
+        "event_storage",
+        "dropship",
+        "local_partner",
+        "garage",
+    ]
+    role: Literal["launch_buffer", "evergreen", "event_support", "regional_replenishment", "backup"] = "evergreen"
+    lanes: list[LaneConfig] = Field(min_length=1)
+    capabilities: list[str] = []
+    cutoff: str | None = None  # "HH:MM" local to the shop's timezone
+    daily_capacity: int | None = Field(None, ge=0)
+    status: NodeStatus = NodeStatus.ACTIVE
+    active_from: datetime | None = None
+    active_until: datetime | None = None
+    backups: list[Identifier] = []
+    priority: int = 100
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - KNOWN_CAPABILITIES)
+        if unknown:
+            raise ValueError(f"unknown capability {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_CAPABILITIES))})")
+        return value
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cutoff_format(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"cutoff must be HH:MM (24 h), got {value!r}")
+        return value
+
+
+class RegionConfig(_Strict):
+    id: Identifier
+    name: str
+    promise_days: int = Field(ge=0, le=60)
+    countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = []
+    provinces: list[Annotated[str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")]] = []
+    postal_prefixes: list[Annotated[str, Field(pattern=r"^[A-Z]{2}:[A-Za-z0-9 ]+$")]] = []
+    fallback: Identifier | None = None
+
+
+class SkuConfig(_Strict):
+    pattern: str = Field(min_length=1)
+    handling: list[Handling] = []
+    max_transit_days: int | None = Field(None, ge=0)
+    tier: Literal["A", "B", "C"] | None = None
+
+
+class RestrictionConfig(_Strict):
+    regions: list[str] = Field(min_length=1)  # region ids, or "*"
+    nodes: list[Identifier] = Field(min_length=1)
+
+
+class ModeConfig(_Strict):
+    rules: list[Rule] = Field(default_factory=lambda: list(DEFAULT_RULES), min_length=1)
+    restrict: list[RestrictionConfig] = []
+
+
+class RoutingConfig(_Strict):
+    mode: Mode = Mode.NORMAL
+    modes: dict[Mode, ModeConfig] = {}
+
+
+class ShopConfig(_Strict):
+    platform: Literal["shopify", "woocommerce"]
+    shop_domain: str | None = None  # Shopify: {shop}.myshopify.com
+    store_url: str | None = None  # WooCommerce: the store's home URL
+    webhook_secret: str = ""
+    timezone: str = "UTC"
+    default_region: Identifier | None = None
+    regions: list[RegionConfig] = Field(min_length=1)
+    nodes: list[NodeConfig] = Field(min_length=1)
+    skus: list[SkuConfig] = []
+    routing: RoutingConfig = RoutingConfig()
+
+
+class FileConfig(_Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    web: WebConfig = WebConfig()
+    processing: ProcessingConfig = ProcessingConfig()
+    shopify: ShopifyAppConfig = ShopifyAppConfig()
+    shops: dict[Identifier, ShopConfig] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- resolved settings
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    id: str
+    platform: str
+    shop_domain: str | None
+    store_url: str | None
+    secrets: tuple[str, ...]  # current first; the previous one during a rotation
+    network: Network
+
+    @property
+    def timezone(self) -> str:
+        return self.network.timezone
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_path: Path
+    busy_timeout_ms: int
+    web: WebConfig
+    processing: ProcessingConfig
+    shops: Mapping[str, ShopSettings]
+    source: str = "<memory>"
+
+    def shop_by_domain(self, domain: str) -> ShopSettings | None:
+        """The shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
+        return self._by_domain.get(domain)
+
+    @cached_property
+    def _by_domain(self) -> dict[str, ShopSettings]:
+        return {shop.shop_domain or shop.store_url or "": shop for shop in self.shops.values()}
+
+
+def normalise_store_url(url: str) -> str:
+    """"https://Shop.Example.com/" -> "https://shop.example.com" (as WooCommerce's
+    X-WC-Webhook-Source is compared)."""
+    url = url.strip()
+    match = re.match(r"^(https?)://([^/]+)(/.*)?$", url, re.IGNORECASE)
+    if not match:
+        return url.rstrip("/")
+    scheme, host, path = match.group(1).lower(), match.group(2).lower(), (match.group(3) or "")
+    return f"{scheme}://{host}{path.rstrip('/')}"
+
+
+def secret_env_name(shop_id: str) -> str:
+    return "CONNECTOR_SHOP_" + re.sub(r"[^A-Z0-9]", "_", shop_id.upper()) + "_WEBHOOK_SECRET"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError(f"no configuration: pass --config PATH or set {CONFIG_ENV}")
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return settings_from_dict(raw, env=env, base_dir=file.resolve().parent, source=str(file))
+
+
+def settings_from_dict(
+    raw: Mapping[str, Any], env: Mapping[str, str] | None = None, base_dir: Path | None = None, source: str = "<dict>"
+) -> Settings:
+    env = {} if env is None else env
+    try:
+        parsed = FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    shops = {shop_id: _shop_settings(shop_id, shop, parsed.shopify, env, source) for shop_id, shop in parsed.shops.items()}
+    _check_unique_domains(shops, source)
+    db_path = Path(env.get("CONNECTOR_DATABASE") or parsed.database.path)
+    if not db_path.is_absolute() and str(db_path) != ":memory:":
+        db_path = (base_dir or Path.cwd()) / db_path
+    return Settings(
+        database_path=db_path,
+        busy_timeout_ms=parsed.database.busy_timeout_ms,
+        web=parsed.web,
+        processing=parsed.processing,
+        shops=shops,
+        source=source,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    messages = []
+    for error in exc.errors():
+        key = _key_path(error["loc"])
+        if error["type"] == "extra_forbidden":
+            messages.append(f"{key}: unknown key")
+        elif error["type"] == "missing":
+            messages.append(f"{key}: required key is missing")
+        else:
+            messages.append(f"{key}: {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})")
+    shown = messages[:5]
+    more = f" (and {len(messages) - 5} more)" if len(messages) > 5 else ""
+    return "; ".join(shown) + more
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _shop_settings(
+    shop_id: str, shop: ShopConfig, app: ShopifyAppConfig, env: Mapping[str, str], source: str
+) -> ShopSettings:
+    where = f"shops.{shop_id}"
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}.{key}: {problem}")
+
+    try:
+        ZoneInfo(shop.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail("timezone", f"unknown time zone {shop.timezone!r}") from None
+
+    if shop.platform == "shopify":
+        if not shop.shop_domain or not re.fullmatch(r"[a-z0-9][a-z0-9-]*\.myshopify\.com", shop.shop_domain):
+            raise fail("shop_domain", f"must be {{shop}}.myshopify.com for a Shopify shop, got {shop.shop_domain!r}")
+        if shop.store_url:
+            raise fail("store_url", "is for WooCommerce shops; a Shopify shop has shop_domain")
+    else:
+        if not shop.store_url or not re.match(r"^https?://[^/\s]+", shop.store_url):
+            raise fail("store_url", f"must be the store's http(s) home URL for a WooCommerce shop, got {shop.store_url!r}")
+        if shop.shop_domain:
+            raise fail("shop_domain", "is for Shopify shops; a WooCommerce shop has store_url")
+
+    secret = env.get(secret_env_name(shop_id)) or shop.webhook_secret
+    secrets: list[str] = [secret] if secret else []
+    if shop.platform == "shopify":
+        for candidate in (
+            env.get("CONNECTOR_SHOPIFY_CLIENT_SECRET") or app.client_secret,
+            env.get("CONNECTOR_SHOPIFY_PREVIOUS_CLIENT_SECRET") or app.previous_client_secret,
+        ):
+            if candidate and candidate not in secrets:
+                secrets.append(candidate)
+    if not secrets:
+        hint = " or [shopify] client_secret" if shop.platform == "shopify" else ""
+        raise fail("webhook_secret", f"missing: set it in the file{hint}, or the environment variable {secret_env_name(shop_id)}")
+
+    regions = _unique(shop.regions, f"{where}.regions", source)
+    nodes = _unique(shop.nodes, f"{where}.nodes", source)
+    for i, region in enumerate(shop.regions):
+        if region.fallback is not None and region.fallback not in regions:
+            raise fail(f"regions[{i}].fallback", f"region {region.fallback!r} is not defined")
+        if region.fallback == region.id:
+            raise fail(f"regions[{i}].fallback", "a region cannot fall back to itself")
+        if not (region.countries or region.provinces or region.postal_prefixes):
+            raise fail(f"regions[{i}]", f"region {region.id!r} matches nothing: give countries, provinces or postal_prefixes")
+    _check_cycle({r.id: [r.fallback] if r.fallback else [] for r in shop.regions}, f"{where}.regions", "fallback", source)
+    if shop.default_region is not None and shop.default_region not in regions:
+        raise fail("default_region", f"region {shop.default_region!r} is not defined")
+
+    tz = ZoneInfo(shop.timezone)
+    domain_nodes: dict[str, Node] = {}
+    for i, node in enumerate(shop.nodes):
+        lanes: dict[str, Lane] = {}
+        for j, lane in enumerate(node.lanes):
+            if lane.region not in regions:
+                raise fail(f"nodes[{i}].lanes[{j}].region", f"node {node.id!r} serves undefined region {lane.region!r}")
+            if lane.region in lanes:
+                raise fail(f"nodes[{i}].lanes[{j}].region", f"node {node.id!r} lists region {lane.region!r} twice")
+            lanes[lane.region] = Lane(lane.region, lane.transit_days, lane.cost_per_order)
+        for j, backup in enumerate(node.backups):
+            if backup not in nodes:
+                raise fail(f"nodes[{i}].backups[{j}]", f"backup node {backup!r} is not defined")
+            if backup == node.id:
+                raise fail(f"nodes[{i}].backups[{j}]", "a node cannot be its own backup")
+        active_from = _aware(node.active_from, tz)
+        active_until = _aware(node.active_until, tz)
+        if active_from and active_until and active_from >= active_until:
+            raise fail(f"nodes[{i}].active_until", "must be after active_from")
+        domain_nodes[node.id] = Node(
+            id=node.id,
+            name=node.name,
+            kind=node.kind,
+            role=node.role,
+            lanes=lanes,
+            capabilities=frozenset(node.capabilities),
+            status=node.status,
+            cutoff=time.fromisoformat(node.cutoff) if node.cutoff else None,
+            daily_capacity=node.daily_capacity,
+            active_from=active_from,
+            active_until=active_until,
+            backups=tuple(node.backups),
+            priority=node.priority,
+        )
+    _check_cycle({n.id: list(n.backups) for n in shop.nodes}, f"{where}.nodes", "backups", source)
+    for i, region in enumerate(shop.regions):
+        if not any(region.id in n.lanes for n in domain_nodes.values()) and region.fallback is None:
+            raise fail(f"regions[{i}]", f"no node serves region {region.id!r} and it has no fallback")
+
+    modes: dict[Mode, ModePolicy] = {}
+    for mode in Mode:
+        mode_config = shop.routing.modes.get(mode, ModeConfig())
+        restrictions = []
+        for k, restriction in enumerate(mode_config.restrict):
+            key = f"routing.modes.{mode.value}.restrict[{k}]"
+            for region_id in restriction.regions:
+                if region_id != "*" and region_id not in regions:
+                    raise fail(f"{key}.regions", f"region {region_id!r} is not defined")
+            for node_id in restriction.nodes:
+                if node_id not in nodes:
+                    raise fail(f"{key}.nodes", f"node {node_id!r} is not defined")
+            restrictions.append(Restriction(frozenset(restriction.regions), tuple(restriction.nodes)))
+        if len(set(mode_config.rules)) != len(mode_config.rules):
+            raise fail(f"routing.modes.{mode.value}.rules", "a rule is listed twice")
+        modes[mode] = ModePolicy(tuple(mode_config.rules), tuple(restrictions))
+
+    network = Network(
+        shop_id=shop_id,
+        timezone=shop.timezone,
+        regions={
+            r.id: Region(
+                id=r.id,
+                name=r.name,
+                promise_days=r.promise_days,
+                countries=frozenset(r.countries),
+                provinces=frozenset(r.provinces),
+                postal_prefixes=frozenset(p.upper() for p in r.postal_prefixes),
+                fallback=r.fallback,
+            )
+            for r in shop.regions
+        },
+        nodes=domain_nodes,
+        sku_rules=tuple(
+            SkuRule(pattern=s.pattern, handling=frozenset(s.handling), max_transit_days=s.max_transit_days, tier=s.tier)
+            for s in shop.skus
+        ),
+        routing=RoutingPolicy(mode=shop.routing.mode, modes=modes),
+        default_region=shop.default_region,
+    )
+    return ShopSettings(
+        id=shop_id,
+        platform=shop.platform,
+        shop_domain=shop.shop_domain,
+        store_url=normalise_store_url(shop.store_url) if shop.store_url else None,
+        secrets=tuple(secrets),
+        network=network,
+    )
+
+
+def _aware(value: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """TOML local date-times are read in the shop's time zone."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=tz)
+
+
+def _unique(items: list, where: str, source: str) -> set[str]:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.id in seen:
+            raise ConfigError(f"{source}: {where}[{i}].id: {item.id!r} is defined twice")
+        seen.add(item.id)
+    return seen
+
+
+def _check_cycle(graph: Mapping[str, list[str]], where: str, key: str, source: str) -> None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        if state.get(node) == 1:
+            cycle = path[path.index(node):] + [node]
+            raise ConfigError(f"{source}: {where}: {key} form a cycle: {' -> '.join(cycle)}")
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            visit(nxt, path + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        visit(node, [])
+
+
+def _check_unique_domains(shops: Mapping[str, ShopSettings], source: str) -> None:
+    seen: dict[str, str] = {}
+    for shop in shops.values():
+        key = shop.shop_domain or shop.store_url or ""
+        if key in seen:
+            raise ConfigError(f"{source}: shops.{shop.id}: same store as shops.{seen[key]} ({key})")
+        seen[key] = shop.id

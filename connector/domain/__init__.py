@@ -1,0 +1,1 @@
+"""Pure domain: data and decisions. No Flask, no SQL, no HTTP, no clock reads."""

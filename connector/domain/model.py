@@ -1,0 +1,382 @@
+"""The connector's vocabulary: plain, immutable data with no I/O.
+
+Everything here is built by config loading, the store or an adapter and handed
+to the pure functions in this package. Time is always passed in as an aware
+``datetime``; nothing here reads a clock.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Literal, Mapping, Union
+
+
+class NodeStatus(str, enum.Enum):
+    ACTIVE = "active"
+    DEGRADED = "degraded"
+    OFFLINE = "offline"
+    PAUSED = "paused"
+
+
+class Mode(str, enum.Enum):
+    NORMAL = "normal"
+    PEAK = "peak"
+    DISRUPTION = "disruption"
+
+
+class Handling(str, enum.Enum):
+    COLD_CHAIN = "cold_chain"
+    FRAGILE = "fragile"
+    OVERSIZED = "oversized"
+
+
+class Rule(str, enum.Enum):
+    """Preference rules a mode's chain is made of, most important first."""
+
+    SINGLE_SHIPMENT = "single_shipment"  # whole order from one node: fewest shipments
+    FASTEST = "fastest"  # fewest transit days to the region
+    PRIORITY = "priority"  # node priority (lower number first)
+    CHEAPEST = "cheapest"  # lowest cost per order (summed over shipments)
+    MOST_STOCK = "most_stock"  # most sellable stock left after the order
+
+
+class ExceptionReason(str, enum.Enum):
+    """Why a line could not be routed automatically; each goes to a human."""
+
+    NO_REGION = "no_region"  # ship-to address matches no region and there is no default
+    NO_NODE_SERVES_REGION = "no_node_serves_region"  # no node has a lane to the region
+    NODES_UNAVAILABLE = "nodes_unavailable"  # nodes serve it, but all are offline/paused/out of window
+    HANDLING_CONSTRAINT = "handling_constraint"  # nodes serve it, none meets the SKU's handling
+    PARTIAL_STOCK = "partial_stock"  # eligible nodes exist, none has enough sellable stock
+    NEEDS_HUMAN = "needs_human"  # e.g. oversized with no capable node
+
+
+# ---------------------------------------------------------------- network
+
+
+@dataclass(frozen=True)
+class Region:
+    """A demand zone. Matching specificity: postal prefix > province > country."""
+
+    id: str
+    name: str
+    promise_days: int
+    countries: frozenset[str] = frozenset()  # ISO 3166-1 alpha-2, upper case
+    provinces: frozenset[str] = frozenset()  # ISO 3166-2 style "US-NY"
+    postal_prefixes: frozenset[str] = frozenset()  # "US:100" (country, normalised prefix)
+    fallback: str | None = None  # region id tried when nothing here can serve
+
+
+@dataclass(frozen=True)
+class Lane:
+    """How a node serves one region."""
+
+    region_id: str
+    transit_days: int
+    cost_per_order: float
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str
+    kind: str
+    role: str
+    lanes: Mapping[str, Lane]  # region id -> lane
+    capabilities: frozenset[str] = frozenset()
+    status: NodeStatus = NodeStatus.ACTIVE
+    cutoff: time | None = None  # local daily order cutoff, in the shop's timezone
+    daily_capacity: int | None = None  # orders per local day
+    active_from: datetime | None = None  # temporary nodes (pop-ups, events)
+    active_until: datetime | None = None
+    backups: tuple[str, ...] = ()
+    priority: int = 100  # lower is preferred
+
+    def in_window(self, now: datetime) -> bool:
+        if self.active_from is not None and now < self.active_from:
+            return False
+        if self.active_until is not None and now >= self.active_until:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class SkuRule:
+    """Handling rules for SKUs matching ``pattern`` (exact or fnmatch glob)."""
+
+    pattern: str
+    handling: frozenset[Handling] = frozenset()
+    max_transit_days: int | None = None
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """In a mode, orders to ``regions`` may only ship from ``nodes``."""
+
+    regions: frozenset[str]  # region ids; "*" means every region
+    nodes: tuple[str, ...]
+
+    def applies_to(self, region_id: str) -> bool:
+        return "*" in self.regions or region_id in self.regions
+
+
+@dataclass(frozen=True)
+class ModePolicy:
+    rules: tuple[Rule, ...]
+    restrictions: tuple[Restriction, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    mode: Mode
+    modes: Mapping[Mode, ModePolicy]
+
+    @property
+    def current(self) -> ModePolicy:
+        return self.modes[self.mode]
+
+
+@dataclass(frozen=True)
+class Network:
+    """One shop's fulfilment network: everything routing needs besides stock."""
+
+    shop_id: str
+    timezone: str
+    regions: Mapping[str, Region]
+    nodes: Mapping[str, Node]
+    sku_rules: tuple[SkuRule, ...]
+    routing: RoutingPolicy
+    default_region: str | None = None
+
+
+# ---------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True)
+class Address:
+    country: str | None  # ISO alpha-2
+    province: str | None  # province/state code as the platform gives it ("NY", "CA")
+    postcode: str | None
+
+
+OrderState = Literal["open", "awaiting_payment", "cancelled", "fulfilled"]
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    line_id: str
+    sku: str | None
+    quantity: int  # what is still to ship: ordered minus removed/refunded
+    requires_shipping: bool = True
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Order:
+    shop_id: str
+    order_id: str  # platform's id, as text (Shopify ids exceed 2**53)
+    number: str  # what the creator sees: "#1001", "727"
+    platform: str
+    created_at: datetime
+    updated_at: datetime  # ordering key for out-of-order deliveries
+    ship_to: Address | None
+    lines: tuple[OrderLine, ...]
+    state: OrderState = "open"
+    customer_id: str | None = None
+
+
+# ---------------------------------------------------------------- storefront events
+
+
+@dataclass(frozen=True)
+class OrderUpsert:
+    """orders/create, orders/updated, order.created, order.updated, order.restored."""
+
+    order: Order
+
+
+@dataclass(frozen=True)
+class OrderDeleted:
+    """WooCommerce order.deleted (trashed): release everything it held."""
+
+    order_id: str
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    line_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class RefundCreated:
+    order_id: str
+    refund_id: str
+    lines: tuple[RefundLine, ...]
+    created_at: datetime | None = None  # a refund older than the stored order update is already in it
+
+
+@dataclass(frozen=True)
+class CustomerDataRequest:
+    customer_id: str | None
+    order_ids: tuple[str, ...]
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class CustomerRedact:
+    customer_id: str | None
+    order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShopRedact:
+    pass
+
+
+@dataclass(frozen=True)
+class AppUninstalled:
+    pass
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A delivery we accept and record but do not act on, with the reason why."""
+
+    reason: str
+
+
+StorefrontEvent = Union[
+    OrderUpsert,
+    OrderDeleted,
+    RefundCreated,
+    CustomerDataRequest,
+    CustomerRedact,
+    ShopRedact,
+    AppUninstalled,
+    Ignored,
+]
+
+
+class PayloadError(ValueError):
+    """A signed delivery whose body is not the shape its topic promises."""
+
+
+# ---------------------------------------------------------------- routing results
+
+
+@dataclass(frozen=True)
+class LineDecision:
+    line_id: str
+    sku: str
+    quantity: int
+    node_id: str | None  # None: the line is an exception
+    rule: str  # the preference rule that decided, or "exception"
+    explanation: str
+    exception: ExceptionReason | None = None
+
+
+@dataclass(frozen=True)
+class RoutingResult:
+    region_id: str | None
+    mode: Mode
+    decisions: tuple[LineDecision, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (line id, reason) for lines not routed at all
+
+    @property
+    def routed(self) -> tuple[LineDecision, ...]:
+        return tuple(d for d in self.decisions if d.node_id is not None)
+
+    @property
+    def exceptions(self) -> tuple[LineDecision, ...]:
+        return tuple(d for d in self.decisions if d.node_id is None)
+
+
+# ---------------------------------------------------------------- warehouses (3PLs)
+
+
+@dataclass(frozen=True)
+class InventoryRecord:
+    """One SKU at one provider location, as a warehouse adapter reports it.
+
+    ``location_id`` and ``sku`` are the provider's; the sync service maps them
+    to our node and SKU through configuration. ``raw`` keeps the provider's own
+    quantity fields because their meanings differ between providers.
+    """
+
+    location_id: str
+    sku: str
+    on_hand: int
+    committed: int
+    available: int
+    raw: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShipmentLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OutboundOrder:
+    """A routed order (the part of it one node ships) handed to a 3PL."""
+
+    reference: str  # our idempotency key, unique per (shop, order, node)
+    order_number: str
+    ship_to_name: str
+    ship_to: Address
+    address_lines: tuple[str, ...]
+    city: str
+    email: str | None
+    phone: str | None
+    lines: tuple[ShipmentLine, ...]
+    location_id: str | None = None  # provider location to ship from, when it matters
+
+
+@dataclass(frozen=True)
+class ProviderOrderRef:
+    provider_order_id: str
+    reference: str
+    created: bool  # False when an existing order with our reference was found
+
+
+@dataclass(frozen=True)
+class Shipment:
+    provider_order_id: str
+    reference: str | None
+    status: str
+    tracking_number: str | None = None
+    carrier: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    exception: bool = False
+    exception_detail: str | None = None
+
+
+# ---------------------------------------------------------------- provider errors
+# Defined here, not in adapters/, so services can catch them without knowing
+# which adapter raised.
+
+
+class ProviderError(Exception):
+    """An outside system (3PL, storefront API) did not do what we asked."""
+
+
+class ProviderUnavailable(ProviderError):
+    """Transient: timeouts, connection errors, 5xx, 429 — retries exhausted."""
+
+
+class ProviderRejected(ProviderError):
+    """Permanent: the provider refused the request (4xx other than 401/429)."""
+
+
+class ProviderAuthError(ProviderRejected):
+    """Credentials refused, also after one token refresh."""
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered, but not in the documented shape (bad JSON, missing fields,
+    a paginator that never ends)."""

@@ -1,0 +1,525 @@
+"""Order routing: which node ships each line, by which rule, and why.
+
+Pure and deterministic: the same order, network, stock, usage and time give the
+same decisions. Lines are never split across nodes; a line no node can ship
+becomes an exception with a precise reason while the rest of the order is
+still routed (so the stock for what can ship is held).
+
+How a decision is made:
+
+1. Candidates, in stages. Stage 0: usable nodes whose lane to the order's
+   region meets the region's promise. Stage 1: backups of the nodes that serve
+   the region (promise relaxed). Stage 2+: the same for the region's fallback
+   chain. A mode restriction ("disruption: all US regions from
+   midwest-partner") replaces all stages with the named nodes, promise relaxed.
+2. Eligibility per line: the node meets the SKU's handling (cold chain,
+   fragile, oversized capability, max transit days) and has the sellable stock.
+3. Candidate plans (every single-node plan, a greedy fewest-shipments cover,
+   and every line at its individually best node) are scored by a key: lines
+   left unrouted, the latest stage used, shipments from ranked-down nodes (past cutoff, at
+   capacity, degraded), then the mode's rule chain, then node ids. The lowest
+   key wins; the first key position where it beats the runner-up is the rule
+   that decided.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from connector.domain.model import (
+    ExceptionReason,
+    Handling,
+    Lane,
+    LineDecision,
+    Mode,
+    Network,
+    Node,
+    NodeStatus,
+    Order,
+    OrderLine,
+    RoutingResult,
+    Rule,
+    SkuRule,
+)
+
+RULE_TEXT = {
+    "coverage": "ships the most lines",
+    "promise": "nodes that meet the region's promise come first",
+    "availability": "nodes past cutoff, at capacity or degraded are ranked down",
+    Rule.SINGLE_SHIPMENT.value: "fewest shipments",
+    Rule.FASTEST.value: "fastest transit to the region",
+    Rule.PRIORITY.value: "node priority",
+    Rule.CHEAPEST.value: "lowest cost per order",
+    Rule.MOST_STOCK.value: "most stock left",
+    "tiebreak": "equal on every rule; node id decides",
+    "only_option": "the only node that can ship it",
+}
+
+_NO_RULE = SkuRule(pattern="*")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    node: Node
+    lane: Lane
+    stage: int
+    note: str  # "", "backup for X", "fallback region R", "restricted by disruption mode"
+    penalty: int
+    penalty_notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Line:
+    line: OrderLine
+    sku: str
+    rule: SkuRule
+
+
+class Router:
+    """Routes orders for one shop's network. Build once, call ``route`` per order."""
+
+    def __init__(self, network: Network):
+        self.network = network
+        self._rule_cache: dict[str, SkuRule] = {}
+        self._exact_rules = {r.pattern: r for r in network.sku_rules if not _is_glob(r.pattern)}
+        self._glob_rules = [r for r in network.sku_rules if _is_glob(r.pattern)]
+        self._tz = ZoneInfo(network.timezone)
+        self._oversized_capable = any(
+            Handling.OVERSIZED.value in n.capabilities for n in network.nodes.values()
+        )
+
+    # ------------------------------------------------------------ public
+
+    def sku_rule(self, sku: str) -> SkuRule:
+        rule = self._rule_cache.get(sku)
+        if rule is None:
+            rule = self._exact_rules.get(sku)
+            if rule is None:
+                rule = next((r for r in self._glob_rules if fnmatchcase(sku, r.pattern)), _NO_RULE)
+            self._rule_cache[sku] = rule
+        return rule
+
+    def route(
+        self,
+        order: Order,
+        region_id: str | None,
+        sellable: Mapping[tuple[str, str], int],
+        orders_today: Mapping[str, int],
+        now: datetime,
+    ) -> RoutingResult:
+        """``sellable[(node_id, sku)]``: units free to promise (available minus our
+        reservations). ``orders_today[node_id]``: orders already routed to the node
+        in the shop's current local day. ``now``: an aware datetime."""
+        mode = self.network.routing.mode
+        lines, skipped = self._routable_lines(order)
+        if not lines:
+            return RoutingResult(region_id, mode, (), skipped)
+        region = self.network.regions.get(region_id) if region_id else None
+        if region is None:
+            where = _describe_address(order)
+            return RoutingResult(
+                region_id,
+                mode,
+                tuple(
+                    _exception(l, ExceptionReason.NO_REGION, f"no region matches {where} and no default region is set")
+                    for l in lines
+                ),
+                skipped,
+            )
+
+        candidates = self._candidates(region.id, orders_today, now)
+        decisions: dict[str, LineDecision] = {}
+        eligible: dict[str, list[_Candidate]] = {}
+        for item in lines:
+            if Handling.OVERSIZED in item.rule.handling and not self._oversized_capable:
+                decisions[item.line.line_id] = _exception(
+                    item, ExceptionReason.NEEDS_HUMAN, f"{item.sku} is oversized and no node is marked oversized-capable"
+                )
+                continue
+            handled = [c for c in candidates if _handles(c, item.rule)]
+            stocked = [c for c in handled if sellable.get((c.node.id, item.sku), 0) >= item.line.quantity]
+            if stocked:
+                eligible[item.line.line_id] = stocked
+            else:
+                decisions[item.line.line_id] = self._diagnose(item, region.id, candidates, handled, sellable, now)
+
+        if eligible:
+            routable = [item for item in lines if item.line.line_id in eligible]
+            for decision in self._plan(routable, eligible, sellable, region.id):
+                decisions[decision.line_id] = decision
+        ordered = tuple(decisions[item.line.line_id] for item in lines)
+        return RoutingResult(region.id, mode, ordered, skipped)
+
+    # ------------------------------------------------------------ candidates
+
+    def _routable_lines(self, order: Order) -> tuple[list[_Line], tuple[tuple[str, str], ...]]:
+        lines: list[_Line] = []
+        skipped: list[tuple[str, str]] = []
+        for line in order.lines:
+            reason = skip_reason(line)
+            if reason:
+                skipped.append((line.line_id, reason))
+            else:
+                lines.append(_Line(line, line.sku, self.sku_rule(line.sku)))
+        return lines, tuple(skipped)
+
+    def _usable(self, node: Node, now: datetime) -> bool:
+        return node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)
+
+    def _penalties(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> tuple[str, ...]:
+        notes = []
+        if node.status is NodeStatus.DEGRADED:
+            notes.append("node degraded")
+        if node.cutoff is not None and now.astimezone(self._tz).time() >= node.cutoff:
+            notes.append(f"past {node.cutoff.strftime('%H:%M')} cutoff")
+        if node.daily_capacity is not None and orders_today.get(node.id, 0) >= node.daily_capacity:
+            notes.append(f"at daily capacity {node.daily_capacity}")
+        return tuple(notes)
+
+    def _candidates(self, region_id: str, orders_today: Mapping[str, int], now: datetime) -> list[_Candidate]:
+        nodes = self.network.nodes
+        seen: dict[str, _Candidate] = {}
+
+        def add(node: Node, lane: Lane, stage: int, note: str) -> None:
+            if node.id in seen or not self._usable(node, now):
+                return
+            notes = self._penalties(node, orders_today, now)
+            seen[node.id] = _Candidate(node, lane, stage, note, len(notes), notes)
+
+        policy = self.network.routing.current
+        restriction = next((r for r in policy.restrictions if r.applies_to(region_id)), None)
+        if restriction is not None:
+            for node_id in restriction.nodes:
+                node = nodes[node_id]
+                lane = node.lanes.get(region_id)
+                if lane is not None:
+                    add(node, lane, 0, f"{self.network.routing.mode.value} mode restricts this region to {', '.join(restriction.nodes)}")
+            return list(seen.values())
+
+        stage = 0
+        visited: set[str] = set()
+        current: str | None = region_id
+        while current is not None and current not in visited:
+            visited.add(current)
+            target = self.network.regions[current]
+            fallback_note = "" if current == region_id else f"fallback region {current}"
+            serving = [n for n in nodes.values() if current in n.lanes]
+            for node in sorted(serving, key=lambda n: n.id):
+                lane = node.lanes[current]
+                if lane.transit_days <= target.promise_days:
+                    add(node, lane, stage, fallback_note)
+            stage += 1
+            for primary in sorted(serving, key=lambda n: n.id):
+                for backup_id in primary.backups:
+                    backup = nodes[backup_id]
+                    lane = backup.lanes.get(current)
+                    if lane is not None:
+                        note = f"backup for {primary.id}" + (f", {fallback_note}" if fallback_note else "")
+                        add(backup, lane, stage, note)
+            stage += 1
+            current = target.fallback
+        return list(seen.values())
+
+    # ------------------------------------------------------------ plans
+
+    def _plan(
+        self,
+        lines: Sequence[_Line],
+        eligible: Mapping[str, list[_Candidate]],
+        sellable: Mapping[tuple[str, str], int],
+        region_id: str,
+    ) -> list[LineDecision]:
+        chain = self.network.routing.current.rules
+        by_node: dict[str, _Candidate] = {}
+        for options in eligible.values():
+            for c in options:
+                by_node[c.node.id] = c
+
+        def node_key(c: _Candidate, sku: str) -> tuple:
+            key: list = [c.stage, c.penalty]
+            for rule in chain:
+                if rule is Rule.FASTEST:
+                    key.append(c.lane.transit_days)
+                elif rule is Rule.PRIORITY:
+                    key.append(c.node.priority)
+                elif rule is Rule.CHEAPEST:
+                    key.append(c.lane.cost_per_order)
+                elif rule is Rule.MOST_STOCK:
+                    key.append(-sellable.get((c.node.id, sku), 0))
+            key.append(c.node.id)
+            return tuple(key)
+
+        plans: list[dict[str, str]] = []
+        # Every node that can ship the whole order alone.
+        for node_id in sorted(by_node):
+            if all(any(c.node.id == node_id for c in eligible[l.line.line_id]) for l in lines):
+                plan = {l.line.line_id: node_id for l in lines}
+                if _fits(plan, lines, sellable):
+                    plans.append(plan)
+        # Greedy cover: fewest shipments when no single node can do it.
+        greedy = _greedy_cover(lines, eligible, sellable, node_key)
+        if greedy is not None:
+            plans.append(greedy)
+        # Each line at its own best node; when same-SKU lines compete for stock,
+        # this also routes whatever still fits.
+        plans.append(_each_at_best(lines, eligible, sellable, node_key))
+
+        scored = {}
+        for plan in plans:
+            scored.setdefault(tuple(sorted(plan.items())), (self._plan_key(plan, lines, by_node, sellable, chain), plan))
+        best_key, best = min(scored.values(), key=lambda kp: kp[0])
+        # Runner-ups for the explanation: the best plan with one line moved to
+        # its next-best node. The first key position where the winner beats the
+        # closest of them names the rule that decided.
+        for item in lines:
+            for c in sorted(eligible[item.line.line_id], key=lambda c: node_key(c, item.sku)):
+                if c.node.id != best.get(item.line.line_id):
+                    alternative = {**best, item.line.line_id: c.node.id}
+                    if _fits(alternative, lines, sellable):
+                        scored.setdefault(
+                            tuple(sorted(alternative.items())),
+                            (self._plan_key(alternative, lines, by_node, sellable, chain), alternative),
+                        )
+                    break
+        labels = ["coverage", "promise", "availability", *[r.value for r in chain], "tiebreak"]
+        others = sorted(key for key, _ in scored.values() if key != best_key)
+        if not others:
+            deciding = "only_option"
+        else:
+            runner_key = others[0]
+            index = next(i for i, (a, b) in enumerate(zip(best_key, runner_key)) if a != b)
+            deciding = labels[index]
+
+        region = self.network.regions[region_id]
+        decisions = []
+        for item in lines:
+            node_id = best.get(item.line.line_id)
+            if node_id is None:
+                decisions.append(
+                    _exception(item, ExceptionReason.PARTIAL_STOCK, f"other lines of this order took the sellable {item.sku}")
+                )
+                continue
+            c = by_node[node_id]
+            decisions.append(
+                LineDecision(
+                    line_id=item.line.line_id,
+                    sku=item.sku,
+                    quantity=item.line.quantity,
+                    node_id=node_id,
+                    rule=deciding,
+                    explanation=_explain(item, c, region, deciding, len(set(best.values()))),
+                )
+            )
+        return decisions
+
+    def _plan_key(
+        self,
+        plan: Mapping[str, str],
+        lines: Sequence[_Line],
+        by_node: Mapping[str, _Candidate],
+        sellable: Mapping[tuple[str, str], int],
+        chain: Sequence[Rule],
+    ) -> tuple:
+        used = sorted(set(plan.values()))
+        cands = [by_node[n] for n in used]
+        unrouted = len(lines) - len(plan)
+        key: list = [unrouted, max(c.stage for c in cands), sum(c.penalty for c in cands)]
+        for rule in chain:
+            if rule is Rule.SINGLE_SHIPMENT:
+                key.append(len(used))
+            elif rule is Rule.FASTEST:
+                key.append(max(c.lane.transit_days for c in cands))
+            elif rule is Rule.PRIORITY:
+                key.append(max(c.node.priority for c in cands))
+            elif rule is Rule.CHEAPEST:
+                key.append(round(sum(c.lane.cost_per_order for c in cands), 6))
+            elif rule is Rule.MOST_STOCK:
+                left = _left_after(plan, lines, sellable)
+                key.append(-min(left.values()))
+        key.append(tuple(plan.get(l.line.line_id, "") for l in lines))
+        return tuple(key)
+
+    # ------------------------------------------------------------ exceptions
+
+    def _diagnose(
+        self,
+        item: _Line,
+        region_id: str,
+        candidates: Sequence[_Candidate],
+        handled: Sequence[_Candidate],
+        sellable: Mapping[tuple[str, str], int],
+        now: datetime,
+    ) -> LineDecision:
+        if not candidates:
+            with_lane = sorted(n.id for n in self.network.nodes.values() if region_id in n.lanes)
+            if not with_lane:
+                return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
+            states = ", ".join(
+                f"{n} {self._why_unusable(self.network.nodes[n], now)}" for n in with_lane
+            )
+            return _exception(
+                item, ExceptionReason.NODES_UNAVAILABLE, f"every node serving {region_id} is unavailable: {states}"
+            )
+        if not handled:
+            return _exception(
+                item,
+                ExceptionReason.HANDLING_CONSTRAINT,
+                f"{item.sku} needs {_describe_handling(item.rule)}; none of {', '.join(sorted(c.node.id for c in candidates))} qualifies",
+            )
+        stock = ", ".join(f"{c.node.id} has {sellable.get((c.node.id, item.sku), 0)}" for c in sorted(handled, key=lambda c: c.node.id))
+        return _exception(
+            item, ExceptionReason.PARTIAL_STOCK, f"needs {item.line.quantity} × {item.sku}; {stock}"
+        )
+
+    def _why_unusable(self, node: Node, now: datetime) -> str:
+        if node.status in (NodeStatus.OFFLINE, NodeStatus.PAUSED):
+            return node.status.value
+        if not node.in_window(now):
+            return "outside its active window"
+        return "excluded"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def skip_reason(line: OrderLine) -> str | None:
+    """Why a line is not routed at all (recorded on the line), or None."""
+    if not line.requires_shipping:
+        return "does not require shipping"
+    if not line.sku:
+        return "has no SKU"
+    if line.quantity <= 0:
+        return "nothing left to ship (quantity 0)"
+    return None
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def _handles(c: _Candidate, rule: SkuRule) -> bool:
+    caps = c.node.capabilities
+    for handling in rule.handling:
+        if handling.value not in caps:
+            return False
+    if rule.max_transit_days is not None and c.lane.transit_days > rule.max_transit_days:
+        return False
+    return True
+
+
+def _describe_handling(rule: SkuRule) -> str:
+    parts = [h.value for h in sorted(rule.handling, key=lambda h: h.value)]
+    if rule.max_transit_days is not None:
+        parts.append(f"at most {rule.max_transit_days} transit days")
+    return " and ".join(parts) or "no special handling"
+
+
+def _describe_address(order: Order) -> str:
+    a = order.ship_to
+    if a is None:
+        return "an order with no shipping address"
+    return "/".join(p for p in (a.country, a.province, a.postcode) if p) or "an empty address"
+
+
+def _exception(item: _Line, reason: ExceptionReason, why: str) -> LineDecision:
+    return LineDecision(
+        line_id=item.line.line_id,
+        sku=item.sku,
+        quantity=item.line.quantity,
+        node_id=None,
+        rule="exception",
+        explanation=f"{reason.value}: {why}",
+        exception=reason,
+    )
+
+
+def _fits(plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tuple[str, str], int]) -> bool:
+    need: dict[tuple[str, str], int] = {}
+    for item in lines:
+        node_id = plan.get(item.line.line_id)
+        if node_id is not None:
+            key = (node_id, item.sku)
+            need[key] = need.get(key, 0) + item.line.quantity
+    return all(sellable.get(k, 0) >= q for k, q in need.items())
+
+
+def _left_after(plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tuple[str, str], int]) -> dict:
+    left: dict[tuple[str, str], int] = {}
+    for item in lines:
+        node_id = plan.get(item.line.line_id)
+        if node_id is not None:
+            key = (node_id, item.sku)
+            left[key] = left.get(key, sellable.get(key, 0)) - item.line.quantity
+    return left or {("", ""): 0}
+
+
+def _greedy_cover(lines, eligible, sellable, node_key) -> dict[str, str] | None:
+    remaining = [l for l in lines]
+    stock = dict(sellable)
+    plan: dict[str, str] = {}
+    while remaining:
+        coverage: dict[str, list[_Line]] = {}
+        cands: dict[str, _Candidate] = {}
+        for item in remaining:
+            for c in eligible[item.line.line_id]:
+                cands[c.node.id] = c
+                coverage.setdefault(c.node.id, []).append(item)
+        best_node = None
+        best_rank = None
+        for node_id, items in coverage.items():
+            fitting = _take_fitting(node_id, items, stock, commit=False)
+            if not fitting:
+                continue
+            rank = (-len(fitting), node_key(cands[node_id], fitting[0].sku))
+            if best_rank is None or rank < best_rank:
+                best_rank, best_node = rank, node_id
+        if best_node is None:
+            return None
+        for item in _take_fitting(best_node, coverage[best_node], stock, commit=True):
+            plan[item.line.line_id] = best_node
+            remaining.remove(item)
+    return plan
+
+
+def _take_fitting(node_id: str, items, stock: dict, commit: bool) -> list[_Line]:
+    taken = []
+    local = stock if commit else dict()
+    for item in items:
+        key = (node_id, item.sku)
+        have = local[key] if key in local else stock.get(key, 0)
+        if have >= item.line.quantity:
+            local[key] = have - item.line.quantity
+            taken.append(item)
+    return taken
+
+
+def _each_at_best(lines, eligible, sellable, node_key) -> dict[str, str]:
+    """Each line to its best node that still has the stock; lines that fit nowhere are left out."""
+    stock = dict(sellable)
+    plan = {}
+    for item in lines:
+        options = sorted(eligible[item.line.line_id], key=lambda c: node_key(c, item.sku))
+        chosen = next((c for c in options if stock.get((c.node.id, item.sku), 0) >= item.line.quantity), None)
+        if chosen is not None:
+            stock[(chosen.node.id, item.sku)] -= item.line.quantity
+            plan[item.line.line_id] = chosen.node.id
+    return plan
+
+
+def _explain(item: _Line, c: _Candidate, region, rule: str, shipments: int) -> str:
+    lane = c.lane
+    if lane.region_id == region.id and lane.transit_days <= region.promise_days:
+        reach = f"{lane.transit_days}d to {region.id} within its {region.promise_days}d promise"
+    else:
+        reach = f"{lane.transit_days}d to {lane.region_id}, beyond {region.id}'s {region.promise_days}d promise"
+    parts = [f"{item.line.quantity} × {item.sku} from {c.node.id}", reach]
+    if c.note:
+        parts.append(c.note)
+    if c.penalty_notes:
+        parts.append("ranked down: " + ", ".join(c.penalty_notes))
+    parts.append(f"{shipments} shipment{'s' if shipments != 1 else ''} for this order")
+    parts.append(f"decided by {rule} ({RULE_TEXT.get(rule, rule)})")
+    return "; ".join(parts)

@@ -1,0 +1,215 @@
+"""Webhooks in: verify and store durably (``ingest``), then apply each stored
+delivery exactly once (``process_inbox``).
+
+Exactly once: a batch of deliveries is processed inside one ``BEGIN IMMEDIATE``
+transaction, each delivery in its own savepoint, and its inbox row is marked
+processed in that same transaction. A process killed mid-batch commits
+nothing, so the rows stay pending and the next run does them; two processes
+draining at once take turns on SQLite's write lock and never see the same
+pending row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Mapping
+
+from connector.config import Settings, ShopSettings, normalise_store_url
+from connector.domain.model import (
+    AppUninstalled,
+    CustomerDataRequest,
+    CustomerRedact,
+    Ignored,
+    OrderDeleted,
+    OrderUpsert,
+    PayloadError,
+    RefundCreated,
+    ShopRedact,
+    StorefrontEvent,
+)
+from connector.services.orders import ShopRouting, apply_order, apply_refund, close_order
+from connector.store import InboxRow, Store
+
+log = logging.getLogger("connector.inbox")
+
+# Headers worth keeping with the body (the rest is transport noise).
+_KEPT_HEADER_PREFIXES = ("x-shopify-", "x-wc-webhook-")
+_KEPT_HEADERS = {"content-type", "user-agent"}
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: int
+    body: dict
+    inbox_id: int | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.status == 200 and self.body.get("status") == "pending" and not self.body.get("duplicate")
+
+
+@dataclass
+class ProcessReport:
+    processed: int = 0
+    failed: int = 0
+    retrying: int = 0
+    statuses: dict = field(default_factory=dict)
+
+
+class Inbox:
+    """The webhook use cases. One per process; stores are passed per call
+    because each thread/request/job has its own connection."""
+
+    def __init__(self, settings: Settings, storefronts: Mapping[str, object], clock: Callable[[], datetime]):
+        self.settings = settings
+        self.storefronts = storefronts
+        self.clock = clock
+        self._routing: dict[str, ShopRouting] = {}
+
+    def routing(self, shop_id: str) -> ShopRouting:
+        routing = self._routing.get(shop_id)
+        if routing is None:
+            routing = self._routing[shop_id] = ShopRouting(self.settings.shops[shop_id].network)
+        return routing
+
+    # ------------------------------------------------------------ ingest
+
+    def ingest(self, store: Store, platform: str, raw_body: bytes, headers: Mapping[str, str]) -> IngestOutcome:
+        storefront = self.storefronts[platform]
+        if platform == "woocommerce" and storefront.is_ping(raw_body, headers):
+            return IngestOutcome(200, {"ok": True, "ping": True})
+        shop = self._shop_for(platform, storefront, headers)
+        # Signature before anything is parsed or stored.
+        if shop is None or not storefront.verify(raw_body, headers, shop.secrets):
+            return IngestOutcome(401, {"error": "unauthorized", "detail": "unknown shop or invalid signature"})
+        now = self.clock()
+        kept = {k: v for k, v in headers.items()
+                if k.lower().startswith(_KEPT_HEADER_PREFIXES) or k.lower() in _KEPT_HEADERS}
+        topic = storefront.topic(headers) or ""
+        fallback_key = "sha256:" + hashlib.sha256(raw_body).hexdigest()
+        try:
+            if not topic:
+                raise PayloadError("the topic header is missing")
+            payload = json.loads(raw_body)
+            event = storefront.parse(shop.id, topic, payload)
+        except (ValueError, PayloadError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            message = f"unparseable body: {exc}" if not isinstance(exc, PayloadError) else str(exc)
+            inbox_id, _ = store.insert_webhook(
+                shop_id=shop.id, platform=platform, topic=topic or "(none)",
+                dedupe_key=self._delivery_key(storefront, headers) or fallback_key, webhook_id=None, event_id=None,
+                resource_id=None, headers=kept, body=raw_body, received_at=now, status="rejected",
+                last_error=message[:500],
+            )
+            return IngestOutcome(400, {"error": "bad_request", "detail": message[:500]}, inbox_id)
+        status = "ignored" if isinstance(event, Ignored) else "pending"
+        inbox_id, duplicate = store.insert_webhook(
+            shop_id=shop.id,
+            platform=platform,
+            topic=topic,
+            dedupe_key=storefront.dedupe_key(headers, payload) or fallback_key,
+            webhook_id=self._delivery_key(storefront, headers),
+            event_id=headers.get("X-Shopify-Event-Id"),
+            resource_id=storefront.resource_id(topic, payload),
+            headers=kept,
+            body=raw_body,
+            received_at=now,
+            status=status,
+            last_error=event.reason if isinstance(event, Ignored) else None,
+        )
+        return IngestOutcome(200, {"ok": True, "id": inbox_id, "duplicate": duplicate, "status": status}, inbox_id)
+
+    def _shop_for(self, platform: str, storefront, headers: Mapping[str, str]) -> ShopSettings | None:
+        if platform == "shopify":
+            key = storefront.shop_domain(headers)
+        else:
+            source = storefront.source(headers)
+            key = normalise_store_url(source) if source else None
+        shop = self.settings.shop_by_domain(key) if key else None
+        return shop if shop is not None and shop.platform == platform else None
+
+    @staticmethod
+    def _delivery_key(storefront, headers) -> str | None:
+        if storefront.platform == "shopify":
+            return headers.get("X-Shopify-Webhook-Id")
+        return headers.get("X-WC-Webhook-Delivery-ID")
+
+    # ------------------------------------------------------------ processing
+
+    def process(self, store: Store, limit: int | None = None) -> ProcessReport:
+        """Drain pending deliveries (at most ``limit``), batch by batch."""
+        report = ProcessReport()
+        batch = self.settings.processing.batch_size
+        while limit is None or report.processed + report.failed + report.retrying < limit:
+            size = batch if limit is None else min(batch, limit - report.processed - report.failed - report.retrying)
+            with store.write():
+                rows = store.next_pending_webhooks(size, self.clock())
+                for row in rows:
+                    self._process_one(store, row, report)
+            if len(rows) < size:
+                break
+        return report
+
+    def _process_one(self, store: Store, row: InboxRow, report: ProcessReport) -> None:
+        now = self.clock()
+        try:
+            with store.savepoint():
+                outcome = self._apply(store, row, now)
+                store.mark_webhook(row.id, "processed", now)
+        except Exception as exc:  # noqa: BLE001 - one bad delivery must not stop the others
+            log.exception("inbox %s (%s %s) failed", row.id, row.shop_id, row.topic)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if row.attempts + 1 >= self.settings.processing.max_attempts:
+                store.mark_webhook(row.id, "failed", now, error)
+                store.event(row.shop_id, "webhook.failed", str(row.id), {"topic": row.topic, "error": error}, now)
+                report.failed += 1
+            else:
+                store.retry_webhook_later(row.id, error, now + timedelta(seconds=2 ** (row.attempts + 1)))
+                report.retrying += 1
+            return
+        report.processed += 1
+        report.statuses[outcome] = report.statuses.get(outcome, 0) + 1
+
+    def _apply(self, store: Store, row: InboxRow, now: datetime) -> str:
+        if row.shop_id not in self.settings.shops:
+            return "shop_not_configured"
+        storefront = self.storefronts[row.platform]
+        event: StorefrontEvent = storefront.parse(row.shop_id, row.topic, json.loads(row.body))
+        shop_id = row.shop_id
+        if isinstance(event, OrderUpsert):
+            return apply_order(store, self.routing(shop_id), event.order, now)
+        if isinstance(event, OrderDeleted):
+            if store.order(shop_id, event.order_id) is None:
+                return "unknown_order"
+            return close_order(store, shop_id, event.order_id, "cancelled", now)
+        if isinstance(event, RefundCreated):
+            return apply_refund(store, self.routing(shop_id), event, shop_id, now) or "unknown_order"
+        if isinstance(event, CustomerDataRequest):
+            export = store.customer_data(shop_id, event.customer_id, event.order_ids)
+            store.event(shop_id, "privacy.data_request", event.request_id, export, now)
+            self._minimise(store, row, {"customer_id": event.customer_id, "orders_requested": event.order_ids})
+            return "data_request_recorded"
+        if isinstance(event, CustomerRedact):
+            count = store.redact_customer(shop_id, event.customer_id, event.order_ids)
+            store.event(shop_id, "privacy.customer_redacted", event.customer_id,
+                        {"orders": list(event.order_ids), "orders_redacted": count}, now)
+            self._minimise(store, row, {"customer_id": event.customer_id, "orders_to_redact": event.order_ids})
+            return "customer_redacted"
+        if isinstance(event, ShopRedact):
+            counts = store.delete_shop_data(shop_id, keep_inbox_id=row.id)
+            store.set_shop_status(shop_id, "redacted", now)
+            store.event(shop_id, "privacy.shop_redacted", shop_id, {"rows_deleted": counts}, now)
+            return "shop_redacted"
+        if isinstance(event, AppUninstalled):
+            store.set_shop_status(shop_id, "uninstalled", now)
+            store.event(shop_id, "shop.uninstalled", shop_id, {}, now)
+            self._minimise(store, row, {})
+            return "uninstalled"
+        return "ignored"
+
+    @staticmethod
+    def _minimise(store: Store, row: InboxRow, kept: dict) -> None:
+        """Compliance bodies carry emails and phone numbers: keep only the ids we acted on."""
+        store.replace_webhook_body(row.id, json.dumps(kept, default=list).encode())

@@ -1,0 +1,143 @@
+"""Apply what a storefront says about an order: route new lines, keep, shrink
+or release reservations, and record every decision with its reason.
+
+All functions here run inside the caller's write transaction (see
+``services.inbox``), so a decision and its reservation land together or not
+at all.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from connector.domain.model import Order, OrderLine, RefundCreated
+from connector.domain.regions import RegionIndex
+from connector.domain.routing import Router, skip_reason
+from connector.store import ActiveReservation, Store
+
+
+class ShopRouting:
+    """A shop's router and region index, built once per network."""
+
+    def __init__(self, network):
+        self.network = network
+        self.router = Router(network)
+        self.regions = RegionIndex(network.regions.values())
+        self.tz = ZoneInfo(network.timezone)
+
+    def local_day(self, now: datetime) -> str:
+        return now.astimezone(self.tz).date().isoformat()
+
+
+def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime) -> str:
+    """Upsert an order and reconcile its reservations. Returns the order's status."""
+    stored = store.order(order.shop_id, order.order_id)
+    if stored is not None and stored.updated_at is not None and order.updated_at < stored.updated_at:
+        # Shopify and WooCommerce do not guarantee delivery order; the newer state already applied wins.
+        store.event(order.shop_id, "order.stale_update_ignored", order.order_id,
+                    {"received_updated_at": order.updated_at, "stored_updated_at": stored.updated_at}, now)
+        return stored.status
+    region_id = routing.regions.resolve(order.ship_to, routing.network.default_region)
+    store.upsert_order(order, region_id, now)
+    store.set_skip_reasons(order.shop_id, order.order_id,
+                           [(l.line_id, r) for l in order.lines if (r := skip_reason(l))])
+    if order.state != "open":
+        return close_order(store, order.shop_id, order.order_id, order.state, now)
+    return reconcile(store, routing, order, region_id, now)
+
+
+def close_order(store: Store, shop_id: str, order_id: str, state: str, now: datetime) -> str:
+    """Cancelled, fulfilled, deleted or awaiting payment: hold no stock for it."""
+    for reservation in store.active_reservations(shop_id, order_id):
+        store.release(reservation, shop_id, state, now)
+    store.retire_decisions(shop_id, order_id)
+    store.set_order_state(shop_id, order_id, state, now)
+    store.set_order_status(shop_id, order_id, state)
+    return state
+
+
+def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str | None, now: datetime) -> str:
+    shop_id, order_id = order.shop_id, order.order_id
+    wanted = {l.line_id: l for l in order.lines if skip_reason(l) is None}
+    held: dict[str, ActiveReservation] = {r.line_id: r for r in store.active_reservations(shop_id, order_id)}
+    to_route: list[OrderLine] = []
+    for line_id, reservation in held.items():
+        line = wanted.get(line_id)
+        if line is None or line.sku != reservation.sku:
+            store.release(reservation, shop_id, "line removed", now)
+            store.retire_decisions(shop_id, order_id, [line_id])
+        elif line.quantity < reservation.quantity:
+            store.shrink_reservation(reservation, shop_id, line.quantity)
+            store.event(shop_id, "reservation.reduced", order_id,
+                        {"line_id": line_id, "node_id": reservation.node_id, "from": reservation.quantity,
+                         "to": line.quantity}, now)
+        elif line.quantity > reservation.quantity:
+            # Route the whole line again: its old units are free inside this transaction.
+            store.release(reservation, shop_id, "quantity increased; rerouted", now)
+            to_route.append(line)
+    to_route.extend(l for line_id, l in wanted.items() if line_id not in held)
+    # Lines that no longer need routing (skipped now) lose any stale decision.
+    store.retire_decisions(shop_id, order_id, [l.line_id for l in order.lines if l.line_id not in wanted])
+
+    if to_route:
+        nodes_before = {r.node_id for r in held.values()}
+        result = routing.router.route(
+            replace(order, lines=tuple(to_route)),
+            region_id,
+            store.sellable(shop_id, {l.sku for l in to_route}),
+            store.orders_today(shop_id, routing.local_day(now)),
+            now,
+        )
+        store.save_decisions(shop_id, order_id, result.mode.value, result.region_id, result.decisions, now)
+        for decision in result.routed:
+            store.reserve(shop_id, order_id, decision.line_id, decision.node_id, decision.sku, decision.quantity, now)
+        for node_id in {d.node_id for d in result.routed} - nodes_before:
+            store.count_node_order(shop_id, node_id, routing.local_day(now))
+
+    status = _status(store.current_decisions(shop_id, order_id))
+    store.set_order_status(shop_id, order_id, status)
+    return status
+
+
+def _status(decisions: list[dict]) -> str:
+    routed = sum(1 for d in decisions if d["node_id"] is not None)
+    exceptions = len(decisions) - routed
+    if exceptions and routed:
+        return "partial"
+    if exceptions:
+        return "exception"
+    if routed:
+        return "routed"
+    return "nothing_to_ship"
+
+
+def apply_refund(store: Store, routing: ShopRouting, refund: RefundCreated, shop_id: str, now: datetime) -> str | None:
+    """Refunded line quantities stop being shipped. A refund older than the stored
+    order update is already reflected in it (Shopify's current_quantity), so it is
+    recorded but not applied twice."""
+    stored = store.order(shop_id, refund.order_id)
+    applies = stored is not None and (
+        refund.created_at is None or stored.updated_at is None or refund.created_at > stored.updated_at
+    )
+    changed = False
+    for line in refund.lines:
+        if store.record_refund_line(shop_id, refund.refund_id, refund.order_id, line.line_id, line.quantity,
+                                    applies, now) and applies:
+            store.reduce_line_quantity(shop_id, refund.order_id, line.line_id, line.quantity)
+            changed = True
+    if stored is None:
+        store.event(shop_id, "refund.order_unknown", refund.order_id, {"refund_id": refund.refund_id}, now)
+        return None
+    if not changed or stored.state != "open":
+        return stored.status
+    lines = tuple(
+        OrderLine(l["line_id"], l["sku"], l["quantity"], bool(l["requires_shipping"]), l["title"] or "")
+        for l in store.order_lines(shop_id, refund.order_id)
+    )
+    order = Order(
+        shop_id=shop_id, order_id=refund.order_id, number=stored.number, platform="", created_at=now,
+        updated_at=stored.updated_at or now, ship_to=None, lines=lines, state="open",
+    )
+    store.set_skip_reasons(shop_id, refund.order_id, [(l.line_id, r) for l in lines if (r := skip_reason(l))])
+    return reconcile(store, routing, order, stored.region_id, now)

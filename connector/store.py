@@ -1,0 +1,668 @@
+"""The only module with SQL. SQLite through sqlite-utils: explicit tables created
+in named migrations, WAL, a busy timeout, and one connection per thread, request
+or job (``Store.open`` makes a new one each time).
+
+Write paths that read before they write (routing + reservation) run in
+``write()``, a ``BEGIN IMMEDIATE`` transaction: SQLite then lets one writer in at
+a time, so what a transaction read cannot change under it, also across
+processes. Every other multi-row write runs in ``db.atomic()``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+UTC = timezone.utc
+
+
+def ts(value: datetime) -> str:
+    """All timestamps are stored as UTC ISO-8601 text, so they sort as text."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+# ---------------------------------------------------------------- migrations
+
+migrations = Migrations("connector")
+
+
+@migrations(name="0001_core")
+def _core(db: sqlite_utils.Database) -> None:
+    db["shops"].create(
+        {"id": str, "platform": str, "domain": str, "status": str, "timezone": str, "created_at": str,
+         "updated_at": str, "uninstalled_at": str},
+        pk="id",
+        not_null={"platform", "domain", "status"},
+    )
+    db["regions"].create(
+        {"shop_id": str, "id": str, "name": str, "promise_days": int, "fallback": str, "spec": str},
+        pk=("shop_id", "id"),
+        foreign_keys=[("shop_id", "shops", "id")],
+    )
+    db["nodes"].create(
+        {"shop_id": str, "id": str, "name": str, "kind": str, "role": str, "status": str, "priority": int,
+         "spec": str},
+        pk=("shop_id", "id"),
+        foreign_keys=[("shop_id", "shops", "id")],
+    )
+    # Stock as the node's source reports it. Our own reservations live apart
+    # (reservations / reserved_totals) so a sync can replace these rows freely.
+    db["stock"].create(
+        {"shop_id": str, "node_id": str, "sku": str, "on_hand": int, "committed": int, "available": int,
+         "updated_at": str, "source": str, "raw": str},
+        pk=("shop_id", "node_id", "sku"),
+        not_null={"on_hand", "committed", "available", "updated_at", "source"},
+    )
+    db["stock"].create_index(["shop_id", "sku"])
+    db["webhook_inbox"].create(
+        {"id": int, "shop_id": str, "platform": str, "topic": str, "dedupe_key": str, "webhook_id": str,
+         "event_id": str, "resource_id": str, "headers": str, "body": bytes, "received_at": str, "status": str,
+         "attempts": int, "last_error": str, "next_attempt_at": str, "processed_at": str},
+        pk="id",
+        not_null={"shop_id", "platform", "topic", "dedupe_key", "received_at", "status", "attempts"},
+        defaults={"attempts": 0},
+    )
+    db["webhook_inbox"].create_index(["shop_id", "dedupe_key"], unique=True)
+    db["webhook_inbox"].create_index(["status", "id"])
+    db["webhook_inbox"].create_index(["shop_id", "resource_id"])
+    db["orders"].create(
+        {"shop_id": str, "id": str, "number": str, "platform": str, "created_at": str, "updated_at": str,
+         "state": str, "status": str, "region_id": str, "ship_country": str, "ship_province": str,
+         "ship_postcode": str, "customer_id": str, "first_seen_at": str, "last_event_at": str},
+        pk=("shop_id", "id"),
+        not_null={"number", "state", "status"},
+    )
+    db["orders"].create_index(["shop_id", "status"])
+    db["orders"].create_index(["shop_id", "customer_id"])
+    db["order_lines"].create(
+        {"shop_id": str, "order_id": str, "line_id": str, "sku": str, "quantity": int, "requires_shipping": int,
+         "title": str, "skip_reason": str},
+        pk=("shop_id", "order_id", "line_id"),
+        not_null={"quantity", "requires_shipping"},
+    )
+    db["routing_decisions"].create(
+        {"id": int, "shop_id": str, "order_id": str, "line_id": str, "sku": str, "quantity": int, "node_id": str,
+         "rule": str, "mode": str, "region_id": str, "explanation": str, "exception": str, "decided_at": str,
+         "current": int},
+        pk="id",
+        not_null={"shop_id", "order_id", "line_id", "rule", "mode", "explanation", "decided_at", "current"},
+    )
+    db["routing_decisions"].create_index(["shop_id", "order_id", "current"])
+    db["routing_decisions"].create_index(["shop_id", "exception", "current"])
+    db["reservations"].create(
+        {"id": int, "shop_id": str, "order_id": str, "line_id": str, "node_id": str, "sku": str, "quantity": int,
+         "status": str, "created_at": str, "released_at": str, "release_reason": str},
+        pk="id",
+        not_null={"shop_id", "order_id", "line_id", "node_id", "sku", "quantity", "status", "created_at"},
+    )
+    db["reservations"].create_index(["shop_id", "order_id", "status"])
+    # One active reservation per order line; the running total per node × SKU
+    # is kept beside it in the same transaction, so sellable stock is one lookup.
+    db.execute(
+        "CREATE UNIQUE INDEX reservations_one_active_per_line ON reservations (shop_id, order_id, line_id) "
+        "WHERE status = 'active'"
+    )
+    db["reserved_totals"].create(
+        {"shop_id": str, "node_id": str, "sku": str, "quantity": int},
+        pk=("shop_id", "node_id", "sku"),
+        not_null={"quantity"},
+    )
+    db.execute("CREATE TRIGGER reserved_totals_never_negative BEFORE UPDATE ON reserved_totals "
+               "WHEN NEW.quantity < 0 BEGIN SELECT RAISE(ABORT, 'reserved total below zero'); END")
+    db["node_day_orders"].create(
+        {"shop_id": str, "node_id": str, "day": str, "orders": int},
+        pk=("shop_id", "node_id", "day"),
+        not_null={"orders"},
+    )
+    db["refunds"].create(
+        {"shop_id": str, "refund_id": str, "order_id": str, "line_id": str, "quantity": int, "applied": int,
+         "received_at": str},
+        pk=("shop_id", "refund_id", "line_id"),
+    )
+    db["events"].create(
+        {"id": int, "shop_id": str, "at": str, "kind": str, "subject": str, "detail": str},
+        pk="id",
+        not_null={"at", "kind"},
+    )
+    db["events"].create_index(["shop_id", "kind", "id"])
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    shop_id: str
+    platform: str
+    topic: str
+    body: bytes
+    attempts: int
+    headers: dict
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    shop_id: str
+    id: str
+    number: str
+    state: str
+    status: str
+    updated_at: datetime | None
+    region_id: str | None
+
+
+@dataclass(frozen=True)
+class ActiveReservation:
+    id: int
+    line_id: str
+    node_id: str
+    sku: str
+    quantity: int
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+
+    @classmethod
+    def open(cls, path: str | Path, busy_timeout_ms: int = 5000) -> "Store":
+        memory = str(path) == ":memory:"
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
+        # Transactions are explicit (write(), db.atomic()); no implicit BEGINs.
+        conn.isolation_level = None
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if not memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: an acknowledged webhook survives power loss, not just a crash.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return cls(sqlite_utils.Database(conn, execute_plugins=False))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> list[str]:
+        pending = [m.name for m in migrations.pending(self.db)]
+        migrations.apply(self.db)
+        return pending
+
+    def applied_migrations(self) -> list[str]:
+        return [m.name for m in migrations.applied(self.db)]
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator["Store"]:
+        """BEGIN IMMEDIATE … COMMIT: take the write lock before reading."""
+        if self.conn.in_transaction:
+            with self.db.atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator["Store"]:
+        with self.db.atomic():
+            yield self
+
+    def _one(self, sql: str, params: Sequence | Mapping = ()) -> tuple | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence | Mapping = ()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _dicts(self, sql: str, params: Sequence | Mapping = ()) -> list[dict]:
+        cursor = self.conn.execute(sql, params)
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # ------------------------------------------------------------ shops and network
+
+    def sync_shops(self, shops: Iterable[Mapping[str, Any]], regions: Iterable[Mapping], nodes: Iterable[Mapping],
+                   now: datetime) -> None:
+        """Make shops, regions and nodes match the configuration (config wins;
+        a shop's install status and history are kept)."""
+        shops = list(shops)
+        with self.db.atomic():
+            for shop in shops:
+                self.conn.execute(
+                    "INSERT INTO shops (id, platform, domain, status, timezone, created_at, updated_at) "
+                    "VALUES (?, ?, ?, 'installed', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "platform = excluded.platform, domain = excluded.domain, timezone = excluded.timezone, "
+                    "updated_at = excluded.updated_at",
+                    (shop["id"], shop["platform"], shop["domain"], shop["timezone"], ts(now), ts(now)),
+                )
+            ids = [s["id"] for s in shops]
+            marks = ",".join("?" * len(ids))
+            self.conn.execute(f"DELETE FROM regions WHERE shop_id IN ({marks})", ids)
+            self.conn.execute(f"DELETE FROM nodes WHERE shop_id IN ({marks})", ids)
+            self.db["regions"].insert_all(regions, pk=("shop_id", "id"))
+            self.db["nodes"].insert_all(nodes, pk=("shop_id", "id"))
+
+    def shop_status(self, shop_id: str) -> str | None:
+        row = self._one("SELECT status FROM shops WHERE id = ?", (shop_id,))
+        return row[0] if row else None
+
+    def set_shop_status(self, shop_id: str, status: str, now: datetime) -> None:
+        extra = ", uninstalled_at = ?" if status == "uninstalled" else ""
+        params = [status, ts(now)] + ([ts(now)] if extra else []) + [shop_id]
+        self.conn.execute(f"UPDATE shops SET status = ?, updated_at = ?{extra} WHERE id = ?", params)
+
+    # ------------------------------------------------------------ inbox
+
+    def insert_webhook(
+        self,
+        *,
+        shop_id: str,
+        platform: str,
+        topic: str,
+        dedupe_key: str,
+        webhook_id: str | None,
+        event_id: str | None,
+        resource_id: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+        received_at: datetime,
+        status: str = "pending",
+        last_error: str | None = None,
+    ) -> tuple[int, bool]:
+        """Store a delivery durably. Returns (inbox id, duplicate?)."""
+        with self.write():
+            cursor = self.conn.execute(
+                "INSERT INTO webhook_inbox (shop_id, platform, topic, dedupe_key, webhook_id, event_id, "
+                "resource_id, headers, body, received_at, status, attempts, last_error, processed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (shop_id, dedupe_key) DO NOTHING",
+                (shop_id, platform, topic, dedupe_key, webhook_id, event_id, resource_id,
+                 json.dumps(dict(headers)), body, ts(received_at), status, last_error,
+                 None if status == "pending" else ts(received_at)),
+            )
+            if cursor.rowcount == 1:
+                return cursor.lastrowid, False
+            row = self._one("SELECT id FROM webhook_inbox WHERE shop_id = ? AND dedupe_key = ?", (shop_id, dedupe_key))
+            return row[0], True
+
+    def next_pending_webhooks(self, limit: int, now: datetime) -> list[InboxRow]:
+        rows = self._all(
+            "SELECT id, shop_id, platform, topic, body, attempts, headers FROM webhook_inbox "
+            "WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
+            (ts(now), limit),
+        )
+        return [InboxRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}")) for r in rows]
+
+    def count_webhooks(self, status: str | None = None) -> int:
+        if status is None:
+            return self._one("SELECT COUNT(*) FROM webhook_inbox")[0]
+        return self._one("SELECT COUNT(*) FROM webhook_inbox WHERE status = ?", (status,))[0]
+
+    def mark_webhook(self, inbox_id: int, status: str, now: datetime, error: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE webhook_inbox SET status = ?, processed_at = ?, last_error = ?, attempts = attempts + 1 "
+            "WHERE id = ?",
+            (status, ts(now), error, inbox_id),
+        )
+
+    def retry_webhook_later(self, inbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        self.conn.execute(
+            "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            (error, ts(next_attempt_at), inbox_id),
+        )
+
+    def failed_webhooks(self, shop_id: str | None = None) -> list[dict]:
+        where, params = ("AND shop_id = ?", (shop_id,)) if shop_id else ("", ())
+        return self._dicts(
+            "SELECT id, shop_id, topic, received_at, attempts, last_error, status FROM webhook_inbox "
+            f"WHERE status IN ('failed', 'rejected') {where} ORDER BY id",
+            params,
+        )
+
+    def webhook(self, inbox_id: int) -> dict | None:
+        rows = self._dicts("SELECT * FROM webhook_inbox WHERE id = ?", (inbox_id,))
+        return rows[0] if rows else None
+
+    def replace_webhook_body(self, inbox_id: int, body: bytes) -> None:
+        self.conn.execute("UPDATE webhook_inbox SET body = ?, headers = '{}' WHERE id = ?", (body, inbox_id))
+
+    # ------------------------------------------------------------ orders
+
+    def order(self, shop_id: str, order_id: str) -> StoredOrder | None:
+        row = self._one(
+            "SELECT shop_id, id, number, state, status, updated_at, region_id FROM orders WHERE shop_id = ? AND id = ?",
+            (shop_id, order_id),
+        )
+        if row is None:
+            return None
+        return StoredOrder(row[0], row[1], row[2], row[3], row[4], parse_ts(row[5]), row[6])
+
+    def upsert_order(self, order, region_id: str | None, now: datetime) -> None:
+        """Header and lines as the platform last reported them."""
+        a = order.ship_to
+        self.conn.execute(
+            "INSERT INTO orders (shop_id, id, number, platform, created_at, updated_at, state, status, region_id, "
+            "ship_country, ship_province, ship_postcode, customer_id, first_seen_at, last_event_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (shop_id, id) DO UPDATE SET number = excluded.number, updated_at = excluded.updated_at, "
+            "state = excluded.state, region_id = excluded.region_id, ship_country = excluded.ship_country, "
+            "ship_province = excluded.ship_province, ship_postcode = excluded.ship_postcode, "
+            "customer_id = excluded.customer_id, last_event_at = excluded.last_event_at",
+            (order.shop_id, order.order_id, order.number, order.platform, ts(order.created_at), ts(order.updated_at),
+             order.state, region_id, a.country if a else None, a.province if a else None, a.postcode if a else None,
+             order.customer_id, ts(now), ts(now)),
+        )
+        self.conn.execute("DELETE FROM order_lines WHERE shop_id = ? AND order_id = ?", (order.shop_id, order.order_id))
+        self.conn.executemany(
+            "INSERT INTO order_lines (shop_id, order_id, line_id, sku, quantity, requires_shipping, title) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(order.shop_id, order.order_id, l.line_id, l.sku, l.quantity, int(l.requires_shipping), l.title)
+             for l in order.lines],
+        )
+
+    def set_order_state(self, shop_id: str, order_id: str, state: str, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE orders SET state = ?, last_event_at = ? WHERE shop_id = ? AND id = ?",
+            (state, ts(now), shop_id, order_id),
+        )
+
+    def set_order_status(self, shop_id: str, order_id: str, status: str) -> None:
+        self.conn.execute("UPDATE orders SET status = ? WHERE shop_id = ? AND id = ?", (status, shop_id, order_id))
+
+    def set_skip_reasons(self, shop_id: str, order_id: str, skipped: Iterable[tuple[str, str]]) -> None:
+        self.conn.executemany(
+            "UPDATE order_lines SET skip_reason = ? WHERE shop_id = ? AND order_id = ? AND line_id = ?",
+            [(reason, shop_id, order_id, line_id) for line_id, reason in skipped],
+        )
+
+    def order_lines(self, shop_id: str, order_id: str) -> list[dict]:
+        return self._dicts(
+            "SELECT line_id, sku, quantity, requires_shipping, title, skip_reason FROM order_lines "
+            "WHERE shop_id = ? AND order_id = ? ORDER BY rowid",
+            (shop_id, order_id),
+        )
+
+    def reduce_line_quantity(self, shop_id: str, order_id: str, line_id: str, by: int) -> None:
+        self.conn.execute(
+            "UPDATE order_lines SET quantity = MAX(quantity - ?, 0) WHERE shop_id = ? AND order_id = ? AND line_id = ?",
+            (by, shop_id, order_id, line_id),
+        )
+
+    def record_refund_line(self, shop_id: str, refund_id: str, order_id: str, line_id: str, quantity: int,
+                           applied: bool, now: datetime) -> bool:
+        """False when this refund line was already recorded (processing is idempotent)."""
+        cursor = self.conn.execute(
+            "INSERT INTO refunds (shop_id, refund_id, order_id, line_id, quantity, applied, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (shop_id, refund_id, order_id, line_id, quantity, int(applied), ts(now)),
+        )
+        return cursor.rowcount == 1
+
+    # ------------------------------------------------------------ stock and reservations
+
+    def sellable(self, shop_id: str, skus: Iterable[str]) -> dict[tuple[str, str], int]:
+        """(node, sku) -> available minus our active reservations, never below zero."""
+        skus = sorted(set(skus))
+        if not skus:
+            return {}
+        marks = ",".join("?" * len(skus))
+        rows = self._all(
+            "SELECT s.node_id, s.sku, s.available - COALESCE(r.quantity, 0) FROM stock s "
+            "LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id AND r.node_id = s.node_id AND r.sku = s.sku "
+            f"WHERE s.shop_id = ? AND s.sku IN ({marks})",
+            (shop_id, *skus),
+        )
+        return {(node, sku): max(qty, 0) for node, sku, qty in rows}
+
+    def active_reservations(self, shop_id: str, order_id: str) -> list[ActiveReservation]:
+        rows = self._all(
+            "SELECT id, line_id, node_id, sku, quantity FROM reservations "
+            "WHERE shop_id = ? AND order_id = ? AND status = 'active'",
+            (shop_id, order_id),
+        )
+        return [ActiveReservation(*r) for r in rows]
+
+    def reserve(self, shop_id: str, order_id: str, line_id: str, node_id: str, sku: str, quantity: int,
+                now: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO reservations (shop_id, order_id, line_id, node_id, sku, quantity, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+            (shop_id, order_id, line_id, node_id, sku, quantity, ts(now)),
+        )
+        self._adjust_total(shop_id, node_id, sku, quantity)
+
+    def release(self, reservation: ActiveReservation, shop_id: str, reason: str, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE reservations SET status = 'released', released_at = ?, release_reason = ? WHERE id = ?",
+            (ts(now), reason, reservation.id),
+        )
+        self._adjust_total(shop_id, reservation.node_id, reservation.sku, -reservation.quantity)
+
+    def shrink_reservation(self, reservation: ActiveReservation, shop_id: str, new_quantity: int) -> None:
+        self.conn.execute("UPDATE reservations SET quantity = ? WHERE id = ?", (new_quantity, reservation.id))
+        self._adjust_total(shop_id, reservation.node_id, reservation.sku, new_quantity - reservation.quantity)
+
+    def _adjust_total(self, shop_id: str, node_id: str, sku: str, delta: int) -> None:
+        self.conn.execute(
+            "INSERT INTO reserved_totals (shop_id, node_id, sku, quantity) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity",
+            (shop_id, node_id, sku, delta),
+        )
+
+    def reservation_totals_drift(self) -> list[tuple]:
+        """Rows where the running totals disagree with the reservations (should be none)."""
+        return self._all(
+            "SELECT t.shop_id, t.node_id, t.sku, t.quantity, COALESCE(SUM(r.quantity), 0) FROM reserved_totals t "
+            "LEFT JOIN reservations r ON r.shop_id = t.shop_id AND r.node_id = t.node_id AND r.sku = t.sku "
+            "AND r.status = 'active' GROUP BY t.shop_id, t.node_id, t.sku HAVING t.quantity != COALESCE(SUM(r.quantity), 0)"
+        )
+
+    def orders_today(self, shop_id: str, day: str) -> dict[str, int]:
+        return dict(self._all("SELECT node_id, orders FROM node_day_orders WHERE shop_id = ? AND day = ?",
+                              (shop_id, day)))
+
+    def count_node_order(self, shop_id: str, node_id: str, day: str) -> None:
+        self.conn.execute(
+            "INSERT INTO node_day_orders (shop_id, node_id, day, orders) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT DO UPDATE SET orders = orders + 1",
+            (shop_id, node_id, day),
+        )
+
+    def set_stock(self, shop_id: str, node_id: str, sku: str, *, on_hand: int, committed: int, available: int,
+                  source: str, now: datetime, raw: Mapping | None = None) -> None:
+        self.db["stock"].upsert(
+            {"shop_id": shop_id, "node_id": node_id, "sku": sku, "on_hand": on_hand, "committed": committed,
+             "available": available, "updated_at": ts(now), "source": source, "raw": json.dumps(raw or {})},
+            pk=("shop_id", "node_id", "sku"),
+        )
+
+    def replace_node_stock(self, shop_id: str, node_id: str, rows: Iterable[Mapping], source: str,
+                           now: datetime) -> int:
+        """All of a node's stock at once: the old rows go, the new ones come, in one transaction."""
+        stamp = ts(now)
+        records = [
+            (shop_id, node_id, r["sku"], r["on_hand"], r["committed"], r["available"], stamp, source,
+             json.dumps(r.get("raw") or {}))
+            for r in rows
+        ]
+        with self.db.atomic():
+            self.conn.execute("DELETE FROM stock WHERE shop_id = ? AND node_id = ?", (shop_id, node_id))
+            self.conn.executemany(
+                "INSERT INTO stock (shop_id, node_id, sku, on_hand, committed, available, updated_at, source, raw) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                records,
+            )
+        return len(records)
+
+    def stock_rows(self, shop_id: str) -> list[dict]:
+        return self._dicts(
+            "SELECT s.node_id, s.sku, s.on_hand, s.committed, s.available, COALESCE(r.quantity, 0) AS reserved, "
+            "s.updated_at, s.source FROM stock s LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id "
+            "AND r.node_id = s.node_id AND r.sku = s.sku WHERE s.shop_id = ? ORDER BY s.node_id, s.sku",
+            (shop_id,),
+        )
+
+    # ------------------------------------------------------------ decisions
+
+    def save_decisions(self, shop_id: str, order_id: str, mode: str, region_id: str | None, decisions,
+                       now: datetime) -> None:
+        line_ids = [d.line_id for d in decisions]
+        if not line_ids:
+            return
+        marks = ",".join("?" * len(line_ids))
+        self.conn.execute(
+            f"UPDATE routing_decisions SET current = 0 WHERE shop_id = ? AND order_id = ? AND current = 1 "
+            f"AND line_id IN ({marks})",
+            (shop_id, order_id, *line_ids),
+        )
+        self.conn.executemany(
+            "INSERT INTO routing_decisions (shop_id, order_id, line_id, sku, quantity, node_id, rule, mode, "
+            "region_id, explanation, exception, decided_at, current) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            [(shop_id, order_id, d.line_id, d.sku, d.quantity, d.node_id, d.rule, mode, region_id, d.explanation,
+              d.exception.value if d.exception else None, ts(now)) for d in decisions],
+        )
+
+    def retire_decisions(self, shop_id: str, order_id: str, line_ids: Iterable[str] | None = None) -> None:
+        if line_ids is None:
+            self.conn.execute(
+                "UPDATE routing_decisions SET current = 0 WHERE shop_id = ? AND order_id = ? AND current = 1",
+                (shop_id, order_id),
+            )
+            return
+        line_ids = list(line_ids)
+        if line_ids:
+            marks = ",".join("?" * len(line_ids))
+            self.conn.execute(
+                f"UPDATE routing_decisions SET current = 0 WHERE shop_id = ? AND order_id = ? AND current = 1 "
+                f"AND line_id IN ({marks})",
+                (shop_id, order_id, *line_ids),
+            )
+
+    def current_decisions(self, shop_id: str, order_id: str) -> list[dict]:
+        return self._dicts(
+            "SELECT line_id, sku, quantity, node_id, rule, mode, region_id, explanation, exception, decided_at "
+            "FROM routing_decisions WHERE shop_id = ? AND order_id = ? AND current = 1 ORDER BY id",
+            (shop_id, order_id),
+        )
+
+    def find_orders(self, order_ref: str, shop_id: str | None = None) -> list[dict]:
+        """Orders whose id or number (with or without '#') is ``order_ref``."""
+        bare = order_ref.lstrip("#")
+        where = "AND shop_id = ?" if shop_id else ""
+        params: tuple = (order_ref, bare, f"#{bare}") + ((shop_id,) if shop_id else ())
+        return self._dicts(
+            f"SELECT * FROM orders WHERE (id = ? OR number = ? OR number = ?) {where} ORDER BY shop_id, id",
+            params,
+        )
+
+    def open_exceptions(self, shop_id: str | None = None) -> list[dict]:
+        where, params = ("AND d.shop_id = ?", (shop_id,)) if shop_id else ("", ())
+        return self._dicts(
+            "SELECT d.shop_id, d.order_id, o.number, d.line_id, d.sku, d.quantity, d.exception, d.explanation, "
+            "d.decided_at FROM routing_decisions d JOIN orders o ON o.shop_id = d.shop_id AND o.id = d.order_id "
+            f"WHERE d.current = 1 AND d.exception IS NOT NULL AND o.state = 'open' {where} "
+            "ORDER BY d.decided_at, d.id",
+            params,
+        )
+
+    def routed_summary(self, shop_id: str) -> list[tuple[str, str, int]]:
+        """(region, node, orders) over current decisions."""
+        return self._all(
+            "SELECT COALESCE(region_id, '-'), node_id, COUNT(DISTINCT order_id) FROM routing_decisions "
+            "WHERE shop_id = ? AND current = 1 AND node_id IS NOT NULL GROUP BY region_id, node_id "
+            "ORDER BY region_id, node_id",
+            (shop_id,),
+        )
+
+    # ------------------------------------------------------------ privacy
+
+    def customer_data(self, shop_id: str, customer_id: str | None, order_ids: Sequence[str]) -> dict:
+        marks = ",".join("?" * len(order_ids)) or "NULL"
+        orders = self._dicts(
+            "SELECT id, number, created_at, ship_country, ship_province, ship_postcode, state, status FROM orders "
+            f"WHERE shop_id = ? AND (id IN ({marks}) OR (customer_id IS NOT NULL AND customer_id = ?))",
+            (shop_id, *order_ids, customer_id),
+        )
+        for order in orders:
+            order["lines"] = self.order_lines(shop_id, order["id"])
+        return {"customer_id": customer_id, "orders": orders}
+
+    def redact_customer(self, shop_id: str, customer_id: str | None, order_ids: Sequence[str]) -> int:
+        """Blank what could identify the customer; keep the order's lines and decisions
+        (no personal data) so stock accounting stays right. Returns orders redacted."""
+        marks = ",".join("?" * len(order_ids)) or "NULL"
+        ids = [r[0] for r in self._all(
+            f"SELECT id FROM orders WHERE shop_id = ? AND (id IN ({marks}) OR (customer_id IS NOT NULL AND customer_id = ?))",
+            (shop_id, *order_ids, customer_id),
+        )]
+        all_ids = sorted(set(ids) | set(order_ids))
+        with self.db.atomic():
+            if ids:
+                id_marks = ",".join("?" * len(ids))
+                self.conn.execute(
+                    "UPDATE orders SET ship_province = NULL, ship_postcode = NULL, customer_id = NULL "
+                    f"WHERE shop_id = ? AND id IN ({id_marks})",
+                    (shop_id, *ids),
+                )
+            if all_ids:
+                id_marks = ",".join("?" * len(all_ids))
+                self.conn.execute(
+                    "UPDATE webhook_inbox SET body = CAST('' AS BLOB), headers = '{}' "
+                    f"WHERE shop_id = ? AND resource_id IN ({id_marks})",
+                    (shop_id, *all_ids),
+                )
+        return len(ids)
+
+    def delete_shop_data(self, shop_id: str, keep_inbox_id: int | None = None) -> dict[str, int]:
+        counts = {}
+        with self.db.atomic():
+            for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
+                          "order_lines", "orders", "stock", "events"):
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            counts["webhook_inbox"] = self.conn.execute(
+                "DELETE FROM webhook_inbox WHERE shop_id = ? AND id IS NOT ?", (shop_id, keep_inbox_id)
+            ).rowcount
+        return counts
+
+    # ------------------------------------------------------------ audit log
+
+    def event(self, shop_id: str | None, kind: str, subject: str | None, detail: Mapping | None,
+              now: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO events (shop_id, at, kind, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            (shop_id, ts(now), kind, subject, json.dumps(detail or {}, default=str)),
+        )
+
+    def events(self, shop_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[dict]:
+        clauses, params = [], []
+        if shop_id:
+            clauses.append("shop_id = ?")
+            params.append(shop_id)
+        if kind:
+            clauses.append("kind = ?")
+            params.append(kind)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._dicts(f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+        for row in rows:
+            row["detail"] = json.loads(row["detail"] or "{}")
+        return rows
