@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -176,9 +177,10 @@ class ActiveReservation:
 
 
 class Store:
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, busy_timeout_ms: int = 5000):
         self.db = db
         self.conn: sqlite3.Connection = db.conn
+        self.busy_timeout_ms = busy_timeout_ms
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout_ms: int = 5000) -> "Store":
@@ -194,7 +196,7 @@ class Store:
         # FULL: an acknowledged webhook survives power loss, not just a crash.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        return cls(sqlite_utils.Database(conn, execute_plugins=False))
+        return cls(sqlite_utils.Database(conn, execute_plugins=False), busy_timeout_ms)
 
     def close(self) -> None:
         self.conn.close()
@@ -214,7 +216,7 @@ class Store:
             with self.db.atomic():
                 yield self
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate()
         try:
             yield self
         except BaseException:
@@ -223,6 +225,28 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        """Take the write lock, polling every half millisecond up to the busy timeout.
+
+        SQLite's own busy handler backs off to 100 ms sleeps, so a waiter rarely
+        wakes inside the short gap a busy drainer leaves between batches; webhook
+        inserts would then wait hundreds of milliseconds. Polling finely hands
+        the lock over within a millisecond of its release.
+        """
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + self.busy_timeout_ms / 1000
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.0005)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["Store"]:

@@ -357,11 +357,19 @@ class Router:
             with_lane = sorted(n.id for n in self.network.nodes.values() if region_id in n.lanes)
             if not with_lane:
                 return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
-            states = ", ".join(
-                f"{n} {self._why_unusable(self.network.nodes[n], now)}" for n in with_lane
-            )
+            nodes = [self.network.nodes[n] for n in with_lane]
+            if all(not self._usable(n, now) for n in nodes):
+                states = ", ".join(f"{n.id} {self._why_unusable(n, now)}" for n in nodes)
+                return _exception(
+                    item, ExceptionReason.NODES_UNAVAILABLE, f"every node serving {region_id} is unavailable: {states}"
+                )
+            region = self.network.regions[region_id]
+            slow = ", ".join(f"{n.id} {n.lanes[region_id].transit_days}d" for n in nodes if self._usable(n, now))
             return _exception(
-                item, ExceptionReason.NODES_UNAVAILABLE, f"every node serving {region_id} is unavailable: {states}"
+                item,
+                ExceptionReason.NO_NODE_SERVES_REGION,
+                f"no node reaches {region_id} within its {region.promise_days}d promise ({slow}) "
+                "and no backup or fallback region can",
             )
         if not handled:
             return _exception(
@@ -377,9 +385,7 @@ class Router:
     def _why_unusable(self, node: Node, now: datetime) -> str:
         if node.status in (NodeStatus.OFFLINE, NodeStatus.PAUSED):
             return node.status.value
-        if not node.in_window(now):
-            return "outside its active window"
-        return "excluded"
+        return "outside its active window"
 
 
 # ---------------------------------------------------------------- helpers

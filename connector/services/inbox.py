@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
@@ -63,10 +64,12 @@ class Inbox:
     """The webhook use cases. One per process; stores are passed per call
     because each thread/request/job has its own connection."""
 
-    def __init__(self, settings: Settings, storefronts: Mapping[str, object], clock: Callable[[], datetime]):
+    def __init__(self, settings: Settings, storefronts: Mapping[str, object], clock: Callable[[], datetime],
+                 pause: Callable[[float], None] = time.sleep):
         self.settings = settings
         self.storefronts = storefronts
         self.clock = clock
+        self.pause = pause
         self._routing: dict[str, ShopRouting] = {}
 
     def routing(self, shop_id: str) -> ShopRouting:
@@ -95,7 +98,9 @@ class Inbox:
                 raise PayloadError("the topic header is missing")
             payload = json.loads(raw_body)
             event = storefront.parse(shop.id, topic, payload)
-        except (ValueError, PayloadError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError is json's
+        # answer to deeply nested arrays/objects (a few hundred kB of "[[[[...").
+        except (ValueError, PayloadError, RecursionError) as exc:
             message = f"unparseable body: {exc}" if not isinstance(exc, PayloadError) else str(exc)
             inbox_id, _ = store.insert_webhook(
                 shop_id=shop.id, platform=platform, topic=topic or "(none)",
@@ -109,7 +114,7 @@ class Inbox:
             shop_id=shop.id,
             platform=platform,
             topic=topic,
-            dedupe_key=storefront.dedupe_key(headers, payload) or fallback_key,
+            dedupe_key=_storable(storefront.dedupe_key(headers, payload)) or fallback_key,
             webhook_id=self._delivery_key(storefront, headers),
             event_id=headers.get("X-Shopify-Event-Id"),
             resource_id=storefront.resource_id(topic, payload),
@@ -117,7 +122,7 @@ class Inbox:
             body=raw_body,
             received_at=now,
             status=status,
-            last_error=event.reason if isinstance(event, Ignored) else None,
+            last_error=_storable(event.reason) if isinstance(event, Ignored) else None,
         )
         return IngestOutcome(200, {"ok": True, "id": inbox_id, "duplicate": duplicate, "status": status}, inbox_id)
 
@@ -150,6 +155,7 @@ class Inbox:
                     self._process_one(store, row, report)
             if len(rows) < size:
                 break
+            self.pause(self.settings.processing.pause_between_batches_ms / 1000)
         return report
 
     def _process_one(self, store: Store, row: InboxRow, report: ProcessReport) -> None:
@@ -213,3 +219,9 @@ class Inbox:
     def _minimise(store: Store, row: InboxRow, kept: dict) -> None:
         """Compliance bodies carry emails and phone numbers: keep only the ids we acted on."""
         store.replace_webhook_body(row.id, json.dumps(kept, default=list).encode())
+
+
+def _storable(text: str | None) -> str | None:
+    """Payload-derived text as SQLite can store it: JSON may carry lone surrogates
+    ("\\ud800"), which are not UTF-8 and would make the insert raise."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")

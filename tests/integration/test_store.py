@@ -1,0 +1,243 @@
+"""The store against real SQLite files: migrations, pragmas, atomic stock
+replacement, reservation bookkeeping, and two processes racing for stock."""
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from connector import sandbox
+from connector.bootstrap import build
+from connector.config import settings_from_dict
+from connector.store import ActiveReservation, Store
+
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
+SHOPIFY_SECRET, WOO_SECRET = "shp-secret", "woo-secret"
+ORDERS = 400
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "connector.db"
+
+
+@pytest.fixture
+def store(db_path):
+    store = Store.open(db_path)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def test_migrations_are_named_and_applied_once(db_path):
+    store = Store.open(db_path)
+    assert store.migrate() == ["0001_core"]
+    assert store.migrate() == []
+    assert store.applied_migrations() == ["0001_core"]
+    tables = set(store.db.table_names())
+    assert {"shops", "regions", "nodes", "stock", "webhook_inbox", "orders", "order_lines", "routing_decisions",
+            "reservations", "reserved_totals", "events"} <= tables
+    store.close()
+
+
+def test_every_shop_data_table_is_keyed_by_shop(store):
+    for table in ("regions", "nodes", "stock", "webhook_inbox", "orders", "order_lines", "routing_decisions",
+                  "reservations", "reserved_totals", "node_day_orders", "refunds", "events"):
+        assert "shop_id" in store.db[table].columns_dict, table
+
+
+def test_connection_uses_wal_busy_timeout_and_full_sync(store):
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_replace_node_stock_is_all_or_nothing(store):
+    rows = [{"sku": "A", "on_hand": 5, "committed": 1, "available": 4}, {"sku": "B", "on_hand": 2, "committed": 0,
+                                                                           "available": 2}]
+    assert store.replace_node_stock("s", "n1", rows, "test", NOW) == 2
+    broken = [{"sku": "C", "on_hand": 1, "committed": 0, "available": 1},
+              {"sku": "C", "on_hand": 1, "committed": 0, "available": 1}]  # duplicate key fails mid-way
+    with pytest.raises(sqlite3.IntegrityError):
+        store.replace_node_stock("s", "n1", broken, "test", NOW)
+    assert [(r["sku"], r["available"]) for r in store.stock_rows("s")] == [("A", 4), ("B", 2)]
+
+
+def test_sellable_subtracts_active_reservations_and_never_goes_below_zero(store):
+    store.set_stock("s", "n1", "A", on_hand=5, committed=0, available=5, source="manual", now=NOW)
+    store.reserve("s", "o1", "l1", "n1", "A", 3, NOW)
+    assert store.sellable("s", ["A"]) == {("n1", "A"): 2}
+    store.set_stock("s", "n1", "A", on_hand=2, committed=0, available=2, source="manual", now=NOW)  # 3PL lost units
+    assert store.sellable("s", ["A"]) == {("n1", "A"): 0}
+    reservation = store.active_reservations("s", "o1")[0]
+    store.release(reservation, "s", "cancelled", NOW)
+    assert store.sellable("s", ["A"]) == {("n1", "A"): 2}
+    assert store.reservation_totals_drift() == []
+
+
+def test_one_active_reservation_per_line(store):
+    store.reserve("s", "o1", "l1", "n1", "A", 1, NOW)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.reserve("s", "o1", "l1", "n2", "A", 1, NOW)
+
+
+def test_reserved_totals_cannot_go_negative(store):
+    store.reserve("s", "o1", "l1", "n1", "A", 1, NOW)
+    ghost = ActiveReservation(id=999, line_id="l9", node_id="n1", sku="A", quantity=5)
+    with pytest.raises(sqlite3.IntegrityError, match="below zero"):
+        store.release(ghost, "s", "bug", NOW)
+
+
+def test_write_transaction_rolls_back_on_error(store):
+    with pytest.raises(RuntimeError):
+        with store.write():
+            store.reserve("s", "o1", "l1", "n1", "A", 1, NOW)
+            raise RuntimeError("boom")
+    assert store.active_reservations("s", "o1") == []
+    assert store.sellable("s", ["A"]) == {}
+
+
+def test_inbox_deduplicates_per_shop(store):
+    common = dict(platform="shopify", topic="orders/create", webhook_id="w", event_id=None, resource_id="1",
+                  headers={}, body=b"{}", received_at=NOW)
+    first = store.insert_webhook(shop_id="a", dedupe_key="k", **common)
+    again = store.insert_webhook(shop_id="a", dedupe_key="k", **common)
+    other_shop = store.insert_webhook(shop_id="b", dedupe_key="k", **common)
+    assert first == (first[0], False) and again == (first[0], True)
+    assert other_shop[1] is False and other_shop[0] != first[0]
+
+
+# ---------------------------------------------------------------- two processes at once
+
+_WORKER = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from datetime import datetime
+    from connector import sandbox
+    from connector.bootstrap import build
+    from connector.config import settings_from_dict
+
+    db, now, ready, go = sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3], sys.argv[4]
+    settings = settings_from_dict(sandbox.demo_config(now, db, "shp-secret", "woo-secret"))
+    container = build(settings, clock=lambda: now)
+    store = container.open_store()
+    pathlib.Path(ready).touch()
+    deadline = time.monotonic() + 60
+    while not pathlib.Path(go).exists() and time.monotonic() < deadline:  # start together
+        time.sleep(0.001)
+    report = container.inbox.process(store)
+    print(report.processed, report.failed, report.retrying)
+    """
+)
+
+
+def test_two_processes_draining_at_once_never_oversell_and_process_each_once(tmp_path, db_path):
+    settings = settings_from_dict(sandbox.demo_config(NOW, str(db_path), SHOPIFY_SECRET, WOO_SECRET))
+    container = build(settings, clock=lambda: NOW)
+    container.init_database()
+    store = container.open_store()
+    # One SKU, one node with 40 units, and 400 single-unit orders wanting it.
+    store.set_stock(sandbox.SHOPIFY_SHOP, "central", "ZINE-04", on_hand=40, committed=0, available=40,
+                    source="manual", now=NOW)
+    rng = random.Random(3)
+    for i in range(ORDERS):
+        payload = sandbox.shopify_order(rng, 5_000 + i, 2_000 + i, NOW, lines=1)
+        payload["line_items"][0].update(sku="ZINE-04", quantity=1, current_quantity=1)
+        payload["shipping_address"].update(country_code="US", province_code="TX", zip="78704")
+        hook = sandbox.shopify_webhook(SHOPIFY_SECRET, payload)
+        outcome = container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+        assert outcome.status == 200
+    store.close()
+
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    go = tmp_path / "go"
+    workers = [
+        subprocess.Popen([sys.executable, str(script), str(db_path), NOW.isoformat(), str(tmp_path / f"ready{i}"),
+                          str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    outputs = [w.communicate(timeout=120) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+    processed = [int(out.split()[0]) for out, _ in outputs]
+    assert sum(processed) == ORDERS  # each delivery applied by exactly one of the two
+    assert min(processed) > 0, f"the two processes did not overlap: {processed}"
+
+    store = Store.open(db_path)
+    try:
+        rows = store._all("SELECT status, attempts FROM webhook_inbox")
+        assert rows == [("processed", 1)] * ORDERS
+        reserved = store._one("SELECT SUM(quantity), COUNT(*) FROM reservations WHERE status = 'active'")
+        assert reserved == (40, 40)
+        assert store.sellable(sandbox.SHOPIFY_SHOP, ["ZINE-04"]) == {("central", "ZINE-04"): 0}
+        exceptions = store.open_exceptions(sandbox.SHOPIFY_SHOP)
+        assert len(exceptions) == ORDERS - 40 and {e["exception"] for e in exceptions} == {"partial_stock"}
+        assert store.reservation_totals_drift() == []
+    finally:
+        store.close()
+
+
+def test_killed_mid_batch_commits_nothing_and_the_next_run_finishes(tmp_path, db_path):
+    """A process that dies inside the processing transaction leaves the batch pending."""
+    settings = settings_from_dict(sandbox.demo_config(NOW, str(db_path), SHOPIFY_SECRET, WOO_SECRET))
+    container = build(settings, clock=lambda: NOW)
+    container.init_database()
+    store = container.open_store()
+    store.set_stock(sandbox.SHOPIFY_SHOP, "central", "ZINE-04", on_hand=10, committed=0, available=10,
+                    source="manual", now=NOW)
+    payload = sandbox.shopify_order(random.Random(1), 77, 1077, NOW, lines=1)
+    payload["line_items"][0].update(sku="ZINE-04", quantity=2, current_quantity=2)
+    hook = sandbox.shopify_webhook(SHOPIFY_SECRET, payload)
+    container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+    store.close()
+
+    crash = textwrap.dedent(
+        """
+        import os, sys
+        from datetime import datetime
+        from connector import sandbox
+        from connector.bootstrap import build
+        from connector.config import settings_from_dict
+        from connector.store import Store
+
+        db, now = sys.argv[1], datetime.fromisoformat(sys.argv[2])
+        settings = settings_from_dict(sandbox.demo_config(now, db, "shp-secret", "woo-secret"))
+        container = build(settings, clock=lambda: now)
+        original = Store.mark_webhook
+        def die_after_work(self, *a, **kw):
+            original(self, *a, **kw)
+            os._exit(9)  # killed after routing + reserving, before COMMIT
+        Store.mark_webhook = die_after_work
+        container.inbox.process(container.open_store())
+        """
+    )
+    script = tmp_path / "crash.py"
+    script.write_text(crash)
+    result = subprocess.run([sys.executable, str(script), str(db_path), NOW.isoformat()], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 9, result.stderr
+
+    store = container.open_store()
+    try:
+        assert store._all("SELECT status, attempts FROM webhook_inbox") == [("pending", 0)]
+        assert store.active_reservations(sandbox.SHOPIFY_SHOP, "77") == []
+        report = container.inbox.process(store)
+        assert report.processed == 1
+        assert [r.quantity for r in store.active_reservations(sandbox.SHOPIFY_SHOP, "77")] == [2]
+        assert json.loads(store.webhook(1)["headers"])["X-Shopify-Topic"] == "orders/create"
+    finally:
+        store.close()
