@@ -1,0 +1,440 @@
+"""Extensiv 3PL Warehouse Manager (formerly 3PL Central, "SecureWMS") as a ``Warehouse``.
+
+Facts: shared/reference/3pl.md §4.
+
+* Auth: OAuth2 client credentials, ``POST https://secure-wms.com/AuthServer/api/Token``
+  with ``Authorization: Basic base64(clientId:clientSecret)`` and JSON body
+  ``{"grant_type": "client_credentials", "tpl": "{<guid>}", "user_login_id": "<id>"}``;
+  the bearer token lasts ~30-60 min and must be refreshed at least every 30 min.
+* Inventory: ``GET /inventory/stocksummaries?pgsiz=&pgnum=`` -> ``{totalResults,
+  summaries: [{facilityId, itemIdentifier {id, sku}, qualifier, totalReceived,
+  allocated, available, onHold, onHand}]}``; one row per item x facility (x qualifier).
+  Keys are matched case-insensitively (``TotalResults``/``Summaries`` also occur).
+* Orders: ``GET /orders?rql=...`` to look our reference (``referenceNum``) up, then
+  ``POST /orders`` (not idempotent, never repeated automatically). Shipments come
+  from ``GET /orders`` filtered on ``readOnly.lastModifiedDate``.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
+
+from adapters.http import HttpClient, RefreshingToken, paginate_cursor
+from connector.domain.model import (
+    InventoryRecord,
+    OutboundOrder,
+    ProviderAuthError,
+    ProviderOrderRef,
+    ProviderRejected,
+    ProviderResponseError,
+    Shipment,
+)
+
+log = logging.getLogger("connector.adapters.extensiv")
+
+PRODUCTION_URL = "https://secure-wms.com"
+TOKEN_PATH = "/AuthServer/api/Token"
+STOCK_SUMMARIES_PATH = "/inventory/stocksummaries"
+ORDERS_PATH = "/orders"
+HAL_JSON = "application/hal+json"
+MAX_TOKEN_LIFETIME = 30 * 60.0  # §4: "refresh ... no less than every 30 minutes"
+# 3PL WM order status (readOnly.status): 0 open, 1 closed (complete), 2 cancelled.
+STATUS_CANCELLED = 2
+# characters an RQL value may carry unquoted (our references are made of these)
+_RQL_SAFE = re.compile(r"[A-Za-z0-9._:#/@+\-]+")
+
+
+class ExtensivWarehouse:
+    """One customer of one Extensiv 3PL Warehouse Manager account.
+
+    ``client_id``/``client_secret``/``tpl``/``user_login_id`` are the REST API
+    credentials (§4 Authentication). ``customer_id`` scopes every call (§4: "Every
+    call must be scoped to the correct customer"). ``facility_id`` restricts inventory
+    to one facility and is the default facility for new orders.
+    """
+
+    provider = "extensiv"
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        *,
+        tpl: str | None = None,
+        user_login_id: str | None = None,
+        customer_id: int | str,
+        facility_id: int | str | None = None,
+        carrier: str | None = None,
+        mode: str | None = None,
+        billing_code: str = "Prepaid",
+        account: str | None = None,
+        qualifiers: Collection[str] | None = ("",),
+        base_url: str = PRODUCTION_URL,
+        client: HttpClient | None = None,
+        auth_client: HttpClient | None = None,
+        page_size: int = 500,
+        max_pages: int = 10_000,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        """``carrier``/``mode``/``billing_code``/``account`` fill ``routingInfo`` of new
+        orders (billing code, carrier and mode are required by the WMS).
+        ``qualifiers``: which stock-summary qualifiers count as sellable stock (default:
+        only the blank qualifier, which is what orders we create without a qualifier
+        can be allocated from); ``None`` sums every qualifier."""
+        if client is None:
+            if not (client_id and client_secret and tpl and user_login_id):
+                raise ValueError(
+                    "ExtensivWarehouse needs client_id, client_secret, tpl and user_login_id (or a client)"
+                )
+            token_client = auth_client or HttpClient(
+                base_url=base_url, provider=self.provider, sleep=sleep, monotonic=monotonic
+            )
+            fetch = _token_fetcher(token_client, client_id, client_secret, tpl, user_login_id)
+            client = HttpClient(
+                base_url=base_url,
+                auth=RefreshingToken(fetch, monotonic=monotonic),
+                provider=self.provider,
+                sleep=sleep,
+                monotonic=monotonic,
+                default_headers={"Accept": f"{HAL_JSON}, application/json"},
+            )
+        self.client = client
+        self.customer_id = str(customer_id)
+        self.facility_id = str(facility_id) if facility_id not in (None, "") else None
+        self.carrier = carrier
+        self.mode = mode
+        self.billing_code = billing_code
+        self.account = account
+        self.qualifiers = None if qualifiers is None else frozenset(q or "" for q in qualifiers)
+        self.page_size = page_size
+        self.max_pages = max_pages
+
+    # ------------------------------------------------------------ paging
+
+    def _pages(self, path: str, params: Mapping[str, object], list_key: str) -> Iterator[dict]:
+        """Every row of a ``pgnum``/``pgsiz`` listing (§4 Pagination): ask for the next
+        page while fewer rows than ``totalResults`` have arrived (or, without a total,
+        while pages come back full). An empty page before the total is reached, a
+        page identical to the previous one and ``max_pages`` are errors."""
+        received = 0
+
+        def fetch(cursor: str | None) -> tuple[Sequence[dict], str | None]:
+            nonlocal received
+            page = 1 if cursor is None else int(cursor)
+            body = self.client.get_json(path, {**params, "pgsiz": self.page_size, "pgnum": page})
+            rows = _rows(body, list_key, f"GET {path}")
+            total = _total(body, f"GET {path}")
+            received += len(rows)
+            if total is None:
+                more = len(rows) >= self.page_size
+            else:
+                if not rows and received < total:
+                    raise ProviderResponseError(
+                        f"extensiv: GET {path} page {page} is empty but totalResults={total} "
+                        f"and only {received} rows arrived"
+                    )
+                more = received < total
+            return rows, (str(page + 1) if more and rows else None)
+
+        return paginate_cursor(fetch, max_pages=self.max_pages, provider=self.provider)
+
+    # ------------------------------------------------------------ Warehouse protocol
+
+    def list_inventory(self) -> list[InventoryRecord]:
+        """Per-facility stock: location_id = facilityId, sku = itemIdentifier.sku,
+        on_hand = onHand, committed = allocated, available = available."""
+        params: dict[str, object] = {"customerid": self.customer_id}
+        if self.facility_id is not None:
+            params["facilityid"] = self.facility_id
+        grouped: dict[tuple[str, str], list[dict]] = {}
+        for row in self._pages(STOCK_SUMMARIES_PATH, params, "summaries"):
+            facility, sku, qualifier = _summary_key(row)
+            if self.qualifiers is not None and qualifier not in self.qualifiers:
+                log.debug("extensiv: skipping %s at facility %s with qualifier %r", sku, facility, qualifier)
+                continue
+            grouped.setdefault((facility, sku), []).append(row)
+        records = []
+        for (facility, sku), rows in grouped.items():
+            on_hand = sum(_quantity(r, "onHand", sku) for r in rows)
+            committed = sum(_quantity(r, "allocated", sku) for r in rows)
+            available = sum(_quantity(r, "available", sku) for r in rows)
+            raw: Mapping[str, object] = rows[0] if len(rows) == 1 else {"rows": rows}
+            records.append(
+                InventoryRecord(
+                    location_id=facility,
+                    sku=sku,
+                    # whole units only: round stock down and commitments up, never overselling
+                    on_hand=math.floor(on_hand),
+                    committed=math.ceil(committed),
+                    available=math.floor(available),
+                    raw=raw,
+                )
+            )
+        return records
+
+    def find_order(self, reference: str) -> ProviderOrderRef | None:
+        if not _RQL_SAFE.fullmatch(reference):
+            raise ProviderRejected(
+                f"extensiv: reference {reference!r} has characters an RQL filter cannot carry"
+            )
+        params = {
+            "pgsiz": 10,
+            "pgnum": 1,
+            "rql": f"readOnly.customerIdentifier.id=={self.customer_id};referenceNum=={reference}",
+        }
+        body = self.client.get_json(ORDERS_PATH, params)
+        matches = []
+        for order in _rows(body, "resourceList", f"GET {ORDERS_PATH}"):
+            # RQL may match loosely (case); only an exact referenceNum counts
+            if _get(order, "referenceNum") == reference:
+                matches.append(_order_id(order))
+        if not matches:
+            return None
+        chosen = min(matches, key=_numeric_first)  # the oldest order wins
+        if len(matches) > 1:
+            log.warning("extensiv: %d orders carry reference %s; using %s", len(matches), reference, chosen)
+        return ProviderOrderRef(provider_order_id=chosen, reference=reference, created=False)
+
+    def create_order(self, order: OutboundOrder) -> ProviderOrderRef:
+        existing = self.find_order(order.reference)
+        if existing is not None:
+            return existing
+        body = self._order_body(order)
+        # §4: order creation is not idempotent -> never repeated by the client (retry=False);
+        # an ambiguous failure surfaces and the caller's next attempt looks up first.
+        response = self.client.request(
+            "POST",
+            ORDERS_PATH,
+            json=body,
+            headers={"Content-Type": f"{HAL_JSON}; charset=utf-8"},
+            retry=False,
+        )
+        created = self.client.decode_json(response)
+        if not isinstance(created, dict):
+            raise ProviderResponseError("extensiv: POST /orders answered with a non-object body")
+        return ProviderOrderRef(provider_order_id=_order_id(created), reference=order.reference, created=True)
+
+    def list_shipments(self, since: datetime) -> list[Shipment]:
+        """Orders modified at or after ``since`` that were shipped (closed with a
+        process date) or cancelled; open orders are not shipments yet."""
+        params = {
+            "detail": "All",
+            "sort": "readOnly.lastModifiedDate",
+            "rql": f"readOnly.customerIdentifier.id=={self.customer_id};"
+            f"readOnly.lastModifiedDate=ge={_rql_time(since)}",
+        }
+        shipments = []
+        for order in self._pages(ORDERS_PATH, params, "resourceList"):
+            shipment = _shipment(order)
+            if shipment is not None:
+                shipments.append(shipment)
+        return shipments
+
+    def check(self) -> None:
+        """Token works and the customer's stock summaries answer."""
+        body = self.client.get_json(
+            STOCK_SUMMARIES_PATH, {"customerid": self.customer_id, "pgsiz": 1, "pgnum": 1}
+        )
+        _rows(body, "summaries", f"GET {STOCK_SUMMARIES_PATH}")
+
+    # ------------------------------------------------------------ mapping out
+
+    def _order_body(self, order: OutboundOrder) -> dict:
+        facility = order.location_id or self.facility_id
+        if not facility:
+            raise ProviderRejected("extensiv: no facility for the order (set location_id or facility_id)")
+        if not (self.carrier and self.mode and self.billing_code):
+            raise ProviderRejected("extensiv: routingInfo carrier, mode and billing_code must be configured")
+        lines = list(order.address_lines)
+        routing = {"carrier": self.carrier, "mode": self.mode, "billingCode": self.billing_code}
+        if self.account:
+            routing["account"] = self.account
+        return {
+            "customerIdentifier": {"id": _id_value(self.customer_id)},
+            "facilityIdentifier": {"id": _id_value(facility)},
+            "referenceNum": order.reference,
+            "poNum": order.order_number,
+            "shipTo": {
+                "name": order.ship_to_name,
+                "address1": lines[0] if lines else "",
+                "address2": ", ".join(lines[1:]),
+                "city": order.city,
+                "state": order.ship_to.province or "",
+                "zip": order.ship_to.postcode or "",
+                "country": order.ship_to.country or "",
+                "phoneNumber": order.phone or "",
+                "emailAddress": order.email or "",
+            },
+            "routingInfo": routing,
+            "orderItems": [{"itemIdentifier": {"sku": line.sku}, "qty": line.quantity} for line in order.lines],
+        }
+
+
+# ---------------------------------------------------------------- auth
+
+
+def _token_fetcher(
+    token_client: HttpClient, client_id: str, client_secret: str, tpl: str, user_login_id: str
+) -> Callable[[], tuple[str, float | None]]:
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+    tpl_value = tpl if tpl.startswith("{") else "{" + tpl + "}"  # §4: "tpl": "{<guid>}"
+    body = {"grant_type": "client_credentials", "tpl": tpl_value, "user_login_id": str(user_login_id)}
+
+    def fetch() -> tuple[str, float | None]:
+        try:
+            # issuing a token has no side effect, so the client may retry it
+            answer = token_client.post_json(TOKEN_PATH, body, headers={"Authorization": f"Basic {basic}"}, retry=True)
+        except ProviderRejected as exc:
+            if isinstance(exc, ProviderAuthError):
+                raise
+            raise ProviderAuthError(f"extensiv: client credentials refused: {exc}") from None
+        if not isinstance(answer, dict):
+            raise ProviderResponseError("extensiv: token endpoint answered with a non-object body")
+        token = _get(answer, "access_token")
+        if not isinstance(token, str) or not token:
+            raise ProviderResponseError("extensiv: token endpoint answered without an access_token")
+        expires_in = _get(answer, "expires_in")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            expires_in = MAX_TOKEN_LIFETIME
+        return token, min(float(expires_in), MAX_TOKEN_LIFETIME)
+
+    return fetch
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+
+def _get(obj: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``obj[key]`` matched case-insensitively (§4: PascalCase and camelCase both occur)."""
+    if key in obj:
+        return obj[key]
+    lowered = key.lower()
+    for name, value in obj.items():
+        if isinstance(name, str) and name.lower() == lowered:
+            return value
+    return default
+
+
+def _rows(body: object, list_key: str, what: str) -> list[dict]:
+    if not isinstance(body, dict):
+        raise ProviderResponseError(f"extensiv: {what} answered with a non-object body")
+    rows = _get(body, list_key)
+    if rows is None:
+        embedded = _get(body, "_embedded")  # HAL form: {"_embedded": {"<rel>": [...]}}
+        if isinstance(embedded, dict):
+            lists = [value for value in embedded.values() if isinstance(value, list)]
+            if len(lists) == 1:
+                rows = lists[0]
+    if rows is None:
+        total = _total(body, what)
+        if total == 0:
+            return []
+        raise ProviderResponseError(f"extensiv: {what} answered without a '{list_key}' list")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ProviderResponseError(f"extensiv: {what} '{list_key}' is not a list of objects")
+    return rows
+
+
+def _total(body: Mapping[str, Any], what: str) -> int | None:
+    total = _get(body, "totalResults")
+    if total is None:
+        return None
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ProviderResponseError(f"extensiv: {what} totalResults is not a count: {total!r}")
+    return total
+
+
+def _summary_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    facility = _get(row, "facilityId")
+    item = _get(row, "itemIdentifier")
+    sku = _get(item, "sku") if isinstance(item, dict) else None
+    if facility is None or isinstance(facility, bool) or str(facility) == "":
+        raise ProviderResponseError(f"extensiv: stock summary without facilityId: {row!r:.200}")
+    if not isinstance(sku, str) or not sku:
+        raise ProviderResponseError(f"extensiv: stock summary without itemIdentifier.sku: {row!r:.200}")
+    return str(facility), sku, str(_get(row, "qualifier") or "")
+
+
+def _quantity(row: Mapping[str, Any], name: str, sku: str) -> float:
+    value = _get(row, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProviderResponseError(f"extensiv: stock summary for {sku!r} has a non-numeric {name}: {value!r}")
+    return value
+
+
+def _order_id(order: Mapping[str, Any]) -> str:
+    read_only = _get(order, "readOnly")
+    order_id = _get(read_only, "orderId") if isinstance(read_only, dict) else None
+    if order_id is None:
+        order_id = _get(order, "orderId")
+    if order_id is None or isinstance(order_id, bool) or str(order_id) == "":
+        raise ProviderResponseError("extensiv: order without readOnly.orderId")
+    return str(order_id)
+
+
+def _numeric_first(order_id: str) -> tuple[int, str]:
+    return (int(order_id), "") if order_id.isdigit() else (2**63, order_id)
+
+
+def _id_value(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def _rql_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("since must be an aware datetime")
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def _shipment(order: Mapping[str, Any]) -> Shipment | None:
+    read_only = _get(order, "readOnly")
+    read_only = read_only if isinstance(read_only, dict) else {}
+    status = _get(read_only, "status")
+    closed = _get(read_only, "isClosed") is True
+    processed = _parse_time(_get(read_only, "processDate"))
+    routing = _get(order, "routingInfo")
+    routing = routing if isinstance(routing, dict) else {}
+    packages = _get(read_only, "packages") or _get(order, "packages") or []
+    tracking = _get(routing, "trackingNumber") or next(
+        (
+            _get(p, "trackingNumber")
+            for p in packages
+            if isinstance(p, dict) and _get(p, "trackingNumber")
+        ),
+        None,
+    )
+    reference = _get(order, "referenceNum") or None
+    if status == STATUS_CANCELLED:
+        return Shipment(
+            provider_order_id=_order_id(order),
+            reference=reference,
+            status="cancelled",
+            exception=True,
+            exception_detail="order cancelled in the warehouse",
+        )
+    if not (closed and processed is not None):
+        return None  # still open: not shipped yet
+    return Shipment(
+        provider_order_id=_order_id(order),
+        reference=reference,
+        status="shipped",
+        tracking_number=tracking or None,
+        carrier=_get(routing, "carrier") or None,
+        shipped_at=processed,
+    )

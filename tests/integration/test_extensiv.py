@@ -1,0 +1,368 @@
+"""ExtensivWarehouse against `responses` fixtures shaped like 3pl.md §4."""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from adapters.extensiv import ExtensivWarehouse
+from connector.domain.model import (
+    Address,
+    InventoryRecord,
+    OutboundOrder,
+    ProviderAuthError,
+    ProviderOrderRef,
+    ProviderRejected,
+    ProviderResponseError,
+    ProviderUnavailable,
+    Shipment,
+    ShipmentLine,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "extensiv"
+BASE = "https://secure-wms.com"
+TOKEN = f"{BASE}/AuthServer/api/Token"
+STOCK = f"{BASE}/inventory/stocksummaries"
+ORDERS = f"{BASE}/orders"
+TPL_GUID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+
+
+def fx(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 500.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def mock():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def make(clock: Clock, **kwargs) -> ExtensivWarehouse:
+    kwargs.setdefault("page_size", 2)
+    kwargs.setdefault("carrier", "UPS")
+    kwargs.setdefault("mode", "Ground")
+    return ExtensivWarehouse(
+        "client-id-abc",
+        "client-secret-def",
+        tpl=TPL_GUID,
+        user_login_id="1234",
+        customer_id=12,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+        **kwargs,
+    )
+
+
+def query(call) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(call.request.url).query)
+
+
+def calls_to(mock, url: str) -> list:
+    return [c for c in mock.calls if c.request.url.split("?")[0] == url]
+
+
+def outbound(reference: str = "shop1:1002:ext-reno", location_id: str | None = "7") -> OutboundOrder:
+    return OutboundOrder(
+        reference=reference,
+        order_number="#1002",
+        ship_to_name="Ada Lovelace",
+        ship_to=Address("US", "NV", "89501"),
+        address_lines=("1 Main St", "Suite 4"),
+        city="Reno",
+        email="ada@example.com",
+        phone="+1 775 555 0100",
+        lines=(ShipmentLine("TEE-BLK-M", 2), ShipmentLine("MUG-WHT", 1)),
+        location_id=location_id,
+    )
+
+
+# ---------------------------------------------------------------- auth + inventory
+
+
+def test_inventory_three_pages_two_facilities_exact_mapping(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json=fx("stocksummaries_page1"))
+    mock.get(STOCK, json=fx("stocksummaries_page2"))
+    mock.get(STOCK, json=fx("stocksummaries_page3"))
+
+    records = make(clock).list_inventory()
+
+    p1 = fx("stocksummaries_page1")["summaries"]
+    p2 = fx("stocksummaries_page2")["Summaries"]
+    p3 = fx("stocksummaries_page3")["summaries"]
+    assert records == [
+        InventoryRecord("7", "TEE-BLK-M", 40, 5, 35, p1[0]),
+        InventoryRecord("7", "MUG-WHT", 12, 0, 12, p1[1]),
+        InventoryRecord("9", "TEE-BLK-M", 8, 2, 6, p2[0]),  # the DAMAGED qualifier row is not sellable
+        InventoryRecord("9", "CANDLE-01", 7, 1, 6, p3[0]),  # 7.5 / 6.5 rounded down
+    ]
+
+    # token request exactly as documented
+    (token_call,) = calls_to(mock, TOKEN)
+    expected_basic = base64.b64encode(b"client-id-abc:client-secret-def").decode()
+    assert token_call.request.headers["Authorization"] == f"Basic {expected_basic}"
+    assert token_call.request.headers["Content-Type"] == "application/json"
+    assert json.loads(token_call.request.body) == {
+        "grant_type": "client_credentials",
+        "tpl": "{" + TPL_GUID + "}",
+        "user_login_id": "1234",
+    }
+    stock_calls = calls_to(mock, STOCK)
+    assert [query(c)["pgnum"] for c in stock_calls] == [["1"], ["2"], ["3"]]
+    assert all(query(c)["pgsiz"] == ["2"] and query(c)["customerid"] == ["12"] for c in stock_calls)
+    assert all(c.request.headers["Authorization"] == "Bearer ext-access-token-one" for c in stock_calls)
+
+
+def test_all_qualifiers_can_be_summed(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json={"totalResults": 2, "summaries": fx("stocksummaries_page2")["Summaries"]})
+    (record,) = make(clock, qualifiers=None).list_inventory()
+    assert (record.location_id, record.sku, record.on_hand, record.committed, record.available) == ("9", "TEE-BLK-M", 11, 2, 9)
+    assert len(record.raw["rows"]) == 2
+
+
+def test_facility_filter_is_sent(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+    make(clock, facility_id=9).list_inventory()
+    assert query(calls_to(mock, STOCK)[0])["facilityid"] == ["9"]
+
+
+def test_expired_token_is_refreshed_then_success(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.post(TOKEN, json=fx("token_second"))
+    mock.get(STOCK, status=401)
+    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+    records = make(clock).list_inventory()
+    assert [r.sku for r in records] == ["CANDLE-01"]
+    assert [c.request.headers["Authorization"] for c in calls_to(mock, STOCK)] == [
+        "Bearer ext-access-token-one",
+        "Bearer ext-access-token-two",
+    ]
+
+
+def test_token_is_renewed_at_least_every_30_minutes(mock, clock):
+    mock.post(TOKEN, json=fx("token"))  # says 3599 s; §4 says refresh every 30 min anyway
+    mock.post(TOKEN, json=fx("token_second"))
+    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+    warehouse = make(clock)
+    warehouse.list_inventory()
+    clock.now += 29 * 60  # 30 min minus the refresh margin has passed
+    warehouse.list_inventory()
+    assert [c.request.headers["Authorization"] for c in calls_to(mock, STOCK)] == [
+        "Bearer ext-access-token-one",
+        "Bearer ext-access-token-two",
+    ]
+
+
+def test_refused_credentials_are_an_auth_error(mock, clock):
+    mock.post(TOKEN, status=400, json={"error": "invalid_client"})
+    with pytest.raises(ProviderAuthError):
+        make(clock).list_inventory()
+    assert not calls_to(mock, STOCK)
+
+
+def test_429_and_500_then_success_through_the_shared_client(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, status=429, headers={"Retry-After": "4"})
+    mock.get(STOCK, status=500)
+    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+    records = make(clock).list_inventory()
+    assert [r.sku for r in records] == ["CANDLE-01"]
+    assert len(calls_to(mock, STOCK)) == 3
+    assert clock.sleeps[0] == 4.0 and len(clock.sleeps) == 2
+
+
+def test_malformed_json_is_a_response_error(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, body='{"totalResults": 3, "summaries": [', content_type="application/hal+json")
+    with pytest.raises(ProviderResponseError, match="malformed JSON"):
+        make(clock).list_inventory()
+
+
+def test_missing_fields_are_response_errors(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json={"totalResults": 1, "summaries": [{"facilityId": 7, "itemIdentifier": {"id": 1}}]})
+    mock.get(STOCK, json={"totalResults": 1, "summaries": [fx("stocksummaries_page3")["summaries"][0] | {"onHand": "n/a"}]})
+    mock.get(STOCK, json={"unexpected": True})
+    with pytest.raises(ProviderResponseError, match="itemIdentifier.sku"):
+        make(clock).list_inventory()
+    with pytest.raises(ProviderResponseError, match="non-numeric onHand"):
+        make(clock).list_inventory()
+    with pytest.raises(ProviderResponseError, match="without a 'summaries' list"):
+        make(clock).list_inventory()
+
+
+def test_paginator_returning_the_same_page_forever_is_stopped(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json=fx("stocksummaries_page1") | {"totalResults": 1000})  # ignores pgnum
+    with pytest.raises(ProviderResponseError, match="not advancing"):
+        make(clock).list_inventory()
+    assert len(calls_to(mock, STOCK)) == 2
+
+
+def test_empty_page_before_the_total_is_reached_is_an_error(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json=fx("stocksummaries_page1"))
+    mock.get(STOCK, json={"totalResults": 5, "summaries": []})
+    with pytest.raises(ProviderResponseError, match="empty but totalResults=5"):
+        make(clock).list_inventory()
+
+
+def test_without_a_total_short_page_ends_the_listing(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    page1 = fx("stocksummaries_page1")
+    del page1["totalResults"]
+    mock.get(STOCK, json=page1)
+    mock.get(STOCK, json={"summaries": fx("stocksummaries_page3")["summaries"]})
+    assert [r.sku for r in make(clock).list_inventory()] == ["TEE-BLK-M", "MUG-WHT", "CANDLE-01"]
+    assert len(calls_to(mock, STOCK)) == 2
+
+
+# ---------------------------------------------------------------- orders
+
+
+def test_find_order_by_reference_number(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_found"))
+    mock.get(ORDERS, json=fx("orders_empty"))
+    warehouse = make(clock)
+    assert warehouse.find_order("shop1:1001:ext-reno") == ProviderOrderRef("5501", "shop1:1001:ext-reno", created=False)
+    assert warehouse.find_order("shop1:9999:ext-reno") is None
+    first = calls_to(mock, ORDERS)[0]
+    assert query(first)["rql"] == ["readOnly.customerIdentifier.id==12;referenceNum==shop1:1001:ext-reno"]
+
+
+def test_reference_with_rql_metacharacters_is_refused(mock, clock):
+    with pytest.raises(ProviderRejected, match="RQL"):
+        make(clock).find_order("shop1;referenceNum==x")
+    assert not mock.calls
+
+
+def test_create_order_finds_existing_and_sends_no_post(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_found"))
+    ref = make(clock).create_order(outbound("shop1:1001:ext-reno"))
+    assert ref == ProviderOrderRef("5501", "shop1:1001:ext-reno", created=False)
+    assert [c.request.method for c in calls_to(mock, ORDERS)] == ["GET"]
+
+
+def test_create_order_posts_the_documented_body(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_empty"))
+    mock.post(ORDERS, status=201, json=fx("order_created"), content_type="application/hal+json; charset=utf-8")
+    ref = make(clock, billing_code="Prepaid", account="A1").create_order(outbound())
+    assert ref == ProviderOrderRef("5502", "shop1:1002:ext-reno", created=True)
+    get, post = calls_to(mock, ORDERS)
+    assert post.request.method == "POST"
+    assert post.request.headers["Content-Type"].startswith("application/hal+json")
+    assert json.loads(post.request.body) == {
+        "customerIdentifier": {"id": 12},
+        "facilityIdentifier": {"id": 7},
+        "referenceNum": "shop1:1002:ext-reno",
+        "poNum": "#1002",
+        "shipTo": {
+            "name": "Ada Lovelace",
+            "address1": "1 Main St",
+            "address2": "Suite 4",
+            "city": "Reno",
+            "state": "NV",
+            "zip": "89501",
+            "country": "US",
+            "phoneNumber": "+1 775 555 0100",
+            "emailAddress": "ada@example.com",
+        },
+        "routingInfo": {"carrier": "UPS", "mode": "Ground", "billingCode": "Prepaid", "account": "A1"},
+        "orderItems": [
+            {"itemIdentifier": {"sku": "TEE-BLK-M"}, "qty": 2},
+            {"itemIdentifier": {"sku": "MUG-WHT"}, "qty": 1},
+        ],
+    }
+
+
+def test_create_order_post_is_not_repeated_after_a_server_error(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_empty"))
+    mock.post(ORDERS, status=503)
+    with pytest.raises(ProviderUnavailable):
+        make(clock).create_order(outbound())
+    assert [c.request.method for c in calls_to(mock, ORDERS)] == ["GET", "POST"]
+
+
+def test_create_order_rejected(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_empty"))
+    mock.post(ORDERS, status=400, json=fx("order_rejected"))
+    with pytest.raises(ProviderRejected, match="referenceNum must be unique"):
+        make(clock).create_order(outbound())
+
+
+def test_create_order_needs_a_facility_and_routing(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_empty"))
+    with pytest.raises(ProviderRejected, match="facility"):
+        make(clock).create_order(outbound(location_id=None))
+    with pytest.raises(ProviderRejected, match="carrier"):
+        make(clock, carrier=None).create_order(outbound())
+    assert all(c.request.method == "GET" for c in calls_to(mock, ORDERS))
+
+
+# ---------------------------------------------------------------- shipments and check
+
+
+def test_list_shipments(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(ORDERS, json=fx("orders_modified"))
+    shipments = make(clock, page_size=50).list_shipments(datetime(2026, 10, 2, 4, 0, tzinfo=timezone.utc))
+    assert shipments == [
+        Shipment(
+            provider_order_id="5490",
+            reference="shop1:0990:ext-reno",
+            status="shipped",
+            tracking_number="1Z999AA10123456784",
+            carrier="UPS",
+            shipped_at=datetime(2026, 10, 2, 9, 30, tzinfo=timezone.utc),
+        ),
+        Shipment(
+            provider_order_id="5492",
+            reference="shop1:0992:ext-reno",
+            status="cancelled",
+            exception=True,
+            exception_detail="order cancelled in the warehouse",
+        ),
+    ]
+    params = query(calls_to(mock, ORDERS)[0])
+    assert params["rql"] == ["readOnly.customerIdentifier.id==12;readOnly.lastModifiedDate=ge=2026-10-02T04:00:00"]
+    assert params["detail"] == ["All"] and params["pgnum"] == ["1"]
+
+
+def test_check(mock, clock):
+    mock.post(TOKEN, json=fx("token"))
+    mock.get(STOCK, json=fx("stocksummaries_page3"))
+    make(clock).check()
+    mock.replace(responses.POST, TOKEN, status=401)
+    with pytest.raises(ProviderAuthError):
+        make(clock).check()
