@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
 from connector.domain.model import (
+    ShippingContact,
     Address,
     AppUninstalled,
     CustomerDataRequest,
@@ -474,3 +475,30 @@ class ShopifyStorefront:
             return None
 
     parse = staticmethod(parse_webhook)
+
+
+def shipping_contact(payload: object) -> ShippingContact | None:
+    """The order's shipping address as a 3PL needs it, or None when it has none."""
+    if not isinstance(payload, Mapping):
+        return None
+    raw = payload.get("shipping_address")
+    if not isinstance(raw, Mapping):
+        return None
+
+    def text(key: str) -> str:
+        value = raw.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    name = text("name") or " ".join(p for p in (text("first_name"), text("last_name")) if p)
+    customer = payload.get("customer") if isinstance(payload.get("customer"), Mapping) else {}
+    email = next((v for v in (payload.get("email"), payload.get("contact_email"), customer.get("email"))
+                  if isinstance(v, str) and v), None)
+    return ShippingContact(
+        name=name,
+        address_lines=tuple(line for line in (text("address1"), text("address2")) if line),
+        city=text("city"),
+        address=Address(text("country_code").upper() or None, text("province_code") or None, text("zip") or None),
+        email=email,
+        phone=text("phone") or None,
+    )
+

@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from connector.domain.model import (
+    ShippingContact,
     Address,
     Ignored,
     Order,
@@ -438,3 +439,29 @@ class WooCommerceStorefront:
             return None
 
     parse = staticmethod(parse_webhook)
+
+
+def shipping_contact(payload: object) -> ShippingContact | None:
+    """The order's shipping address (billing when shipping is empty), as a 3PL needs it."""
+    if not isinstance(payload, Mapping):
+        return None
+    billing = payload.get("billing") if isinstance(payload.get("billing"), Mapping) else {}
+    shipping = payload.get("shipping") if isinstance(payload.get("shipping"), Mapping) else {}
+    source = shipping if isinstance(shipping.get("country"), str) and shipping.get("country") else billing
+    if not source:
+        return None
+
+    def text(block: Mapping, key: str) -> str:
+        value = block.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    return ShippingContact(
+        name=" ".join(p for p in (text(source, "first_name"), text(source, "last_name")) if p),
+        address_lines=tuple(line for line in (text(source, "address_1"), text(source, "address_2")) if line),
+        city=text(source, "city"),
+        address=Address(text(source, "country").upper() or None, text(source, "state") or None,
+                        text(source, "postcode") or None),
+        email=text(billing, "email") or None,
+        phone=text(shipping, "phone") or text(billing, "phone") or None,
+    )
+

@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from connector.config import Settings, load_settings
+from connector.config import ProviderConfig, Settings, load_settings
+from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
+from connector.services.sync import StockSync
 from connector.store import Store
+
+
+CSV_DEFAULT_LOCATION = "default"
 
 
 def utc_now() -> datetime:
@@ -22,6 +27,8 @@ class Container:
     settings: Settings
     clock: Callable[[], datetime]
     inbox: Inbox
+    sync: StockSync
+    forwarding: Forwarding
     storefronts: dict = field(default_factory=dict)
 
     def open_store(self) -> Store:
@@ -40,14 +47,62 @@ class Container:
 
 
 def build(settings: Settings | None = None, *, config_path: str | None = None,
-          clock: Callable[[], datetime] = utc_now) -> Container:
-    from adapters.shopify import ShopifyStorefront
-    from adapters.woocommerce import WooCommerceStorefront
+          clock: Callable[[], datetime] = utc_now,
+          warehouse_factory: Callable[[ProviderConfig], object] | None = None) -> Container:
+    """``warehouse_factory`` replaces the real adapters (tests pass fakes here)."""
+    from adapters import shopify, woocommerce
 
     settings = settings if settings is not None else load_settings(config_path)
-    storefronts = {"shopify": ShopifyStorefront(), "woocommerce": WooCommerceStorefront()}
-    inbox = Inbox(settings, storefronts, clock)
-    return Container(settings=settings, clock=clock, inbox=inbox, storefronts=storefronts)
+    storefronts = {"shopify": shopify.ShopifyStorefront(), "woocommerce": woocommerce.WooCommerceStorefront()}
+    warehouses = WarehouseRegistry(settings, warehouse_factory or build_warehouse)
+    contact_readers = {"shopify": shopify.shipping_contact, "woocommerce": woocommerce.shipping_contact}
+    return Container(
+        settings=settings,
+        clock=clock,
+        inbox=Inbox(settings, storefronts, clock),
+        sync=StockSync(settings, warehouses, clock),
+        forwarding=Forwarding(settings, warehouses, contact_readers, clock),
+        storefronts=storefronts,
+    )
+
+
+class WarehouseRegistry:
+    """One adapter (and so one HTTP session and token cache) per provider account, built on first use."""
+
+    def __init__(self, settings: Settings, factory: Callable[[ProviderConfig], object]):
+        self._settings = settings
+        self._factory = factory
+        self._built: dict[tuple[str, str], object] = {}
+
+    def __call__(self, shop_id: str, provider_id: str):
+        key = (shop_id, provider_id)
+        if key not in self._built:
+            self._built[key] = self._factory(self._settings.shops[shop_id].providers[provider_id])
+        return self._built[key]
+
+
+def build_warehouse(config: ProviderConfig):
+    """The real adapter for a configured provider account."""
+    from adapters import csv_feed, extensiv, shipbob, shiphero, shipmonk
+
+    if config.type == "shipbob":
+        return shipbob.ShipBobWarehouse(config.token, config.channel_id,
+                                        base_url=config.base_url or shipbob.PRODUCTION_URL)
+    if config.type == "shipmonk":
+        return shipmonk.ShipMonkWarehouse(config.token, config.store_id,
+                                          base_url=config.base_url or shipmonk.PRODUCTION_URL)
+    if config.type == "shiphero":
+        return shiphero.ShipHeroWarehouse(config.refresh_token, customer_account_id=config.customer_account_id,
+                                          base_url=config.base_url or shiphero.PRODUCTION_URL)
+    if config.type == "extensiv":
+        return extensiv.ExtensivWarehouse(config.client_id, config.client_secret, tpl=config.tpl,
+                                          user_login_id=config.user_login_id, customer_id=config.customer_id,
+                                          facility_id=config.facility_id,
+                                          base_url=config.base_url or extensiv.PRODUCTION_URL)
+    if config.type == "csv":
+        # Rows without a location column belong to the feed's node that sets no provider_location.
+        return csv_feed.CsvFeedWarehouse(config.url or config.path, default_location=CSV_DEFAULT_LOCATION)
+    raise ValueError(f"unknown provider type {config.type!r}")
 
 
 def sync_network(store: Store, settings: Settings, now: datetime) -> None:

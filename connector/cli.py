@@ -8,6 +8,8 @@ import click
 
 from connector.bootstrap import Container, build
 from connector.config import ConfigError
+from connector.services.forwarding import drift_report
+from connector.services.stock import set_manual_count
 
 
 class _Context:
@@ -160,6 +162,196 @@ def demo(order_count: int, directory: str | None, seed: int) -> None:
     from connector.demo import run_demo
 
     run_demo(order_count=order_count, directory=directory, seed=seed, echo=click.echo)
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@click.option("--node", "node_id", help="Only the provider feeding this node (and only this node).")
+@pass_ctx
+def sync(ctx: _Context, shop: str | None, node_id: str | None) -> None:
+    """Fetch stock from the 3PLs and feeds now and replace it node by node."""
+    container = ctx.container
+    _check_shop_node(container, shop, node_id)
+    plan = container.sync.plan(shop, node_id)
+    if not plan:
+        click.echo("nothing to sync: no node takes its stock from a provider" + (f" ({node_id})" if node_id else ""))
+        return
+    store = _open_migrated(container)
+    outcomes = []
+    try:
+        with click.progressbar(plan, label="syncing", item_show_func=lambda p: p and f"{p[0]}/{p[1]}") as bar:
+            for shop_id, provider, nodes in bar:
+                outcomes.append(container.sync.sync_provider(store, shop_id, provider, nodes))
+    finally:
+        store.close()
+    for o in outcomes:
+        if o.ok:
+            rows = ", ".join(f"{n} {c} rows" for n, c in o.rows.items())
+            extra = f"; unmapped locations {', '.join(o.unmapped_locations)}" if o.unmapped_locations else ""
+            handed = f"; {o.handed_over} reservations handed over to the 3PL" if o.handed_over else ""
+            click.echo(f"{o.shop_id}/{o.provider}: ok — {rows}{extra}{handed}")
+        else:
+            click.echo(f"{o.shop_id}/{o.provider}: FAILED for {', '.join(o.nodes)} — {o.error} "
+                       "(previous stock kept)", err=True)
+    if any(not o.ok for o in outcomes):
+        sys.exit(1)
+
+
+@main.group()
+def stock() -> None:
+    """Stock counts."""
+
+
+@stock.command("set")
+@click.argument("node_id")
+@click.argument("sku")
+@click.argument("quantity", type=click.IntRange(min=0))
+@click.option("--shop", help="Shop id (needed when there are several).")
+@click.option("--force", is_flag=True, help="Also for a node whose stock comes from a provider.")
+@pass_ctx
+def stock_set(ctx: _Context, node_id: str, sku: str, quantity: int, shop: str | None, force: bool) -> None:
+    """Record a hand count: NODE holds QUANTITY of SKU (audited)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, node_id)
+    source = container.settings.shops[shop_id].sources[node_id]
+    if source.provider and not force:
+        click.echo(f"node {node_id} takes its stock from provider {source.provider!r}; the next sync would "
+                   "overwrite a hand count (use --force to set it anyway)", err=True)
+        sys.exit(2)
+    store = _open_migrated(container)
+    try:
+        previous = set_manual_count(store, shop_id, node_id, sku, quantity, container.clock())
+    finally:
+        store.close()
+    click.echo(f"{shop_id}/{node_id} {sku}: {previous if previous is not None else 'none'} -> {quantity}")
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@pass_ctx
+def nodes(ctx: _Context, shop: str | None) -> None:
+    """Each node's configured status, how fresh its stock is, and how routing treats it now."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        for shop_id, settings in container.settings.shops.items():
+            if shop and shop_id != shop:
+                continue
+            routing = container.inbox.routing(store, shop_id, container.clock())
+            state = store.sync_state(shop_id)
+            click.echo(f"{shop_id} (mode {settings.network.routing.mode.value})")
+            for node_id, node in routing.network.nodes.items():
+                source = settings.sources[node_id]
+                fed = f"{source.provider}:{source.location or '-'}" if source.provider else "manual counts"
+                synced = state.get(node_id, {})
+                last = synced.get("last_ok_at") or "never"
+                note = f" — {node.status_note}" if node.status_note else ""
+                forward = ", forwards orders" if source.forward_orders else ""
+                click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{note}")
+    finally:
+        store.close()
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@pass_ctx
+def drift(ctx: _Context, shop: str | None) -> None:
+    """Our reservations against the 3PLs' committed quantities, per node and SKU."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        for shop_id in container.settings.shops:
+            if shop and shop_id != shop:
+                continue
+            rows = [r for r in drift_report(store, shop_id) if r["reserved"] or r["provider_committed"]]
+            click.echo(f"{shop_id}: {len(rows)} node × SKU rows with reservations or 3PL commitments")
+            if rows:
+                click.echo(f"  {'node':<14} {'sku':<16} {'reserved':>8} {'forwarded':>9} {'3pl committed':>13} {'drift':>6}")
+            for r in rows:
+                click.echo(f"  {r['node_id']:<14} {r['sku']:<16} {r['reserved']:>8} {r['forwarded']:>9} "
+                           f"{r['provider_committed']:>13} {r['drift']:>6}")
+    finally:
+        store.close()
+
+
+@main.command()
+@pass_ctx
+def forward(ctx: _Context) -> None:
+    """Hand due routed orders to their 3PLs now (the scheduler does this every minute)."""
+    store = _open_migrated(ctx.container)
+    try:
+        report = ctx.container.forwarding.forward_due(store)
+    finally:
+        store.close()
+    click.echo(f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}, "
+               f"cancelled {report.cancelled}")
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+
+
+@main.command()
+@click.option("--limit", default=30, show_default=True, type=click.IntRange(min=1))
+@pass_ctx
+def jobs(ctx: _Context, limit: int) -> None:
+    """Scheduled jobs with their next run, and the latest recorded runs."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from connector.scheduler import build_scheduler, next_runs
+
+    container = ctx.container
+    now = container.clock()
+    for job_id, trigger, next_at in next_runs(build_scheduler(container, BackgroundScheduler), now):
+        click.echo(f"{job_id:<32} {trigger:<48} next {next_at.isoformat() if next_at else '-'}")
+    store = _open_migrated(container)
+    try:
+        runs = store.job_runs(limit)
+    finally:
+        store.close()
+    click.echo("")
+    click.echo("recent runs:" if runs else "no runs recorded yet (start `connector scheduler`)")
+    for run in runs:
+        click.echo(f"  #{run['id']} {run['job_id']:<30} {run['started_at']} {run['outcome']:<8} "
+                   f"{(run['detail'] or '')[:100]}")
+
+
+@main.command()
+@pass_ctx
+def scheduler(ctx: _Context) -> None:
+    """Run the scheduler process: syncs, inbox, forwarding, shipments (Ctrl-C stops it)."""
+    import logging
+
+    from connector.scheduler import build_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.container.init_database()
+    sched = build_scheduler(ctx.container)
+    click.echo(f"scheduler: {len(sched.get_jobs())} jobs; Ctrl-C to stop")
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+def _one_shop(container: Container, shop: str | None) -> str:
+    if shop:
+        return shop
+    if len(container.settings.shops) == 1:
+        return next(iter(container.settings.shops))
+    click.echo(f"several shops are configured ({', '.join(container.settings.shops)}); pass --shop", err=True)
+    sys.exit(2)
+
+
+def _check_shop_node(container: Container, shop: str | None, node_id: str | None) -> None:
+    shops = container.settings.shops
+    if shop and shop not in shops:
+        click.echo(f"unknown shop {shop!r} (configured: {', '.join(shops)})", err=True)
+        sys.exit(2)
+    if node_id and not any(node_id in s.network.nodes for sid, s in shops.items() if not shop or sid == shop):
+        click.echo(f"unknown node {node_id!r}", err=True)
+        sys.exit(2)
 
 
 def _open_migrated(container: Container):

@@ -72,9 +72,64 @@ class ProcessingConfig(_Strict):
     pause_between_batches_ms: float = Field(2.0, ge=0, le=1000)
 
 
+class SyncConfig(_Strict):
+    stale_after_minutes: int = Field(120, ge=1)  # stock older than this makes its node degraded
+    stale_policy: Literal["discount", "exclude"] = "discount"  # what routing does with a stale node
+    stale_discount: float = Field(0.5, gt=0, le=1)  # share of a stale node's stock routing may promise
+    incremental_every_minutes: int = Field(30, ge=1)
+    nightly_at: str = "02:30"  # local time in each shop's timezone
+
+    @field_validator("nightly_at")
+    @classmethod
+    def _nightly_format(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"nightly_at must be HH:MM (24 h), got {value!r}")
+        return value
+
+
+class SchedulerConfig(_Strict):
+    inbox_every_seconds: int = Field(10, ge=1)
+    forward_every_seconds: int = Field(60, ge=1)
+    forward_max_attempts: int = Field(8, ge=1)  # then the forwarding shows as an exception
+    shipments_every_minutes: int = Field(15, ge=1)
+    misfire_grace_seconds: int = Field(300, ge=1)
+
+
 class ShopifyAppConfig(_Strict):
     client_secret: str = ""
     previous_client_secret: str = ""  # kept during rotation: Shopify may sign with it for an hour
+
+
+PROVIDER_SECRET_KEYS = ("token", "refresh_token", "client_secret")
+# What each provider needs before it can be built (secrets may come from the environment).
+_PROVIDER_REQUIRED = {
+    "shipbob": ("token",),
+    "shipmonk": ("token",),
+    "shiphero": ("refresh_token",),
+    "extensiv": ("client_id", "client_secret", "customer_id"),
+    "csv": (),
+}
+
+
+class ProviderConfig(_Strict):
+    """A 3PL account (or feed) that one or more nodes get their stock from."""
+
+    type: Literal["shipbob", "shipmonk", "shiphero", "extensiv", "csv"]
+    base_url: str | None = None  # e.g. ShipBob's sandbox https://sandbox-api.shipbob.com
+    token: str = ""  # ShipBob personal access token, ShipMonk API key
+    channel_id: str | None = None  # ShipBob: the channel with write scopes (needed to forward orders)
+    store_id: int | None = None  # ShipMonk store
+    refresh_token: str = ""  # ShipHero
+    customer_account_id: str | None = None  # ShipHero, for 3PL accounts
+    client_id: str = ""  # Extensiv client credentials
+    client_secret: str = ""
+    tpl: str | None = None  # Extensiv 3PL key
+    user_login_id: str | None = None
+    customer_id: int | None = None  # Extensiv customer the stock belongs to
+    facility_id: int | None = None
+    url: str | None = None  # CSV feed over HTTPS
+    path: str | None = None  # CSV feed on disk
+    sku_map: dict[str, str] = {}  # provider SKU -> our SKU, where they differ
 
 
 class LaneConfig(_Strict):
@@ -108,6 +163,9 @@ class NodeConfig(_Strict):
     active_until: datetime | None = None
     backups: list[Identifier] = []
     priority: int = 100
+    stock_source: str = "manual"  # "manual" (counts typed in) or a provider id from [shops.X.providers]
+    provider_location: str | None = None  # the provider's location/warehouse/facility id for this node
+    forward_orders: bool = False  # hand routed orders to the provider (else the storefront's 3PL app does)
 
     @field_validator("capabilities")
     @classmethod
@@ -168,17 +226,30 @@ class ShopConfig(_Strict):
     nodes: list[NodeConfig] = Field(min_length=1)
     skus: list[SkuConfig] = []
     routing: RoutingConfig = RoutingConfig()
+    providers: dict[Identifier, ProviderConfig] = {}
 
 
 class FileConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
     processing: ProcessingConfig = ProcessingConfig()
+    sync: SyncConfig = SyncConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
     shopify: ShopifyAppConfig = ShopifyAppConfig()
     shops: dict[Identifier, ShopConfig] = Field(min_length=1)
 
 
 # ---------------------------------------------------------------- resolved settings
+
+
+@dataclass(frozen=True)
+class NodeSource:
+    """Where a node's stock is known from, and whether we forward its orders."""
+
+    node_id: str
+    provider: str | None  # provider id; None for counts typed in by hand
+    location: str | None
+    forward_orders: bool
 
 
 @dataclass(frozen=True)
@@ -189,6 +260,8 @@ class ShopSettings:
     store_url: str | None
     secrets: tuple[str, ...]  # current first; the previous one during a rotation
     network: Network
+    providers: Mapping[str, ProviderConfig] = None  # type: ignore[assignment]
+    sources: Mapping[str, NodeSource] = None  # type: ignore[assignment]
 
     @property
     def timezone(self) -> str:
@@ -203,6 +276,8 @@ class Settings:
     processing: ProcessingConfig
     shops: Mapping[str, ShopSettings]
     source: str = "<memory>"
+    sync: SyncConfig = SyncConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
 
     def shop_by_domain(self, domain: str) -> ShopSettings | None:
         """The shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
@@ -224,8 +299,16 @@ def normalise_store_url(url: str) -> str:
     return f"{scheme}://{host}{path.rstrip('/')}"
 
 
+def _env_id(value: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", value.upper())
+
+
 def secret_env_name(shop_id: str) -> str:
-    return "CONNECTOR_SHOP_" + re.sub(r"[^A-Z0-9]", "_", shop_id.upper()) + "_WEBHOOK_SECRET"
+    return f"CONNECTOR_SHOP_{_env_id(shop_id)}_WEBHOOK_SECRET"
+
+
+def provider_secret_env_name(shop_id: str, provider_id: str, key: str) -> str:
+    return f"CONNECTOR_SHOP_{_env_id(shop_id)}_{_env_id(provider_id)}_{key.upper()}"
 
 
 # ---------------------------------------------------------------- loading
@@ -268,6 +351,8 @@ def settings_from_dict(
         processing=parsed.processing,
         shops=shops,
         source=source,
+        sync=parsed.sync,
+        scheduler=parsed.scheduler,
     )
 
 
@@ -425,6 +510,8 @@ def _shop_settings(
         routing=RoutingPolicy(mode=shop.routing.mode, modes=modes),
         default_region=shop.default_region,
     )
+    providers = {pid: _provider_settings(shop_id, pid, p, env, fail) for pid, p in shop.providers.items()}
+    sources = _node_sources(shop, providers, fail)
     return ShopSettings(
         id=shop_id,
         platform=shop.platform,
@@ -432,7 +519,54 @@ def _shop_settings(
         store_url=normalise_store_url(shop.store_url) if shop.store_url else None,
         secrets=tuple(secrets),
         network=network,
+        providers=providers,
+        sources=sources,
     )
+
+
+def _provider_settings(shop_id: str, provider_id: str, provider: ProviderConfig, env: Mapping[str, str],
+                       fail) -> ProviderConfig:
+    overrides = {key: env[name] for key in PROVIDER_SECRET_KEYS
+                 if (name := provider_secret_env_name(shop_id, provider_id, key)) in env}
+    provider = provider.model_copy(update=overrides)
+    for key in _PROVIDER_REQUIRED[provider.type]:
+        if not getattr(provider, key):
+            hint = (f" (or the environment variable {provider_secret_env_name(shop_id, provider_id, key)})"
+                    if key in PROVIDER_SECRET_KEYS else "")
+            raise fail(f"providers.{provider_id}.{key}", f"required for a {provider.type} provider{hint}")
+    if provider.type == "csv" and bool(provider.url) == bool(provider.path):
+        raise fail(f"providers.{provider_id}", "a csv provider needs exactly one of url or path")
+    if provider.url and not re.match(r"^https?://", provider.url):
+        raise fail(f"providers.{provider_id}.url", f"must be an http(s) URL, got {provider.url!r}")
+    return provider
+
+
+def _node_sources(shop: ShopConfig, providers: Mapping[str, ProviderConfig], fail) -> dict[str, NodeSource]:
+    sources: dict[str, NodeSource] = {}
+    claimed: dict[tuple[str, str | None], str] = {}
+    for i, node in enumerate(shop.nodes):
+        if node.stock_source == "manual":
+            if node.forward_orders:
+                raise fail(f"nodes[{i}].forward_orders", "needs a stock_source provider to forward orders to")
+            sources[node.id] = NodeSource(node.id, None, None, False)
+            continue
+        provider = providers.get(node.stock_source)
+        if provider is None:
+            raise fail(f"nodes[{i}].stock_source", f"provider {node.stock_source!r} is not defined "
+                                                   "(use \"manual\" or an id from providers)")
+        if provider.type != "csv" and not node.provider_location:
+            raise fail(f"nodes[{i}].provider_location", f"required: which {provider.type} location is node {node.id!r}")
+        if node.forward_orders and provider.type == "csv":
+            raise fail(f"nodes[{i}].forward_orders", "a csv feed cannot receive orders")
+        if node.forward_orders and provider.type == "shipbob" and not provider.channel_id:
+            raise fail(f"providers.{node.stock_source}.channel_id", "required to forward orders to ShipBob")
+        key = (node.stock_source, node.provider_location)
+        if key in claimed:
+            raise fail(f"nodes[{i}].provider_location",
+                       f"{node.stock_source} location {node.provider_location!r} already feeds node {claimed[key]!r}")
+        claimed[key] = node.id
+        sources[node.id] = NodeSource(node.id, node.stock_source, node.provider_location, node.forward_orders)
+    return sources
 
 
 def _aware(value: datetime | None, tz: ZoneInfo) -> datetime | None:

@@ -33,6 +33,11 @@ def parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def forward_reference(shop_id: str, order_id: str, node_id: str) -> str:
+    """Our idempotency key at the 3PL: one per (shop, order, node), stable across retries."""
+    return f"{shop_id}:{order_id}:{node_id}"
+
+
 # ---------------------------------------------------------------- migrations
 
 migrations = Migrations("connector")
@@ -137,6 +142,48 @@ def _core(db: sqlite_utils.Database) -> None:
         not_null={"at", "kind"},
     )
     db["events"].create_index(["shop_id", "kind", "id"])
+
+
+@migrations(name="0002_sync_forwarding_jobs")
+def _sync(db: sqlite_utils.Database) -> None:
+    db["sync_runs"].create(
+        {"id": int, "shop_id": str, "node_id": str, "provider": str, "started_at": str, "finished_at": str,
+         "rows": int, "outcome": str, "error": str},
+        pk="id",
+        not_null={"shop_id", "node_id", "provider", "started_at", "outcome"},
+    )
+    db["sync_runs"].create_index(["shop_id", "node_id", "id"])
+    # The latest state per synced node: what routing's freshness check reads.
+    db["node_sync_state"].create(
+        {"shop_id": str, "node_id": str, "last_ok_at": str, "last_attempt_at": str, "last_error": str, "rows": int},
+        pk=("shop_id", "node_id"),
+    )
+    db["forward_jobs"].create(
+        {"id": int, "shop_id": str, "order_id": str, "node_id": str, "provider": str, "reference": str,
+         "status": str, "attempts": int, "next_attempt_at": str, "claimed_at": str, "provider_order_id": str,
+         "last_error": str, "created_at": str, "sent_at": str, "handed_over_at": str},
+        pk="id",
+        not_null={"shop_id", "order_id", "node_id", "provider", "reference", "status", "attempts", "created_at"},
+        defaults={"attempts": 0},
+    )
+    db["forward_jobs"].create_index(["shop_id", "order_id", "node_id"], unique=True)
+    db["forward_jobs"].create_index(["status", "next_attempt_at"])
+    db["shipments"].create(
+        {"shop_id": str, "provider": str, "provider_order_id": str, "reference": str, "status": str,
+         "tracking_number": str, "carrier": str, "shipped_at": str, "delivered_at": str, "exception": int,
+         "exception_detail": str, "updated_at": str},
+        pk=("shop_id", "provider", "provider_order_id"),
+    )
+    db["provider_poll_state"].create(
+        {"shop_id": str, "provider": str, "shipments_since": str},
+        pk=("shop_id", "provider"),
+    )
+    db["job_runs"].create(
+        {"id": int, "job_id": str, "started_at": str, "finished_at": str, "outcome": str, "detail": str},
+        pk="id",
+        not_null={"job_id", "started_at"},
+    )
+    db["job_runs"].create_index(["job_id", "id"])
 
 
 # ---------------------------------------------------------------- rows
@@ -538,6 +585,11 @@ class Store:
             )
         return len(records)
 
+    def stock_level(self, shop_id: str, node_id: str, sku: str) -> int | None:
+        row = self._one("SELECT available FROM stock WHERE shop_id = ? AND node_id = ? AND sku = ?",
+                        (shop_id, node_id, sku))
+        return row[0] if row else None
+
     def stock_rows(self, shop_id: str) -> list[dict]:
         return self._dicts(
             "SELECT s.node_id, s.sku, s.on_hand, s.committed, s.available, COALESCE(r.quantity, 0) AS reserved, "
@@ -661,12 +713,204 @@ class Store:
         counts = {}
         with self.db.atomic():
             for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
-                          "order_lines", "orders", "stock", "events"):
+                          "order_lines", "orders", "stock", "events", "forward_jobs", "shipments", "sync_runs",
+                          "node_sync_state", "provider_poll_state"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             counts["webhook_inbox"] = self.conn.execute(
                 "DELETE FROM webhook_inbox WHERE shop_id = ? AND id IS NOT ?", (shop_id, keep_inbox_id)
             ).rowcount
         return counts
+
+    # ------------------------------------------------------------ sync
+
+    def replace_stock_for_nodes(self, shop_id: str, per_node: Mapping[str, list[Mapping]], source: str,
+                                now: datetime) -> dict[str, int]:
+        """One provider snapshot, all its nodes replaced together, or none."""
+        with self.db.atomic():
+            return {node_id: self.replace_node_stock(shop_id, node_id, rows, source, now)
+                    for node_id, rows in per_node.items()}
+
+    def record_sync(self, shop_id: str, node_id: str, provider: str, started: datetime, finished: datetime,
+                    rows: int | None, outcome: str, error: str | None) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "INSERT INTO sync_runs (shop_id, node_id, provider, started_at, finished_at, rows, outcome, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (shop_id, node_id, provider, ts(started), ts(finished), rows, outcome, error),
+            )
+            if outcome == "ok":
+                self.conn.execute(
+                    "INSERT INTO node_sync_state (shop_id, node_id, last_ok_at, last_attempt_at, last_error, rows) "
+                    "VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO UPDATE SET last_ok_at = excluded.last_ok_at, "
+                    "last_attempt_at = excluded.last_attempt_at, last_error = NULL, rows = excluded.rows",
+                    (shop_id, node_id, ts(started), ts(finished), rows),
+                )
+            else:
+                self.conn.execute(
+                    "INSERT INTO node_sync_state (shop_id, node_id, last_attempt_at, last_error) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET last_attempt_at = excluded.last_attempt_at, "
+                    "last_error = excluded.last_error",
+                    (shop_id, node_id, ts(finished), error),
+                )
+
+    def sync_state(self, shop_id: str) -> dict[str, dict]:
+        return {r["node_id"]: r for r in self._dicts("SELECT * FROM node_sync_state WHERE shop_id = ?", (shop_id,))}
+
+    def sync_runs(self, shop_id: str | None = None, node_id: str | None = None, limit: int = 50) -> list[dict]:
+        clauses, params = [], []
+        for column, value in (("shop_id", shop_id), ("node_id", node_id)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._dicts(f"SELECT * FROM sync_runs {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+
+    def committed_by_node_sku(self, shop_id: str) -> dict[tuple[str, str], int]:
+        return {(n, s): c for n, s, c in self._all("SELECT node_id, sku, committed FROM stock WHERE shop_id = ?",
+                                                   (shop_id,))}
+
+    def reserved_by_node_sku(self, shop_id: str, forwarded_only: bool = False) -> dict[tuple[str, str], int]:
+        join = ("JOIN forward_jobs f ON f.shop_id = r.shop_id AND f.order_id = r.order_id AND f.node_id = r.node_id "
+                "AND f.status IN ('sent', 'shipped')") if forwarded_only else ""
+        rows = self._all(
+            f"SELECT r.node_id, r.sku, SUM(r.quantity) FROM reservations r {join} "
+            "WHERE r.shop_id = ? AND r.status = 'active' GROUP BY r.node_id, r.sku",
+            (shop_id,),
+        )
+        return {(n, s): q for n, s, q in rows}
+
+    # ------------------------------------------------------------ forwarding
+
+    def add_forward_job(self, shop_id: str, order_id: str, node_id: str, provider: str, now: datetime) -> bool:
+        """One job per (order, node), ever: a second routing of the same pair adds nothing."""
+        cursor = self.conn.execute(
+            "INSERT INTO forward_jobs (shop_id, order_id, node_id, provider, reference, status, attempts, "
+            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING",
+            (shop_id, order_id, node_id, provider, forward_reference(shop_id, order_id, node_id), ts(now), ts(now)),
+        )
+        return cursor.rowcount == 1
+
+    def claim_forward_jobs(self, now: datetime, limit: int, stale_claim_after_s: int = 600) -> list[dict]:
+        """Claim due jobs atomically; a claim older than ``stale_claim_after_s`` (a process
+        died mid-send) may be taken again — the adapters look up our reference before
+        creating, so a retry never creates a second order."""
+        stale = ts(datetime.fromtimestamp(now.timestamp() - stale_claim_after_s, UTC))
+        with self.write():
+            jobs = self._dicts(
+                "SELECT * FROM forward_jobs WHERE (status = 'pending' AND next_attempt_at <= ?) "
+                "OR (status = 'sending' AND claimed_at <= ?) ORDER BY id LIMIT ?",
+                (ts(now), stale, limit),
+            )
+            self.conn.executemany(
+                "UPDATE forward_jobs SET status = 'sending', claimed_at = ? WHERE id = ?",
+                [(ts(now), job["id"]) for job in jobs],
+            )
+        return jobs
+
+    def finish_forward_job(self, job_id: int, *, status: str, now: datetime, provider_order_id: str | None = None,
+                           error: str | None = None, next_attempt_at: datetime | None = None) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "UPDATE forward_jobs SET status = ?, attempts = attempts + 1, provider_order_id = "
+                "COALESCE(?, provider_order_id), last_error = ?, next_attempt_at = ?, claimed_at = NULL, "
+                "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                (status, provider_order_id, error, ts(next_attempt_at) if next_attempt_at else None, status,
+                 ts(now), job_id),
+            )
+
+    def cancel_forward_jobs(self, shop_id: str, order_id: str) -> int:
+        return self.conn.execute(
+            "UPDATE forward_jobs SET status = 'cancelled' WHERE shop_id = ? AND order_id = ? AND status = 'pending'",
+            (shop_id, order_id),
+        ).rowcount
+
+    def forward_jobs(self, shop_id: str | None = None, statuses: Sequence[str] | None = None) -> list[dict]:
+        clauses, params = [], []
+        if shop_id:
+            clauses.append("shop_id = ?")
+            params.append(shop_id)
+        if statuses:
+            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+            params.extend(statuses)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._dicts(f"SELECT * FROM forward_jobs {where} ORDER BY id", params)
+
+    def hand_over_forwarded(self, shop_id: str, node_ids: Sequence[str], fetched_at: datetime,
+                            now: datetime) -> int:
+        """Orders the 3PL accepted before this inventory fetch began are inside its
+        ``committed`` now: our reservations for them would count the units twice."""
+        if not node_ids:
+            return 0
+        marks = ",".join("?" * len(node_ids))
+        jobs = self._all(
+            f"SELECT id, order_id, node_id FROM forward_jobs WHERE shop_id = ? AND node_id IN ({marks}) "
+            "AND status IN ('sent', 'shipped') AND handed_over_at IS NULL AND sent_at < ?",
+            (shop_id, *node_ids, ts(fetched_at)),
+        )
+        released = 0
+        with self.db.atomic():
+            for job_id, order_id, node_id in jobs:
+                for reservation in self.active_reservations(shop_id, order_id):
+                    if reservation.node_id == node_id:
+                        self.release(reservation, shop_id, "handed over: counted in the 3PL's committed", now)
+                        released += 1
+                self.conn.execute("UPDATE forward_jobs SET handed_over_at = ? WHERE id = ?", (ts(now), job_id))
+        return released
+
+    def latest_order_body(self, shop_id: str, order_id: str) -> tuple[str, bytes] | None:
+        """The newest stored order delivery (platform, raw body) — the address lives only there."""
+        row = self._one(
+            "SELECT platform, body FROM webhook_inbox WHERE shop_id = ? AND resource_id = ? AND status = 'processed' "
+            "AND topic IN ('orders/create', 'orders/updated', 'order.created', 'order.updated', 'order.restored') "
+            "AND length(body) > 0 ORDER BY id DESC LIMIT 1",
+            (shop_id, order_id),
+        )
+        return (row[0], row[1]) if row else None
+
+    # ------------------------------------------------------------ shipments
+
+    def upsert_shipment(self, shop_id: str, provider: str, shipment, now: datetime) -> None:
+        self.db["shipments"].upsert(
+            {"shop_id": shop_id, "provider": provider, "provider_order_id": shipment.provider_order_id,
+             "reference": shipment.reference, "status": shipment.status, "tracking_number": shipment.tracking_number,
+             "carrier": shipment.carrier, "shipped_at": ts(shipment.shipped_at) if shipment.shipped_at else None,
+             "delivered_at": ts(shipment.delivered_at) if shipment.delivered_at else None,
+             "exception": int(shipment.exception), "exception_detail": shipment.exception_detail,
+             "updated_at": ts(now)},
+            pk=("shop_id", "provider", "provider_order_id"),
+        )
+
+    def forward_job_by_reference(self, reference: str) -> dict | None:
+        rows = self._dicts("SELECT * FROM forward_jobs WHERE reference = ?", (reference,))
+        return rows[0] if rows else None
+
+    def mark_forward_shipped(self, job_id: int) -> None:
+        self.conn.execute("UPDATE forward_jobs SET status = 'shipped' WHERE id = ? AND status = 'sent'", (job_id,))
+
+    def shipments_since(self, shop_id: str, provider: str) -> datetime | None:
+        row = self._one("SELECT shipments_since FROM provider_poll_state WHERE shop_id = ? AND provider = ?",
+                        (shop_id, provider))
+        return parse_ts(row[0]) if row else None
+
+    def set_shipments_since(self, shop_id: str, provider: str, since: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO provider_poll_state (shop_id, provider, shipments_since) VALUES (?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET shipments_since = excluded.shipments_since",
+            (shop_id, provider, ts(since)),
+        )
+
+    # ------------------------------------------------------------ scheduler jobs
+
+    def start_job_run(self, job_id: str, now: datetime) -> int:
+        return self.conn.execute("INSERT INTO job_runs (job_id, started_at, outcome) VALUES (?, ?, 'running')",
+                                 (job_id, ts(now))).lastrowid
+
+    def finish_job_run(self, run_id: int, outcome: str, detail: str, now: datetime) -> None:
+        self.conn.execute("UPDATE job_runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
+                          (ts(now), outcome, detail[:2000], run_id))
+
+    def job_runs(self, limit: int = 50) -> list[dict]:
+        return self._dicts("SELECT * FROM job_runs ORDER BY id DESC LIMIT ?", (limit,))
 
     # ------------------------------------------------------------ audit log
 

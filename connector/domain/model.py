@@ -92,6 +92,7 @@ class Node:
     active_until: datetime | None = None
     backups: tuple[str, ...] = ()
     priority: int = 100  # lower is preferred
+    status_note: str | None = None  # why the node is degraded/offline right now (e.g. stale stock)
 
     def in_window(self, now: datetime) -> bool:
         if self.active_from is not None and now < self.active_from:
@@ -295,6 +296,19 @@ class RoutingResult:
 
 
 # ---------------------------------------------------------------- warehouses (3PLs)
+
+
+@dataclass(frozen=True)
+class ShippingContact:
+    """Who and where a parcel goes: read from the stored order body only when an
+    order is handed to a 3PL (the order tables keep just country/province/postcode)."""
+
+    name: str
+    address_lines: tuple[str, ...]
+    city: str
+    address: Address
+    email: str | None = None
+    phone: str | None = None
 
 
 @dataclass(frozen=True)

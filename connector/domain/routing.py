@@ -172,7 +172,7 @@ class Router:
     def _penalties(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> tuple[str, ...]:
         notes = []
         if node.status is NodeStatus.DEGRADED:
-            notes.append("node degraded")
+            notes.append(f"node degraded ({node.status_note})" if node.status_note else "node degraded")
         if node.cutoff is not None and now.astimezone(self._tz).time() >= node.cutoff:
             notes.append(f"past {node.cutoff.strftime('%H:%M')} cutoff")
         if node.daily_capacity is not None and orders_today.get(node.id, 0) >= node.daily_capacity:
@@ -384,7 +384,7 @@ class Router:
 
     def _why_unusable(self, node: Node, now: datetime) -> str:
         if node.status in (NodeStatus.OFFLINE, NodeStatus.PAUSED):
-            return node.status.value
+            return f"{node.status.value} ({node.status_note})" if node.status_note else node.status.value
         return "outside its active window"
 
 

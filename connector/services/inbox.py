@@ -31,8 +31,9 @@ from connector.domain.model import (
     ShopRedact,
     StorefrontEvent,
 )
+from connector.domain.health import Freshness, StalePolicy, apply_freshness
 from connector.services.orders import ShopRouting, apply_order, apply_refund, close_order
-from connector.store import InboxRow, Store
+from connector.store import InboxRow, Store, parse_ts
 
 log = logging.getLogger("connector.inbox")
 
@@ -70,13 +71,28 @@ class Inbox:
         self.storefronts = storefronts
         self.clock = clock
         self.pause = pause
-        self._routing: dict[str, ShopRouting] = {}
+        self._routing: dict[str, tuple[tuple, ShopRouting]] = {}
 
-    def routing(self, shop_id: str) -> ShopRouting:
-        routing = self._routing.get(shop_id)
-        if routing is None:
-            routing = self._routing[shop_id] = ShopRouting(self.settings.shops[shop_id].network)
-        return routing
+    def routing(self, store: Store, shop_id: str, now: datetime) -> ShopRouting:
+        """The shop's routing with node health folded in; rebuilt only when health changes."""
+        shop = self.settings.shops[shop_id]
+        network, factors = shop.network, {}
+        synced = [node_id for node_id, source in shop.sources.items() if source.provider]
+        if synced:
+            state = store.sync_state(shop_id)
+            freshness = {n: Freshness(parse_ts(state[n]["last_ok_at"]) if n in state else None,
+                                      state[n]["last_error"] if n in state else None) for n in synced}
+            sync = self.settings.sync
+            policy = StalePolicy(timedelta(minutes=sync.stale_after_minutes), sync.stale_policy == "exclude",
+                                 sync.stale_discount)
+            network, factors = apply_freshness(network, freshness, policy, now)
+        key = tuple(sorted((n.id, n.status.value, n.status_note or "") for n in network.nodes.values()
+                           if n.status_note))
+        cached = self._routing.get(shop_id)
+        if cached is None or cached[0] != key:
+            forward = {n: s.provider for n, s in shop.sources.items() if s.forward_orders}
+            cached = self._routing[shop_id] = (key, ShopRouting(network, factors, forward))
+        return cached[1]
 
     # ------------------------------------------------------------ ingest
 
@@ -185,13 +201,13 @@ class Inbox:
         event: StorefrontEvent = storefront.parse(row.shop_id, row.topic, json.loads(row.body))
         shop_id = row.shop_id
         if isinstance(event, OrderUpsert):
-            return apply_order(store, self.routing(shop_id), event.order, now)
+            return apply_order(store, self.routing(store, shop_id, now), event.order, now)
         if isinstance(event, OrderDeleted):
             if store.order(shop_id, event.order_id) is None:
                 return "unknown_order"
             return close_order(store, shop_id, event.order_id, "cancelled", now)
         if isinstance(event, RefundCreated):
-            return apply_refund(store, self.routing(shop_id), event, shop_id, now) or "unknown_order"
+            return apply_refund(store, self.routing(store, shop_id, now), event, shop_id, now) or "unknown_order"
         if isinstance(event, CustomerDataRequest):
             export = store.customer_data(shop_id, event.customer_id, event.order_ids)
             store.event(shop_id, "privacy.data_request", event.request_id, export, now)

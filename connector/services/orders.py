@@ -11,6 +11,9 @@ from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from typing import Mapping
+
+from connector.domain.health import discounted
 from connector.domain.model import Order, OrderLine, RefundCreated
 from connector.domain.regions import RegionIndex
 from connector.domain.routing import Router, skip_reason
@@ -18,13 +21,18 @@ from connector.store import ActiveReservation, Store
 
 
 class ShopRouting:
-    """A shop's router and region index, built once per network."""
+    """A shop's router and region index for one view of its network (node health
+    folded in). ``factors`` discount stale nodes' stock; ``forward_nodes`` maps
+    nodes whose orders we hand to a 3PL to that provider."""
 
-    def __init__(self, network):
+    def __init__(self, network, factors: Mapping[str, float] | None = None,
+                 forward_nodes: Mapping[str, str] | None = None):
         self.network = network
         self.router = Router(network)
         self.regions = RegionIndex(network.regions.values())
         self.tz = ZoneInfo(network.timezone)
+        self.factors = dict(factors or {})
+        self.forward_nodes = dict(forward_nodes or {})
 
     def local_day(self, now: datetime) -> str:
         return now.astimezone(self.tz).date().isoformat()
@@ -51,6 +59,13 @@ def close_order(store: Store, shop_id: str, order_id: str, state: str, now: date
     """Cancelled, fulfilled, deleted or awaiting payment: hold no stock for it."""
     for reservation in store.active_reservations(shop_id, order_id):
         store.release(reservation, shop_id, state, now)
+    store.cancel_forward_jobs(shop_id, order_id)
+    sent = [j for j in store.forward_jobs(shop_id, ("sent",)) if j["order_id"] == order_id]
+    if sent and state == "cancelled":
+        # Already with the 3PL: cancelling there is the creator's call (and a human's click).
+        store.event(shop_id, "forward.cancel_needed", order_id,
+                    {"nodes": [j["node_id"] for j in sent], "provider_orders": [j["provider_order_id"] for j in sent]},
+                    now)
     store.retire_decisions(shop_id, order_id)
     store.set_order_state(shop_id, order_id, state, now)
     store.set_order_status(shop_id, order_id, state)
@@ -85,7 +100,7 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
         result = routing.router.route(
             replace(order, lines=tuple(to_route)),
             region_id,
-            store.sellable(shop_id, {l.sku for l in to_route}),
+            discounted(store.sellable(shop_id, {l.sku for l in to_route}), routing.factors),
             store.orders_today(shop_id, routing.local_day(now)),
             now,
         )
@@ -94,6 +109,9 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             store.reserve(shop_id, order_id, decision.line_id, decision.node_id, decision.sku, decision.quantity, now)
         for node_id in {d.node_id for d in result.routed} - nodes_before:
             store.count_node_order(shop_id, node_id, routing.local_day(now))
+        for node_id in {d.node_id for d in result.routed}:
+            if node_id in routing.forward_nodes:
+                store.add_forward_job(shop_id, order_id, node_id, routing.forward_nodes[node_id], now)
 
     status = _status(store.current_decisions(shop_id, order_id))
     store.set_order_status(shop_id, order_id, status)

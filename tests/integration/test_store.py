@@ -39,9 +39,9 @@ def store(db_path):
 
 def test_migrations_are_named_and_applied_once(db_path):
     store = Store.open(db_path)
-    assert store.migrate() == ["0001_core"]
+    assert store.migrate() == ["0001_core", "0002_sync_forwarding_jobs"]
     assert store.migrate() == []
-    assert store.applied_migrations() == ["0001_core"]
+    assert store.applied_migrations() == ["0001_core", "0002_sync_forwarding_jobs"]
     tables = set(store.db.table_names())
     assert {"shops", "regions", "nodes", "stock", "webhook_inbox", "orders", "order_lines", "routing_decisions",
             "reservations", "reserved_totals", "events"} <= tables
@@ -50,7 +50,8 @@ def test_migrations_are_named_and_applied_once(db_path):
 
 def test_every_shop_data_table_is_keyed_by_shop(store):
     for table in ("regions", "nodes", "stock", "webhook_inbox", "orders", "order_lines", "routing_decisions",
-                  "reservations", "reserved_totals", "node_day_orders", "refunds", "events"):
+                  "reservations", "reserved_totals", "node_day_orders", "refunds", "events", "sync_runs",
+                  "node_sync_state", "forward_jobs", "shipments", "provider_poll_state"):
         assert "shop_id" in store.db[table].columns_dict, table
 
 

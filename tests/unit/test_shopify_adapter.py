@@ -330,6 +330,8 @@ def test_parse_documented_refund():
         order_id="450789469",
         refund_id="929361472",
         lines=(RefundLine(line_id="518995019", quantity=1),),
+        # "2025-04-02T11:38:34-05:00" in the documented refund, kept as an aware UTC time.
+        created_at=datetime(2025, 4, 2, 16, 38, 34, tzinfo=timezone.utc),
     )
 
 

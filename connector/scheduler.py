@@ -1,0 +1,90 @@
+"""The scheduler process (`connector scheduler`): APScheduler 3.x in one
+dedicated process, as its maintainer advises; gunicorn serves only the web app.
+
+Jobs are declared here in code, with ids. UTC internally; every job coalesces
+missed runs, never runs twice at once, and has an explicit misfire grace time.
+Each run is recorded in ``job_runs`` (`connector jobs` lists them); a failing
+job is recorded and logged, and the scheduler carries on.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from connector.services.forwarding import drift_report
+
+log = logging.getLogger("connector.scheduler")
+
+
+def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:
+    settings = container.settings
+    scheduler = scheduler_cls(
+        timezone=timezone.utc,
+        job_defaults={"coalesce": True, "max_instances": 1,
+                      "misfire_grace_time": settings.scheduler.misfire_grace_seconds},
+    )
+
+    def add(job_id: str, trigger, work: Callable) -> None:
+        scheduler.add_job(run_job, trigger, args=[container, job_id, work], id=job_id, name=job_id,
+                          replace_existing=True)
+
+    add("process-inbox", IntervalTrigger(seconds=settings.scheduler.inbox_every_seconds),
+        lambda store: container.inbox.process(store))
+    add("forward-orders", IntervalTrigger(seconds=settings.scheduler.forward_every_seconds),
+        lambda store: container.forwarding.forward_due(store))
+    add("poll-shipments", IntervalTrigger(minutes=settings.scheduler.shipments_every_minutes),
+        lambda store: container.forwarding.poll_shipments(store))
+    add("sync-incremental", IntervalTrigger(minutes=settings.sync.incremental_every_minutes),
+        lambda store: container.sync.sync(store))
+    hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))
+    for shop_id, shop in settings.shops.items():
+        add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
+            lambda store, shop_id=shop_id: nightly(container, store, shop_id))
+    return scheduler
+
+
+def nightly(container, store, shop_id: str) -> dict:
+    """Full sync of every node of the shop, then a drift snapshot in the audit log."""
+    outcomes = container.sync.sync(store, shop_id)
+    drift = [row for row in drift_report(store, shop_id) if row["drift"] < 0]
+    with store.db.atomic():
+        store.event(shop_id, "drift.snapshot", shop_id, {"negative_drift": drift}, container.clock())
+    return {"synced": [o.provider for o in outcomes if o.ok], "failed": [o.provider for o in outcomes if not o.ok],
+            "negative_drift_rows": len(drift)}
+
+
+def run_job(container, job_id: str, work: Callable) -> str:
+    """Run one job with its own connection and record the run; never raises."""
+    store = container.open_store()
+    try:
+        run_id = store.start_job_run(job_id, container.clock())
+        try:
+            result = work(store)
+        except Exception as exc:  # noqa: BLE001 - recorded; the scheduler must keep going
+            log.exception("job %s failed", job_id)
+            store.finish_job_run(run_id, "failed", f"{type(exc).__name__}: {exc}", container.clock())
+            return "failed"
+        store.finish_job_run(run_id, "ok", _describe(result), container.clock())
+        return "ok"
+    finally:
+        store.close()
+
+
+def next_runs(scheduler: BaseScheduler, now: datetime) -> list[tuple[str, str, datetime | None]]:
+    """(job id, trigger, next fire time) without starting the scheduler."""
+    return [(job.id, str(job.trigger), job.trigger.get_next_fire_time(None, now)) for job in scheduler.get_jobs()]
+
+
+def _describe(result) -> str:
+    if is_dataclass(result):
+        return str(asdict(result))
+    if isinstance(result, list) and result and is_dataclass(result[0]):
+        return str([asdict(r) for r in result])
+    return str(result)

@@ -1,0 +1,162 @@
+"""Handing routed orders to 3PLs, and hearing back about shipments.
+
+Exactly once per (order, node): routing adds one ``forward_jobs`` row per pair
+in the same transaction as the reservation (a unique index forbids a second).
+Sending claims the job first, then calls the adapter, whose ``create_order``
+looks our reference up before it POSTs — so a retry after a crash or a timeout
+finds the order instead of creating it again. The HTTP call happens outside
+any database transaction.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Mapping
+
+from connector.config import Settings
+from connector.domain.model import (
+    OutboundOrder,
+    ProviderError,
+    ProviderRejected,
+    ShipmentLine,
+)
+from connector.store import Store
+
+log = logging.getLogger("connector.forwarding")
+
+
+@dataclass
+class ForwardReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShipmentReport:
+    shipments: int = 0
+    released: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Forwarding:
+    def __init__(self, settings: Settings, warehouses: Callable[[str, str], object],
+                 contact_readers: Mapping[str, Callable], clock: Callable[[], datetime]):
+        self.settings = settings
+        self.warehouses = warehouses
+        self.contact_readers = contact_readers  # platform -> shipping_contact(payload)
+        self.clock = clock
+
+    def forward_due(self, store: Store, limit: int = 100) -> ForwardReport:
+        report = ForwardReport()
+        max_attempts = self.settings.scheduler.forward_max_attempts
+        for job in store.claim_forward_jobs(self.clock(), limit):
+            now = self.clock()
+            order = store.order(job["shop_id"], job["order_id"])
+            if order is None or order.state != "open":
+                store.finish_forward_job(job["id"], status="cancelled", now=now,
+                                         error=f"order is {order.state if order else 'gone'}")
+                report.cancelled += 1
+                continue
+            try:
+                outbound = self._outbound(store, job)
+                result = self.warehouses(job["shop_id"], job["provider"]).create_order(outbound)
+            except ProviderError as exc:
+                attempts = job["attempts"] + 1
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                permanent = isinstance(exc, ProviderRejected) or attempts >= max_attempts
+                if permanent:
+                    store.finish_forward_job(job["id"], status="failed", now=now, error=error)
+                    with store.db.atomic():
+                        store.event(job["shop_id"], "forward.failed", job["order_id"],
+                                    {"node_id": job["node_id"], "attempts": attempts, "error": error}, now)
+                    report.failed += 1
+                else:
+                    # 1, 2, 4 ... minutes, capped at an hour.
+                    delay = timedelta(minutes=min(2 ** (attempts - 1), 60))
+                    store.finish_forward_job(job["id"], status="pending", now=now, error=error,
+                                             next_attempt_at=now + delay)
+                    report.retrying += 1
+                report.errors.append(f"{job['reference']}: {error}")
+                continue
+            store.finish_forward_job(job["id"], status="sent", now=now, provider_order_id=result.provider_order_id)
+            with store.db.atomic():
+                store.event(job["shop_id"], "forward.sent", job["order_id"],
+                            {"node_id": job["node_id"], "provider_order_id": result.provider_order_id,
+                             "created": result.created}, now)
+            report.sent += 1
+        return report
+
+    def _outbound(self, store: Store, job: dict) -> OutboundOrder:
+        shop_id, order_id, node_id = job["shop_id"], job["order_id"], job["node_id"]
+        stored = store.latest_order_body(shop_id, order_id)
+        if stored is None:
+            raise ProviderRejected("no stored order body with an address (redacted or never received)")
+        platform, body = stored
+        contact = self.contact_readers[platform](json.loads(body))
+        if contact is None or not contact.address_lines:
+            raise ProviderRejected("the order has no shipping address to hand to the 3PL")
+        lines = tuple(ShipmentLine(r.sku, r.quantity) for r in store.active_reservations(shop_id, order_id)
+                      if r.node_id == node_id)
+        if not lines:
+            raise ProviderRejected(f"nothing is reserved at {node_id} for this order any more")
+        order = store.order(shop_id, order_id)
+        source = self.settings.shops[shop_id].sources[node_id]
+        return OutboundOrder(
+            reference=job["reference"], order_number=order.number, ship_to_name=contact.name or order.number,
+            ship_to=contact.address, address_lines=contact.address_lines, city=contact.city, email=contact.email,
+            phone=contact.phone, lines=lines, location_id=source.location,
+        )
+
+    def poll_shipments(self, store: Store) -> ShipmentReport:
+        """Record shipment updates; a shipped (order, node) holds no reservation any more."""
+        report = ShipmentReport()
+        for shop in self.settings.shops.values():
+            providers = sorted({s.provider for s in shop.sources.values() if s.forward_orders and s.provider})
+            for provider in providers:
+                now = self.clock()
+                since = store.shipments_since(shop.id, provider) or now - timedelta(days=7)
+                try:
+                    shipments = list(self.warehouses(shop.id, provider).list_shipments(since))
+                except ProviderError as exc:
+                    report.errors.append(f"{shop.id}/{provider}: {exc}")
+                    continue
+                with store.db.atomic():
+                    for shipment in shipments:
+                        store.upsert_shipment(shop.id, provider, shipment, now)
+                        report.shipments += 1
+                        job = store.forward_job_by_reference(shipment.reference) if shipment.reference else None
+                        if job is None or job["shop_id"] != shop.id or shipment.shipped_at is None:
+                            continue
+                        store.mark_forward_shipped(job["id"])
+                        for reservation in store.active_reservations(shop.id, job["order_id"]):
+                            if reservation.node_id == job["node_id"]:
+                                store.release(reservation, shop.id, "shipped", now)
+                                report.released += 1
+                    # Overlap the next window a little: providers' clocks and ours differ.
+                    store.set_shipments_since(shop.id, provider, now - timedelta(minutes=5))
+        return report
+
+
+def drift_report(store: Store, shop_id: str) -> list[dict]:
+    """Our reservations against the 3PL's committed quantities, per node and SKU.
+
+    ``forwarded`` is what we reserved for orders already handed to the 3PL (and not
+    yet reflected by a sync); the 3PL's ``committed`` should include at least that.
+    """
+    committed = store.committed_by_node_sku(shop_id)
+    reserved = store.reserved_by_node_sku(shop_id)
+    forwarded = store.reserved_by_node_sku(shop_id, forwarded_only=True)
+    rows = []
+    for key in sorted(set(committed) | set(reserved)):
+        node_id, sku = key
+        rows.append({
+            "node_id": node_id, "sku": sku, "reserved": reserved.get(key, 0), "forwarded": forwarded.get(key, 0),
+            "provider_committed": committed.get(key, 0),
+            "drift": committed.get(key, 0) - forwarded.get(key, 0),
+        })
+    return rows

@@ -1,0 +1,97 @@
+"""The scheduler process: jobs, triggers, recorded runs, failures that do not stop it."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from connector import sandbox
+from connector.bootstrap import build
+from connector.config import settings_from_dict
+from connector.scheduler import build_scheduler, next_runs, run_job
+
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
+
+
+def make_container(tmp_path, **overrides):
+    config = sandbox.demo_config(NOW, str(tmp_path / "s.db"), "a", "b")
+    config.update(overrides)
+    container = build(settings_from_dict(config), clock=lambda: datetime.now(timezone.utc))
+    container.init_database()
+    return container
+
+
+def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
+    container = make_container(tmp_path, scheduler={"inbox_every_seconds": 7, "forward_every_seconds": 45,
+                                                    "shipments_every_minutes": 20, "misfire_grace_seconds": 90},
+                               sync={"incremental_every_minutes": 25, "nightly_at": "03:15"})
+    scheduler = build_scheduler(container, BackgroundScheduler)
+    scheduler.start(paused=True)  # APScheduler 3 applies job defaults when jobs reach the job store
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    upcoming = dict((job_id, at) for job_id, _, at in next_runs(scheduler, NOW))
+    scheduler.shutdown(wait=False)
+    assert set(jobs) == {"process-inbox", "forward-orders", "poll-shipments", "sync-incremental",
+                         "sync-nightly:aurora-candles", "sync-nightly:fernleaf-botanics"}
+    assert jobs["process-inbox"].trigger.interval.total_seconds() == 7
+    assert jobs["forward-orders"].trigger.interval.total_seconds() == 45
+    assert jobs["poll-shipments"].trigger.interval.total_seconds() == 20 * 60
+    assert isinstance(jobs["sync-incremental"].trigger, IntervalTrigger)
+    assert jobs["sync-incremental"].trigger.interval.total_seconds() == 25 * 60
+    nightly = jobs["sync-nightly:aurora-candles"].trigger
+    assert isinstance(nightly, CronTrigger) and str(nightly.timezone) == "America/New_York"
+    assert str(jobs["sync-nightly:fernleaf-botanics"].trigger.timezone) == "Europe/London"
+    for job in jobs.values():
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 90
+    # 03:15 in New York on 22 Nov is 08:15 UTC; from 15:00 UTC the next is the 23rd.
+    assert upcoming["sync-nightly:aurora-candles"].astimezone(timezone.utc) == datetime(2026, 11, 23, 8, 15,
+                                                                                          tzinfo=timezone.utc)
+
+
+def test_a_failing_job_is_recorded_and_the_scheduler_keeps_running(tmp_path):
+    container = make_container(tmp_path)
+    assert run_job(container, "boom", lambda store: 1 / 0) == "failed"
+    assert run_job(container, "fine", lambda store: "done") == "ok"
+    store = container.open_store()
+    runs = {r["job_id"]: r for r in store.job_runs()}
+    store.close()
+    assert runs["boom"]["outcome"] == "failed" and "ZeroDivisionError" in runs["boom"]["detail"]
+    assert runs["fine"]["outcome"] == "ok" and runs["fine"]["finished_at"]
+
+    # Live: a job that always fails keeps being scheduled next to one that works.
+    scheduler = BackgroundScheduler(timezone=timezone.utc)
+    scheduler.add_job(run_job, "interval", seconds=0.05, args=[container, "always-fails", lambda s: 1 / 0],
+                      id="always-fails")
+    scheduler.add_job(run_job, "interval", seconds=0.05, args=[container, "heartbeat", lambda s: "ok"],
+                      id="heartbeat")
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            store = container.open_store()
+            counts = {}
+            for r in store.job_runs(500):
+                counts[(r["job_id"], r["outcome"])] = counts.get((r["job_id"], r["outcome"]), 0) + 1
+            store.close()
+            if counts.get(("always-fails", "failed"), 0) >= 3 and counts.get(("heartbeat", "ok"), 0) >= 3:
+                break
+            time.sleep(0.05)
+        assert scheduler.running
+    finally:
+        scheduler.shutdown(wait=True)
+    assert counts.get(("always-fails", "failed"), 0) >= 3 and counts.get(("heartbeat", "ok"), 0) >= 3
+
+
+def test_inbox_job_drains_through_run_job(tmp_path):
+    container = make_container(tmp_path)
+    store = container.open_store()
+    hook = sandbox.shopify_webhook("a", sandbox.shopify_order(__import__("random").Random(1), 5, 1005, NOW))
+    container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+    store.close()
+    job = next(j for j in build_scheduler(container, BackgroundScheduler).get_jobs() if j.id == "process-inbox")
+    assert job.func(*job.args) == "ok"
+    store = container.open_store()
+    assert store.count_webhooks("pending") == 0 and store.count_webhooks("processed") == 1
+    store.close()
