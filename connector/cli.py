@@ -137,9 +137,10 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     try:
         rows = store.open_exceptions(shop)
         failed = store.failed_webhooks(shop)
+        forwards = store.forward_jobs(shop, ("failed",))
     finally:
         store.close()
-    if not rows and not failed:
+    if not rows and not failed and not forwards:
         click.echo("no exceptions")
         return
     for row in rows:
@@ -148,6 +149,9 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     for hook in failed:
         click.echo(f"{hook['shop_id']} webhook #{hook['id']} {hook['topic']} {hook['status']} "
                    f"after {hook['attempts']} attempt(s): {hook['last_error']}")
+    for job in forwards:
+        click.echo(f"{job['shop_id']} order {job['order_id']} not handed to {job['provider']} for node "
+                   f"{job['node_id']} after {job['attempts']} attempt(s): {job['last_error']}")
 
 
 @main.command()

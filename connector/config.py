@@ -339,11 +339,13 @@ def settings_from_dict(
         parsed = FileConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from None
-    shops = {shop_id: _shop_settings(shop_id, shop, parsed.shopify, env, source) for shop_id, shop in parsed.shops.items()}
+    base_dir = base_dir or Path.cwd()
+    shops = {shop_id: _shop_settings(shop_id, shop, parsed.shopify, env, source, base_dir)
+             for shop_id, shop in parsed.shops.items()}
     _check_unique_domains(shops, source)
     db_path = Path(env.get("CONNECTOR_DATABASE") or parsed.database.path)
     if not db_path.is_absolute() and str(db_path) != ":memory:":
-        db_path = (base_dir or Path.cwd()) / db_path
+        db_path = base_dir / db_path
     return Settings(
         database_path=db_path,
         busy_timeout_ms=parsed.database.busy_timeout_ms,
@@ -382,7 +384,7 @@ def _key_path(loc: tuple) -> str:
 
 
 def _shop_settings(
-    shop_id: str, shop: ShopConfig, app: ShopifyAppConfig, env: Mapping[str, str], source: str
+    shop_id: str, shop: ShopConfig, app: ShopifyAppConfig, env: Mapping[str, str], source: str, base_dir: Path
 ) -> ShopSettings:
     where = f"shops.{shop_id}"
 
@@ -510,7 +512,7 @@ def _shop_settings(
         routing=RoutingPolicy(mode=shop.routing.mode, modes=modes),
         default_region=shop.default_region,
     )
-    providers = {pid: _provider_settings(shop_id, pid, p, env, fail) for pid, p in shop.providers.items()}
+    providers = {pid: _provider_settings(shop_id, pid, p, env, fail, base_dir) for pid, p in shop.providers.items()}
     sources = _node_sources(shop, providers, fail)
     return ShopSettings(
         id=shop_id,
@@ -525,9 +527,11 @@ def _shop_settings(
 
 
 def _provider_settings(shop_id: str, provider_id: str, provider: ProviderConfig, env: Mapping[str, str],
-                       fail) -> ProviderConfig:
-    overrides = {key: env[name] for key in PROVIDER_SECRET_KEYS
-                 if (name := provider_secret_env_name(shop_id, provider_id, key)) in env}
+                       fail, base_dir: Path) -> ProviderConfig:
+    overrides: dict[str, Any] = {key: env[name] for key in PROVIDER_SECRET_KEYS
+                                 if (name := provider_secret_env_name(shop_id, provider_id, key)) in env}
+    if provider.path and not Path(provider.path).is_absolute():
+        overrides["path"] = str(base_dir / provider.path)  # relative to the config file, like the database
     provider = provider.model_copy(update=overrides)
     for key in _PROVIDER_REQUIRED[provider.type]:
         if not getattr(provider, key):

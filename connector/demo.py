@@ -7,6 +7,7 @@ where and what needs a human.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import tempfile
 import threading
@@ -33,8 +34,10 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     now = utc_now()
     shopify_secret, woo_secret = secrets.token_hex(16), secrets.token_hex(16)
+    feed = workdir / "garage-counts.csv"
+    feed.write_text(sandbox.garage_csv())
     settings = settings_from_dict(
-        sandbox.demo_config(now, str(db_path), shopify_secret, woo_secret), source="sandbox"
+        sandbox.demo_config(now, str(db_path), shopify_secret, woo_secret, garage_feed=str(feed)), source="sandbox"
     )
     container = build(settings)
     container.init_database()
@@ -42,7 +45,16 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
     echo(f"sandbox: {len(settings.shops)} shops, database {db_path}")
     for shop in settings.shops.values():
         echo(f"  {shop.id} ({shop.platform}): {len(shop.network.regions)} regions, {len(shop.network.nodes)} nodes")
+    store = container.open_store()
+    try:
+        for outcome in container.sync.sync(store):
+            rows = ", ".join(f"{node} {count} rows" for node, count in outcome.rows.items())
+            echo(f"  synced {outcome.shop_id}/{outcome.provider} from {feed.name}: "
+                 + (rows if outcome.ok else f"FAILED {outcome.error}"))
+    finally:
+        store.close()
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the summary
     app = create_app(container, start_worker=True)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
@@ -75,7 +87,10 @@ def _seed_stock(container, now) -> None:
     try:
         with store.db.atomic():
             for shop_id, nodes in sandbox.DEMO_STOCK.items():
+                sources = container.settings.shops[shop_id].sources
                 for node_id, skus in nodes.items():
+                    if sources[node_id].provider:
+                        continue  # synced from its feed instead
                     for sku, qty in skus.items():
                         store.set_stock(shop_id, node_id, sku, on_hand=qty, committed=0, available=qty,
                                         source="sandbox", now=now)

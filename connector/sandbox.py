@@ -22,13 +22,15 @@ WOO_SHOP = "fernleaf-botanics"
 WOO_URL = "https://fernleaf.example"
 
 
-def demo_config(now: datetime, database_path: str, shopify_secret: str, woo_secret: str) -> dict:
+def demo_config(now: datetime, database_path: str, shopify_secret: str, woo_secret: str,
+                garage_feed: str | None = None) -> dict:
     """Two creator stores: a Shopify candle and skincare brand shipping across North
     America from five nodes (one cold room, one pop-up), and a WooCommerce botanics
-    shop in the UK and EU run from a hub, a 3PL and the creator's garage."""
+    shop in the UK and EU run from a hub, a 3PL and the creator's garage.
+    ``garage_feed``: a CSV file the garage's counts are synced from (else typed in)."""
     popup_from = (now - timedelta(days=1)).replace(microsecond=0)
     popup_until = (now + timedelta(days=14)).replace(microsecond=0)
-    return {
+    config = {
         "database": {"path": database_path},
         "web": {"process_inbox": True},
         "shops": {
@@ -117,9 +119,14 @@ def demo_config(now: datetime, database_path: str, shopify_secret: str, woo_secr
                      "lanes": [{"region": "uk", "transit_days": 2, "cost_per_order": 5.5}]},
                 ],
                 "skus": [{"pattern": "TERRARIUM-*", "handling": ["fragile"]}],
+                **({"providers": {"garage-sheet": {"type": "csv", "path": garage_feed}}} if garage_feed else {}),
             },
         },
     }
+    if garage_feed:
+        garage = next(n for n in config["shops"][WOO_SHOP]["nodes"] if n["id"] == "garage")
+        garage["stock_source"] = "garage-sheet"
+    return config
 
 
 # SKU -> stock per node at the start of the demo.
@@ -165,6 +172,12 @@ WOO_CATALOG = [("TERRARIUM-S", "Small terrarium", "39.00"), ("SEEDS-MIX", "Wildf
 WOO_DESTINATIONS = [("GB", "", "London", "E1 6AN", 30), ("GB", "", "Bristol", "BS1 4DJ", 10),
                     ("DE", "BE", "Berlin", "10115", 12), ("FR", "", "Paris", "75011", 10),
                     ("NL", "", "Amsterdam", "1012 AB", 8), ("US", "NY", "New York", "10001", 2)]
+
+
+def garage_csv() -> str:
+    """The creator's own count sheet for the garage, as the CSV feed reads it."""
+    rows = DEMO_STOCK[WOO_SHOP]["garage"]
+    return "sku,quantity\n" + "".join(f"{sku},{qty}\n" for sku, qty in rows.items())
 
 
 def sign(secret: str, raw_body: bytes) -> str:
