@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
-from adapters.http import HttpClient, RefreshingToken, paginate_cursor
+from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, paginate_cursor
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
@@ -227,7 +227,7 @@ class ExtensivWarehouse:
             "detail": "All",
             "sort": "readOnly.lastModifiedDate",
             "rql": f"readOnly.customerIdentifier.id=={self.customer_id};"
-            f"readOnly.lastModifiedDate=ge={_rql_time(since)}",
+            f"readOnly.lastModifiedDate=ge={utc_naive(since)}",
         }
         shipments = []
         for order in self._pages(ORDERS_PATH, params, "resourceList"):
@@ -386,20 +386,6 @@ def _id_value(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def _rql_time(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("since must be an aware datetime")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def _shipment(order: Mapping[str, Any]) -> Shipment | None:
@@ -407,7 +393,7 @@ def _shipment(order: Mapping[str, Any]) -> Shipment | None:
     read_only = read_only if isinstance(read_only, dict) else {}
     status = _get(read_only, "status")
     closed = _get(read_only, "isClosed") is True
-    processed = _parse_time(_get(read_only, "processDate"))
+    processed = parse_time(_get(read_only, "processDate"))
     routing = _get(order, "routingInfo")
     routing = routing if isinstance(routing, dict) else {}
     packages = _get(read_only, "packages") or _get(order, "packages") or []

@@ -36,6 +36,7 @@ import random as _random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator, Mapping, MutableMapping, Protocol, Sequence, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -668,3 +669,37 @@ def paginate_pages(
         return items, (str(page + 1) if len(items) >= page_size else None)
 
     return paginate_cursor(fetch, max_pages=max_pages, provider=provider)
+
+
+# ---------------------------------------------------------------- provider timestamps
+
+
+def parse_time(value: object, provider: str = "") -> datetime | None:
+    """A provider's ISO-8601 timestamp ("Z", an offset, or none: read as UTC) as an aware
+    datetime; None when absent or unparseable (logged when ``provider`` is named)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        if provider:
+            log.warning("%s: unparseable timestamp %r ignored", provider, value[:40])
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def utc_zulu(moment: datetime) -> str:
+    """"2026-11-22T15:00:00Z" — for APIs that take UTC with a Z."""
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_naive(moment: datetime) -> str:
+    """"2026-11-22T15:00:00" — for APIs whose filters take UTC without an offset."""
+    return _utc(moment).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("timestamps sent to providers must be timezone-aware")
+    return moment.astimezone(timezone.utc)
+

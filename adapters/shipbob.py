@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from typing import Iterator, Mapping
 
 from adapters.http import (
+    parse_time,
+    utc_zulu,
     Auth,
     HttpClient,
     StaticToken,
@@ -280,7 +282,7 @@ class ShipBobWarehouse:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
         since_utc = since.astimezone(timezone.utc)
-        params_base = {"LastUpdateStartDate": _iso(since_utc)}
+        params_base = {"LastUpdateStartDate": utc_zulu(since_utc)}
         headers = {"shipbob_channel_id": self.channel_id}
 
         def fetch(page: int) -> list:
@@ -319,8 +321,9 @@ class ShipBobWarehouse:
             status=status,
             tracking_number=tracking.get("tracking_number") or None,
             carrier=tracking.get("carrier") or None,
-            shipped_at=_dt(shipment.get("actual_fulfillment_date")) or _dt(tracking.get("shipping_date")),
-            delivered_at=_dt(shipment.get("delivery_date")),
+            shipped_at=(parse_time(shipment.get("actual_fulfillment_date"), "shipbob")
+                        or parse_time(tracking.get("shipping_date"), "shipbob")),
+            delivered_at=parse_time(shipment.get("delivery_date"), "shipbob"),
             exception=exception,
             exception_detail=("; ".join(details) or status) if exception else None,
         )
@@ -355,24 +358,13 @@ def _order_id(order: Mapping[str, object]) -> str:
     return str(oid)
 
 
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _dt(value: object) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        log.warning("shipbob: unparseable timestamp %r ignored", value)
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _updated_since(shipment: Mapping[str, object], since: datetime) -> bool:
     stamps = [
-        _dt(shipment.get(k))
+        parse_time(shipment.get(k), "shipbob")
         for k in ("last_update_at", "last_tracking_update_at", "delivery_date", "actual_fulfillment_date", "created_date")
     ]
     known = [s for s in stamps if s is not None]

@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from adapters.http import HttpClient, RefreshingToken, paginate_cursor
+from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, paginate_cursor
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
@@ -326,7 +326,7 @@ class ShipHeroWarehouse:
 
     def list_shipments(self, since: datetime) -> list[Shipment]:
         """Shipments created at or after ``since`` (``shipments(date_from:)``)."""
-        variables = {"date_from": _iso_utc(since)}
+        variables = {"date_from": utc_naive(since)}
         shipments: list[Shipment] = []
         for node in self._connection_pages(SHIPMENTS_QUERY, variables, "shipments"):
             shipments.append(_shipment(node))
@@ -452,22 +452,6 @@ def _inventory_record(node: Mapping[str, Any]) -> InventoryRecord:
     )
 
 
-def _iso_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("since must be an aware datetime")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)  # ShipHero ISODateTime values are UTC
-    return parsed
 
 
 def _shipment(node: Mapping[str, Any]) -> Shipment:
@@ -491,6 +475,6 @@ def _shipment(node: Mapping[str, Any]) -> Shipment:
         status=status,
         tracking_number=label.get("tracking_number") or None,
         carrier=label.get("carrier") or None,
-        shipped_at=_parse_time(node.get("created_date")),
+        shipped_at=parse_time(node.get("created_date")),
         delivered_at=None,  # ShipHero reports only a delivered flag, no time
     )

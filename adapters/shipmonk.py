@@ -42,6 +42,8 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, Mapping
 
 from adapters.http import (
+    parse_time,
+    utc_zulu,
     HttpClient,
     StaticToken,
     error_status,
@@ -274,7 +276,7 @@ class ShipMonkWarehouse:
             ],
             "ship_to": ship_to,
             "requested_shipping_service": self.shipping_service,
-            "ordered_at": _iso(self._now()),
+            "ordered_at": utc_zulu(self._now()),
             "order_status": "unfulfilled",
         }
         if order.email:
@@ -288,7 +290,7 @@ class ShipMonkWarehouse:
     def list_shipments(self, since: datetime) -> Iterator[Shipment]:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
-        since_iso = _iso(since)
+        since_iso = utc_zulu(since)
         count = 0
 
         def fetch(page: int) -> list:
@@ -345,7 +347,7 @@ class ShipMonkWarehouse:
             status=status,
             tracking_number=tracking,
             carrier=(shipment_data.get("carrier") or None),
-            shipped_at=_dt(order.get("shipped_at")),
+            shipped_at=parse_time(order.get("shipped_at"), "shipmonk"),
             delivered_at=None,  # ShipMonk reports delivery only as processing_status "delivered"
             exception=exception,
             exception_detail=detail,
@@ -371,20 +373,3 @@ def _quantity(loc: Mapping[str, object], name: str, sku: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProviderResponseError(f"shipmonk: {name} of {sku!r} is missing or not an integer: {value!r}")
     return value
-
-
-def _iso(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        raise ValueError("timestamps sent to ShipMonk must be timezone-aware")
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dt(value: object) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        log.warning("shipmonk: unparseable timestamp %r ignored", value)
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -407,7 +407,9 @@ class WooCommerceStorefront:
         """A key equal for deliveries that carry the same order state.
 
         The delivery id changes every second for the same content (§1.1), so for
-        created/updated/restored the key is the order id plus its modification time;
+        created/updated/restored the key is the order id, its modification time and
+        its status: the time has one-second resolution, and a status change saved in
+        the same second (pending -> processing) is a different state, not a repeat.
         ``order.deleted`` has no date in its body, so its key uses the delivery id.
         None when the payload has no usable id (or no date / delivery id to key on).
         """
@@ -421,10 +423,12 @@ class WooCommerceStorefront:
         if topic == "order.deleted":
             delivery = self.delivery_id(headers)
             return None if delivery is None else f"order:{order_id}:deleted:{delivery}"
+        status = payload.get("status")
+        status = status.strip() if isinstance(status, str) else ""
         for field in ("date_modified_gmt", "date_modified"):
             modified = payload.get(field)
             if isinstance(modified, str) and modified.strip():
-                return f"order:{order_id}:{modified.strip()}"
+                return f"order:{order_id}:{modified.strip()}:{status}"
         return None
 
     def resource_id(self, topic: str, payload: object) -> str | None:

@@ -145,7 +145,7 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
         return
     for row in rows:
         click.echo(f"{row['shop_id']} order {row['number']} line {row['line_id']} "
-                   f"({row['quantity']} × {row['sku']}): {row['exception']} — {row['explanation']}")
+                   f"({row['quantity']} × {row['sku']}): {row['explanation']}")
     for hook in failed:
         click.echo(f"{hook['shop_id']} webhook #{hook['id']} {hook['topic']} {hook['status']} "
                    f"after {hook['attempts']} attempt(s): {hook['last_error']}")

@@ -367,7 +367,9 @@ def _describe(exc: ValidationError) -> str:
         elif error["type"] == "missing":
             messages.append(f"{key}: required key is missing")
         else:
-            messages.append(f"{key}: {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})")
+            message = error["msg"].removeprefix("Value error, ")
+            got = "" if "got " in message else f" (got {error.get('input')!r})"
+            messages.append(f"{key}: {message}{got}")
     shown = messages[:5]
     more = f" (and {len(messages) - 5} more)" if len(messages) > 5 else ""
     return "; ".join(shown) + more
@@ -429,7 +431,8 @@ def _shop_settings(
             raise fail(f"regions[{i}].fallback", "a region cannot fall back to itself")
         if not (region.countries or region.provinces or region.postal_prefixes):
             raise fail(f"regions[{i}]", f"region {region.id!r} matches nothing: give countries, provinces or postal_prefixes")
-    _check_cycle({r.id: [r.fallback] if r.fallback else [] for r in shop.regions}, f"{where}.regions", "fallback", source)
+    _check_cycle({r.id: [r.fallback] if r.fallback else [] for r in shop.regions}, f"{where}.regions", "fallbacks",
+                 source)
     if shop.default_region is not None and shop.default_region not in regions:
         raise fail("default_region", f"region {shop.default_region!r} is not defined")
 

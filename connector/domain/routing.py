@@ -34,7 +34,6 @@ from connector.domain.model import (
     Handling,
     Lane,
     LineDecision,
-    Mode,
     Network,
     Node,
     NodeStatus,

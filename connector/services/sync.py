@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
-from connector.config import NodeSource, Settings, ShopSettings
+from connector.config import NodeSource, Settings
 from connector.domain.model import InventoryRecord, ProviderError
 from connector.store import Store
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.web import current_store
 
@@ -20,11 +21,26 @@ def woocommerce():
 
 def _ingest(platform: str):
     container = current_app.extensions["connector"]
-    # Raw bytes (the signature covers them); over MAX_CONTENT_LENGTH raises 413 here.
-    raw_body = request.get_data(cache=False)
+    raw_body = _raw_body(current_app.config["MAX_CONTENT_LENGTH"])
     outcome = container.inbox.ingest(current_store(), platform, raw_body, request.headers)
     if outcome.queued:
         worker = current_app.extensions.get("inbox_worker")
         if worker is not None:
             worker.notify()
     return jsonify(outcome.body), outcome.status
+
+
+def _raw_body(limit: int) -> bytes:
+    """The exact body bytes (the signature covers them), or 413 when over ``limit``.
+
+    With a Content-Length, werkzeug refuses an oversized body itself. A chunked body
+    has none, and werkzeug's limited stream would silently cut it at the limit (the
+    cut body then fails the signature: a misleading 401), so read one byte past it.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    raw = request.environ["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    return raw
+

@@ -456,19 +456,19 @@ def test_dedupe_key_uses_order_id_and_modification_time_not_delivery_id():
     payload = load("order_727.json")
     first = store.dedupe_key(delivery_headers("order.updated", delivery="aaa"), payload)
     second = store.dedupe_key(delivery_headers("order.updated", delivery="bbb"), payload)
-    assert first == second == "order:727:2017-03-22T19:28:08"
+    assert first == second == "order:727:2017-03-22T19:28:08:processing"
     # created and updated deliveries of the same state are the same content
     assert store.dedupe_key(delivery_headers("order.created"), payload) == first
     # a later modification is a new key
     cancelled = load("order_727_cancelled.json")
-    assert store.dedupe_key(delivery_headers("order.updated"), cancelled) == "order:727:2017-03-23T12:15:00"
+    assert store.dedupe_key(delivery_headers("order.updated"), cancelled) == "order:727:2017-03-23T12:15:00:cancelled"
 
 
 def test_dedupe_key_falls_back_to_local_modification_time():
     payload = load("order_727.json")
     del payload["date_modified_gmt"]
     key = WooCommerceStorefront().dedupe_key(delivery_headers("order.restored"), payload)
-    assert key == "order:727:2017-03-22T16:28:08"
+    assert key == "order:727:2017-03-22T16:28:08:processing"
 
 
 def test_dedupe_key_for_deleted_uses_delivery_id():

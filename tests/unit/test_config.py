@@ -1,0 +1,400 @@
+"""connector.config: the good sandbox config loads (as a dict and as TOML); every bad
+one gives one ConfigError naming the key path and the problem; the CLI turns it into
+one line on stderr and exit status 2."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from connector.cli import main
+from connector.config import ConfigError, load_settings, secret_env_name, settings_from_dict
+from connector.domain.model import Handling, Mode, NodeStatus, Rule
+from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, WOO_SHOP, WOO_URL, to_toml
+
+S = SHOPIFY_SHOP
+W = WOO_SHOP
+
+
+def shop(raw: dict, shop_id: str = S) -> dict:
+    return raw["shops"][shop_id]
+
+
+def node(raw: dict, node_id: str, shop_id: str = S) -> dict:
+    return next(n for n in shop(raw, shop_id)["nodes"] if n["id"] == node_id)
+
+
+def node_index(raw: dict, node_id: str, shop_id: str = S) -> int:
+    return next(i for i, n in enumerate(shop(raw, shop_id)["nodes"]) if n["id"] == node_id)
+
+
+def region(raw: dict, region_id: str, shop_id: str = S) -> dict:
+    return next(r for r in shop(raw, shop_id)["regions"] if r["id"] == region_id)
+
+
+def config_error(raw: dict, env: dict | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict(raw, env=env)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- good configs
+
+
+def _check_demo_settings(settings, db_path):
+    assert set(settings.shops) == {S, W}
+    assert settings.database_path == db_path
+    aurora, fern = settings.shops[S], settings.shops[W]
+    assert (aurora.platform, aurora.shop_domain, aurora.store_url) == ("shopify", "aurora-candles.myshopify.com", None)
+    assert (fern.platform, fern.shop_domain, fern.store_url) == ("woocommerce", None, WOO_URL)
+    assert aurora.secrets == (SHOPIFY_SECRET,) and fern.secrets == (WOO_SECRET,)
+    assert settings.shop_by_domain("aurora-candles.myshopify.com") is aurora
+    assert settings.shop_by_domain(WOO_URL) is fern
+    net = aurora.network
+    assert net.timezone == "America/New_York" and net.default_region == "us-rest"
+    assert set(net.regions) == {"nyc-metro", "us-northeast", "us-west", "us-rest", "canada"}
+    assert net.regions["nyc-metro"].fallback == "us-northeast"
+    assert "US:100" in net.regions["nyc-metro"].postal_prefixes
+    central = net.nodes["central"]
+    assert central.cutoff.hour == 15 and central.daily_capacity == 2000 and central.priority == 50
+    assert central.lanes["us-rest"].transit_days == 3 and central.lanes["us-rest"].cost_per_order == 7.9
+    assert central.status is NodeStatus.ACTIVE
+    assert net.nodes["ne-micro"].backups == ("central",)
+    popup = net.nodes["popup-soho"]
+    assert popup.active_from is not None and popup.active_from.tzinfo is not None
+    assert popup.active_from < popup.active_until
+    serum = next(r for r in net.sku_rules if r.pattern == "SERUM-*")
+    assert serum.handling == frozenset({Handling.COLD_CHAIN}) and serum.max_transit_days == 2
+    assert net.routing.mode is Mode.NORMAL
+    assert net.routing.current.rules[0] is Rule.SINGLE_SHIPMENT
+    disruption = net.routing.modes[Mode.DISRUPTION]
+    assert disruption.restrictions[0].nodes == ("central",)
+    assert disruption.restrictions[0].applies_to("us-west") and not disruption.restrictions[0].applies_to("canada")
+    # a mode the file does not mention gets the default rule chain
+    assert fern.network.routing.modes[Mode.PEAK].rules[0] is Rule.SINGLE_SHIPMENT
+
+
+def test_demo_dict_loads(config_dict, db_path):
+    _check_demo_settings(settings_from_dict(config_dict), db_path)
+
+
+def test_demo_toml_file_loads(tmp_path, config_dict, db_path):
+    path = tmp_path / "connector.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    settings = load_settings(path, env={})
+    _check_demo_settings(settings, db_path)
+    assert settings.source == str(path)
+
+
+def test_config_path_from_environment(tmp_path, config_dict, db_path):
+    path = tmp_path / "from-env.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    assert set(load_settings(env={"CONNECTOR_CONFIG": str(path)}).shops) == {S, W}
+
+
+def test_relative_database_path_is_relative_to_the_config_file(tmp_path, config_dict):
+    config_dict["database"]["path"] = "data/connector.db"
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "c.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    assert load_settings(path, env={}).database_path == tmp_path / "conf" / "data" / "connector.db"
+
+
+def test_hand_written_toml_with_one_shop_each(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(
+        """
+[database]
+path = "small.db"
+
+[shops.studio]
+platform = "shopify"
+shop_domain = "studio-1.myshopify.com"
+webhook_secret = "abc"
+regions = [{ id = "us", name = "US", promise_days = 3, countries = ["US"] }]
+
+[[shops.studio.nodes]]
+id = "home"
+name = "Home"
+kind = "garage"
+lanes = [{ region = "us", transit_days = 2, cost_per_order = 5.0 }]
+
+[shops.herbs]
+platform = "woocommerce"
+store_url = "https://Herbs.Example/shop/"
+webhook_secret = "def"
+regions = [{ id = "uk", name = "UK", promise_days = 2, countries = ["GB"] }]
+nodes = [{ id = "shed", name = "Shed", kind = "garage", lanes = [{ region = "uk", transit_days = 1, cost_per_order = 3 }] }]
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, env={})
+    assert settings.shops["herbs"].store_url == "https://herbs.example/shop"
+    assert settings.shops["studio"].network.nodes["home"].lanes["us"].transit_days == 2
+    assert settings.database_path == tmp_path / "small.db"
+
+
+# ---------------------------------------------------------------- bad configs
+
+
+def _unknown_top(raw):
+    raw["colour"] = "teal"
+
+
+def _unknown_nested(raw):
+    shop(raw)["nodes"][0]["colour"] = "teal"
+
+
+def _unknown_in_lane(raw):
+    shop(raw, W)["nodes"][1]["lanes"][0]["speed"] = "fast"
+
+
+def _wrong_type(raw):
+    shop(raw)["nodes"][0]["lanes"][0]["transit_days"] = "two"
+
+
+def _lane_to_undefined_region(raw):
+    shop(raw)["nodes"][1]["lanes"][0]["region"] = "atlantis"
+
+
+def _backup_undefined(raw):
+    node(raw, "west-3pl")["backups"] = ["ghost-dc"]
+
+
+def _backup_cycle(raw):
+    node(raw, "central")["backups"] = ["ne-micro"]  # ne-micro already backs up to central
+
+
+def _backup_cycle_long(raw):
+    node(raw, "central")["backups"] = ["popup-soho"]  # popup -> ne-micro -> central -> popup
+
+
+def _fallback_cycle(raw):
+    region(raw, "us-rest")["fallback"] = "canada"  # canada already falls back to us-rest
+
+
+def _fallback_undefined(raw):
+    region(raw, "canada")["fallback"] = "mexico"
+
+
+def _unknown_capability(raw):
+    node(raw, "cold-room")["capabilities"] = ["cold_chain", "teleport"]
+
+
+def _bad_cutoff(raw):
+    node(raw, "central")["cutoff"] = "25:00"
+
+
+def _unknown_timezone(raw):
+    shop(raw)["timezone"] = "Mars/Olympus_Mons"
+
+
+def _not_myshopify(raw):
+    shop(raw)["shop_domain"] = "aurora-candles.com"
+
+
+def _missing_secret_woo(raw):
+    shop(raw, W)["webhook_secret"] = ""
+
+
+def _missing_secret_shopify(raw):
+    del shop(raw)["webhook_secret"]
+
+
+def _restriction_undefined_node(raw):
+    shop(raw)["routing"]["modes"]["disruption"]["restrict"][0]["nodes"] = ["central", "midwest-partner"]
+
+
+def _duplicate_node(raw):
+    shop(raw)["nodes"].append({**node(raw, "central"), "name": "Another central"})
+
+
+def _bad_mode(raw):
+    shop(raw)["routing"]["mode"] = "panic"
+
+
+def _unknown_rule(raw):
+    shop(raw)["routing"]["modes"]["peak"]["rules"] = ["fastest", "cheapest-ish"]
+
+
+def _woo_shop_with_domain(raw):
+    shop(raw, W)["shop_domain"] = "fernleaf.myshopify.com"
+
+
+def _same_store_twice(raw):
+    raw["shops"]["aurora-copy"] = {**shop(raw), "webhook_secret": "other"}
+
+
+def _negative_days(raw):
+    region(raw, "canada")["promise_days"] = -1
+
+
+def _no_shops(raw):
+    raw["shops"] = {}
+
+
+BAD = [
+    # (id, mutate, key path the message must name, words of the problem)
+    ("unknown-top-level-key", _unknown_top, "colour", "unknown key"),
+    ("unknown-nested-key", _unknown_nested, f"shops.{S}.nodes[0].colour", "unknown key"),
+    ("unknown-lane-key", _unknown_in_lane, f"shops.{W}.nodes[1].lanes[0].speed", "unknown key"),
+    ("wrong-type", _wrong_type, f"shops.{S}.nodes[0].lanes[0].transit_days", "'two'"),
+    ("lane-to-undefined-region", _lane_to_undefined_region, f"shops.{S}.nodes[1].lanes[0].region", "atlantis"),
+    ("backup-undefined", _backup_undefined, f"shops.{S}.nodes[2].backups[0]", "'ghost-dc' is not defined"),
+    ("backup-cycle", _backup_cycle, f"shops.{S}.nodes", "cycle"),
+    ("backup-cycle-3", _backup_cycle_long, f"shops.{S}.nodes", "cycle"),
+    ("fallback-cycle", _fallback_cycle, f"shops.{S}.regions", "cycle"),
+    ("fallback-undefined", _fallback_undefined, f"shops.{S}.regions[4].fallback", "'mexico' is not defined"),
+    ("unknown-capability", _unknown_capability, f"shops.{S}.nodes[3].capabilities", "unknown capability teleport"),
+    ("bad-cutoff", _bad_cutoff, f"shops.{S}.nodes[0].cutoff", "'25:00'"),
+    ("unknown-timezone", _unknown_timezone, f"shops.{S}.timezone", "unknown time zone"),
+    ("not-myshopify", _not_myshopify, f"shops.{S}.shop_domain", "myshopify.com"),
+    ("missing-secret-woo", _missing_secret_woo, f"shops.{W}.webhook_secret", "missing"),
+    ("missing-secret-shopify", _missing_secret_shopify, f"shops.{S}.webhook_secret", "missing"),
+    ("restriction-undefined-node", _restriction_undefined_node,
+     f"shops.{S}.routing.modes.disruption.restrict[0].nodes", "'midwest-partner' is not defined"),
+    ("duplicate-node-id", _duplicate_node, f"shops.{S}.nodes[5].id", "'central' is defined twice"),
+    ("bad-mode", _bad_mode, f"shops.{S}.routing.mode", "'panic'"),
+    ("unknown-rule", _unknown_rule, f"shops.{S}.routing.modes.peak.rules[1]", "'cheapest-ish'"),
+    ("woo-with-shop-domain", _woo_shop_with_domain, f"shops.{W}.shop_domain", "Shopify"),
+    ("same-store-twice", _same_store_twice, "shops.aurora-copy", "same store"),
+    ("negative-days", _negative_days, f"shops.{S}.regions[4].promise_days", "-1"),
+    ("no-shops", _no_shops, "shops", "at least 1"),
+]
+
+
+@pytest.mark.parametrize("mutate,key,problem", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_config_names_key_and_problem(config_dict, mutate, key, problem):
+    mutate(config_dict)
+    message = config_error(config_dict)
+    # the key path is named as a whole path, not as a substring of a longer one
+    assert re.search(r"(^|[\s:])" + re.escape(key) + r"($|[:\s])", message), message
+    assert problem in message, message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_backup_cycle_names_the_nodes_in_it(config_dict):
+    _backup_cycle(config_dict)
+    message = config_error(config_dict)
+    assert "central -> ne-micro -> central" in message or "ne-micro -> central -> ne-micro" in message
+
+
+def test_fallback_cycle_names_the_regions_in_it(config_dict):
+    _fallback_cycle(config_dict)
+    message = config_error(config_dict)
+    assert "us-rest -> canada -> us-rest" in message or "canada -> us-rest -> canada" in message
+
+
+def test_missing_secret_message_names_the_environment_variable(config_dict):
+    _missing_secret_woo(config_dict)
+    assert secret_env_name(W) == "CONNECTOR_SHOP_FERNLEAF_BOTANICS_WEBHOOK_SECRET"
+    assert secret_env_name(W) in config_error(config_dict)
+
+
+def test_secret_from_environment_makes_it_valid(config_dict):
+    _missing_secret_woo(config_dict)
+    settings = settings_from_dict(config_dict, env={secret_env_name(W): "from-the-env"})
+    assert settings.shops[W].secrets == ("from-the-env",)
+
+
+def test_secret_from_process_environment_through_load_settings(tmp_path, config_dict, monkeypatch):
+    _missing_secret_shopify(config_dict)
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(f"shops.{S}.webhook_secret")):
+        load_settings(path)
+    monkeypatch.setenv(secret_env_name(S), "env-secret")
+    assert load_settings(path).shops[S].secrets == ("env-secret",)
+
+
+def test_shopify_app_client_secret_counts_as_webhook_secret(config_dict):
+    _missing_secret_shopify(config_dict)
+    config_dict["shopify"] = {"client_secret": "app-secret", "previous_client_secret": "old-secret"}
+    assert settings_from_dict(config_dict).shops[S].secrets == ("app-secret", "old-secret")
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = tmp_path / "broken-config.toml"
+    path.write_text('[shops.x]\nplatform = "shopify\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "broken-config.toml" in str(info.value) and "TOML" in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere" / "connector.toml"
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert str(path) in str(info.value) and "not found" in str(info.value)
+
+
+def test_no_config_at_all():
+    with pytest.raises(ConfigError, match="CONNECTOR_CONFIG"):
+        load_settings(None, env={})
+
+
+def test_errors_in_a_toml_file_name_the_file_and_the_key(tmp_path, config_dict):
+    _unknown_nested(config_dict)
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert str(path) in str(info.value) and f"shops.{S}.nodes[0].colour: unknown key" in str(info.value)
+
+
+# ---------------------------------------------------------------- the CLI on a bad config
+
+
+def _bad_toml(tmp_path, config_dict):
+    path = tmp_path / "bad.toml"
+    path.write_text("this is = = not toml", encoding="utf-8")
+    return path
+
+
+def _bad_key(tmp_path, config_dict):
+    _unknown_nested(config_dict)
+    path = tmp_path / "bad.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    return path
+
+
+def _bad_cycle(tmp_path, config_dict):
+    _backup_cycle(config_dict)
+    path = tmp_path / "bad.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    return path
+
+
+def _missing(tmp_path, config_dict):
+    return tmp_path / "missing.toml"
+
+
+@pytest.mark.parametrize("make", [_bad_toml, _bad_key, _bad_cycle, _missing], ids=["toml", "key", "cycle", "missing"])
+@pytest.mark.parametrize("command", [["init"], ["process"], ["exceptions"], ["orders", "show", "1001"]],
+                         ids=["init", "process", "exceptions", "orders-show"])
+def test_cli_bad_config_one_message_exit_2(runner, tmp_path, config_dict, make, command):
+    path = make(tmp_path, config_dict)
+
+    result = runner.invoke(main, ["--config", str(path), *command])
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("config error: "), result.stderr
+    assert "bad.toml" in lines[0] or "missing.toml" in lines[0]
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_cli_config_from_environment_variable(runner, tmp_path, config_dict):
+    path = _bad_key(tmp_path, config_dict)
+    result = runner.invoke(main, ["init"], env={"CONNECTOR_CONFIG": str(path)})
+    assert result.exit_code == 2
+    assert result.stderr.count("config error: ") == 1 and "colour" in result.stderr
+
+
+def test_cli_without_any_config(runner):
+    result = runner.invoke(main, ["init"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("config error: ") and "CONNECTOR_CONFIG" in result.stderr
+    assert "Traceback" not in result.output
