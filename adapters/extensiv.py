@@ -21,7 +21,7 @@ import logging
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, paginate_cursor

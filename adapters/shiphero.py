@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, paginate_cursor

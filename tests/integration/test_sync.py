@@ -3,7 +3,6 @@ over a real SQLite file, with FakeWarehouse doubles and real adapters on
 `responses` fixtures."""
 from __future__ import annotations
 
-import copy
 import json
 import random
 from datetime import datetime, timedelta, timezone
