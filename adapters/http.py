@@ -703,3 +703,21 @@ def _utc(moment: datetime) -> datetime:
         raise ValueError("timestamps sent to providers must be timezone-aware")
     return moment.astimezone(timezone.utc)
 
+
+# ---------------------------------------------------------------- response readers
+
+
+def expect_object(body: object, provider: str, what: str) -> dict:
+    """``body`` when it is a JSON object, else a ProviderResponseError naming the call."""
+    if not isinstance(body, dict):
+        raise ProviderResponseError(f"{provider}: {what} did not return a JSON object")
+    return body
+
+
+def int_field(record: Mapping[str, object], name: str, provider: str, sku: object) -> int:
+    """An integer quantity field of a provider record (bools and missing values refused)."""
+    value = record.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProviderResponseError(f"{provider}: {name} of sku {sku!r} is missing or not an integer: {value!r}")
+    return value
+

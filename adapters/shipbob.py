@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from typing import Iterator, Mapping
 
 from adapters.http import (
+    expect_object,
+    int_field,
     parse_time,
     utc_zulu,
     Auth,
@@ -114,7 +116,7 @@ class ShipBobWarehouse:
 
     def _discover_channel(self) -> str:
         def extract(body: object) -> tuple[list, str | None]:
-            body = _expect_dict(body, "GET /2026-01/channel")
+            body = expect_object(body, "shipbob", "GET /2026-01/channel")
             return list(body.get("items") or []), body.get("next")
 
         candidates = []
@@ -134,7 +136,7 @@ class ShipBobWarehouse:
 
     def list_inventory(self) -> Iterator[InventoryRecord]:
         def extract(body: object) -> tuple[list, str | None]:
-            body = _expect_dict(body, "GET /2026-01/inventory-level/locations")
+            body = expect_object(body, "shipbob", "GET /2026-01/inventory-level/locations")
             items = body.get("items")
             if items is None:
                 items = []
@@ -172,9 +174,9 @@ class ShipBobWarehouse:
             yield InventoryRecord(
                 location_id=str(loc["location_id"]),
                 sku=str(sku),
-                on_hand=_quantity(loc, "on_hand_quantity", sku),
-                committed=_quantity(loc, "committed_quantity", sku),
-                available=_quantity(loc, "fulfillable_quantity", sku),
+                on_hand=int_field(loc, "on_hand_quantity", "shipbob", sku),
+                committed=int_field(loc, "committed_quantity", "shipbob", sku),
+                available=int_field(loc, "fulfillable_quantity", "shipbob", sku),
                 raw=raw,
             )
 
@@ -219,7 +221,7 @@ class ShipBobWarehouse:
                 if again is not None:
                     return again
             raise
-        created = _expect_dict(created, "POST /2026-01/order")
+        created = expect_object(created, "shipbob", "POST /2026-01/order")
         return ProviderOrderRef(provider_order_id=_order_id(created), reference=order.reference, created=True)
 
     def order_body(self, order: OutboundOrder) -> dict[str, object]:
@@ -332,23 +334,10 @@ class ShipBobWarehouse:
 
     def check(self) -> None:
         body = self.client.get_json(f"{API}/channel", {"RecordsPerPage": 1})
-        _expect_dict(body, "GET /2026-01/channel")
+        expect_object(body, "shipbob", "GET /2026-01/channel")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _expect_dict(body: object, what: str) -> dict:
-    if not isinstance(body, dict):
-        raise ProviderResponseError(f"shipbob: {what} did not return a JSON object")
-    return body
-
-
-def _quantity(loc: Mapping[str, object], name: str, sku: object) -> int:
-    value = loc.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProviderResponseError(f"shipbob: {name} of sku {sku!r} is missing or not an integer: {value!r}")
-    return value
 
 
 def _order_id(order: Mapping[str, object]) -> str:

@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 from adapters.http import (
+    expect_object,
+    int_field,
     parse_time,
     utc_zulu,
     HttpClient,
@@ -131,12 +133,12 @@ class ShipMonkWarehouse:
     # ------------------------------------------------------------ inventory
 
     def list_inventory(self) -> Iterator[InventoryRecord]:
-        search = _expect_dict(
+        search = expect_object(
             self.client.post_json(
                 SEARCH_PATH,
                 {"sort": {"sort_by": "id", "sort_order": "ASC"}},
                 retry=True,  # a search: creates nothing, safe to repeat
-            ),
+            ), "shipmonk",
             "POST products/search",
         )
         cursor = search.get("cursor")
@@ -149,8 +151,8 @@ class ShipMonkWarehouse:
             raise ProviderResponseError("shipmonk: search cursor is not a string")
 
         def fetch(cur: str | None) -> tuple[list, str | None]:
-            body = _expect_dict(
-                self.client.get_json(PAGINATE_PATH, {"cursor": cur, "pageSize": self.inventory_page_size}),
+            body = expect_object(
+                self.client.get_json(PAGINATE_PATH, {"cursor": cur, "pageSize": self.inventory_page_size}), "shipmonk",
                 "GET products/search/paginate",
             )
             data = body.get("data")
@@ -185,10 +187,10 @@ class ShipMonkWarehouse:
             warehouse = loc.get("warehouse")
             if not isinstance(warehouse, dict) or not warehouse.get("identifier"):
                 raise ProviderResponseError(f"shipmonk: a location of {sku!r} has no warehouse identifier")
-            on_hand = _quantity(loc, "quantity_on_hand", sku)
-            available = _quantity(loc, "quantity_available", sku)
-            quarantined = _quantity(loc, "quarantined_quantity", sku)
-            unavailable = _quantity(loc, "quantity_unavailable", sku)
+            on_hand = int_field(loc, "quantity_on_hand", "shipmonk", sku)
+            available = int_field(loc, "quantity_available", "shipmonk", sku)
+            quarantined = int_field(loc, "quarantined_quantity", "shipmonk", sku)
+            unavailable = int_field(loc, "quantity_unavailable", "shipmonk", sku)
             raw: dict[str, object] = {name: loc[name] for name in LOCATION_QUANTITY_FIELDS if name in loc}
             raw["warehouse_id"] = warehouse.get("id")
             raw["product_id"] = product.get("id")
@@ -215,11 +217,11 @@ class ShipMonkWarehouse:
             if error_status(exc) == 404:  # the spec declares only 200; 404 = no such order
                 return None
             raise
-        body = _expect_dict(body, "GET orders")
+        body = expect_object(body, "shipmonk", "GET orders")
         order = body.get("data")
         if order is None:
             return None
-        order = _expect_dict(order, "GET orders data")
+        order = expect_object(order, "shipmonk", "GET orders data")
         key = order.get("order_key")
         if key != reference:
             raise ProviderResponseError(f"shipmonk: asked for order_key {reference!r}, got {key!r}")
@@ -232,7 +234,7 @@ class ShipMonkWarehouse:
         body = self.order_body(order)
         # an upsert on (store_id, order_key), so a repeat would not duplicate;
         # still not retried here (brief: never auto-retry an order-creating POST)
-        result = _expect_dict(self.client.post_json(ORDER_PATH, body, retry=False), "POST order")
+        result = expect_object(self.client.post_json(ORDER_PATH, body, retry=False), "shipmonk", "POST order")
         if not isinstance(result.get("message"), str):
             raise ProviderResponseError("shipmonk: POST order answered without a message")
         return ProviderOrderRef(provider_order_id=order.reference, reference=order.reference, created=True)
@@ -294,7 +296,7 @@ class ShipMonkWarehouse:
         count = 0
 
         def fetch(page: int) -> list:
-            body = _expect_dict(
+            body = expect_object(
                 self.client.get_json(
                     ORDERS_LIST_PATH,
                     {
@@ -303,10 +305,10 @@ class ShipMonkWarehouse:
                         "pageSize": self.order_page_size,
                         "sortOrder": "ASC",
                     },
-                ),
+                ), "shipmonk",
                 "GET orders-list",
             )
-            data = _expect_dict(body.get("data"), "GET orders-list data")
+            data = expect_object(body.get("data"), "shipmonk", "GET orders-list data")
             orders = data.get("orders")
             if not isinstance(orders, list):
                 raise ProviderResponseError("shipmonk: orders-list 'orders' is not a list")
@@ -323,7 +325,7 @@ class ShipMonkWarehouse:
             )
 
     def _shipment(self, order: object) -> Shipment:
-        order = _expect_dict(order, "order")
+        order = expect_object(order, "shipmonk", "order")
         key = order.get("order_key")
         if not key:
             raise ProviderResponseError("shipmonk: order without order_key")
@@ -356,20 +358,7 @@ class ShipMonkWarehouse:
     # ------------------------------------------------------------ health
 
     def check(self) -> None:
-        _expect_dict(self.client.get_json(WAREHOUSES_PATH, {"page": 1, "pageSize": 1}), "GET warehouses")
+        expect_object(self.client.get_json(WAREHOUSES_PATH, {"page": 1, "pageSize": 1}), "shipmonk", "GET warehouses")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _expect_dict(body: object, what: str) -> dict:
-    if not isinstance(body, dict):
-        raise ProviderResponseError(f"shipmonk: {what} did not return a JSON object")
-    return body
-
-
-def _quantity(loc: Mapping[str, object], name: str, sku: object) -> int:
-    value = loc.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProviderResponseError(f"shipmonk: {name} of {sku!r} is missing or not an integer: {value!r}")
-    return value

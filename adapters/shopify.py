@@ -16,13 +16,24 @@ or knows about Flask or the store. Facts and sources: /work/shared/reference/sho
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping as _MappingABC
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
+from adapters.webhook_payloads import (
+    line_objects,
+    verify_b64_hmac,
+    as_object,
+    optional_object,
+    positive_id,
+    optional_text,
+    show,
+    header,
+    header_text,
+    MAX_ID,
+)
 from connector.domain.model import (
     ShippingContact,
     Address,
@@ -48,7 +59,6 @@ SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 
-MAX_ID = 2**64  # Shopify ids are 64-bit integers
 MAX_QUANTITY = 2**31 - 1  # anything larger is not a real line quantity
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled"})
@@ -80,19 +90,7 @@ def verify_webhook(raw_body: bytes, signature: str | None, secrets: Sequence[str
     ``Base64.encode64`` appends a newline) is tolerated. A missing, empty or undecodable
     header is simply not valid. Digests are compared with ``hmac.compare_digest``.
     """
-    if not isinstance(raw_body, (bytes, bytearray, memoryview)):
-        raise TypeError("raw_body must be the raw request bytes")
-    keys = _secret_list(secrets)
-    provided = _b64_digest(signature)
-    if provided is None:
-        return False
-    body = bytes(raw_body)
-    matched = False
-    for key in keys:  # no early exit: try every secret
-        expected = hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()
-        if hmac.compare_digest(expected, provided):
-            matched = True
-    return matched
+    return verify_b64_hmac(raw_body, signature, secrets)
 
 
 def query_hmac(secret: str, params: Mapping[str, str]) -> str:
@@ -130,31 +128,6 @@ def verify_query(params: Mapping[str, str], secret: str) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), provided.strip().lower().encode("utf-8"))
 
 
-def _secret_list(secrets: Sequence[str]) -> list[str]:
-    if isinstance(secrets, (str, bytes)):
-        # A bare string is a Sequence of one-character "secrets": refuse it loudly.
-        raise TypeError("secrets must be a sequence of strings, not a single string")
-    keys = []
-    for secret in secrets:
-        if not isinstance(secret, str):
-            raise TypeError("each secret must be a str")
-        if secret:
-            keys.append(secret)
-    return keys
-
-
-def _b64_digest(signature: object) -> bytes | None:
-    if not isinstance(signature, str):
-        return None
-    text = signature.strip()
-    if not text:
-        return None
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeError):
-        return None
-
-
 # ---------------------------------------------------------------- payloads
 
 
@@ -168,13 +141,13 @@ def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
         return Ignored(f"unhandled topic {type(topic).__name__}")
     if topic not in TOPICS:
         return Ignored(f"unhandled topic {topic}")
-    body = _object(payload, "payload")
+    body = as_object(payload, "payload")
     if topic in ORDER_TOPICS:
         return OrderUpsert(_order(shop_id, topic, body))
     if topic == "refunds/create":
         return _refund(body)
     if topic == "customers/data_request":
-        request = _optional_object(body, "data_request")
+        request = optional_object(body, "data_request")
         return CustomerDataRequest(
             customer_id=_customer_id(body),
             order_ids=_id_list(body, "orders_requested"),
@@ -191,13 +164,13 @@ def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
 
 
 def _order(shop_id: str, topic: str, body: Mapping[str, object]) -> Order:
-    order_id = _id(body.get("id"), "id")
+    order_id = positive_id(body.get("id"), "id")
     created_at = _timestamp(body.get("created_at"), "created_at")
     updated_raw = body.get("updated_at")
     updated_at = created_at if updated_raw is None else _timestamp(updated_raw, "updated_at")
     cancelled_at = body.get("cancelled_at")
     if cancelled_at is not None and not isinstance(cancelled_at, str):
-        raise PayloadError(f"cancelled_at: expected a timestamp or null, got {_show(cancelled_at)}")
+        raise PayloadError(f"cancelled_at: expected a timestamp or null, got {show(cancelled_at)}")
     fulfillment_status = body.get("fulfillment_status")
     if cancelled_at or topic == "orders/cancelled":
         state = "cancelled"
@@ -234,27 +207,18 @@ def _order_number(body: Mapping[str, object], order_id: str) -> str:
 def _ship_to(raw: object) -> Address | None:
     if raw is None:
         return None
-    address = _object(raw, "shipping_address")
-    country = _optional_text(address, "country_code", "shipping_address.country_code")
+    address = as_object(raw, "shipping_address")
+    country = optional_text(address, "country_code", "shipping_address.country_code")
     return Address(
         country=None if country is None else country.upper(),
-        province=_optional_text(address, "province_code", "shipping_address.province_code"),
-        postcode=_optional_text(address, "zip", "shipping_address.zip"),
+        province=optional_text(address, "province_code", "shipping_address.province_code"),
+        postcode=optional_text(address, "zip", "shipping_address.zip"),
     )
 
 
 def _lines(raw: object) -> tuple[OrderLine, ...]:
-    if not isinstance(raw, (list, tuple)):
-        raise PayloadError(f"line_items: expected a list, got {_show(raw)}")
     lines = []
-    seen: set[str] = set()
-    for index, item in enumerate(raw):
-        where = f"line_items[{index}]"
-        line = _object(item, where)
-        line_id = _id(line.get("id"), f"{where}.id")
-        if line_id in seen:
-            raise PayloadError(f"{where}.id: duplicate line id {line_id}")
-        seen.add(line_id)
+    for where, line, line_id in line_objects(raw):
         # current_quantity already nets out refunds and removals (shopify.md §3.1).
         if line.get("current_quantity") is not None:
             quantity = _quantity(line.get("current_quantity"), f"{where}.current_quantity")
@@ -265,17 +229,17 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
             requires_shipping = True
         elif not isinstance(requires_shipping, bool):
             raise PayloadError(
-                f"{where}.requires_shipping: expected true/false, got {_show(requires_shipping)}"
+                f"{where}.requires_shipping: expected true/false, got {show(requires_shipping)}"
             )
         title = line.get("title")
         if title is None:
             title = ""
         elif not isinstance(title, str):
-            raise PayloadError(f"{where}.title: expected a string, got {_show(title)}")
+            raise PayloadError(f"{where}.title: expected a string, got {show(title)}")
         lines.append(
             OrderLine(
                 line_id=line_id,
-                sku=_optional_text(line, "sku", f"{where}.sku"),
+                sku=optional_text(line, "sku", f"{where}.sku"),
                 quantity=quantity,
                 requires_shipping=requires_shipping,
                 title=title,
@@ -289,28 +253,28 @@ def _refund(body: Mapping[str, object]) -> RefundCreated:
     if raw_lines is None:
         raw_lines = []
     if not isinstance(raw_lines, (list, tuple)):
-        raise PayloadError(f"refund_line_items: expected a list, got {_show(raw_lines)}")
+        raise PayloadError(f"refund_line_items: expected a list, got {show(raw_lines)}")
     lines = []
     for index, item in enumerate(raw_lines):
         where = f"refund_line_items[{index}]"
-        line = _object(item, where)
+        line = as_object(item, where)
         lines.append(
             RefundLine(
-                line_id=_id(line.get("line_item_id"), f"{where}.line_item_id"),
+                line_id=positive_id(line.get("line_item_id"), f"{where}.line_item_id"),
                 quantity=_quantity(line.get("quantity"), f"{where}.quantity"),
             )
         )
     created = body.get("created_at")
     return RefundCreated(
-        order_id=_id(body.get("order_id"), "order_id"),
-        refund_id=_id(body.get("id"), "id"),
+        order_id=positive_id(body.get("order_id"), "order_id"),
+        refund_id=positive_id(body.get("id"), "id"),
         lines=tuple(lines),
         created_at=None if created is None else _timestamp(created, "created_at"),
     )
 
 
 def _customer_id(body: Mapping[str, object]) -> str | None:
-    customer = _optional_object(body, "customer")
+    customer = optional_object(body, "customer")
     if customer is None:
         return None
     return _optional_id(customer, "customer.id", "id")
@@ -321,70 +285,30 @@ def _id_list(body: Mapping[str, object], field: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, (list, tuple)):
-        raise PayloadError(f"{field}: expected a list of ids, got {_show(raw)}")
-    return tuple(_id(value, f"{field}[{index}]") for index, value in enumerate(raw))
+        raise PayloadError(f"{field}: expected a list of ids, got {show(raw)}")
+    return tuple(positive_id(value, f"{field}[{index}]") for index, value in enumerate(raw))
 
 
 # ---------------------------------------------------------------- field helpers
 
 
-def _object(value: object, where: str) -> Mapping[str, object]:
-    if not isinstance(value, _MappingABC):
-        raise PayloadError(f"{where}: expected a JSON object, got {_show(value)}")
-    return value
-
-
-def _optional_object(body: Mapping[str, object], field: str) -> Mapping[str, object] | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    return _object(value, field)
-
-
-def _id(value: object, where: str) -> str:
-    """A Shopify id (a positive 64-bit integer) as exact text."""
-    if isinstance(value, bool):
-        raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
-    if isinstance(value, int):
-        if not 0 < value < MAX_ID:
-            raise PayloadError(f"{where}: expected a positive 64-bit id, got {_show(value)}")
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if 0 < len(text) <= 20 and text.isascii() and text.isdigit() and 0 < int(text) < MAX_ID:
-            return text
-    if value is None:
-        raise PayloadError(f"{where}: missing id")
-    raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
-
-
 def _optional_id(body: Mapping[str, object], where: str, field: str) -> str | None:
     value = body.get(field)
-    return None if value is None else _id(value, where)
+    return None if value is None else positive_id(value, where)
 
 
 def _quantity(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
         raise PayloadError(
-            f"{where}: expected a non-negative integer (at most {MAX_QUANTITY}), got {_show(value)}"
+            f"{where}: expected a non-negative integer (at most {MAX_QUANTITY}), got {show(value)}"
         )
     return value
-
-
-def _optional_text(body: Mapping[str, object], field: str, where: str) -> str | None:
-    """A string field where null, empty and whitespace all mean 'not given'."""
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(f"{where}: expected a string or null, got {_show(value)}")
-    return value.strip() or None
 
 
 def _timestamp(value: object, where: str) -> datetime:
     """ISO-8601 with a UTC offset (Shopify always sends one) -> aware datetime in UTC."""
     if not isinstance(value, str):
-        raise PayloadError(f"{where}: expected an ISO-8601 timestamp, got {_show(value)}")
+        raise PayloadError(f"{where}: expected an ISO-8601 timestamp, got {show(value)}")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -397,42 +321,7 @@ def _timestamp(value: object, where: str) -> datetime:
         raise PayloadError(f"{where}: timestamp out of range: {value[:40]!r}") from None
 
 
-def _show(value: object) -> str:
-    """Describe a bad value without echoing payload contents at length."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ID:
-        return "a very large integer"
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value[:40])
-    return type(value).__name__
-
-
 # ---------------------------------------------------------------- headers / class
-
-
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """A header's value, looked up case-insensitively in a plain dict (any key case),
-    werkzeug ``Headers``/``EnvironHeaders`` or any other Mapping. ``None`` if absent."""
-    if headers is None:
-        return None
-    value = headers.get(name)
-    if value is None:
-        wanted = name.lower()
-        for key, candidate in headers.items():
-            if isinstance(key, str) and key.lower() == wanted:
-                value = candidate
-                break
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return value if isinstance(value, str) else None
-
-
-def _header_text(headers: Mapping[str, str] | None, name: str) -> str | None:
-    value = _header(headers, name)
-    if value is None:
-        return None
-    return value.strip() or None
 
 
 class ShopifyStorefront:
@@ -441,23 +330,23 @@ class ShopifyStorefront:
     platform = PLATFORM
 
     def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> bool:
-        return verify_webhook(raw_body, _header(headers, HMAC_HEADER), secrets)
+        return verify_webhook(raw_body, header(headers, HMAC_HEADER), secrets)
 
     def topic(self, headers: Mapping[str, str]) -> str | None:
-        return _header_text(headers, TOPIC_HEADER)
+        return header_text(headers, TOPIC_HEADER)
 
     def shop_domain(self, headers: Mapping[str, str]) -> str | None:
-        domain = _header_text(headers, SHOP_DOMAIN_HEADER)
+        domain = header_text(headers, SHOP_DOMAIN_HEADER)
         return None if domain is None else domain.lower()
 
     def dedupe_key(self, headers: Mapping[str, str], payload: object) -> str | None:
         """``X-Shopify-Webhook-Id``: "Use to identify and deduplicate individual
         deliveries" (shopify.md §2.1, §2.4)."""
-        return _header_text(headers, WEBHOOK_ID_HEADER)
+        return header_text(headers, WEBHOOK_ID_HEADER)
 
     def event_id(self, headers: Mapping[str, str]) -> str | None:
         """``X-Shopify-Event-Id``: shared by all deliveries of one merchant action."""
-        return _header_text(headers, EVENT_ID_HEADER)
+        return header_text(headers, EVENT_ID_HEADER)
 
     def resource_id(self, topic: str, payload: object) -> str | None:
         """The order id an event is about, or None. Never raises."""
@@ -470,7 +359,7 @@ class ShopifyStorefront:
         else:
             return None
         try:
-            return _id(payload.get(field), field)
+            return positive_id(payload.get(field), field)
         except PayloadError:
             return None
 

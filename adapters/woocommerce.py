@@ -17,7 +17,6 @@ or knows about Flask or the store. Facts and sources: /work/shared/reference/woo
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -26,6 +25,17 @@ from datetime import datetime, timezone
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from adapters.webhook_payloads import (
+    line_objects,
+    verify_b64_hmac,
+    as_object,
+    positive_id,
+    optional_text,
+    show,
+    header,
+    header_text,
+    MAX_ID,
+)
 from connector.domain.model import (
     ShippingContact,
     Address,
@@ -49,7 +59,6 @@ WEBHOOK_HEADER_PREFIX = "x-wc-webhook-"
 UPSERT_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
 TOPICS = UPSERT_TOPICS | frozenset({"order.deleted"})
 
-MAX_ID = 2**64
 MAX_QUANTITY = 2**31 - 1
 
 # Order status -> what it means for fulfilment (woocommerce.md §1.4, §2).
@@ -85,19 +94,7 @@ def verify_webhook(raw_body: bytes, signature: str | None, secrets: Sequence[str
     compared with ``hmac.compare_digest``. A missing, empty or undecodable header is not
     valid. Empty secrets are skipped: an unconfigured secret must never verify.
     """
-    if not isinstance(raw_body, (bytes, bytearray, memoryview)):
-        raise TypeError("raw_body must be the raw request bytes")
-    keys = _secret_list(secrets)
-    provided = _b64_digest(signature)
-    if provided is None:
-        return False
-    body = bytes(raw_body)
-    matched = False
-    for key in keys:  # no early exit: try every secret
-        expected = hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()
-        if hmac.compare_digest(expected, provided):
-            matched = True
-    return matched
+    return verify_b64_hmac(raw_body, signature, secrets)
 
 
 def is_ping(raw_body: bytes, headers: Mapping[str, str] | None) -> bool:
@@ -116,31 +113,6 @@ def is_ping(raw_body: bytes, headers: Mapping[str, str] | None) -> bool:
     return True
 
 
-def _secret_list(secrets: Sequence[str]) -> list[str]:
-    if isinstance(secrets, (str, bytes)):
-        # A bare string is a Sequence of one-character "secrets": refuse it loudly.
-        raise TypeError("secrets must be a sequence of strings, not a single string")
-    keys = []
-    for secret in secrets:
-        if not isinstance(secret, str):
-            raise TypeError("each secret must be a str")
-        if secret:
-            keys.append(secret)
-    return keys
-
-
-def _b64_digest(signature: object) -> bytes | None:
-    if not isinstance(signature, str):
-        return None
-    text = signature.strip()
-    if not text:
-        return None
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeError):
-        return None
-
-
 # ---------------------------------------------------------------- payloads
 
 
@@ -154,12 +126,12 @@ def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
         return Ignored(f"unhandled topic {type(topic).__name__}")
     if topic not in TOPICS:
         return Ignored(f"unhandled topic {topic}")
-    body = _object(payload, "payload")
+    body = as_object(payload, "payload")
     if topic == "order.deleted":
-        return OrderDeleted(_id(body.get("id"), "id"))
+        return OrderDeleted(positive_id(body.get("id"), "id"))
     status = body.get("status")
     if not isinstance(status, str) or not status.strip():
-        raise PayloadError(f"status: expected an order status, got {_show(status)}")
+        raise PayloadError(f"status: expected an order status, got {show(status)}")
     status = status.strip()
     if status in DRAFT_STATUSES:
         return Ignored(f"draft order status {status}")
@@ -170,7 +142,7 @@ def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
 
 
 def _order(shop_id: str, body: Mapping[str, object], state: str) -> Order:
-    order_id = _id(body.get("id"), "id")
+    order_id = positive_id(body.get("id"), "id")
     created_at = _gmt_timestamp(body, "date_created_gmt")
     if created_at is None:
         # Site-local time without an offset: treated as UTC when GMT is missing.
@@ -219,33 +191,24 @@ def _address(body: Mapping[str, object], field: str) -> Address | None:
     raw = body.get(field)
     if raw is None or (isinstance(raw, list) and not raw):  # PHP encodes an empty array as []
         return None
-    address = _object(raw, field)
-    country = _optional_text(address, "country", f"{field}.country")
+    address = as_object(raw, field)
+    country = optional_text(address, "country", f"{field}.country")
     return Address(
         country=None if country is None else country.upper(),
-        province=_optional_text(address, "state", f"{field}.state"),
-        postcode=_optional_text(address, "postcode", f"{field}.postcode"),
+        province=optional_text(address, "state", f"{field}.state"),
+        postcode=optional_text(address, "postcode", f"{field}.postcode"),
     )
 
 
 def _customer_id(value: object) -> str | None:
     if value is None or value == "0" or (type(value) is int and value == 0):
         return None  # 0 is a guest checkout
-    return _id(value, "customer_id")
+    return positive_id(value, "customer_id")
 
 
 def _lines(raw: object) -> tuple[OrderLine, ...]:
-    if not isinstance(raw, (list, tuple)):
-        raise PayloadError(f"line_items: expected a list, got {_show(raw)}")
     lines = []
-    seen: set[str] = set()
-    for index, item in enumerate(raw):
-        where = f"line_items[{index}]"
-        line = _object(item, where)
-        line_id = _id(line.get("id"), f"{where}.id")
-        if line_id in seen:
-            raise PayloadError(f"{where}.id: duplicate line id {line_id}")
-        seen.add(line_id)
+    for where, line, line_id in line_objects(raw):
         quantity = line.get("quantity")
         if (
             isinstance(quantity, bool)
@@ -254,17 +217,17 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
         ):
             raise PayloadError(
                 f"{where}.quantity: expected a non-negative integer (at most {MAX_QUANTITY}), "
-                f"got {_show(quantity)}"
+                f"got {show(quantity)}"
             )
         name = line.get("name")
         if name is None:
             name = ""
         elif not isinstance(name, str):
-            raise PayloadError(f"{where}.name: expected a string, got {_show(name)}")
+            raise PayloadError(f"{where}.name: expected a string, got {show(name)}")
         lines.append(
             OrderLine(
                 line_id=line_id,
-                sku=_optional_text(line, "sku", f"{where}.sku"),
+                sku=optional_text(line, "sku", f"{where}.sku"),
                 quantity=quantity,
                 requires_shipping=True,  # the order JSON has no per-line shipping flag
                 title=name,
@@ -276,39 +239,6 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
 # ---------------------------------------------------------------- field helpers
 
 
-def _object(value: object, where: str) -> Mapping[str, object]:
-    if not isinstance(value, _MappingABC):
-        raise PayloadError(f"{where}: expected a JSON object, got {_show(value)}")
-    return value
-
-
-def _id(value: object, where: str) -> str:
-    """A WooCommerce id (a positive integer) as text."""
-    if isinstance(value, bool):
-        raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
-    if isinstance(value, int):
-        if not 0 < value < MAX_ID:
-            raise PayloadError(f"{where}: expected a positive id, got {_show(value)}")
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if 0 < len(text) <= 20 and text.isascii() and text.isdigit() and 0 < int(text) < MAX_ID:
-            return text
-    if value is None:
-        raise PayloadError(f"{where}: missing id")
-    raise PayloadError(f"{where}: expected an integer id, got {_show(value)}")
-
-
-def _optional_text(body: Mapping[str, object], field: str, where: str) -> str | None:
-    """A string field where null, empty and whitespace all mean 'not given'."""
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(f"{where}: expected a string or null, got {_show(value)}")
-    return value.strip() or None
-
-
 def _gmt_timestamp(body: Mapping[str, object], field: str) -> datetime | None:
     """``YYYY-MM-DDTHH:MM:SS`` without an offset, read as UTC (an explicit offset is
     honoured). None when the field is absent, null or empty."""
@@ -316,7 +246,7 @@ def _gmt_timestamp(body: Mapping[str, object], field: str) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise PayloadError(f"{field}: expected an ISO-8601 timestamp, got {_show(value)}")
+        raise PayloadError(f"{field}: expected an ISO-8601 timestamp, got {show(value)}")
     try:
         parsed = datetime.fromisoformat(value.strip())
         if parsed.tzinfo is None or parsed.utcoffset() is None:
@@ -326,42 +256,7 @@ def _gmt_timestamp(body: Mapping[str, object], field: str) -> datetime | None:
         raise PayloadError(f"{field}: not an ISO-8601 timestamp: {value[:40]!r}") from None
 
 
-def _show(value: object) -> str:
-    """Describe a bad value without echoing payload contents at length."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ID:
-        return "a very large integer"
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value[:40])
-    return type(value).__name__
-
-
 # ---------------------------------------------------------------- headers / class
-
-
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """A header's value, looked up case-insensitively in a plain dict (any key case),
-    werkzeug ``Headers``/``EnvironHeaders`` or any other Mapping. ``None`` if absent."""
-    if headers is None:
-        return None
-    value = headers.get(name)
-    if value is None:
-        wanted = name.lower()
-        for key, candidate in headers.items():
-            if isinstance(key, str) and key.lower() == wanted:
-                value = candidate
-                break
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return value if isinstance(value, str) else None
-
-
-def _header_text(headers: Mapping[str, str] | None, name: str) -> str | None:
-    value = _header(headers, name)
-    if value is None:
-        return None
-    return value.strip() or None
 
 
 def normalise_source(url: str | None) -> str | None:
@@ -387,21 +282,21 @@ class WooCommerceStorefront:
     platform = PLATFORM
 
     def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> bool:
-        return verify_webhook(raw_body, _header(headers, SIGNATURE_HEADER), secrets)
+        return verify_webhook(raw_body, header(headers, SIGNATURE_HEADER), secrets)
 
     def is_ping(self, raw_body: bytes, headers: Mapping[str, str]) -> bool:
         return is_ping(raw_body, headers)
 
     def topic(self, headers: Mapping[str, str]) -> str | None:
-        return _header_text(headers, TOPIC_HEADER)
+        return header_text(headers, TOPIC_HEADER)
 
     def source(self, headers: Mapping[str, str]) -> str | None:
         """``X-WC-Webhook-Source`` (the store's home URL), normalised."""
-        return normalise_source(_header(headers, SOURCE_HEADER))
+        return normalise_source(header(headers, SOURCE_HEADER))
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         """``X-WC-Webhook-Delivery-ID``: for logs only, not an idempotency key."""
-        return _header_text(headers, DELIVERY_ID_HEADER)
+        return header_text(headers, DELIVERY_ID_HEADER)
 
     def dedupe_key(self, headers: Mapping[str, str], payload: object) -> str | None:
         """A key equal for deliveries that carry the same order state.
@@ -417,7 +312,7 @@ class WooCommerceStorefront:
         if topic not in TOPICS or not isinstance(payload, _MappingABC):
             return None
         try:
-            order_id = _id(payload.get("id"), "id")
+            order_id = positive_id(payload.get("id"), "id")
         except PayloadError:
             return None
         if topic == "order.deleted":
@@ -438,7 +333,7 @@ class WooCommerceStorefront:
         if not isinstance(payload, _MappingABC):
             return None
         try:
-            return _id(payload.get("id"), "id")
+            return positive_id(payload.get("id"), "id")
         except PayloadError:
             return None
 

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from adapters import webhook_payloads
 from werkzeug.datastructures import Headers
 
-from adapters import shopify
 from adapters.shopify import (
     TOPICS,
     ShopifyStorefront,
@@ -570,10 +571,10 @@ def test_storefront_verify_with_rotation():
 
 
 def test_header_helper_prefers_exact_then_any_case():
-    assert shopify._header({"x-shopify-topic": "a"}, "X-Shopify-Topic") == "a"
-    assert shopify._header(Headers([("X-SHOPIFY-TOPIC", "b")]), "x-shopify-topic") == "b"
-    assert shopify._header({}, "X-Shopify-Topic") is None
-    assert shopify._header(None, "X-Shopify-Topic") is None
+    assert webhook_payloads.header({"x-shopify-topic": "a"}, "X-Shopify-Topic") == "a"
+    assert webhook_payloads.header(Headers([("X-SHOPIFY-TOPIC", "b")]), "x-shopify-topic") == "b"
+    assert webhook_payloads.header({}, "X-Shopify-Topic") is None
+    assert webhook_payloads.header(None, "X-Shopify-Topic") is None
 
 
 def test_resource_id():

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from werkzeug.datastructures import Headers
 
-from adapters import woocommerce
 from adapters.woocommerce import (
     TOPICS,
     WooCommerceStorefront,
@@ -504,11 +503,3 @@ def test_resource_id():
 def test_storefront_parse_is_parse_webhook():
     store = WooCommerceStorefront()
     assert store.parse(SHOP, "order.created", load("order_727.json")) == OrderUpsert(expected_order())
-
-
-def test_header_helper():
-    assert woocommerce._header({"x-wc-webhook-topic": "order.created"}, "X-WC-Webhook-Topic") == (
-        "order.created"
-    )
-    assert woocommerce._header(Headers([("X-WC-WEBHOOK-TOPIC", "t")]), "x-wc-webhook-topic") == "t"
-    assert woocommerce._header({}, "X-WC-Webhook-Topic") is None
