@@ -78,12 +78,24 @@ class StockSync:
             for node_id in nodes:
                 store.record_sync(shop_id, node_id, provider_id, started, finished, None, "failed", outcome.error)
             return outcome
+        # A provider lists sold-out SKUs with zero quantities, so a node that gets no rows
+        # at all is a mapping problem (a mistyped provider_location), not an empty shelf:
+        # keep its stock and say so instead of wiping it.
+        empty = [node_id for node_id in nodes if not per_node[node_id]]
+        for node_id in empty:
+            location = next(s.location for s in fed if s.node_id == node_id)
+            error = (f"no inventory for location {location!r} in the provider's answer"
+                     + (f" (it reported locations {', '.join(unmapped)})" if unmapped else "; nothing was reported"))
+            store.record_sync(shop_id, node_id, provider_id, started, finished, 0, "failed", error)
+            per_node.pop(node_id)
         outcome.rows = store.replace_stock_for_nodes(shop_id, per_node, provider_id, finished)
         outcome.unmapped_locations = unmapped
-        for node_id in nodes:
+        for node_id in per_node:
             store.record_sync(shop_id, node_id, provider_id, started, finished, outcome.rows[node_id], "ok", None)
-        outcome.handed_over = store.hand_over_forwarded(shop_id, nodes, started, finished)
-        outcome.ok = True
+        outcome.handed_over = store.hand_over_forwarded(shop_id, list(per_node), started, finished)
+        outcome.ok = not empty
+        if empty:
+            outcome.error = f"no rows for {', '.join(empty)}; previous stock kept"
         return outcome
 
     def sync(self, store: Store, shop_id: str | None = None, node_id: str | None = None,

@@ -131,6 +131,17 @@ def test_sync_replaces_each_nodes_stock_and_records_runs(container, store, fakes
     assert {(r["node_id"], r["outcome"], r["rows"]) for r in runs} == {("ne-micro", "ok", 2), ("west-3pl", "ok", 1)}
 
 
+def test_a_node_missing_from_the_answer_keeps_its_stock(container, store, fakes):
+    store.set_stock(SHOP, "west-3pl", "TEE-LOGO-M", on_hand=9, committed=0, available=9, source="sb", now=NOW)
+    fake_sb(fakes).inventory = [inv(10, "CANDLE-FIG", 4), inv(157, "TEE-LOGO-M", 1)]  # 156 mistyped as 157?
+    outcome = container.sync.sync(store, SHOP)[0]
+    assert not outcome.ok and outcome.rows == {"ne-micro": 1}
+    assert stock_of(store, "ne-micro") == {"CANDLE-FIG": 4}
+    assert stock_of(store, "west-3pl") == {"TEE-LOGO-M": 9}
+    latest = store.sync_runs(SHOP, "west-3pl", limit=1)[0]
+    assert latest["outcome"] == "failed" and "location '156'" in latest["error"] and "157" in latest["error"]
+
+
 def test_sku_map_translates_provider_skus(make_container, fakes, tmp_path):
     config = make_config(tmp_path / "m.db")
     config["shops"][SHOP]["providers"]["sb"]["sku_map"] = {"SB-CANDLE-FIG": "CANDLE-FIG"}
@@ -398,3 +409,88 @@ def test_drift_report_compares_reservations_with_3pl_committed(container, store,
     rows = {(r["node_id"], r["sku"]): r for r in drift_report(store, SHOP)}
     row = rows[("ne-micro", "ZINE-04")]
     assert (row["reserved"], row["forwarded"], row["provider_committed"], row["drift"]) == (2, 2, 1, -1)
+
+
+# ---------------------------------------------------------------- faults through real adapters
+
+
+def shipbob_container(tmp_path, clock, sleeps):
+    client = HttpClient(base_url=shipbob.PRODUCTION_URL, auth=StaticToken(token="pat-123"), provider="shipbob",
+                        sleep=sleeps.append, max_attempts=3)
+    settings = settings_from_dict(make_config(tmp_path / "f.db"))
+    container = build(settings, clock=clock,
+                      warehouse_factory=lambda c: shipbob.ShipBobWarehouse(client=client, channel_id="1"))
+    container.init_database()
+    return container
+
+
+@pytest.mark.parametrize("fault, error", [
+    ("timeouts", "ProviderUnavailable"),
+    ("same_page_forever", "ProviderResponseError"),
+    ("token_refused", "ProviderAuthError"),
+    ("server_errors", "ProviderUnavailable"),
+])
+@responses.activate
+def test_sync_faults_keep_previous_stock_and_record_the_run(tmp_path, clock, fault, error):
+    import requests
+
+    sleeps: list[float] = []
+    container = shipbob_container(tmp_path, clock, sleeps)
+    url = f"{shipbob.PRODUCTION_URL}/2026-01/inventory-level/locations"
+    page1 = json.loads((FIXTURES / "shipbob/inventory_locations_page1.json").read_text())
+    if fault == "timeouts":
+        for _ in range(3):
+            responses.get(url, body=requests.exceptions.ReadTimeout("read timed out"))
+    elif fault == "same_page_forever":
+        looping = {**page1, "next": f"{url}?PageSize=250&Cursor=c1"}
+        responses.get(url, json=looping)  # the first page, then the "next" page is itself again and again
+    elif fault == "token_refused":
+        responses.get(url, status=401, json={"message": "invalid token"})
+    else:
+        for _ in range(3):
+            responses.get(url, status=503)
+    store = container.open_store()
+    try:
+        store.set_stock(SHOP, "ne-micro", "CANDLE-FIG", on_hand=5, committed=0, available=5, source="sb", now=NOW)
+        store.set_stock(SHOP, "west-3pl", "TEE-LOGO-M", on_hand=9, committed=0, available=9, source="sb", now=NOW)
+        outcome = container.sync.sync(store, SHOP)[0]
+        assert not outcome.ok and error in outcome.error
+        assert stock_of(store, "ne-micro") == {"CANDLE-FIG": 5}
+        assert stock_of(store, "west-3pl") == {"TEE-LOGO-M": 9}
+        runs = store.sync_runs(SHOP)
+        assert {(r["node_id"], r["outcome"]) for r in runs} == {("ne-micro", "failed"), ("west-3pl", "failed")}
+        assert all(error in r["error"] for r in runs)
+        assert len(responses.calls) <= 12  # bounded: no endless retry or pagination
+    finally:
+        store.close()
+
+
+@responses.activate
+def test_expired_shiphero_token_is_refreshed_during_a_sync(tmp_path, clock):
+    from adapters.shiphero import ShipHeroWarehouse
+
+    base = "https://public-api.shiphero.com"
+    fixtures = FIXTURES / "shiphero"
+    config = make_config(tmp_path / "h.db")
+    shop = config["shops"][SHOP]
+    shop["providers"]["hero"] = {"type": "shiphero", "refresh_token": "rt-1"}
+    for node in shop["nodes"]:
+        if node["id"] == "west-3pl":
+            node.update(stock_source="hero", provider_location="V2FyZWhvdXNlOjExNzk=")
+    settings = settings_from_dict(config)
+    container = build(settings, clock=clock, warehouse_factory=lambda c: (
+        ShipHeroWarehouse(c.refresh_token, sleep=lambda s: None) if c.type == "shiphero" else FakeWarehouse()))
+    container.init_database()
+    responses.post(f"{base}/auth/refresh", json=json.loads((fixtures / "auth_refresh.json").read_text()))
+    responses.post(f"{base}/auth/refresh", json=json.loads((fixtures / "auth_refresh_second.json").read_text()))
+    responses.post(f"{base}/graphql", status=401, json={"code": 401, "message": "Token expired"})
+    responses.post(f"{base}/graphql", json=json.loads((fixtures / "warehouse_products_page2.json").read_text()))
+    store = container.open_store()
+    try:
+        outcome = next(o for o in container.sync.sync(store, SHOP) if o.provider == "hero")
+        assert outcome.ok, outcome.error
+        assert outcome.rows["west-3pl"] >= 1
+        assert store.sync_runs(SHOP, "west-3pl", limit=1)[0]["outcome"] == "ok"
+        assert sum(1 for c in responses.calls if c.request.url.endswith("/auth/refresh")) == 2
+    finally:
+        store.close()
