@@ -186,6 +186,26 @@ def _sync(db: sqlite_utils.Database) -> None:
     db["job_runs"].create_index(["job_id", "id"])
 
 
+@migrations(name="0003_stock_keyed_by_sku")
+def _stock_by_sku(db: sqlite_utils.Database) -> None:
+    """Routing looks stock up by SKU on every order; syncs replace a node's rows a few
+    times an hour. Key the table (shop, sku, node) so the lookup is the primary key
+    itself, with no second index to maintain on every synced row. The provider's raw
+    fields are not kept: adapters normalise them into on hand / committed / available,
+    and encoding them per row was most of a sync's write time."""
+    db.execute(
+        "CREATE TABLE stock_by_sku (shop_id TEXT NOT NULL, sku TEXT NOT NULL, node_id TEXT NOT NULL, "
+        "on_hand INTEGER NOT NULL, committed INTEGER NOT NULL, available INTEGER NOT NULL, "
+        "updated_at TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (shop_id, sku, node_id)) WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT INTO stock_by_sku SELECT shop_id, sku, node_id, on_hand, committed, available, updated_at, source "
+        "FROM stock"
+    )
+    db.execute("DROP TABLE stock")
+    db.execute("ALTER TABLE stock_by_sku RENAME TO stock")
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -560,30 +580,27 @@ class Store:
         )
 
     def set_stock(self, shop_id: str, node_id: str, sku: str, *, on_hand: int, committed: int, available: int,
-                  source: str, now: datetime, raw: Mapping | None = None) -> None:
+                  source: str, now: datetime) -> None:
         self.db["stock"].upsert(
-            {"shop_id": shop_id, "node_id": node_id, "sku": sku, "on_hand": on_hand, "committed": committed,
-             "available": available, "updated_at": ts(now), "source": source, "raw": json.dumps(raw or {})},
-            pk=("shop_id", "node_id", "sku"),
+            {"shop_id": shop_id, "sku": sku, "node_id": node_id, "on_hand": on_hand, "committed": committed,
+             "available": available, "updated_at": ts(now), "source": source},
+            pk=("shop_id", "sku", "node_id"),
         )
 
-    def replace_node_stock(self, shop_id: str, node_id: str, rows: Iterable[Mapping], source: str,
+    def replace_node_stock(self, shop_id: str, node_id: str, rows: Iterable[tuple[str, int, int, int]], source: str,
                            now: datetime) -> int:
-        """All of a node's stock at once: the old rows go, the new ones come, in one transaction."""
+        """All of a node's stock at once — ``rows`` are (sku, on_hand, committed, available) —
+        the old rows go and the new ones come in one transaction."""
         stamp = ts(now)
-        records = [
-            (shop_id, node_id, r["sku"], r["on_hand"], r["committed"], r["available"], stamp, source,
-             json.dumps(r.get("raw") or {}))
-            for r in rows
-        ]
         with self.db.atomic():
             self.conn.execute("DELETE FROM stock WHERE shop_id = ? AND node_id = ?", (shop_id, node_id))
-            self.conn.executemany(
-                "INSERT INTO stock (shop_id, node_id, sku, on_hand, committed, available, updated_at, source, raw) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                records,
+            cursor = self.conn.executemany(
+                "INSERT INTO stock (shop_id, sku, node_id, on_hand, committed, available, updated_at, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((shop_id, sku, node_id, on_hand, committed, available, stamp, source)
+                 for sku, on_hand, committed, available in rows),
             )
-        return len(records)
+        return cursor.rowcount
 
     def stock_level(self, shop_id: str, node_id: str, sku: str) -> int | None:
         row = self._one("SELECT available FROM stock WHERE shop_id = ? AND node_id = ? AND sku = ?",
@@ -723,8 +740,8 @@ class Store:
 
     # ------------------------------------------------------------ sync
 
-    def replace_stock_for_nodes(self, shop_id: str, per_node: Mapping[str, list[Mapping]], source: str,
-                                now: datetime) -> dict[str, int]:
+    def replace_stock_for_nodes(self, shop_id: str, per_node: Mapping[str, Iterable[tuple[str, int, int, int]]],
+                                source: str, now: datetime) -> dict[str, int]:
         """One provider snapshot, all its nodes replaced together, or none."""
         with self.db.atomic():
             return {node_id: self.replace_node_stock(shop_id, node_id, rows, source, now)

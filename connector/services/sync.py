@@ -110,12 +110,14 @@ class StockSync:
 
 
 def _map_records(records: list[InventoryRecord], fed: list[NodeSource], sku_map: Mapping[str, str]
-                 ) -> tuple[dict[str, list[dict]], list[str]]:
-    """Provider location -> our node, provider SKU -> our SKU. A node fed by a provider
-    without locations (a CSV of one partner) takes every record."""
+                 ) -> tuple[dict[str, list[tuple[str, int, int, int]]], list[str]]:
+    """Provider location -> our node, provider SKU -> our SKU, as (sku, on_hand,
+    committed, available) rows per node. A node fed by a provider without locations
+    (a CSV of one partner) takes every record. Negative availability (oversold at the
+    3PL) is stored as zero: there is nothing to promise."""
     by_location = {s.location: s.node_id for s in fed if s.location is not None}
     catch_all = next((s.node_id for s in fed if s.location is None), None)
-    totals: dict[str, dict[str, dict]] = {s.node_id: {} for s in fed}
+    totals: dict[str, dict[str, list[int]]] = {s.node_id: {} for s in fed}
     unmapped: set[str] = set()
     for record in records:
         node_id = by_location.get(record.location_id, catch_all)
@@ -123,12 +125,13 @@ def _map_records(records: list[InventoryRecord], fed: list[NodeSource], sku_map:
             unmapped.add(record.location_id)
             continue
         sku = sku_map.get(record.sku, record.sku)
+        available = record.available if record.available > 0 else 0
         row = totals[node_id].get(sku)
         if row is None:
-            totals[node_id][sku] = {"sku": sku, "on_hand": record.on_hand, "committed": record.committed,
-                                    "available": max(record.available, 0), "raw": dict(record.raw)}
+            totals[node_id][sku] = [record.on_hand, record.committed, available]
         else:  # the same SKU twice at one location (two provider items): add them up
-            row["on_hand"] += record.on_hand
-            row["committed"] += record.committed
-            row["available"] += max(record.available, 0)
-    return {node: list(rows.values()) for node, rows in totals.items()}, sorted(unmapped)
+            row[0] += record.on_hand
+            row[1] += record.committed
+            row[2] += available
+    per_node = {node: [(sku, *quantities) for sku, quantities in rows.items()] for node, rows in totals.items()}
+    return per_node, sorted(unmapped)

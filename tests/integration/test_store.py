@@ -39,9 +39,10 @@ def store(db_path):
 
 def test_migrations_are_named_and_applied_once(db_path):
     store = Store.open(db_path)
-    assert store.migrate() == ["0001_core", "0002_sync_forwarding_jobs"]
+    names = ["0001_core", "0002_sync_forwarding_jobs", "0003_stock_keyed_by_sku"]
+    assert store.migrate() == names
     assert store.migrate() == []
-    assert store.applied_migrations() == ["0001_core", "0002_sync_forwarding_jobs"]
+    assert store.applied_migrations() == names
     tables = set(store.db.table_names())
     assert {"shops", "regions", "nodes", "stock", "webhook_inbox", "orders", "order_lines", "routing_decisions",
             "reservations", "reserved_totals", "events"} <= tables
@@ -55,6 +56,20 @@ def test_every_shop_data_table_is_keyed_by_shop(store):
         assert "shop_id" in store.db[table].columns_dict, table
 
 
+def test_stock_rows_survive_the_rekeying_migration(db_path):
+    from connector.store import migrations
+
+    store = Store.open(db_path)
+    migrations.apply(store.db, stop_before="0003_stock_keyed_by_sku")
+    store.conn.execute("INSERT INTO stock (shop_id, node_id, sku, on_hand, committed, available, updated_at, source, "
+                       "raw) VALUES ('s', 'n1', 'A', 5, 1, 4, '2026-11-22T00:00:00+00:00', 'manual', '{}')")
+    assert store.migrate() == ["0003_stock_keyed_by_sku"]
+    assert store.sellable("s", ["A"]) == {("n1", "A"): 4}
+    assert store.db["stock"].pks == ["shop_id", "sku", "node_id"]
+    assert [i.columns for i in store.db["stock"].indexes if i.origin != "pk"] == []  # no second index to maintain
+    store.close()
+
+
 def test_connection_uses_wal_busy_timeout_and_full_sync(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
@@ -63,11 +78,9 @@ def test_connection_uses_wal_busy_timeout_and_full_sync(store):
 
 
 def test_replace_node_stock_is_all_or_nothing(store):
-    rows = [{"sku": "A", "on_hand": 5, "committed": 1, "available": 4}, {"sku": "B", "on_hand": 2, "committed": 0,
-                                                                           "available": 2}]
+    rows = [("A", 5, 1, 4), ("B", 2, 0, 2)]
     assert store.replace_node_stock("s", "n1", rows, "test", NOW) == 2
-    broken = [{"sku": "C", "on_hand": 1, "committed": 0, "available": 1},
-              {"sku": "C", "on_hand": 1, "committed": 0, "available": 1}]  # duplicate key fails mid-way
+    broken = [("C", 1, 0, 1), ("C", 1, 0, 1)]  # duplicate key fails mid-way
     with pytest.raises(sqlite3.IntegrityError):
         store.replace_node_stock("s", "n1", broken, "test", NOW)
     assert [(r["sku"], r["available"]) for r in store.stock_rows("s")] == [("A", 4), ("B", 2)]
