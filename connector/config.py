@@ -62,6 +62,9 @@ class DatabaseConfig(_Strict):
 class WebConfig(_Strict):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     process_inbox: bool = True  # drain the inbox in a background thread of each web process
+    # After a webhook wakes that thread it waits this long, so a burst is applied in
+    # a few large batches instead of one write transaction per delivery.
+    inbox_batch_window_ms: int = Field(100, ge=0, le=10_000)
 
 
 class ProcessingConfig(_Strict):

@@ -9,9 +9,12 @@ log = logging.getLogger("connector.worker")
 
 
 class InboxWorker:
-    def __init__(self, container, poll_seconds: float = 2.0):
+    def __init__(self, container, poll_seconds: float = 2.0, batch_window_seconds: float | None = None):
         self._container = container
         self._poll = poll_seconds
+        if batch_window_seconds is None:
+            batch_window_seconds = container.settings.web.inbox_batch_window_ms / 1000
+        self._batch_window = batch_window_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -34,7 +37,8 @@ class InboxWorker:
         store = self._container.open_store()
         try:
             while not self._stop.is_set():
-                self._wake.wait(self._poll)
+                if self._wake.wait(self._poll) and self._batch_window:
+                    self._stop.wait(self._batch_window)  # let the rest of a burst arrive first
                 self._wake.clear()
                 try:
                     self._container.inbox.process(store)

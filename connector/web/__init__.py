@@ -1,7 +1,9 @@
 """The Flask app factory: a thin entry point over the services."""
 from __future__ import annotations
 
-from flask import Flask, g, jsonify
+import threading
+
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from connector.bootstrap import Container, build
@@ -14,16 +16,11 @@ def create_app(container: Container | None = None, *, config_path: str | None = 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = container.settings.web.max_body_bytes
     app.extensions["connector"] = container
+    app.extensions["connector_stores"] = threading.local()
 
     from connector.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
-
-    @app.teardown_appcontext
-    def _close_store(_exc):
-        store = g.pop("store", None)
-        if store is not None:
-            store.close()
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -44,9 +41,17 @@ def create_app(container: Container | None = None, *, config_path: str | None = 
 
 
 def current_store():
-    """This request's own connection, closed at teardown."""
-    from flask import current_app
+    """This thread's own connection, opened once and reused by its requests.
 
-    if "store" not in g:
-        g.store = current_app.extensions["connector"].open_store()
-    return g.store
+    A connection per request would pay connect, pragmas and schema parsing every
+    time, and the last one to close checkpoints the WAL: several times the cost of
+    storing a webhook. A thread serves one request at a time, so the connection is
+    never shared; anything a failed request left open is rolled back first.
+    """
+    local = current_app.extensions["connector_stores"]
+    store = getattr(local, "store", None)
+    if store is None:
+        store = local.store = current_app.extensions["connector"].open_store()
+    elif store.conn.in_transaction:
+        store.conn.execute("ROLLBACK")
+    return store
