@@ -172,13 +172,16 @@ def bench_routing(n_orders: int, lines: int, repeat: int, seed: int) -> dict:
     median = statistics.median(route_times)
     rate_best, rate_median = n_orders / best, n_orders / median
     ratio = median / statistics.median(base_times)
-    print(f"    decisions/s (orders routed per second): median {rate_median:.0f}, best {rate_best:.0f} "
-          f"({rate_median * lines:.0f} line decisions/s); {median / n_orders * 1e6:.1f} us per order")
+    print(f"    routing decisions/s (one per order line, as routing_decisions stores them): "
+          f"median {rate_median * lines:.0f}, best {rate_best * lines:.0f}")
+    print(f"    orders routed/s ({lines} lines each): median {rate_median:.0f}, best {rate_best:.0f}; "
+          f"{median / n_orders * 1e6:.1f} us per order")
     print(f"    baseline region resolution only: median {n_orders / statistics.median(base_times):.0f}/s; "
           f"routing costs {ratio:.1f}x the resolution loop")
     print(f"    outcome: {routed} lines routed, {exceptions} exception lines; deciding rules {dict(sorted(rules.items()))}")
-    met = rate_median >= TARGET_DECISIONS
-    print(f"    target >= {TARGET_DECISIONS}/s: {'met' if met else 'MISSED'}")
+    met = rate_median * lines >= TARGET_DECISIONS
+    print(f"    target >= {TARGET_DECISIONS} decisions/s: {'met' if met else 'MISSED'} "
+          f"(as orders/s it would be {'met' if rate_median >= TARGET_DECISIONS else 'MISSED'})")
     return {"orders": orders, "router": router, "index": index, "sellable": sellable,
             "orders_today": orders_today, "now": now, "met": met}
 

@@ -72,7 +72,7 @@ class ProcessingConfig(_Strict):
     max_attempts: int = Field(5, ge=1)
     # Pause between full batches so webhook inserts and other drainers get the
     # write lock (SQLite's busy handler polls; a drainer that re-locks at once starves them).
-    pause_between_batches_ms: float = Field(2.0, ge=0, le=1000)
+    pause_between_batches_ms: float = Field(1.0, ge=0, le=1000)
 
 
 class SyncConfig(_Strict):

@@ -217,7 +217,6 @@ class InboxRow:
     topic: str
     body: bytes
     attempts: int
-    headers: dict
 
 
 @dataclass(frozen=True)
@@ -398,11 +397,11 @@ class Store:
 
     def next_pending_webhooks(self, limit: int, now: datetime) -> list[InboxRow]:
         rows = self._all(
-            "SELECT id, shop_id, platform, topic, body, attempts, headers FROM webhook_inbox "
+            "SELECT id, shop_id, platform, topic, body, attempts FROM webhook_inbox "
             "WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
             (ts(now), limit),
         )
-        return [InboxRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}")) for r in rows]
+        return [InboxRow(*r) for r in rows]
 
     def count_webhooks(self, status: str | None = None) -> int:
         if status is None:
@@ -480,7 +479,9 @@ class Store:
     def set_order_status(self, shop_id: str, order_id: str, status: str) -> None:
         self.conn.execute("UPDATE orders SET status = ? WHERE shop_id = ? AND id = ?", (status, shop_id, order_id))
 
-    def set_skip_reasons(self, shop_id: str, order_id: str, skipped: Iterable[tuple[str, str]]) -> None:
+    def set_skip_reasons(self, shop_id: str, order_id: str, skipped: Sequence[tuple[str, str]]) -> None:
+        if not skipped:
+            return
         self.conn.executemany(
             "UPDATE order_lines SET skip_reason = ? WHERE shop_id = ? AND order_id = ? AND line_id = ?",
             [(reason, shop_id, order_id, line_id) for line_id, reason in skipped],
@@ -535,12 +536,22 @@ class Store:
 
     def reserve(self, shop_id: str, order_id: str, line_id: str, node_id: str, sku: str, quantity: int,
                 now: datetime) -> None:
-        self.conn.execute(
+        self.reserve_many(shop_id, order_id, [(line_id, node_id, sku, quantity)], now)
+
+    def reserve_many(self, shop_id: str, order_id: str, lines: Sequence[tuple[str, str, str, int]],
+                     now: datetime) -> None:
+        """Reserve (line, node, sku, quantity) rows and raise the running totals."""
+        stamp = ts(now)
+        self.conn.executemany(
             "INSERT INTO reservations (shop_id, order_id, line_id, node_id, sku, quantity, status, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
-            (shop_id, order_id, line_id, node_id, sku, quantity, ts(now)),
+            [(shop_id, order_id, line_id, node_id, sku, quantity, stamp) for line_id, node_id, sku, quantity in lines],
         )
-        self._adjust_total(shop_id, node_id, sku, quantity)
+        self.conn.executemany(
+            "INSERT INTO reserved_totals (shop_id, node_id, sku, quantity) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity",
+            [(shop_id, node_id, sku, quantity) for _, node_id, sku, quantity in lines],
+        )
 
     def release(self, reservation: ActiveReservation, shop_id: str, reason: str, now: datetime) -> None:
         self.conn.execute(

@@ -86,6 +86,7 @@ class Router:
         self._exact_rules = {r.pattern: r for r in network.sku_rules if not _is_glob(r.pattern)}
         self._glob_rules = [r for r in network.sku_rules if _is_glob(r.pattern)]
         self._tz = ZoneInfo(network.timezone)
+        self._static_candidates: dict[str, list[tuple[Node, Lane, int, str]]] = {}
         self._oversized_capable = any(
             Handling.OVERSIZED.value in n.capabilities for n in network.nodes.values()
         )
@@ -179,23 +180,36 @@ class Router:
         return tuple(notes)
 
     def _candidates(self, region_id: str, orders_today: Mapping[str, int], now: datetime) -> list[_Candidate]:
+        """The region's candidate nodes, usable now, with today's penalties."""
+        static = self._static_candidates.get(region_id)
+        if static is None:
+            static = self._static_candidates[region_id] = self._region_candidates(region_id)
+        candidates = []
+        for node, lane, stage, note in static:
+            if self._usable(node, now):
+                notes = self._penalties(node, orders_today, now)
+                candidates.append(_Candidate(node, lane, stage, note, len(notes), notes))
+        return candidates
+
+    def _region_candidates(self, region_id: str) -> list[tuple[Node, Lane, int, str]]:
+        """Who may ship to a region, in stages, before anyone's status is looked at
+        (that changes by the minute; this only when the network does)."""
         nodes = self.network.nodes
-        seen: dict[str, _Candidate] = {}
+        seen: dict[str, tuple[Node, Lane, int, str]] = {}
 
         def add(node: Node, lane: Lane, stage: int, note: str) -> None:
-            if node.id in seen or not self._usable(node, now):
-                return
-            notes = self._penalties(node, orders_today, now)
-            seen[node.id] = _Candidate(node, lane, stage, note, len(notes), notes)
+            if node.id not in seen:
+                seen[node.id] = (node, lane, stage, note)
 
         policy = self.network.routing.current
         restriction = next((r for r in policy.restrictions if r.applies_to(region_id)), None)
         if restriction is not None:
+            note = f"{self.network.routing.mode.value} mode restricts this region to {', '.join(restriction.nodes)}"
             for node_id in restriction.nodes:
                 node = nodes[node_id]
                 lane = node.lanes.get(region_id)
                 if lane is not None:
-                    add(node, lane, 0, f"{self.network.routing.mode.value} mode restricts this region to {', '.join(restriction.nodes)}")
+                    add(node, lane, 0, note)
             return list(seen.values())
 
         stage = 0
@@ -205,19 +219,18 @@ class Router:
             visited.add(current)
             target = self.network.regions[current]
             fallback_note = "" if current == region_id else f"fallback region {current}"
-            serving = [n for n in nodes.values() if current in n.lanes]
-            for node in sorted(serving, key=lambda n: n.id):
+            serving = sorted((n for n in nodes.values() if current in n.lanes), key=lambda n: n.id)
+            for node in serving:
                 lane = node.lanes[current]
                 if lane.transit_days <= target.promise_days:
                     add(node, lane, stage, fallback_note)
             stage += 1
-            for primary in sorted(serving, key=lambda n: n.id):
+            for primary in serving:
                 for backup_id in primary.backups:
                     backup = nodes[backup_id]
                     lane = backup.lanes.get(current)
                     if lane is not None:
-                        note = f"backup for {primary.id}" + (f", {fallback_note}" if fallback_note else "")
-                        add(backup, lane, stage, note)
+                        add(backup, lane, stage, f"backup for {primary.id}" + (f", {fallback_note}" if fallback_note else ""))
             stage += 1
             current = target.fallback
         return list(seen.values())
@@ -237,34 +250,40 @@ class Router:
             for c in options:
                 by_node[c.node.id] = c
 
-        def node_key(c: _Candidate, sku: str) -> tuple:
-            key: list = [c.stage, c.penalty]
-            for rule in chain:
-                if rule is Rule.FASTEST:
-                    key.append(c.lane.transit_days)
-                elif rule is Rule.PRIORITY:
-                    key.append(c.node.priority)
-                elif rule is Rule.CHEAPEST:
-                    key.append(c.lane.cost_per_order)
-                elif rule is Rule.MOST_STOCK:
-                    key.append(-sellable.get((c.node.id, sku), 0))
-            key.append(c.node.id)
-            return tuple(key)
+        keys: dict[tuple[str, str], tuple] = {}
 
-        plans: list[dict[str, str]] = []
-        # Every node that can ship the whole order alone.
-        for node_id in sorted(by_node):
-            if all(any(c.node.id == node_id for c in eligible[l.line.line_id]) for l in lines):
+        def node_key(c: _Candidate, sku: str) -> tuple:
+            key = keys.get((c.node.id, sku))
+            if key is None:
+                parts: list = [c.stage, c.penalty]
+                for rule in chain:
+                    if rule is Rule.FASTEST:
+                        parts.append(c.lane.transit_days)
+                    elif rule is Rule.PRIORITY:
+                        parts.append(c.node.priority)
+                    elif rule is Rule.CHEAPEST:
+                        parts.append(c.lane.cost_per_order)
+                    elif rule is Rule.MOST_STOCK:
+                        parts.append(-sellable.get((c.node.id, sku), 0))
+                parts.append(c.node.id)
+                key = keys[(c.node.id, sku)] = tuple(parts)
+            return key
+
+        plans = self._common_best(lines, eligible, sellable, node_key)
+        if not plans:
+            # Every node that can ship the whole order alone.
+            everywhere = set.intersection(*({c.node.id for c in eligible[l.line.line_id]} for l in lines))
+            for node_id in sorted(everywhere):
                 plan = {l.line.line_id: node_id for l in lines}
                 if _fits(plan, lines, sellable):
                     plans.append(plan)
-        # Greedy cover: fewest shipments when no single node can do it.
-        greedy = _greedy_cover(lines, eligible, sellable, node_key)
-        if greedy is not None:
-            plans.append(greedy)
-        # Each line at its own best node; when same-SKU lines compete for stock,
-        # this also routes whatever still fits.
-        plans.append(_each_at_best(lines, eligible, sellable, node_key))
+            # Greedy cover: fewest shipments when no single node can do it.
+            greedy = _greedy_cover(lines, eligible, sellable, node_key)
+            if greedy is not None:
+                plans.append(greedy)
+            # Each line at its own best node; when same-SKU lines compete for stock,
+            # this also routes whatever still fits.
+            plans.append(_each_at_best(lines, eligible, sellable, node_key))
 
         scored = {}
         for plan in plans:
@@ -313,6 +332,21 @@ class Router:
                 )
             )
         return decisions
+
+    @staticmethod
+    def _common_best(lines, eligible, sellable, node_key) -> list[dict[str, str]]:
+        """The common case, decided without searching: one node is every line's best
+        by node key, the SKUs differ, and it has the stock. Shipping everything from
+        it is then minimal on every plan-key position (adding a node can only raise a
+        max or a sum, and no other node beats it for any line), so it is the plan the
+        full search would return."""
+        if len({l.sku for l in lines}) != len(lines):
+            return []
+        best = {min(eligible[l.line.line_id], key=lambda c: node_key(c, l.sku)).node.id for l in lines}
+        if len(best) != 1:
+            return []
+        plan = dict.fromkeys((l.line.line_id for l in lines), best.pop())
+        return [plan] if _fits(plan, lines, sellable) else []
 
     def _plan_key(
         self,

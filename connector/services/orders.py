@@ -105,22 +105,26 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             now,
         )
         store.save_decisions(shop_id, order_id, result.mode.value, result.region_id, result.decisions, now)
-        for decision in result.routed:
-            store.reserve(shop_id, order_id, decision.line_id, decision.node_id, decision.sku, decision.quantity, now)
+        store.reserve_many(shop_id, order_id,
+                           [(d.line_id, d.node_id, d.sku, d.quantity) for d in result.routed], now)
         for node_id in {d.node_id for d in result.routed} - nodes_before:
             store.count_node_order(shop_id, node_id, routing.local_day(now))
         for node_id in {d.node_id for d in result.routed}:
             if node_id in routing.forward_nodes:
                 store.add_forward_job(shop_id, order_id, node_id, routing.forward_nodes[node_id], now)
 
-    status = _status(store.current_decisions(shop_id, order_id))
+    if not held and to_route and len(to_route) == len(wanted):
+        # A first routing: this call's decisions are all the order has.
+        status = _status(sum(1 for d in result.decisions if d.node_id is not None), len(result.decisions))
+    else:
+        current = store.current_decisions(shop_id, order_id)
+        status = _status(sum(1 for d in current if d["node_id"] is not None), len(current))
     store.set_order_status(shop_id, order_id, status)
     return status
 
 
-def _status(decisions: list[dict]) -> str:
-    routed = sum(1 for d in decisions if d["node_id"] is not None)
-    exceptions = len(decisions) - routed
+def _status(routed: int, decided: int) -> str:
+    exceptions = decided - routed
     if exceptions and routed:
         return "partial"
     if exceptions:
