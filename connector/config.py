@@ -65,6 +65,9 @@ class WebConfig(_Strict):
     # After a webhook wakes that thread it waits this long, so a burst is applied in
     # a few large batches instead of one write transaction per delivery.
     inbox_batch_window_ms: int = Field(100, ge=0, le=10_000)
+    # Smaller batches than [processing] batch_size: the web worker shares its process
+    # and the write lock with requests waiting to be answered.
+    inbox_batch_size: int = Field(10, ge=1, le=1000)
 
 
 class ProcessingConfig(_Strict):
@@ -91,7 +94,7 @@ class SyncConfig(_Strict):
 
 
 class SchedulerConfig(_Strict):
-    inbox_every_seconds: int = Field(10, ge=1)
+    inbox_every_seconds: int = Field(2, ge=1)
     forward_every_seconds: int = Field(60, ge=1)
     forward_max_attempts: int = Field(8, ge=1)  # then the forwarding shows as an exception
     shipments_every_minutes: int = Field(15, ge=1)

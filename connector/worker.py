@@ -15,6 +15,7 @@ class InboxWorker:
         if batch_window_seconds is None:
             batch_window_seconds = container.settings.web.inbox_batch_window_ms / 1000
         self._batch_window = batch_window_seconds
+        self._batch_size = container.settings.web.inbox_batch_size
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,7 +42,7 @@ class InboxWorker:
                     self._stop.wait(self._batch_window)  # let the rest of a burst arrive first
                 self._wake.clear()
                 try:
-                    self._container.inbox.process(store)
+                    self._container.inbox.process(store, batch_size=self._batch_size)
                 except Exception:  # noqa: BLE001 - keep draining; the rows stay pending
                     log.exception("inbox drain failed; will retry")
         finally:

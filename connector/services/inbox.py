@@ -159,10 +159,10 @@ class Inbox:
 
     # ------------------------------------------------------------ processing
 
-    def process(self, store: Store, limit: int | None = None) -> ProcessReport:
+    def process(self, store: Store, limit: int | None = None, batch_size: int | None = None) -> ProcessReport:
         """Drain pending deliveries (at most ``limit``), batch by batch."""
         report = ProcessReport()
-        batch = self.settings.processing.batch_size
+        batch = batch_size or self.settings.processing.batch_size
         while limit is None or report.processed + report.failed + report.retrying < limit:
             size = batch if limit is None else min(batch, limit - report.processed - report.failed - report.retrying)
             with store.write():
