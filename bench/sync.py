@@ -59,6 +59,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from _host import machine  # bench/ is on sys.path when a script runs
 from urllib.parse import parse_qs, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,20 +124,6 @@ class GcTimer:
 
 def ru_maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def machine() -> str:
-    model = mem = "?"
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                     if l.startswith("model name"))
-        kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
-                   if l.startswith("MemTotal"))
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration):
-        pass
-    return (f"nproc {os.cpu_count()}, CPU {model}, RAM {mem}, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}")
 
 
 # ---------------------------------------------------------------- ShipBob-shaped server

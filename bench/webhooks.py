@@ -58,6 +58,8 @@ import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from _host import cpu_idle_percent, machine  # bench/ is on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -550,41 +552,6 @@ def time_fsync(workdir: Path, n: int = 200) -> float:
 
 
 # ---------------------------------------------------------------- main
-
-
-def cpu_idle_percent(seconds: float = 1.0) -> float:
-    """Share of all CPUs idle over ``seconds`` (from /proc/stat): is anything else running?"""
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(fields[:8]), fields[3] + fields[4]
-    try:
-        total1, idle1 = sample()
-        time.sleep(seconds)
-        total2, idle2 = sample()
-    except OSError:
-        return float("nan")
-    return 100.0 * (idle2 - idle1) / max(total2 - total1, 1)
-
-
-def machine() -> str:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return (f"nproc {os.cpu_count()}, CPU {model}, RAM {mem}, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pytest
+import responses
 from click.testing import CliRunner
 
 from connector import sandbox
@@ -255,3 +256,11 @@ def post_woo(client):
         return client.post("/webhooks/woocommerce", data=body, headers=all_headers)
 
     return post
+
+
+@pytest.fixture
+def rsps():
+    """`responses` for one test; requests nobody registered fail the call, unused ones are fine."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+

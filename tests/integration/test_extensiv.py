@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from tests.support import FakeClock
+
 from adapters.extensiv import ExtensivWarehouse
 from connector.domain.model import (
     Address,
@@ -36,31 +38,13 @@ def fx(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(start=500.0)
 
 
-@pytest.fixture
-def mock():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
-def make(clock: Clock, **kwargs) -> ExtensivWarehouse:
+def make(clock: FakeClock, **kwargs) -> ExtensivWarehouse:
     kwargs.setdefault("page_size", 2)
     kwargs.setdefault("carrier", "UPS")
     kwargs.setdefault("mode", "Ground")
@@ -80,8 +64,8 @@ def query(call) -> dict[str, list[str]]:
     return parse_qs(urlsplit(call.request.url).query)
 
 
-def calls_to(mock, url: str) -> list:
-    return [c for c in mock.calls if c.request.url.split("?")[0] == url]
+def calls_to(rsps, url: str) -> list:
+    return [c for c in rsps.calls if c.request.url.split("?")[0] == url]
 
 
 def outbound(reference: str = "shop1:1002:ext-reno", location_id: str | None = "7") -> OutboundOrder:
@@ -102,11 +86,11 @@ def outbound(reference: str = "shop1:1002:ext-reno", location_id: str | None = "
 # ---------------------------------------------------------------- auth + inventory
 
 
-def test_inventory_three_pages_two_facilities_exact_mapping(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json=fx("stocksummaries_page1"))
-    mock.get(STOCK, json=fx("stocksummaries_page2"))
-    mock.get(STOCK, json=fx("stocksummaries_page3"))
+def test_inventory_three_pages_two_facilities_exact_mapping(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json=fx("stocksummaries_page1"))
+    rsps.get(STOCK, json=fx("stocksummaries_page2"))
+    rsps.get(STOCK, json=fx("stocksummaries_page3"))
 
     records = make(clock).list_inventory()
 
@@ -121,7 +105,7 @@ def test_inventory_three_pages_two_facilities_exact_mapping(mock, clock):
     ]
 
     # token request exactly as documented
-    (token_call,) = calls_to(mock, TOKEN)
+    (token_call,) = calls_to(rsps, TOKEN)
     expected_basic = base64.b64encode(b"client-id-abc:client-secret-def").decode()
     assert token_call.request.headers["Authorization"] == f"Basic {expected_basic}"
     assert token_call.request.headers["Content-Type"] == "application/json"
@@ -130,84 +114,84 @@ def test_inventory_three_pages_two_facilities_exact_mapping(mock, clock):
         "tpl": "{" + TPL_GUID + "}",
         "user_login_id": "1234",
     }
-    stock_calls = calls_to(mock, STOCK)
+    stock_calls = calls_to(rsps, STOCK)
     assert [query(c)["pgnum"] for c in stock_calls] == [["1"], ["2"], ["3"]]
     assert all(query(c)["pgsiz"] == ["2"] and query(c)["customerid"] == ["12"] for c in stock_calls)
     assert all(c.request.headers["Authorization"] == "Bearer ext-access-token-one" for c in stock_calls)
 
 
-def test_all_qualifiers_can_be_summed(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json={"totalResults": 2, "summaries": fx("stocksummaries_page2")["Summaries"]})
+def test_all_qualifiers_can_be_summed(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json={"totalResults": 2, "summaries": fx("stocksummaries_page2")["Summaries"]})
     (record,) = make(clock, qualifiers=None).list_inventory()
     assert (record.location_id, record.sku, record.on_hand, record.committed, record.available) == ("9", "TEE-BLK-M", 11, 2, 9)
     assert len(record.raw["rows"]) == 2
 
 
-def test_facility_filter_is_sent(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+def test_facility_filter_is_sent(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
     make(clock, facility_id=9).list_inventory()
-    assert query(calls_to(mock, STOCK)[0])["facilityid"] == ["9"]
+    assert query(calls_to(rsps, STOCK)[0])["facilityid"] == ["9"]
 
 
-def test_expired_token_is_refreshed_then_success(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.post(TOKEN, json=fx("token_second"))
-    mock.get(STOCK, status=401)
-    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+def test_expired_token_is_refreshed_then_success(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.post(TOKEN, json=fx("token_second"))
+    rsps.get(STOCK, status=401)
+    rsps.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
     records = make(clock).list_inventory()
     assert [r.sku for r in records] == ["CANDLE-01"]
-    assert [c.request.headers["Authorization"] for c in calls_to(mock, STOCK)] == [
+    assert [c.request.headers["Authorization"] for c in calls_to(rsps, STOCK)] == [
         "Bearer ext-access-token-one",
         "Bearer ext-access-token-two",
     ]
 
 
-def test_token_is_renewed_at_least_every_30_minutes(mock, clock):
-    mock.post(TOKEN, json=fx("token"))  # says 3599 s; §4 says refresh every 30 min anyway
-    mock.post(TOKEN, json=fx("token_second"))
-    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+def test_token_is_renewed_at_least_every_30_minutes(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))  # says 3599 s; §4 says refresh every 30 min anyway
+    rsps.post(TOKEN, json=fx("token_second"))
+    rsps.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
     warehouse = make(clock)
     warehouse.list_inventory()
-    clock.now += 29 * 60  # 30 min minus the refresh margin has passed
+    clock.t += 29 * 60  # 30 min minus the refresh margin has passed
     warehouse.list_inventory()
-    assert [c.request.headers["Authorization"] for c in calls_to(mock, STOCK)] == [
+    assert [c.request.headers["Authorization"] for c in calls_to(rsps, STOCK)] == [
         "Bearer ext-access-token-one",
         "Bearer ext-access-token-two",
     ]
 
 
-def test_refused_credentials_are_an_auth_error(mock, clock):
-    mock.post(TOKEN, status=400, json={"error": "invalid_client"})
+def test_refused_credentials_are_an_auth_error(rsps, clock):
+    rsps.post(TOKEN, status=400, json={"error": "invalid_client"})
     with pytest.raises(ProviderAuthError):
         make(clock).list_inventory()
-    assert not calls_to(mock, STOCK)
+    assert not calls_to(rsps, STOCK)
 
 
-def test_429_and_500_then_success_through_the_shared_client(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, status=429, headers={"Retry-After": "4"})
-    mock.get(STOCK, status=500)
-    mock.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
+def test_429_and_500_then_success_through_the_shared_client(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, status=429, headers={"Retry-After": "4"})
+    rsps.get(STOCK, status=500)
+    rsps.get(STOCK, json=fx("stocksummaries_page3") | {"totalResults": 1})
     records = make(clock).list_inventory()
     assert [r.sku for r in records] == ["CANDLE-01"]
-    assert len(calls_to(mock, STOCK)) == 3
+    assert len(calls_to(rsps, STOCK)) == 3
     assert clock.sleeps[0] == 4.0 and len(clock.sleeps) == 2
 
 
-def test_malformed_json_is_a_response_error(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, body='{"totalResults": 3, "summaries": [', content_type="application/hal+json")
+def test_malformed_json_is_a_response_error(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, body='{"totalResults": 3, "summaries": [', content_type="application/hal+json")
     with pytest.raises(ProviderResponseError, match="malformed JSON"):
         make(clock).list_inventory()
 
 
-def test_missing_fields_are_response_errors(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json={"totalResults": 1, "summaries": [{"facilityId": 7, "itemIdentifier": {"id": 1}}]})
-    mock.get(STOCK, json={"totalResults": 1, "summaries": [fx("stocksummaries_page3")["summaries"][0] | {"onHand": "n/a"}]})
-    mock.get(STOCK, json={"unexpected": True})
+def test_missing_fields_are_response_errors(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json={"totalResults": 1, "summaries": [{"facilityId": 7, "itemIdentifier": {"id": 1}}]})
+    rsps.get(STOCK, json={"totalResults": 1, "summaries": [fx("stocksummaries_page3")["summaries"][0] | {"onHand": "n/a"}]})
+    rsps.get(STOCK, json={"unexpected": True})
     with pytest.raises(ProviderResponseError, match="itemIdentifier.sku"):
         make(clock).list_inventory()
     with pytest.raises(ProviderResponseError, match="non-numeric onHand"):
@@ -216,67 +200,67 @@ def test_missing_fields_are_response_errors(mock, clock):
         make(clock).list_inventory()
 
 
-def test_paginator_returning_the_same_page_forever_is_stopped(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json=fx("stocksummaries_page1") | {"totalResults": 1000})  # ignores pgnum
+def test_paginator_returning_the_same_page_forever_is_stopped(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json=fx("stocksummaries_page1") | {"totalResults": 1000})  # ignores pgnum
     with pytest.raises(ProviderResponseError, match="not advancing"):
         make(clock).list_inventory()
-    assert len(calls_to(mock, STOCK)) == 2
+    assert len(calls_to(rsps, STOCK)) == 2
 
 
-def test_empty_page_before_the_total_is_reached_is_an_error(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json=fx("stocksummaries_page1"))
-    mock.get(STOCK, json={"totalResults": 5, "summaries": []})
+def test_empty_page_before_the_total_is_reached_is_an_error(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json=fx("stocksummaries_page1"))
+    rsps.get(STOCK, json={"totalResults": 5, "summaries": []})
     with pytest.raises(ProviderResponseError, match="empty but totalResults=5"):
         make(clock).list_inventory()
 
 
-def test_without_a_total_short_page_ends_the_listing(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
+def test_without_a_total_short_page_ends_the_listing(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
     page1 = fx("stocksummaries_page1")
     del page1["totalResults"]
-    mock.get(STOCK, json=page1)
-    mock.get(STOCK, json={"summaries": fx("stocksummaries_page3")["summaries"]})
+    rsps.get(STOCK, json=page1)
+    rsps.get(STOCK, json={"summaries": fx("stocksummaries_page3")["summaries"]})
     assert [r.sku for r in make(clock).list_inventory()] == ["TEE-BLK-M", "MUG-WHT", "CANDLE-01"]
-    assert len(calls_to(mock, STOCK)) == 2
+    assert len(calls_to(rsps, STOCK)) == 2
 
 
 # ---------------------------------------------------------------- orders
 
 
-def test_find_order_by_reference_number(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_found"))
-    mock.get(ORDERS, json=fx("orders_empty"))
+def test_find_order_by_reference_number(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_found"))
+    rsps.get(ORDERS, json=fx("orders_empty"))
     warehouse = make(clock)
     assert warehouse.find_order("shop1:1001:ext-reno") == ProviderOrderRef("5501", "shop1:1001:ext-reno", created=False)
     assert warehouse.find_order("shop1:9999:ext-reno") is None
-    first = calls_to(mock, ORDERS)[0]
+    first = calls_to(rsps, ORDERS)[0]
     assert query(first)["rql"] == ["readOnly.customerIdentifier.id==12;referenceNum==shop1:1001:ext-reno"]
 
 
-def test_reference_with_rql_metacharacters_is_refused(mock, clock):
+def test_reference_with_rql_metacharacters_is_refused(rsps, clock):
     with pytest.raises(ProviderRejected, match="RQL"):
         make(clock).find_order("shop1;referenceNum==x")
-    assert not mock.calls
+    assert not rsps.calls
 
 
-def test_create_order_finds_existing_and_sends_no_post(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_found"))
+def test_create_order_finds_existing_and_sends_no_post(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_found"))
     ref = make(clock).create_order(outbound("shop1:1001:ext-reno"))
     assert ref == ProviderOrderRef("5501", "shop1:1001:ext-reno", created=False)
-    assert [c.request.method for c in calls_to(mock, ORDERS)] == ["GET"]
+    assert [c.request.method for c in calls_to(rsps, ORDERS)] == ["GET"]
 
 
-def test_create_order_posts_the_documented_body(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_empty"))
-    mock.post(ORDERS, status=201, json=fx("order_created"), content_type="application/hal+json; charset=utf-8")
+def test_create_order_posts_the_documented_body(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_empty"))
+    rsps.post(ORDERS, status=201, json=fx("order_created"), content_type="application/hal+json; charset=utf-8")
     ref = make(clock, billing_code="Prepaid", account="A1").create_order(outbound())
     assert ref == ProviderOrderRef("5502", "shop1:1002:ext-reno", created=True)
-    get, post = calls_to(mock, ORDERS)
+    get, post = calls_to(rsps, ORDERS)
     assert post.request.method == "POST"
     assert post.request.headers["Content-Type"].startswith("application/hal+json")
     assert json.loads(post.request.body) == {
@@ -303,39 +287,39 @@ def test_create_order_posts_the_documented_body(mock, clock):
     }
 
 
-def test_create_order_post_is_not_repeated_after_a_server_error(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_empty"))
-    mock.post(ORDERS, status=503)
+def test_create_order_post_is_not_repeated_after_a_server_error(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_empty"))
+    rsps.post(ORDERS, status=503)
     with pytest.raises(ProviderUnavailable):
         make(clock).create_order(outbound())
-    assert [c.request.method for c in calls_to(mock, ORDERS)] == ["GET", "POST"]
+    assert [c.request.method for c in calls_to(rsps, ORDERS)] == ["GET", "POST"]
 
 
-def test_create_order_rejected(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_empty"))
-    mock.post(ORDERS, status=400, json=fx("order_rejected"))
+def test_create_order_rejected(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_empty"))
+    rsps.post(ORDERS, status=400, json=fx("order_rejected"))
     with pytest.raises(ProviderRejected, match="referenceNum must be unique"):
         make(clock).create_order(outbound())
 
 
-def test_create_order_needs_a_facility_and_routing(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_empty"))
+def test_create_order_needs_a_facility_and_routing(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_empty"))
     with pytest.raises(ProviderRejected, match="facility"):
         make(clock).create_order(outbound(location_id=None))
     with pytest.raises(ProviderRejected, match="carrier"):
         make(clock, carrier=None).create_order(outbound())
-    assert all(c.request.method == "GET" for c in calls_to(mock, ORDERS))
+    assert all(c.request.method == "GET" for c in calls_to(rsps, ORDERS))
 
 
 # ---------------------------------------------------------------- shipments and check
 
 
-def test_list_shipments(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(ORDERS, json=fx("orders_modified"))
+def test_list_shipments(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(ORDERS, json=fx("orders_modified"))
     shipments = make(clock, page_size=50).list_shipments(datetime(2026, 10, 2, 4, 0, tzinfo=timezone.utc))
     assert shipments == [
         Shipment(
@@ -354,15 +338,15 @@ def test_list_shipments(mock, clock):
             exception_detail="order cancelled in the warehouse",
         ),
     ]
-    params = query(calls_to(mock, ORDERS)[0])
+    params = query(calls_to(rsps, ORDERS)[0])
     assert params["rql"] == ["readOnly.customerIdentifier.id==12;readOnly.lastModifiedDate=ge=2026-10-02T04:00:00"]
     assert params["detail"] == ["All"] and params["pgnum"] == ["1"]
 
 
-def test_check(mock, clock):
-    mock.post(TOKEN, json=fx("token"))
-    mock.get(STOCK, json=fx("stocksummaries_page3"))
+def test_check(rsps, clock):
+    rsps.post(TOKEN, json=fx("token"))
+    rsps.get(STOCK, json=fx("stocksummaries_page3"))
     make(clock).check()
-    mock.replace(responses.POST, TOKEN, status=401)
+    rsps.replace(responses.POST, TOKEN, status=401)
     with pytest.raises(ProviderAuthError):
         make(clock).check()

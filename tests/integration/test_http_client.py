@@ -9,6 +9,8 @@ import pytest
 import requests
 import responses
 
+from tests.support import FakeClock
+
 from adapters.http import (
     HttpClient,
     RefreshingToken,
@@ -29,34 +31,10 @@ URL = BASE + "/v1/things"
 TOKEN = "pat_live_9f8e7d6c5b4a39281706"
 
 
-class FakeClock:
-    """monotonic/sleep/wall-time in one: sleeping advances the clock."""
-
-    def __init__(self, start: float = 1000.0, wall: float = 1_767_225_600.0):
-        self.t = start
-        self.wall = wall
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def wall_time(self) -> float:
-        return self.wall + (self.t - 1000.0)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def make_client(clock: FakeClock, **kw) -> HttpClient:

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 import pytest
 import requests
 import responses
+
+from tests.support import FakeClock
 from responses import matchers
 
 from adapters.http import HttpClient, StaticToken
@@ -56,18 +58,6 @@ FIXTURE_OPERATIONS = {
 }
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
-
 
 @pytest.fixture(scope="module")
 def spec():
@@ -75,14 +65,8 @@ def spec():
 
 
 @pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(start=0.0)
 
 
 def make_wh(clock: FakeClock, channel_id: str | None = CHANNEL, **kw) -> ShipBobWarehouse:

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 import pytest
 import requests
 import responses
+
+from tests.support import FakeClock
 from responses import matchers
 
 from adapters.http import HttpClient, StaticToken
@@ -59,22 +61,6 @@ FIXTURE_OPERATIONS = {
 }
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-        self.wall = 1_772_467_200.0  # 2026-03-02T16:00:00Z
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def wall_time(self) -> float:
-        return self.wall + self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
-
 
 @pytest.fixture(scope="module")
 def spec():
@@ -82,14 +68,8 @@ def spec():
 
 
 @pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(start=0.0, wall=1_772_467_200.0)
 
 
 def make_wh(clock: FakeClock, **kw) -> ShipMonkWarehouse:

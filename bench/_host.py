@@ -1,0 +1,36 @@
+"""What every benchmark prints about the machine it ran on, and whether it was quiet."""
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import time
+from pathlib import Path
+
+
+def cpu_idle_percent(seconds: float = 1.0) -> float:
+    """Share of all CPUs idle over ``seconds`` (from /proc/stat): is anything else running?"""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields[:8]), fields[3] + fields[4]
+    try:
+        total1, idle1 = sample()
+        time.sleep(seconds)
+        total2, idle2 = sample()
+    except OSError:
+        return float("nan")
+    return 100.0 * (idle2 - idle1) / max(total2 - total1, 1)
+
+
+def machine() -> str:
+    model = mem = "?"
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                     if l.startswith("model name"))
+        kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                   if l.startswith("MemTotal"))
+        mem = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return (f"nproc {os.cpu_count()}, CPU {model}, RAM {mem}, Python {platform.python_version()}, "
+            f"SQLite {sqlite3.sqlite_version}")

@@ -1,0 +1,23 @@
+"""Test doubles shared by test modules (fixtures live in conftest.py)."""
+from __future__ import annotations
+
+
+class FakeClock:
+    """monotonic / sleep / wall time in one: sleeping advances the clock, so retry and
+    pacing code runs at full speed while the waits it asked for are recorded."""
+
+    def __init__(self, start: float = 1000.0, wall: float = 1_767_225_600.0):
+        self.start = start
+        self.t = start
+        self.wall = wall
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def wall_time(self) -> float:
+        return self.wall + (self.t - self.start)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
