@@ -26,7 +26,6 @@ import argparse
 import cProfile
 import io
 import os
-import platform
 import pstats
 import random
 import secrets

@@ -47,7 +47,6 @@ import base64
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import sqlite3

@@ -39,7 +39,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import secrets
