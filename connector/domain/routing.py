@@ -269,14 +269,15 @@ class Router:
                 key = keys[(c.node.id, sku)] = tuple(parts)
             return key
 
-        plans = self._common_best(lines, eligible, sellable, node_key)
-        if not plans:
-            # Every node that can ship the whole order alone.
-            everywhere = set.intersection(*({c.node.id for c in eligible[l.line.line_id]} for l in lines))
-            for node_id in sorted(everywhere):
-                plan = {l.line.line_id: node_id for l in lines}
-                if _fits(plan, lines, sellable):
-                    plans.append(plan)
+        plans: list[dict[str, str]] = []
+        # Every node that can ship the whole order alone (also the runner-ups that
+        # make "tiebreak" or "cheapest" the honest name of the deciding rule).
+        everywhere = set.intersection(*({c.node.id for c in eligible[l.line.line_id]} for l in lines))
+        for node_id in sorted(everywhere):
+            plan = {l.line.line_id: node_id for l in lines}
+            if _fits(plan, lines, sellable):
+                plans.append(plan)
+        if not self._common_best(lines, eligible, sellable, node_key):
             # Greedy cover: fewest shipments when no single node can do it.
             greedy = _greedy_cover(lines, eligible, sellable, node_key)
             if greedy is not None:
@@ -335,11 +336,11 @@ class Router:
 
     @staticmethod
     def _common_best(lines, eligible, sellable, node_key) -> list[dict[str, str]]:
-        """The common case, decided without searching: one node is every line's best
-        by node key, the SKUs differ, and it has the stock. Shipping everything from
-        it is then minimal on every plan-key position (adding a node can only raise a
-        max or a sum, and no other node beats it for any line), so it is the plan the
-        full search would return."""
+        """The common case, decided without the multi-node search: one node is every
+        line's best by node key, the SKUs differ, and it has the stock. Shipping
+        everything from it is then minimal on every plan-key position (adding a node
+        can only raise a max or a sum, and no other node beats it for any line), and
+        the greedy cover and per-line best plans would both be that same plan."""
         if len({l.sku for l in lines}) != len(lines):
             return []
         best = {min(eligible[l.line.line_id], key=lambda c: node_key(c, l.sku)).node.id for l in lines}

@@ -46,7 +46,7 @@ def scenarios(draw):
     return network, order, stock, usage
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(scenarios())
 def test_common_best_shortcut_gives_what_the_full_search_gives(scenario):
     network, order, stock, usage = scenario
