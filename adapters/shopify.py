@@ -344,6 +344,10 @@ class ShopifyStorefront:
         deliveries" (shopify.md §2.1, §2.4)."""
         return header_text(headers, WEBHOOK_ID_HEADER)
 
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """For Shopify the delivery id is the deduplication key itself."""
+        return self.dedupe_key(headers, None)
+
     def event_id(self, headers: Mapping[str, str]) -> str | None:
         """``X-Shopify-Event-Id``: shared by all deliveries of one merchant action."""
         return header_text(headers, EVENT_ID_HEADER)

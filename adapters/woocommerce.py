@@ -294,6 +294,10 @@ class WooCommerceStorefront:
         """``X-WC-Webhook-Source`` (the store's home URL), normalised."""
         return normalise_source(header(headers, SOURCE_HEADER))
 
+    def event_id(self, headers: Mapping[str, str]) -> str | None:
+        """WooCommerce deliveries carry no event id."""
+        return None
+
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         """``X-WC-Webhook-Delivery-ID``: for logs only, not an idempotency key."""
         return header_text(headers, DELIVERY_ID_HEADER)

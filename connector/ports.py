@@ -43,6 +43,21 @@ class Storefront(Protocol):
     def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> bool:
         """True when the delivery's signature matches one of ``secrets``."""
 
+    def topic(self, headers: Mapping[str, str]) -> str | None:
+        """The delivery's topic header."""
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """The platform's id for this delivery (kept for support, not for deduplication)."""
+
+    def event_id(self, headers: Mapping[str, str]) -> str | None:
+        """The id of the event behind the delivery, where the platform sends one."""
+
+    def dedupe_key(self, headers: Mapping[str, str], payload: object) -> str | None:
+        """A key equal for deliveries that carry the same change."""
+
+    def resource_id(self, topic: str, payload: object) -> str | None:
+        """The order a delivery is about, where there is one."""
+
     def parse(self, shop_id: str, topic: str, payload: object) -> StorefrontEvent:
         """Turn a verified, JSON-decoded delivery into a domain event.
         Raises PayloadError when the body is not the shape the topic promises."""

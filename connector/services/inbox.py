@@ -132,7 +132,7 @@ class Inbox:
             topic=topic,
             dedupe_key=_storable(storefront.dedupe_key(headers, payload)) or fallback_key,
             webhook_id=self._delivery_key(storefront, headers),
-            event_id=headers.get("X-Shopify-Event-Id"),
+            event_id=storefront.event_id(headers),
             resource_id=storefront.resource_id(topic, payload),
             headers=kept,
             body=raw_body,
@@ -153,9 +153,7 @@ class Inbox:
 
     @staticmethod
     def _delivery_key(storefront, headers) -> str | None:
-        if storefront.platform == "shopify":
-            return headers.get("X-Shopify-Webhook-Id")
-        return headers.get("X-WC-Webhook-Delivery-ID")
+        return storefront.delivery_id(headers)
 
     # ------------------------------------------------------------ processing
 
