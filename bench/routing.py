@@ -163,16 +163,9 @@ def bench_routing(n_orders: int, lines: int, repeat: int, seed: int) -> dict:
 
 
 def seed_stock(container, multiplier: int) -> None:
-    now = container.clock()
     store = container.open_store()
     try:
-        with store.db.atomic():
-            for shop_id, nodes in sandbox.DEMO_STOCK.items():
-                for node_id, skus in nodes.items():
-                    for sku, qty in skus.items():
-                        qty *= multiplier
-                        store.set_stock(shop_id, node_id, sku, on_hand=qty, committed=0, available=qty,
-                                        source="sandbox", now=now)
+        sandbox.seed_stock(store, container.clock(), settings=container.settings, multiplier=multiplier)
     finally:
         store.close()
 

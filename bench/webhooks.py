@@ -190,16 +190,9 @@ def write_config(workdir: Path, process_inbox: bool, batch_size: int | None = No
 def init_and_seed(config_path: Path, stock_multiplier: int) -> Path:
     container = build(load_settings(config_path))
     container.init_database()
-    now = container.clock()
     store = container.open_store()
     try:
-        with store.db.atomic():
-            for shop_id, nodes in sandbox.DEMO_STOCK.items():
-                for node_id, skus in nodes.items():
-                    for sku, qty in skus.items():
-                        qty *= stock_multiplier
-                        store.set_stock(shop_id, node_id, sku, on_hand=qty, committed=0, available=qty,
-                                        source="sandbox", now=now)
+        sandbox.seed_stock(store, container.clock(), settings=container.settings, multiplier=stock_multiplier)
     finally:
         store.close()
     return container.settings.database_path

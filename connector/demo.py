@@ -41,7 +41,11 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
     )
     container = build(settings)
     container.init_database()
-    _seed_stock(container, now)
+    store = container.open_store()
+    try:
+        sandbox.seed_stock(store, now, settings=settings)
+    finally:
+        store.close()
     echo(f"sandbox: {len(settings.shops)} shops, database {db_path}")
     for shop in settings.shops.values():
         echo(f"  {shop.id} ({shop.platform}): {len(shop.network.regions)} regions, {len(shop.network.nodes)} nodes")
@@ -80,22 +84,6 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
     echo("  answers: " + ", ".join(f"{code} x{n}" for code, n in sorted(statuses.items()))
          + f" ({duplicates} redeliveries recognised as duplicates, {statuses.get(401, 0)} forged rejected)")
     return _summary(container, echo)
-
-
-def _seed_stock(container, now) -> None:
-    store = container.open_store()
-    try:
-        with store.db.atomic():
-            for shop_id, nodes in sandbox.DEMO_STOCK.items():
-                sources = container.settings.shops[shop_id].sources
-                for node_id, skus in nodes.items():
-                    if sources[node_id].provider:
-                        continue  # synced from its feed instead
-                    for sku, qty in skus.items():
-                        store.set_stock(shop_id, node_id, sku, on_hand=qty, committed=0, available=qty,
-                                        source="sandbox", now=now)
-    finally:
-        store.close()
 
 
 def _send_all(base: str, hooks) -> list[tuple[int, dict]]:

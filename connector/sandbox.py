@@ -174,6 +174,20 @@ WOO_DESTINATIONS = [("GB", "", "London", "E1 6AN", 30), ("GB", "", "Bristol", "B
                     ("NL", "", "Amsterdam", "1012 AB", 8), ("US", "NY", "New York", "10001", 2)]
 
 
+def seed_stock(store, now: datetime, *, settings=None, multiplier: int = 1, source: str = "sandbox") -> None:
+    """Put DEMO_STOCK (times ``multiplier``) into ``store`` as counts, in one transaction.
+    With ``settings``, nodes whose stock is synced from a provider or feed are left to it."""
+    with store.db.atomic():
+        for shop_id, nodes in DEMO_STOCK.items():
+            sources = settings.shops[shop_id].sources if settings is not None else {}
+            for node_id, skus in nodes.items():
+                if node_id in sources and sources[node_id].provider:
+                    continue
+                for sku, qty in skus.items():
+                    store.set_stock(shop_id, node_id, sku, on_hand=qty * multiplier, committed=0,
+                                    available=qty * multiplier, source=source, now=now)
+
+
 def garage_csv() -> str:
     """The creator's own count sheet for the garage, as the CSV feed reads it."""
     rows = DEMO_STOCK[WOO_SHOP]["garage"]

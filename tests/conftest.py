@@ -90,22 +90,13 @@ def settings(config_dict):
     return settings_from_dict(config_dict)
 
 
-def seed_stock(store, now: datetime) -> None:
-    with store.db.atomic():
-        for shop_id, nodes in sandbox.DEMO_STOCK.items():
-            for node_id, skus in nodes.items():
-                for sku, qty in skus.items():
-                    store.set_stock(shop_id, node_id, sku, on_hand=qty, committed=0, available=qty,
-                                    source="test", now=now)
-
-
 @pytest.fixture
 def container(settings, clock):
     container = build(settings, clock=clock)
     container.init_database()
     store = container.open_store()
     try:
-        seed_stock(store, clock())
+        sandbox.seed_stock(store, clock(), source="test")
     finally:
         store.close()
     return container
