@@ -34,3 +34,8 @@ def machine() -> str:
         pass
     return (f"nproc {os.cpu_count()}, CPU {model}, RAM {mem}, Python {platform.python_version()}, "
             f"SQLite {sqlite3.sqlite_version}")
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"

@@ -39,7 +39,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _host import cpu_idle_percent, machine  # bench/ is on sys.path when a script runs
+from _host import load_average, cpu_idle_percent, machine  # bench/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -337,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {machine()}")
     idle = cpu_idle_percent()
-    load = os.getloadavg()
-    print(f"before start: CPU idle {idle:.0f}% over 1 s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    print(f"before start: CPU idle {idle:.0f}% over 1 s, load average {load_average()}"
           + ("  (other work is running on this machine: figures will be lower and noisier)" if idle < 85 else ""))
     workdir = Path(tempfile.mkdtemp(prefix="bench-routing-"))
     exit_code = 0
@@ -357,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             profile_all(workdir, ctx, args.profile_inbox, args.lines, args.stock_multiplier, args.seed)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    load = os.getloadavg()
-    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"load average after: {load_average()}")
     return exit_code
 
 

@@ -266,8 +266,8 @@ class ShopSettings:
     store_url: str | None
     secrets: tuple[str, ...]  # current first; the previous one during a rotation
     network: Network
-    providers: Mapping[str, ProviderConfig] = None  # type: ignore[assignment]
-    sources: Mapping[str, NodeSource] = None  # type: ignore[assignment]
+    providers: Mapping[str, ProviderConfig]
+    sources: Mapping[str, NodeSource]
 
     @property
     def timezone(self) -> str:

@@ -125,7 +125,7 @@ def _summary(container, echo) -> dict:
         for shop_id in container.settings.shops:
             rows = store.routed_summary(shop_id)
             exceptions = store.open_exceptions(shop_id)
-            statuses = Counter(o["status"] for o in store._dicts("SELECT status FROM orders WHERE shop_id = ?", (shop_id,)))
+            statuses = store.order_status_counts(shop_id)
             echo("")
             echo(f"{shop_id}: orders by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
             echo(f"  {'region':<14} {'node':<12} orders")

@@ -690,6 +690,9 @@ class Store:
             params,
         )
 
+    def order_status_counts(self, shop_id: str) -> dict[str, int]:
+        return dict(self._all("SELECT status, COUNT(*) FROM orders WHERE shop_id = ? GROUP BY status", (shop_id,)))
+
     def routed_summary(self, shop_id: str) -> list[tuple[str, str, int]]:
         """(region, node, orders) over current decisions."""
         return self._all(
@@ -853,11 +856,15 @@ class Store:
             (shop_id, order_id),
         ).rowcount
 
-    def forward_jobs(self, shop_id: str | None = None, statuses: Sequence[str] | None = None) -> list[dict]:
+    def forward_jobs(self, shop_id: str | None = None, statuses: Sequence[str] | None = None,
+                     order_id: str | None = None) -> list[dict]:
         clauses, params = [], []
         if shop_id:
             clauses.append("shop_id = ?")
             params.append(shop_id)
+        if order_id:
+            clauses.append("order_id = ?")
+            params.append(order_id)
         if statuses:
             clauses.append(f"status IN ({','.join('?' * len(statuses))})")
             params.extend(statuses)

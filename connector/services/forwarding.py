@@ -63,7 +63,7 @@ class Forwarding:
                 report.cancelled += 1
                 continue
             try:
-                outbound = self._outbound(store, job)
+                outbound = self._outbound(store, job, order)
                 result = self.warehouses(job["shop_id"], job["provider"]).create_order(outbound)
             except ProviderError as exc:
                 attempts = job["attempts"] + 1
@@ -91,7 +91,7 @@ class Forwarding:
             report.sent += 1
         return report
 
-    def _outbound(self, store: Store, job: dict) -> OutboundOrder:
+    def _outbound(self, store: Store, job: dict, order) -> OutboundOrder:
         shop_id, order_id, node_id = job["shop_id"], job["order_id"], job["node_id"]
         stored = store.latest_order_body(shop_id, order_id)
         if stored is None:
@@ -104,7 +104,6 @@ class Forwarding:
                       if r.node_id == node_id)
         if not lines:
             raise ProviderRejected(f"nothing is reserved at {node_id} for this order any more")
-        order = store.order(shop_id, order_id)
         source = self.settings.shops[shop_id].sources[node_id]
         return OutboundOrder(
             reference=job["reference"], order_number=order.number, ship_to_name=contact.name or order.number,

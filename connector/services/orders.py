@@ -60,7 +60,7 @@ def close_order(store: Store, shop_id: str, order_id: str, state: str, now: date
     for reservation in store.active_reservations(shop_id, order_id):
         store.release(reservation, shop_id, state, now)
     store.cancel_forward_jobs(shop_id, order_id)
-    sent = [j for j in store.forward_jobs(shop_id, ("sent",)) if j["order_id"] == order_id]
+    sent = store.forward_jobs(shop_id, ("sent",), order_id=order_id)
     if sent and state == "cancelled":
         # Already with the 3PL: cancelling there is the creator's call (and a human's click).
         store.event(shop_id, "forward.cancel_needed", order_id,
