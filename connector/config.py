@@ -5,6 +5,8 @@ left out of the file and supplied by environment variables instead:
 
 - ``CONNECTOR_SHOPIFY_CLIENT_SECRET`` / ``CONNECTOR_SHOPIFY_PREVIOUS_CLIENT_SECRET``
 - ``CONNECTOR_SHOP_<ID>_WEBHOOK_SECRET`` (ID upper-cased, non-alphanumerics as ``_``)
+- ``CONNECTOR_SHOP_<ID>_<PROVIDER>_<TOKEN|REFRESH_TOKEN|CLIENT_SECRET>`` for 3PL accounts
+- ``CONNECTOR_SHOP_<ID>_<ACCESS_TOKEN|CONSUMER_KEY|CONSUMER_SECRET|API_KEY>`` for the storefront push and API
 - ``CONNECTOR_DATABASE`` overrides ``[database] path``.
 
 Every problem becomes a ``ConfigError`` naming the key; the CLI prints it and
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from functools import cached_property
 from pathlib import Path
@@ -68,6 +70,16 @@ class WebConfig(_Strict):
     # Smaller batches than [processing] batch_size: the web worker shares its process
     # and the write lock with requests waiting to be answered.
     inbox_batch_size: int = Field(10, ge=1, le=1000)
+    # Group commit: with several requests in flight per process (gunicorn gthread),
+    # one writer thread stores the webhooks that arrive together in one transaction,
+    # so they share one fsync'd commit; each is answered once that commit returned.
+    group_commit: bool = True
+    group_commit_max_rows: int = Field(64, ge=1, le=1000)  # rows per transaction
+    # How long the writer waits for more rows after the first; 0: a group is
+    # whatever queued up while the previous commit ran.
+    group_commit_max_wait_ms: float = Field(0, ge=0, le=10)
+    # Deliveries waiting for the writer, per process; one more is answered 503.
+    group_commit_queue_size: int = Field(256, ge=1, le=100_000)
 
 
 class ProcessingConfig(_Strict):
@@ -99,6 +111,66 @@ class SchedulerConfig(_Strict):
     forward_max_attempts: int = Field(8, ge=1)  # then the forwarding shows as an exception
     shipments_every_minutes: int = Field(15, ge=1)
     misfire_grace_seconds: int = Field(300, ge=1)
+
+
+class LaunchConfig(_Strict):
+    skus: str = Field("*", min_length=1)  # exact SKU or glob
+    starts: datetime
+    ends: datetime
+    uplift: float = Field(gt=0, le=100)  # demand multiplier inside the window
+
+
+class PlanningConfig(_Strict):
+    """Forecast, safety stock and the allocation that storefront availability follows."""
+
+    history_weeks: int = Field(26, ge=1, le=156)
+    horizon_weeks: float = Field(4, gt=0, le=52)  # the demand the allocation plans stock for
+    alpha: float = Field(0.3, gt=0, le=1)  # level smoothing
+    beta: float = Field(0.1, ge=0, le=1)  # trend smoothing
+    lead_time_days: int = Field(14, ge=0, le=365)  # hub -> node replenishment
+    supplier_lead_time_days: int | None = Field(None, ge=0, le=365)  # supplier -> hub (default lead_time_days)
+    review_days: int = Field(7, ge=1, le=90)
+    service_level: float | None = Field(0.95, gt=0.5, lt=1)
+    safety_days: float | None = Field(None, ge=0, le=365)
+    hub: Identifier | None = None  # the node that replenishes the others
+    lost_sale_cost: float = Field(20.0, gt=0)  # per unit, for SKUs without unit_value
+    degraded_penalty: float = Field(2.0, ge=0)  # extra cost per unit from a degraded node
+    launches: list[LaunchConfig] = []
+
+
+class TransferLaneConfig(_Strict):
+    from_node: Identifier
+    to_node: Identifier
+    cost_per_unit: float = Field(ge=0)
+    lead_days: int = Field(2, ge=0, le=120)
+
+
+class RebalanceConfig(_Strict):
+    lanes: list[TransferLaneConfig] = []
+    min_transfer_units: int = Field(1, ge=1)
+    launch_lock_at: datetime | None = None  # from then on every transfer needs approval, emergencies aside
+    approval_units_over: int | None = Field(None, ge=1)
+    approval_value_over: float | None = Field(None, gt=0)
+    emergency_cover_days: float = Field(2.0, ge=0)
+
+
+class StorefrontConfig(_Strict):
+    """Pushing availability to the store, and the read API for storefront widgets."""
+
+    push: bool = True
+    api_version: str = Field("2026-04", pattern=r"^20\d\d-(01|04|07|10)$")  # Shopify Admin GraphQL
+    access_token: str = ""  # Shopify Admin API token
+    consumer_key: str = ""  # WooCommerce REST key (read_write)
+    consumer_secret: str = ""
+    debounce_seconds: float = Field(5.0, ge=0, le=3600)  # after orders: wait, then push once
+    api_key: str = ""  # for GET /api/availability
+
+    @field_validator("api_version")
+    @classmethod
+    def _supported_version(cls, value: str) -> str:
+        if value < "2026-04":
+            raise ValueError("must be 2026-04 or later (changeFromQuantity and @idempotent are required from 2026-04)")
+        return value
 
 
 class ShopifyAppConfig(_Strict):
@@ -172,6 +244,8 @@ class NodeConfig(_Strict):
     stock_source: str = "manual"  # "manual" (counts typed in) or a provider id from [shops.X.providers]
     provider_location: str | None = None  # the provider's location/warehouse/facility id for this node
     forward_orders: bool = False  # hand routed orders to the provider (else the storefront's 3PL app does)
+    shopify_location: str | None = Field(None, pattern=r"^gid://shopify/Location/\d+$")
+    lead_time_days: int | None = Field(None, ge=0, le=365)  # replenishment lead time to this node
 
     @field_validator("capabilities")
     @classmethod
@@ -204,6 +278,9 @@ class SkuConfig(_Strict):
     handling: list[Handling] = []
     max_transit_days: int | None = Field(None, ge=0)
     tier: Literal["A", "B", "C"] | None = None
+    unit_value: float | None = Field(None, gt=0)
+    prior_weekly_units: float | None = Field(None, ge=0)
+    category: str | None = None
 
 
 class RestrictionConfig(_Strict):
@@ -233,6 +310,9 @@ class ShopConfig(_Strict):
     skus: list[SkuConfig] = []
     routing: RoutingConfig = RoutingConfig()
     providers: dict[Identifier, ProviderConfig] = {}
+    planning: PlanningConfig = PlanningConfig()
+    rebalance: RebalanceConfig = RebalanceConfig()
+    storefront: StorefrontConfig = StorefrontConfig()
 
 
 class FileConfig(_Strict):
@@ -268,6 +348,10 @@ class ShopSettings:
     network: Network
     providers: Mapping[str, ProviderConfig]
     sources: Mapping[str, NodeSource]
+    planning: PlanningConfig = PlanningConfig()
+    rebalance: RebalanceConfig = RebalanceConfig()
+    storefront: StorefrontConfig = StorefrontConfig()  # secrets resolved from the environment
+    shopify_locations: Mapping[str, str] = field(default_factory=dict)  # node id -> Shopify location gid
 
     @property
     def timezone(self) -> str:
@@ -311,6 +395,13 @@ def _env_id(value: str) -> str:
 
 def secret_env_name(shop_id: str) -> str:
     return f"CONNECTOR_SHOP_{_env_id(shop_id)}_WEBHOOK_SECRET"
+
+
+STOREFRONT_SECRET_KEYS = ("access_token", "consumer_key", "consumer_secret", "api_key")
+
+
+def storefront_secret_env_name(shop_id: str, key: str) -> str:
+    return f"CONNECTOR_SHOP_{_env_id(shop_id)}_{key.upper()}"
 
 
 def provider_secret_env_name(shop_id: str, provider_id: str, key: str) -> str:
@@ -515,7 +606,8 @@ def _shop_settings(
         },
         nodes=domain_nodes,
         sku_rules=tuple(
-            SkuRule(pattern=s.pattern, handling=frozenset(s.handling), max_transit_days=s.max_transit_days, tier=s.tier)
+            SkuRule(pattern=s.pattern, handling=frozenset(s.handling), max_transit_days=s.max_transit_days, tier=s.tier,
+                    unit_value=s.unit_value, prior_weekly_units=s.prior_weekly_units, category=s.category)
             for s in shop.skus
         ),
         routing=RoutingPolicy(mode=shop.routing.mode, modes=modes),
@@ -523,6 +615,15 @@ def _shop_settings(
     )
     providers = {pid: _provider_settings(shop_id, pid, p, env, fail, base_dir) for pid, p in shop.providers.items()}
     sources = _node_sources(shop, providers, fail)
+    _check_planning(shop, nodes, tz, fail)
+    storefront = shop.storefront.model_copy(update={
+        key: env[name] for key in STOREFRONT_SECRET_KEYS if (name := storefront_secret_env_name(shop_id, key)) in env
+    })
+    planning = shop.planning.model_copy(update={"launches": [
+        launch.model_copy(update={"starts": _aware(launch.starts, tz), "ends": _aware(launch.ends, tz)})
+        for launch in shop.planning.launches
+    ]})
+    rebalance = shop.rebalance.model_copy(update={"launch_lock_at": _aware(shop.rebalance.launch_lock_at, tz)})
     return ShopSettings(
         id=shop_id,
         platform=shop.platform,
@@ -532,7 +633,33 @@ def _shop_settings(
         network=network,
         providers=providers,
         sources=sources,
+        planning=planning,
+        rebalance=rebalance,
+        storefront=storefront,
+        shopify_locations={n.id: n.shopify_location for n in shop.nodes if n.shopify_location},
     )
+
+
+def _check_planning(shop: ShopConfig, nodes: set[str], tz: ZoneInfo, fail) -> None:
+    planning, rebalance = shop.planning, shop.rebalance
+    if planning.hub is not None and planning.hub not in nodes:
+        raise fail("planning.hub", f"node {planning.hub!r} is not defined")
+    for i, launch in enumerate(planning.launches):
+        if _aware(launch.ends, tz) <= _aware(launch.starts, tz):
+            raise fail(f"planning.launches[{i}].ends", "must be after starts")
+    seen: set[tuple[str, str]] = set()
+    for i, lane in enumerate(rebalance.lanes):
+        for key in ("from_node", "to_node"):
+            if getattr(lane, key) not in nodes:
+                raise fail(f"rebalance.lanes[{i}].{key}", f"node {getattr(lane, key)!r} is not defined")
+        if lane.from_node == lane.to_node:
+            raise fail(f"rebalance.lanes[{i}]", "a transfer lane needs two different nodes")
+        if (lane.from_node, lane.to_node) in seen:
+            raise fail(f"rebalance.lanes[{i}]", f"lane {lane.from_node} -> {lane.to_node} is listed twice")
+        seen.add((lane.from_node, lane.to_node))
+    for i, node in enumerate(shop.nodes):
+        if node.shopify_location and shop.platform != "shopify":
+            raise fail(f"nodes[{i}].shopify_location", "is for Shopify shops")
 
 
 def _provider_settings(shop_id: str, provider_id: str, provider: ProviderConfig, env: Mapping[str, str],

@@ -206,6 +206,54 @@ def _stock_by_sku(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE stock_by_sku RENAME TO stock")
 
 
+@migrations(name="0004_planning_transfers_push")
+def _planning(db: sqlite_utils.Database) -> None:
+    db["forecasts"].create(
+        {"shop_id": str, "sku": str, "region_id": str, "weekly": float, "sigma": float, "method": str,
+         "weeks_of_history": int, "computed_at": str},
+        pk=("shop_id", "sku", "region_id"),
+        not_null={"weekly", "sigma", "method", "computed_at"},
+    )
+    # What each region may sell from each node: the latest allocation, replaced per SKU.
+    db.execute(
+        "CREATE TABLE allocations (shop_id TEXT NOT NULL, sku TEXT NOT NULL, node_id TEXT NOT NULL, "
+        "region_id TEXT NOT NULL, units INTEGER NOT NULL, computed_at TEXT NOT NULL, "
+        "PRIMARY KEY (shop_id, sku, node_id, region_id)) WITHOUT ROWID"
+    )
+    # The allocation's dual prices: what losing one unit at a node costs. Routing reads them.
+    db.execute(
+        "CREATE TABLE opportunity_costs (shop_id TEXT NOT NULL, sku TEXT NOT NULL, node_id TEXT NOT NULL, "
+        "unit_cost REAL NOT NULL, PRIMARY KEY (shop_id, sku, node_id)) WITHOUT ROWID"
+    )
+    db["transfers"].create(
+        {"id": int, "shop_id": str, "sku": str, "from_node": str, "to_node": str, "units": int, "unit_cost": float,
+         "lead_days": int, "status": str, "emergency": int, "approval_reason": str, "created_at": str,
+         "updated_at": str, "decided_by": str, "shipped_at": str, "received_at": str, "note": str},
+        pk="id",
+        not_null={"shop_id", "sku", "from_node", "to_node", "units", "status", "created_at", "updated_at"},
+    )
+    db["transfers"].create_index(["shop_id", "status"])
+    # The storefront's id for a SKU: Shopify inventory item gid, or WooCommerce product id (+ parent).
+    db["storefront_items"].create(
+        {"shop_id": str, "sku": str, "ref": str, "parent_ref": str, "updated_at": str},
+        pk=("shop_id", "sku"),
+        not_null={"ref", "updated_at"},
+    )
+    # What we last set at the store per SKU × location ("*" = the WooCommerce total) and
+    # our reservations there at that moment: the push's compare-and-set base.
+    db["push_state"].create(
+        {"shop_id": str, "sku": str, "location": str, "quantity": int, "reserved_at_push": int, "pushed_at": str},
+        pk=("shop_id", "sku", "location"),
+        not_null={"quantity", "reserved_at_push", "pushed_at"},
+    )
+    # A debounced push waiting to run: written with the reservations that made it necessary.
+    db["push_requests"].create(
+        {"shop_id": str, "due_at": str, "skus": str, "reasons": str, "requested_at": str},
+        pk="shop_id",
+        not_null={"due_at", "requested_at"},
+    )
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -395,6 +443,28 @@ class Store:
                 return cursor.lastrowid, False
             row = self._one("SELECT id FROM webhook_inbox WHERE shop_id = ? AND dedupe_key = ?", (shop_id, dedupe_key))
             return row[0], True
+
+    def insert_webhooks(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool] | Exception]:
+        """Store several deliveries (``insert_webhook`` keyword arguments) in ONE
+        transaction, so they share one commit and one fsync (group commit).
+
+        Returns once COMMIT has returned, one result per row in order: (inbox id,
+        duplicate?) as ``insert_webhook`` gives it, or the exception that row raised.
+        Inside the transaction each ``insert_webhook`` runs in its own savepoint
+        (``write()`` nests), so a row that fails is undone alone and the others are
+        still stored. Raises, with nothing stored, when the transaction itself
+        fails (lock not taken, COMMIT refused, SQLite rolled it all back).
+        """
+        results: list[tuple[int, bool] | Exception] = []
+        with self.write():
+            for row in rows:
+                try:
+                    results.append(self.insert_webhook(**row))
+                except Exception as exc:  # noqa: BLE001 - one bad row must not cost the others their commit
+                    if not self.conn.in_transaction:  # I/O error, disk full...: the whole transaction is gone
+                        raise
+                    results.append(exc)
+        return results
 
     def next_pending_webhooks(self, limit: int, now: datetime) -> list[InboxRow]:
         rows = self._all(
@@ -746,7 +816,8 @@ class Store:
         with self.db.atomic():
             for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
                           "order_lines", "orders", "stock", "events", "forward_jobs", "shipments", "sync_runs",
-                          "node_sync_state", "provider_poll_state"):
+                          "node_sync_state", "provider_poll_state", "forecasts", "allocations",
+                          "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             counts["webhook_inbox"] = self.conn.execute(
                 "DELETE FROM webhook_inbox WHERE shop_id = ? AND id IS NOT ?", (shop_id, keep_inbox_id)
@@ -970,3 +1041,219 @@ class Store:
         for row in rows:
             row["detail"] = json.loads(row["detail"] or "{}")
         return rows
+
+    # ------------------------------------------------------------ planning
+
+    def sales(self, shop_id: str, since: datetime) -> list[tuple[str, str, str, int]]:
+        """(sku, region, ordered at, units) of orders placed since ``since`` that were not cancelled:
+        the demand history the forecast reads."""
+        return self._all(
+            "SELECT l.sku, o.region_id, o.created_at, l.quantity FROM orders o JOIN order_lines l "
+            "ON l.shop_id = o.shop_id AND l.order_id = o.id WHERE o.shop_id = ? AND o.created_at >= ? "
+            "AND o.state != 'cancelled' AND o.region_id IS NOT NULL AND l.sku IS NOT NULL AND l.sku != '' "
+            "AND l.requires_shipping = 1 AND l.quantity > 0",
+            (shop_id, ts(since)),
+        )
+
+    def stock_skus(self, shop_id: str) -> list[str]:
+        return [r[0] for r in self._all("SELECT DISTINCT sku FROM stock WHERE shop_id = ? ORDER BY sku", (shop_id,))]
+
+    def sellable_all(self, shop_id: str) -> dict[tuple[str, str], int]:
+        """(node, sku) -> available minus our active reservations, for every SKU of the shop."""
+        rows = self._all(
+            "SELECT s.node_id, s.sku, s.available - COALESCE(r.quantity, 0) FROM stock s "
+            "LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id AND r.node_id = s.node_id AND r.sku = s.sku "
+            "WHERE s.shop_id = ?",
+            (shop_id,),
+        )
+        return {(node, sku): max(qty, 0) for node, sku, qty in rows}
+
+    def reserved_totals(self, shop_id: str) -> dict[tuple[str, str], int]:
+        return {(n, s): q for n, s, q in self._all(
+            "SELECT node_id, sku, quantity FROM reserved_totals WHERE shop_id = ?", (shop_id,))}
+
+    def save_forecasts(self, shop_id: str, rows: Iterable[tuple[str, str, float, float, str, int]],
+                       now: datetime) -> None:
+        """Replaces the shop's forecasts: rows are (sku, region, weekly, sigma, method, weeks of history)."""
+        with self.db.atomic():
+            self.conn.execute("DELETE FROM forecasts WHERE shop_id = ?", (shop_id,))
+            self.conn.executemany(
+                "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((shop_id, sku, region, weekly, sigma, method, weeks, ts(now))
+                 for sku, region, weekly, sigma, method, weeks in rows),
+            )
+
+    def forecasts(self, shop_id: str) -> list[dict]:
+        return self._dicts("SELECT * FROM forecasts WHERE shop_id = ? ORDER BY sku, region_id", (shop_id,))
+
+    def save_allocation(self, shop_id: str, skus: Iterable[str], units: Iterable[tuple[str, str, str, int]],
+                        opportunity: Iterable[tuple[str, str, float]], now: datetime) -> None:
+        """Replaces the allocation of ``skus``: units are (sku, node, region, units), opportunity
+        (sku, node, unit cost). SKUs not named keep their rows."""
+        skus = list(skus)
+        stamp = ts(now)
+        with self.db.atomic():
+            self.conn.executemany("DELETE FROM allocations WHERE shop_id = ? AND sku = ?",
+                                  ((shop_id, sku) for sku in skus))
+            self.conn.executemany("DELETE FROM opportunity_costs WHERE shop_id = ? AND sku = ?",
+                                  ((shop_id, sku) for sku in skus))
+            self.conn.executemany(
+                "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?)",
+                ((shop_id, sku, node, region, n, stamp) for sku, node, region, n in units if n > 0),
+            )
+            self.conn.executemany(
+                "INSERT INTO opportunity_costs VALUES (?, ?, ?, ?)",
+                ((shop_id, sku, node, cost) for sku, node, cost in opportunity if cost > 0),
+            )
+
+    def allocations(self, shop_id: str, skus: Iterable[str] | None = None) -> list[tuple[str, str, str, int]]:
+        """(sku, node, region, units) of the latest allocation."""
+        if skus is None:
+            return self._all("SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ?", (shop_id,))
+        skus = sorted(set(skus))
+        rows: list[tuple[str, str, str, int]] = []
+        for chunk in _chunks(skus, 500):
+            rows += self._all(
+                "SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ? "
+                f"AND sku IN ({','.join('?' * len(chunk))})", (shop_id, *chunk))
+        return rows
+
+    def allocated_units(self, shop_id: str, sku: str, region_id: str) -> list[tuple[str, int, str]]:
+        """(node, units, computed at) a region may sell of a SKU, most units first."""
+        return self._all(
+            "SELECT node_id, units, computed_at FROM allocations WHERE shop_id = ? AND sku = ? AND region_id = ? "
+            "ORDER BY units DESC, node_id", (shop_id, sku, region_id))
+
+    def opportunity_costs(self, shop_id: str, skus: Iterable[str]) -> dict[tuple[str, str], float]:
+        """(node, sku) -> the allocation's dual price of a unit there (absent: 0)."""
+        skus = sorted(set(skus))
+        out: dict[tuple[str, str], float] = {}
+        for chunk in _chunks(skus, 500):
+            for sku, node, cost in self._all(
+                "SELECT sku, node_id, unit_cost FROM opportunity_costs WHERE shop_id = ? "
+                f"AND sku IN ({','.join('?' * len(chunk))})", (shop_id, *chunk)):
+                out[(node, sku)] = cost
+        return out
+
+    # ------------------------------------------------------------ transfers
+
+    def add_transfer(self, shop_id: str, *, sku: str, from_node: str, to_node: str, units: int, unit_cost: float,
+                     lead_days: int, status: str, emergency: bool, approval_reason: str, now: datetime) -> int:
+        return self.conn.execute(
+            "INSERT INTO transfers (shop_id, sku, from_node, to_node, units, unit_cost, lead_days, status, emergency, "
+            "approval_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (shop_id, sku, from_node, to_node, units, unit_cost, lead_days, status, int(emergency), approval_reason,
+             ts(now), ts(now)),
+        ).lastrowid
+
+    def transfer(self, transfer_id: int) -> dict | None:
+        rows = self._dicts("SELECT * FROM transfers WHERE id = ?", (transfer_id,))
+        return rows[0] if rows else None
+
+    def transfers(self, shop_id: str | None = None, statuses: Sequence[str] | None = None) -> list[dict]:
+        clauses, params = [], []
+        if shop_id:
+            clauses.append("shop_id = ?")
+            params.append(shop_id)
+        if statuses:
+            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+            params += list(statuses)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._dicts(f"SELECT * FROM transfers {where} ORDER BY id", params)
+
+    def set_transfer_status(self, transfer_id: int, *, expected: str, status: str, now: datetime,
+                            by: str | None = None, note: str | None = None) -> bool:
+        """Moves a transfer on only from the status the caller saw (two people approving at once
+        change it once)."""
+        stamp = ts(now)
+        extra = {"in_transit": ", shipped_at = :now", "received": ", received_at = :now"}.get(status, "")
+        cursor = self.conn.execute(
+            f"UPDATE transfers SET status = :status, updated_at = :now, decided_by = COALESCE(:by, decided_by), "
+            f"note = COALESCE(:note, note){extra} WHERE id = :id AND status = :expected",
+            {"status": status, "now": stamp, "by": by, "note": note, "id": transfer_id, "expected": expected},
+        )
+        return cursor.rowcount == 1
+
+    def inbound_units(self, shop_id: str, statuses: Sequence[str]) -> dict[tuple[str, str], int]:
+        """(node, sku) -> units on their way to the node in transfers with these statuses."""
+        rows = self._all(
+            f"SELECT to_node, sku, SUM(units) FROM transfers WHERE shop_id = ? "
+            f"AND status IN ({','.join('?' * len(statuses))}) GROUP BY to_node, sku", (shop_id, *statuses))
+        return {(n, s): q for n, s, q in rows}
+
+    def adjust_stock(self, shop_id: str, node_id: str, sku: str, delta: int, source: str, now: datetime) -> None:
+        """Moves a node's on hand and available by ``delta`` (a shipped or received transfer)
+        until the node's next count or sync replaces the row."""
+        self.conn.execute(
+            "INSERT INTO stock (shop_id, sku, node_id, on_hand, committed, available, updated_at, source) "
+            "VALUES (?, ?, ?, MAX(?, 0), 0, MAX(?, 0), ?, ?) ON CONFLICT DO UPDATE SET "
+            "on_hand = MAX(on_hand + ?, 0), available = MAX(available + ?, 0), updated_at = excluded.updated_at",
+            (shop_id, sku, node_id, delta, delta, ts(now), source, delta, delta),
+        )
+
+    # ------------------------------------------------------------ storefront push
+
+    def storefront_items(self, shop_id: str, skus: Iterable[str] | None = None) -> dict[str, tuple[str, str | None]]:
+        rows = self._all("SELECT sku, ref, parent_ref FROM storefront_items WHERE shop_id = ?", (shop_id,))
+        wanted = None if skus is None else set(skus)
+        return {sku: (ref, parent) for sku, ref, parent in rows if wanted is None or sku in wanted}
+
+    def save_storefront_items(self, shop_id: str, items: Mapping[str, tuple[str, str | None]], now: datetime) -> None:
+        with self.db.atomic():
+            self.conn.executemany(
+                "INSERT INTO storefront_items (shop_id, sku, ref, parent_ref, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET ref = excluded.ref, parent_ref = excluded.parent_ref, "
+                "updated_at = excluded.updated_at",
+                ((shop_id, sku, ref, parent, ts(now)) for sku, (ref, parent) in items.items()),
+            )
+
+    def push_state(self, shop_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(sku, location) -> (quantity we last set, our reservations there at that moment)."""
+        return {(s, loc): (q, r) for s, loc, q, r in self._all(
+            "SELECT sku, location, quantity, reserved_at_push FROM push_state WHERE shop_id = ?", (shop_id,))}
+
+    def save_push_state(self, shop_id: str, rows: Iterable[tuple[str, str, int, int]], now: datetime) -> None:
+        """rows: (sku, location, quantity now at the store, our reservations there now)."""
+        with self.db.atomic():
+            self.conn.executemany(
+                "INSERT INTO push_state (shop_id, sku, location, quantity, reserved_at_push, pushed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET quantity = excluded.quantity, "
+                "reserved_at_push = excluded.reserved_at_push, pushed_at = excluded.pushed_at",
+                ((shop_id, sku, loc, q, r, ts(now)) for sku, loc, q, r in rows),
+            )
+
+    def request_push(self, shop_id: str, skus: Iterable[str], reason: str, due_at: datetime, now: datetime) -> None:
+        """Debounce: the first request sets when the push runs; later ones only add SKUs, so a
+        steady stream of orders still pushes every debounce interval. ``skus`` empty = all."""
+        skus = sorted(set(skus))
+        row = self._one("SELECT skus, reasons FROM push_requests WHERE shop_id = ?", (shop_id,))
+        if row is None:
+            self.conn.execute(
+                "INSERT INTO push_requests (shop_id, due_at, skus, reasons, requested_at) VALUES (?, ?, ?, ?, ?)",
+                (shop_id, ts(due_at), json.dumps(skus) if skus else None, json.dumps([reason]), ts(now)),
+            )
+            return
+        pending = None if row[0] is None else set(json.loads(row[0]))
+        merged = None if (pending is None or not skus) else sorted(pending | set(skus))
+        reasons = json.loads(row[1] or "[]")
+        if reason not in reasons:
+            reasons.append(reason)
+        self.conn.execute("UPDATE push_requests SET skus = ?, reasons = ? WHERE shop_id = ?",
+                          (None if merged is None else json.dumps(merged), json.dumps(reasons), shop_id))
+
+    def take_due_pushes(self, now: datetime) -> list[tuple[str, list[str] | None, list[str]]]:
+        """Removes and returns the requests due by ``now``: (shop, SKUs or None for all, reasons)."""
+        with self.db.atomic():
+            rows = self._all("SELECT shop_id, skus, reasons FROM push_requests WHERE due_at <= ? ORDER BY shop_id",
+                             (ts(now),))
+            self.conn.executemany("DELETE FROM push_requests WHERE shop_id = ?", ((r[0],) for r in rows))
+        return [(shop, None if skus is None else json.loads(skus), json.loads(reasons or "[]"))
+                for shop, skus, reasons in rows]
+
+    def pending_pushes(self) -> list[dict]:
+        return self._dicts("SELECT * FROM push_requests ORDER BY due_at")
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -110,6 +110,9 @@ class SkuRule:
     handling: frozenset[Handling] = frozenset()
     max_transit_days: int | None = None
     tier: str | None = None
+    unit_value: float | None = None  # what a unit is worth: lost-sale cost, transfer approval value
+    prior_weekly_units: float | None = None  # demand assumed for a new SKU (all regions, per week)
+    category: str | None = None  # SKUs forecast alike when one has no history of its own
 
 
 @dataclass(frozen=True)

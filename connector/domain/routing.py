@@ -20,6 +20,13 @@ How a decision is made:
    capacity, degraded), then the mode's rule chain, then node ids. The lowest
    key wins; the first key position where it beats the runner-up is the rule
    that decided.
+
+The ``cheapest`` rule counts what a shipment really costs: the lane's cost per
+order plus, when the allocation has priced it, the opportunity cost of the
+units it drains from that node (the allocation's dual prices, per unit). A
+cheap node that alone serves another region's forecast demand is then not
+emptied today for an order a slightly dearer node could ship (the dual-price
+policy of Acimovic & Graves).
 """
 from __future__ import annotations
 
@@ -51,7 +58,7 @@ RULE_TEXT = {
     Rule.SINGLE_SHIPMENT.value: "fewest shipments",
     Rule.FASTEST.value: "fastest transit to the region",
     Rule.PRIORITY.value: "node priority",
-    Rule.CHEAPEST.value: "lowest cost per order",
+    Rule.CHEAPEST.value: "lowest cost per order, counting the opportunity cost of the stock used",
     Rule.MOST_STOCK.value: "most stock left",
     "tiebreak": "equal on every rule; node id decides",
     "only_option": "the only node that can ship it",
@@ -109,10 +116,14 @@ class Router:
         sellable: Mapping[tuple[str, str], int],
         orders_today: Mapping[str, int],
         now: datetime,
+        opportunity: Mapping[tuple[str, str], float] | None = None,
     ) -> RoutingResult:
         """``sellable[(node_id, sku)]``: units free to promise (available minus our
         reservations). ``orders_today[node_id]``: orders already routed to the node
-        in the shop's current local day. ``now``: an aware datetime."""
+        in the shop's current local day. ``now``: an aware datetime.
+        ``opportunity[(node_id, sku)]``: the allocation's dual price of one unit
+        there (missing means 0)."""
+        opportunity = opportunity or {}
         mode = self.network.routing.mode
         lines, skipped = self._routable_lines(order)
         if not lines:
@@ -148,7 +159,7 @@ class Router:
 
         if eligible:
             routable = [item for item in lines if item.line.line_id in eligible]
-            for decision in self._plan(routable, eligible, sellable, region.id):
+            for decision in self._plan(routable, eligible, sellable, region.id, opportunity):
                 decisions[decision.line_id] = decision
         ordered = tuple(decisions[item.line.line_id] for item in lines)
         return RoutingResult(region.id, mode, ordered, skipped)
@@ -243,6 +254,7 @@ class Router:
         eligible: Mapping[str, list[_Candidate]],
         sellable: Mapping[tuple[str, str], int],
         region_id: str,
+        opportunity: Mapping[tuple[str, str], float],
     ) -> list[LineDecision]:
         chain = self.network.routing.current.rules
         by_node: dict[str, _Candidate] = {}
@@ -262,7 +274,7 @@ class Router:
                     elif rule is Rule.PRIORITY:
                         parts.append(c.node.priority)
                     elif rule is Rule.CHEAPEST:
-                        parts.append(c.lane.cost_per_order)
+                        parts.append(c.lane.cost_per_order + opportunity.get((c.node.id, sku), 0.0))
                     elif rule is Rule.MOST_STOCK:
                         parts.append(-sellable.get((c.node.id, sku), 0))
                 parts.append(c.node.id)
@@ -277,7 +289,9 @@ class Router:
             plan = {l.line.line_id: node_id for l in lines}
             if _fits(plan, lines, sellable):
                 plans.append(plan)
-        if not self._common_best(lines, eligible, sellable, node_key):
+        # The shortcut's proof needs a per-node cost that does not grow with the
+        # lines shipped; opportunity costs are per unit, so they take the full search.
+        if opportunity or not self._common_best(lines, eligible, sellable, node_key):
             # Greedy cover: fewest shipments when no single node can do it.
             greedy = _greedy_cover(lines, eligible, sellable, node_key)
             if greedy is not None:
@@ -288,7 +302,7 @@ class Router:
 
         scored = {}
         for plan in plans:
-            scored.setdefault(tuple(sorted(plan.items())), (self._plan_key(plan, lines, by_node, sellable, chain), plan))
+            scored.setdefault(tuple(sorted(plan.items())), (self._plan_key(plan, lines, by_node, sellable, chain, opportunity), plan))
         best_key, best = min(scored.values(), key=lambda kp: kp[0])
         # Runner-ups for the explanation: the best plan with one line moved to
         # its next-best node. The first key position where the winner beats the
@@ -300,7 +314,7 @@ class Router:
                     if _fits(alternative, lines, sellable):
                         scored.setdefault(
                             tuple(sorted(alternative.items())),
-                            (self._plan_key(alternative, lines, by_node, sellable, chain), alternative),
+                            (self._plan_key(alternative, lines, by_node, sellable, chain, opportunity), alternative),
                         )
                     break
         labels = ["coverage", "promise", "availability", *[r.value for r in chain], "tiebreak"]
@@ -329,7 +343,8 @@ class Router:
                     quantity=item.line.quantity,
                     node_id=node_id,
                     rule=deciding,
-                    explanation=_explain(item, c, region, deciding, len(set(best.values()))),
+                    explanation=_explain(item, c, region, deciding, len(set(best.values())),
+                                         opportunity.get((node_id, item.sku), 0.0)),
                 )
             )
         return decisions
@@ -356,6 +371,7 @@ class Router:
         by_node: Mapping[str, _Candidate],
         sellable: Mapping[tuple[str, str], int],
         chain: Sequence[Rule],
+        opportunity: Mapping[tuple[str, str], float],
     ) -> tuple:
         used = sorted(set(plan.values()))
         cands = [by_node[n] for n in used]
@@ -369,7 +385,11 @@ class Router:
             elif rule is Rule.PRIORITY:
                 key.append(max(c.node.priority for c in cands))
             elif rule is Rule.CHEAPEST:
-                key.append(round(sum(c.lane.cost_per_order for c in cands), 6))
+                drained = sum(
+                    l.line.quantity * opportunity.get((plan[l.line.line_id], l.sku), 0.0)
+                    for l in lines if l.line.line_id in plan
+                ) if opportunity else 0.0
+                key.append(round(sum(c.lane.cost_per_order for c in cands) + drained, 6))
             elif rule is Rule.MOST_STOCK:
                 left = _left_after(plan, lines, sellable)
                 key.append(-min(left.values()))
@@ -549,7 +569,7 @@ def _each_at_best(lines, eligible, sellable, node_key) -> dict[str, str]:
     return plan
 
 
-def _explain(item: _Line, c: _Candidate, region, rule: str, shipments: int) -> str:
+def _explain(item: _Line, c: _Candidate, region, rule: str, shipments: int, unit_opportunity: float) -> str:
     lane = c.lane
     if lane.region_id == region.id and lane.transit_days <= region.promise_days:
         reach = f"{lane.transit_days}d to {region.id} within its {region.promise_days}d promise"
@@ -560,6 +580,8 @@ def _explain(item: _Line, c: _Candidate, region, rule: str, shipments: int) -> s
         parts.append(c.note)
     if c.penalty_notes:
         parts.append("ranked down: " + ", ".join(c.penalty_notes))
+    if unit_opportunity > 0:
+        parts.append(f"opportunity cost {unit_opportunity:.2f}/unit")
     parts.append(f"{shipments} shipment{'s' if shipments != 1 else ''} for this order")
     parts.append(f"decided by {rule} ({RULE_TEXT.get(rule, rule)})")
     return "; ".join(parts)

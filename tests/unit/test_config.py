@@ -4,6 +4,8 @@ one line on stderr and exit status 2."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -233,7 +235,39 @@ def _no_shops(raw):
     raw["shops"] = {}
 
 
+def _hub_undefined(raw):
+    shop(raw)["planning"] = {"hub": "atlantis-dc"}
+
+
+def _launch_ends_first(raw):
+    shop(raw)["planning"] = {"launches": [{"skus": "CANDLE-*", "starts": datetime(2026, 12, 5),
+                                           "ends": datetime(2026, 12, 1), "uplift": 2.0}]}
+
+
+def _transfer_lane_to_itself(raw):
+    shop(raw)["rebalance"] = {"lanes": [{"from_node": "central", "to_node": "central", "cost_per_unit": 0.5}]}
+
+
+def _transfer_lane_undefined(raw):
+    shop(raw)["rebalance"] = {"lanes": [{"from_node": "central", "to_node": "ghost", "cost_per_unit": 0.5}]}
+
+
+def _old_api_version(raw):
+    shop(raw)["storefront"] = {"api_version": "2025-10"}
+
+
+def _location_on_woo(raw):
+    shop(raw, W)["nodes"][0]["shopify_location"] = "gid://shopify/Location/1"
+
+
 BAD = [
+    ("hub-undefined", _hub_undefined, f"shops.{S}.planning.hub", "'atlantis-dc' is not defined"),
+    ("launch-ends-first", _launch_ends_first, f"shops.{S}.planning.launches[0].ends", "after starts"),
+    ("transfer-lane-to-itself", _transfer_lane_to_itself, f"shops.{S}.rebalance.lanes[0]", "two different nodes"),
+    ("transfer-lane-undefined", _transfer_lane_undefined, f"shops.{S}.rebalance.lanes[0].to_node",
+     "'ghost' is not defined"),
+    ("old-api-version", _old_api_version, f"shops.{S}.storefront.api_version", "2026-04 or later"),
+    ("location-on-woo", _location_on_woo, f"shops.{W}.nodes[0].shopify_location", "Shopify shops"),
     # (id, mutate, key path the message must name, words of the problem)
     ("unknown-top-level-key", _unknown_top, "colour", "unknown key"),
     ("unknown-nested-key", _unknown_nested, f"shops.{S}.nodes[0].colour", "unknown key"),
@@ -398,3 +432,20 @@ def test_cli_without_any_config(runner):
     assert result.exit_code == 2
     assert result.stderr.startswith("config error: ") and "CONNECTOR_CONFIG" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_storefront_secrets_come_from_the_environment(config_dict):
+    env = {"CONNECTOR_SHOP_AURORA_CANDLES_ACCESS_TOKEN": "shpat_env", "CONNECTOR_SHOP_AURORA_CANDLES_API_KEY": "k-env"}
+    settings = settings_from_dict(config_dict, env=env)
+    assert settings.shops[S].storefront.access_token == "shpat_env"
+    assert settings.shops[S].storefront.api_key == "k-env"
+    assert settings.shops[W].storefront.access_token == ""
+
+
+def test_example_config_plans_and_pushes():
+    settings = load_settings(Path(__file__).resolve().parents[2] / "config.example.toml", env={})
+    shop_settings = settings.shops["aurora-candles"]
+    assert shop_settings.planning.hub == "central"
+    assert shop_settings.rebalance.launch_lock_at.tzinfo is not None  # read in the shop's zone
+    assert shop_settings.shopify_locations["ne-micro"] == "gid://shopify/Location/1002"
+    assert {l.to_node for l in shop_settings.rebalance.lanes} == {"ne-micro", "popup-soho"}

@@ -422,3 +422,46 @@ def test_explanations_are_one_line_and_mention_node_and_rule():
     assert "\n" not in decision.explanation
     assert decision.explanation.startswith("1 × X from a; 1d to east within its 2d promise")
     assert "decided by fastest" in decision.explanation
+
+
+# ---------------------------------------------------------------- dual prices
+
+
+def test_opportunity_cost_keeps_a_cheap_node_for_the_region_it_alone_serves():
+    # "cheap" is the cheaper lane to east but the allocation prices its units at 4.0
+    # (they are the only way to meet the west's forecast); "dear" costs 2.0 more per order.
+    cheap = node("cheap", {"east": (1, 5.0), "west": (1, 5.0)})
+    dear = node("dear", {"east": (1, 7.0)})
+    net = network([cheap, dear], rules=(Rule.SINGLE_SHIPMENT, Rule.CHEAPEST))
+    stock = {("cheap", "X"): 3, ("dear", "X"): 9}
+    plain = Router(net).route(order(("X", 1)), "east", stock, {}, NOW)
+    priced = Router(net).route(order(("X", 1)), "east", stock, {}, NOW, opportunity={("cheap", "X"): 4.0})
+    assert nodes_of(plain) == ["cheap"]
+    assert nodes_of(priced) == ["dear"]
+    assert priced.decisions[0].rule == "cheapest"
+
+
+def test_opportunity_cost_counts_per_unit_and_is_explained():
+    # 1 unit: cheap 5 + 1.5 < dear 7; 2 units: cheap 5 + 3.0 > dear 7.
+    cheap = node("cheap", {"east": (1, 5.0)})
+    dear = node("dear", {"east": (1, 7.0)})
+    net = network([cheap, dear], rules=(Rule.SINGLE_SHIPMENT, Rule.CHEAPEST))
+    stock = {("cheap", "X"): 5, ("dear", "X"): 5}
+    dual = {("cheap", "X"): 1.5}
+    one = Router(net).route(order(("X", 1)), "east", stock, {}, NOW, opportunity=dual)
+    two = Router(net).route(order(("X", 2)), "east", stock, {}, NOW, opportunity=dual)
+    assert nodes_of(one) == ["cheap"]
+    assert "opportunity cost 1.50/unit" in one.decisions[0].explanation
+    assert nodes_of(two) == ["dear"]
+
+
+def test_opportunity_cost_applies_across_the_lines_of_one_shipment():
+    # Two lines from "cheap": 5 + 2 × 1.1 = 7.2 against "dear" 7.0 for both: dear wins,
+    # although cheap is each line's best on its own (5 + 1.1 < 7).
+    cheap = node("cheap", {"east": (1, 5.0)})
+    dear = node("dear", {"east": (1, 7.0)})
+    net = network([cheap, dear], rules=(Rule.SINGLE_SHIPMENT, Rule.CHEAPEST))
+    stock = {("cheap", "X"): 5, ("cheap", "Y"): 5, ("dear", "X"): 5, ("dear", "Y"): 5}
+    dual = {("cheap", "X"): 1.1, ("cheap", "Y"): 1.1}
+    result = Router(net).route(order(("X", 1), ("Y", 1)), "east", stock, {}, NOW, opportunity=dual)
+    assert nodes_of(result) == ["dear", "dear"]
