@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from connector.config import ProviderConfig, Settings, load_settings
+from connector.config import ProviderConfig, Settings, ShopSettings, load_settings
+from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
+from connector.services.planning import Planning
 from connector.services.sync import StockSync
+from connector.services.transfers import Transfers
 from connector.store import Store
 
 
@@ -29,6 +32,9 @@ class Container:
     inbox: Inbox
     sync: StockSync
     forwarding: Forwarding
+    planning: Planning
+    transfers: Transfers
+    availability: Availability
     storefronts: dict = field(default_factory=dict)
 
     def open_store(self) -> Store:
@@ -48,20 +54,27 @@ class Container:
 
 def build(settings: Settings | None = None, *, config_path: str | None = None,
           clock: Callable[[], datetime] = utc_now,
-          warehouse_factory: Callable[[ProviderConfig], object] | None = None) -> Container:
-    """``warehouse_factory`` replaces the real adapters (tests pass fakes here)."""
+          warehouse_factory: Callable[[ProviderConfig], object] | None = None,
+          storefront_client_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
+    """``warehouse_factory`` and ``storefront_client_factory`` replace the real 3PL and
+    storefront inventory adapters (tests and benchmarks pass their own)."""
     from adapters import shopify, woocommerce
 
     settings = settings if settings is not None else load_settings(config_path)
     storefronts = {"shopify": shopify.ShopifyStorefront(), "woocommerce": woocommerce.WooCommerceStorefront()}
     warehouses = WarehouseRegistry(settings, warehouse_factory or build_warehouse)
     contact_readers = {"shopify": shopify.shipping_contact, "woocommerce": woocommerce.shipping_contact}
+    inbox = Inbox(settings, storefronts, clock)
+    planning = Planning(settings, clock, inbox.routing)
     return Container(
         settings=settings,
         clock=clock,
-        inbox=Inbox(settings, storefronts, clock),
+        inbox=inbox,
         sync=StockSync(settings, warehouses, clock),
         forwarding=Forwarding(settings, warehouses, contact_readers, clock),
+        planning=planning,
+        transfers=Transfers(settings, clock),
+        availability=Availability(settings, clock, planning, storefront_client_factory or storefront_client),
         storefronts=storefronts,
     )
 

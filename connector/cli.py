@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -337,6 +338,167 @@ def scheduler(ctx: _Context) -> None:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@pass_ctx
+def reorder(ctx: _Context, shop: str | None) -> None:
+    """Per node, the SKUs at or below their reorder point, most urgent first."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        for shop_id in _shops(container, shop):
+            rows = container.planning.reorder(store, shop_id)
+            click.echo(f"{shop_id}: {len(rows)} node × SKU rows at or below their reorder point")
+            if rows:
+                click.echo(f"  {'node':<14} {'sku':<16} {'position':>8} {'cover d':>7} {'reorder at':>10} "
+                           f"{'target':>7} {'suggest':>7}  from")
+            for r in rows:
+                cover = "-" if r.days_of_cover == float("inf") else f"{r.days_of_cover:.1f}"
+                click.echo(f"  {r.node:<14} {r.sku:<16} {r.position:>8} {cover:>7} {r.reorder_point:>10} "
+                           f"{r.target_level:>7} {r.suggest_units:>7}  {r.source}")
+    finally:
+        store.close()
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@click.option("--forecast/--no-forecast", "refresh_forecast", default=False,
+              help="Recompute the demand forecast first (the nightly job does).")
+@pass_ctx
+def allocate(ctx: _Context, shop: str | None, refresh_forecast: bool) -> None:
+    """Decide what each region may sell from each node, and the dual prices routing uses."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        for shop_id in _shops(container, shop):
+            if refresh_forecast:
+                container.planning.forecast(store, shop_id)
+            r = container.planning.allocate(store, shop_id)
+            click.echo(f"{shop_id}: {r.skus} SKUs, {r.units_allocated} units allocated to regions, "
+                       f"{r.unmet_forecast_units} forecast units unmet, {r.priced_nodes} node × SKU with an "
+                       "opportunity cost")
+    finally:
+        store.close()
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; store nothing.")
+@pass_ctx
+def rebalance(ctx: _Context, shop: str | None, dry_run: bool) -> None:
+    """Plan transfers that top nodes up to their targets (approval rules applied)."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        for shop_id in _shops(container, shop):
+            report = container.planning.rebalance(store, shop_id, dry_run=dry_run)
+            verb = "would propose" if dry_run else "proposed"
+            click.echo(f"{shop_id}: {verb} {len(report.transfers)} transfers, {report.needing_approval} need approval")
+            for t in report.transfers:
+                ident = f"#{t.transfer_id}" if t.transfer_id is not None else "-"
+                click.echo(f"  {ident:<6} {t.sku:<16} {t.from_node} -> {t.to_node}: {t.units} units "
+                           f"at {t.unit_cost:.2f}/unit, {t.lead_days}d; {t.status}: {t.reason}")
+    finally:
+        store.close()
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@click.option("--sku", "skus", multiple=True, help="Only these SKUs (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show the changes it would send; send and save nothing.")
+@pass_ctx
+def push(ctx: _Context, shop: str | None, skus: tuple[str, ...], dry_run: bool) -> None:
+    """Re-allocate and set the storefront's available quantities (only values that changed)."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    failed = False
+    try:
+        for shop_id in _shops(container, shop):
+            report = container.availability.push(store, shop_id, skus or None, dry_run=dry_run)
+            if report.skipped:
+                click.echo(f"{shop_id}: nothing pushed: {report.skipped}")
+                continue
+            verb = "would change" if dry_run else "changed"
+            calls = ", ".join(f"{k} {v}" for k, v in sorted(report.calls.items())) or "none"
+            click.echo(f"{shop_id} ({report.platform}): {report.skus} SKUs, {verb} {len(report.changes)}, "
+                       f"unchanged {report.unchanged}, failed {len(report.failures)}; API calls: {calls}")
+            for sku, location, before, after in report.changes:
+                click.echo(f"  {sku:<16} {location:<14} {'?' if before is None else before} -> {after}")
+            for where, why in sorted(report.failures.items()):
+                click.echo(f"  failed {where}: {why}", err=True)
+            if report.not_in_store:
+                click.echo(f"  not in the store: {', '.join(report.not_in_store[:20])}"
+                           + (" …" if len(report.not_in_store) > 20 else ""))
+            failed = failed or bool(report.failures)
+    finally:
+        store.close()
+    if failed:
+        sys.exit(1)
+
+
+@main.group()
+def transfers() -> None:
+    """Stock transfers between nodes: list, approve, reject, ship, receive."""
+
+
+@transfers.command("list")
+@click.option("--shop", help="Only this shop.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["proposed", "approved", "in_transit", "received", "rejected"]))
+@pass_ctx
+def transfers_list(ctx: _Context, shop: str | None, statuses: tuple[str, ...]) -> None:
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        rows = store.transfers(shop, statuses or None)
+    finally:
+        store.close()
+    click.echo(f"{len(rows)} transfers")
+    for t in rows:
+        click.echo(f"  #{t['id']:<5} {t['shop_id']}: {t['sku']:<16} {t['from_node']} -> {t['to_node']} "
+                   f"{t['units']} units; {t['status']}"
+                   + (f" by {t['decided_by']}" if t["decided_by"] else "") + f" — {t['approval_reason']}")
+
+
+def _transfer_step(action: str):
+    @pass_ctx
+    def run(ctx: _Context, transfer_id: int, by: str, **extra) -> None:
+        from connector.services.transfers import TransferError
+
+        store = _open_migrated(ctx.container)
+        try:
+            row = getattr(ctx.container.transfers, action)(store, transfer_id, by, **extra)
+        except TransferError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        finally:
+            store.close()
+        click.echo(f"transfer #{row['id']} {row['sku']} {row['from_node']} -> {row['to_node']} "
+                   f"({row['units']} units): {row['status']}")
+    return run
+
+
+_by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
+                   help="Who takes this step (kept in the audit log).")
+transfers.command("approve", help="Approve a proposed transfer.")(
+    click.argument("transfer_id", type=int)(_by(_transfer_step("approve"))))
+transfers.command("reject", help="Reject a proposed or approved transfer.")(
+    click.argument("transfer_id", type=int)(_by(click.option("--note", help="Why.")(_transfer_step("reject")))))
+transfers.command("ship", help="Mark an approved transfer as shipped (leaves the source's stock).")(
+    click.argument("transfer_id", type=int)(_by(_transfer_step("ship"))))
+transfers.command("receive", help="Mark a transfer as received (counts at the destination from now).")(
+    click.argument("transfer_id", type=int)(_by(_transfer_step("receive"))))
+
+
+def _shops(container: Container, shop: str | None) -> list[str]:
+    return [shop] if shop else list(container.settings.shops)
 
 
 def _one_shop(container: Container, shop: str | None) -> str:

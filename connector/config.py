@@ -110,6 +110,7 @@ class SchedulerConfig(_Strict):
     forward_every_seconds: int = Field(60, ge=1)
     forward_max_attempts: int = Field(8, ge=1)  # then the forwarding shows as an exception
     shipments_every_minutes: int = Field(15, ge=1)
+    push_every_seconds: int = Field(2, ge=1)  # how often due (debounced) storefront pushes are run
     misfire_grace_seconds: int = Field(300, ge=1)
 
 
@@ -352,6 +353,7 @@ class ShopSettings:
     rebalance: RebalanceConfig = RebalanceConfig()
     storefront: StorefrontConfig = StorefrontConfig()  # secrets resolved from the environment
     shopify_locations: Mapping[str, str] = field(default_factory=dict)  # node id -> Shopify location gid
+    node_lead_time_days: Mapping[str, int] = field(default_factory=dict)  # replenishment lead time overrides
 
     @property
     def timezone(self) -> str:
@@ -637,6 +639,7 @@ def _shop_settings(
         rebalance=rebalance,
         storefront=storefront,
         shopify_locations={n.id: n.shopify_location for n in shop.nodes if n.shopify_location},
+        node_lead_time_days={n.id: n.lead_time_days for n in shop.nodes if n.lead_time_days is not None},
     )
 
 

@@ -72,6 +72,10 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
         answers = _send_all(base, hooks)
         elapsed = time.perf_counter() - started
         _wait_for_worker(container)
+        plans = _plan(container)
+        widget = requests.get(f"{base}/api/availability", timeout=5,
+                              params={"shop": sandbox.SHOPIFY_SHOP, "sku": "CANDLE-FIG", "region": "nyc-metro"},
+                              headers={"X-Api-Key": sandbox.DEMO_API_KEY})
     finally:
         server.shutdown()
         app.extensions["inbox_worker"].stop()
@@ -83,7 +87,42 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
          f"WooCommerce ping answered {ping.status_code}")
     echo("  answers: " + ", ".join(f"{code} x{n}" for code, n in sorted(statuses.items()))
          + f" ({duplicates} redeliveries recognised as duplicates, {statuses.get(401, 0)} forged rejected)")
-    return _summary(container, echo)
+    result = _summary(container, echo)
+    _plan_summary(plans, widget, echo)
+    result["plans"] = {shop_id: {"allocated": allocation.units_allocated, "transfers": len(rebalance.transfers)}
+                       for shop_id, (allocation, rebalance, _) in plans.items()}
+    return result
+
+
+def _plan(container) -> dict:
+    """Forecast from the orders just processed, allocate stock to regions, and plan
+    transfers (dry run) for every shop — what the nightly job does after its sync."""
+    store = container.open_store()
+    try:
+        plans = {}
+        for shop_id in container.settings.shops:
+            container.planning.forecast(store, shop_id)
+            allocation = container.planning.allocate(store, shop_id)
+            plans[shop_id] = (allocation, container.planning.rebalance(store, shop_id, dry_run=True),
+                              container.planning.reorder(store, shop_id))
+        return plans
+    finally:
+        store.close()
+
+
+def _plan_summary(plans: dict, widget, echo) -> None:
+    for shop_id, (allocation, rebalance, reorder) in plans.items():
+        echo("")
+        echo(f"{shop_id}: {allocation.units_allocated} units allocated to regions across {allocation.skus} SKUs; "
+             f"{allocation.priced_nodes} node × SKU priced for routing (dual prices)")
+        for a in sorted(allocation.allocations, key=lambda a: a.sku)[:4]:
+            echo(f"  {a.sku:<14} " + ", ".join(f"{r} {n}" for r, n in sorted(a.by_region.items())))
+        echo(f"  rebalance (dry run): {len(rebalance.transfers)} transfers, {rebalance.needing_approval} need approval")
+        for t in rebalance.transfers[:4]:
+            echo(f"    {t.sku:<14} {t.from_node} -> {t.to_node}: {t.units} units; {t.reason}")
+        echo(f"  reorder: {len(reorder)} node × SKU at or below their reorder point")
+    echo("")
+    echo(f"storefront widget GET /api/availability ({widget.status_code}): {widget.text.strip()}")
 
 
 def _send_all(base: str, hooks) -> list[tuple[int, dict]]:

@@ -20,6 +20,7 @@ SHOPIFY_SHOP = "aurora-candles"
 SHOPIFY_DOMAIN = "aurora-candles.myshopify.com"
 WOO_SHOP = "fernleaf-botanics"
 WOO_URL = "https://fernleaf.example"
+DEMO_API_KEY = "demo-widget-key"  # the sandbox shop's key for GET /api/availability
 
 
 def demo_config(now: datetime, database_path: str, shopify_secret: str, woo_secret: str,
@@ -86,6 +87,18 @@ def demo_config(now: datetime, database_path: str, shopify_secret: str, woo_secr
                     {"pattern": "SERUM-*", "handling": ["cold_chain"], "max_transit_days": 2, "tier": "B"},
                     {"pattern": "MIRROR-XL", "handling": ["oversized", "fragile"], "tier": "C"},
                 ],
+                "planning": {"hub": "central", "lead_time_days": 7, "supplier_lead_time_days": 28,
+                             "safety_days": 2, "horizon_weeks": 2, "lost_sale_cost": 25.0},
+                "rebalance": {
+                    "min_transfer_units": 6, "launch_lock_at": now + timedelta(days=3), "approval_units_over": 300,
+                    "emergency_cover_days": 1.5,
+                    "lanes": [{"from_node": "central", "to_node": "ne-micro", "cost_per_unit": 0.45, "lead_days": 1},
+                              {"from_node": "central", "to_node": "west-3pl", "cost_per_unit": 0.9, "lead_days": 3},
+                              {"from_node": "central", "to_node": "popup-soho", "cost_per_unit": 0.8, "lead_days": 1},
+                              {"from_node": "ne-micro", "to_node": "popup-soho", "cost_per_unit": 0.35,
+                               "lead_days": 1}],
+                },
+                "storefront": {"api_key": DEMO_API_KEY},
                 "routing": {
                     "mode": "normal",
                     "modes": {

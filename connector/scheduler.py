@@ -42,7 +42,9 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
     add("poll-shipments", IntervalTrigger(minutes=settings.scheduler.shipments_every_minutes),
         lambda store: container.forwarding.poll_shipments(store))
     add("sync-incremental", IntervalTrigger(minutes=settings.sync.incremental_every_minutes),
-        lambda store: container.sync.sync(store))
+        lambda store: incremental(container, store))
+    add("push-due", IntervalTrigger(seconds=settings.scheduler.push_every_seconds),
+        lambda store: container.availability.push_due(store))
     hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))
     for shop_id, shop in settings.shops.items():
         add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
@@ -51,13 +53,36 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
 
 
 def nightly(container, store, shop_id: str) -> dict:
-    """Full sync of every node of the shop, then a drift snapshot in the audit log."""
+    """Full sync of every node of the shop and a drift snapshot in the audit log, then
+    forecast -> allocation -> rebalance plan -> push (the push re-allocates with the
+    fresh forecast and stock). A failed sync leaves the old stock, which is still the
+    best the plan can use, so planning goes on."""
     outcomes = container.sync.sync(store, shop_id)
     drift = [row for row in drift_report(store, shop_id) if row["drift"] < 0]
     with store.db.atomic():
         store.event(shop_id, "drift.snapshot", shop_id, {"negative_drift": drift}, container.clock())
+    forecasts = container.planning.forecast(store, shop_id)
+    plan = container.planning.rebalance(store, shop_id, dry_run=False)
+    pushed = container.availability.push(store, shop_id)
     return {"synced": [o.provider for o in outcomes if o.ok], "failed": [o.provider for o in outcomes if not o.ok],
-            "negative_drift_rows": len(drift)}
+            "negative_drift_rows": len(drift), "forecasts": len(forecasts), "transfers": len(plan.transfers),
+            "awaiting_approval": plan.needing_approval, "push": _push_summary(pushed)}
+
+
+def incremental(container, store) -> dict:
+    """Sync every provider, then re-allocate and push each shop that got new stock."""
+    outcomes = container.sync.sync(store)
+    result = {"synced": [f"{o.shop_id}/{o.provider}" for o in outcomes if o.ok],
+              "failed": [f"{o.shop_id}/{o.provider}" for o in outcomes if not o.ok], "push": {}}
+    for shop_id in sorted({o.shop_id for o in outcomes if o.ok}):
+        result["push"][shop_id] = _push_summary(container.availability.push(store, shop_id))
+    return result
+
+
+def _push_summary(report) -> str:
+    if report.skipped:
+        return f"skipped: {report.skipped}"
+    return f"{len(report.changes)} changed, {len(report.failures)} failed"
 
 
 def run_job(container, job_id: str, work: Callable) -> str:

@@ -239,12 +239,15 @@ def _planning(db: sqlite_utils.Database) -> None:
         pk=("shop_id", "sku"),
         not_null={"ref", "updated_at"},
     )
-    # What we last set at the store per SKU × location ("*" = the WooCommerce total) and
-    # our reservations there at that moment: the push's compare-and-set base.
+    # What we last set at the store per SKU × location ("*" = the WooCommerce total), the
+    # SKU's reservations at that moment, and the units held back then for store orders our
+    # inbox had not processed yet: the push's compare-and-set base.
     db["push_state"].create(
-        {"shop_id": str, "sku": str, "location": str, "quantity": int, "reserved_at_push": int, "pushed_at": str},
+        {"shop_id": str, "sku": str, "location": str, "quantity": int, "reserved_at_push": int, "held": int,
+         "pushed_at": str},
         pk=("shop_id", "sku", "location"),
-        not_null={"quantity", "reserved_at_push", "pushed_at"},
+        not_null={"quantity", "reserved_at_push", "held", "pushed_at"},
+        defaults={"held": 0},
     )
     # A debounced push waiting to run: written with the reservations that made it necessary.
     db["push_requests"].create(
@@ -1055,6 +1058,9 @@ class Store:
             (shop_id, ts(since)),
         )
 
+    def has_sku(self, shop_id: str, sku: str) -> bool:
+        return self._one("SELECT 1 FROM stock WHERE shop_id = ? AND sku = ? LIMIT 1", (shop_id, sku)) is not None
+
     def stock_skus(self, shop_id: str) -> list[str]:
         return [r[0] for r in self._all("SELECT DISTINCT sku FROM stock WHERE shop_id = ? ORDER BY sku", (shop_id,))]
 
@@ -1207,19 +1213,21 @@ class Store:
                 ((shop_id, sku, ref, parent, ts(now)) for sku, (ref, parent) in items.items()),
             )
 
-    def push_state(self, shop_id: str) -> dict[tuple[str, str], tuple[int, int]]:
-        """(sku, location) -> (quantity we last set, our reservations there at that moment)."""
-        return {(s, loc): (q, r) for s, loc, q, r in self._all(
-            "SELECT sku, location, quantity, reserved_at_push FROM push_state WHERE shop_id = ?", (shop_id,))}
+    def push_state(self, shop_id: str) -> dict[tuple[str, str], tuple[int, int, int, datetime]]:
+        """(sku, location) -> (quantity we last set, the SKU's reservations then, units held back
+        then, when)."""
+        return {(s, loc): (q, r, h, parse_ts(at)) for s, loc, q, r, h, at in self._all(
+            "SELECT sku, location, quantity, reserved_at_push, held, pushed_at FROM push_state WHERE shop_id = ?",
+            (shop_id,))}
 
-    def save_push_state(self, shop_id: str, rows: Iterable[tuple[str, str, int, int]], now: datetime) -> None:
-        """rows: (sku, location, quantity now at the store, our reservations there now)."""
+    def save_push_state(self, shop_id: str, rows: Iterable[tuple[str, str, int, int, int]], now: datetime) -> None:
+        """rows: (sku, location, quantity now at the store, the SKU's reservations now, units held back)."""
         with self.db.atomic():
             self.conn.executemany(
-                "INSERT INTO push_state (shop_id, sku, location, quantity, reserved_at_push, pushed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET quantity = excluded.quantity, "
-                "reserved_at_push = excluded.reserved_at_push, pushed_at = excluded.pushed_at",
-                ((shop_id, sku, loc, q, r, ts(now)) for sku, loc, q, r in rows),
+                "INSERT INTO push_state (shop_id, sku, location, quantity, reserved_at_push, held, pushed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET quantity = excluded.quantity, "
+                "reserved_at_push = excluded.reserved_at_push, held = excluded.held, pushed_at = excluded.pushed_at",
+                ((shop_id, sku, loc, q, r, h, ts(now)) for sku, loc, q, r, h in rows),
             )
 
     def request_push(self, shop_id: str, skus: Iterable[str], reason: str, due_at: datetime, now: datetime) -> None:

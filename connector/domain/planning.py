@@ -26,10 +26,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import NormalDist
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from connector.domain.forecast import Forecast, LaunchUplift, horizon_units
-from connector.domain.model import Network, NodeStatus
+from connector.domain.model import Lane, Network, Node, NodeStatus, SkuRule
 
 DAYS_PER_WEEK = 7
 
@@ -80,11 +80,14 @@ class ReorderSuggestion:
     source: str  # "hub <id>" or "supplier"
 
 
-def demand_attribution(network: Network, now: datetime, hub: str | None) -> dict[str, str]:
+def demand_attribution(network: Network, now: datetime, hub: str | None,
+                       rule: SkuRule | None = None) -> dict[str, str]:
     """Region id -> its home node: where its demand is planned.
 
     Candidates are usable nodes (active or degraded, in their window at
-    ``now``) whose lane meets the region's promise. The hub is left out unless
+    ``now``) whose lane meets the region's promise and, for a SKU under
+    ``rule``, its handling and max transit days (a cold-chain serum is planned
+    at the cold room, not at the pop-up that is cheapest for candles). The hub is left out unless
     it is the only candidate, because its stock is meant to replenish the
     nodes, not to be the regions' everyday shelf. Among candidates: lowest cost
     per order, then fastest transit, then priority, then id.
@@ -102,6 +105,7 @@ def demand_attribution(network: Network, now: datetime, hub: str | None) -> dict
             for node in network.nodes.values()
             if node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)
             and (lane := node.lanes.get(region_id)) is not None and lane.transit_days <= promise
+            and (rule is None or _handles(node, lane, rule))
         )
         others = [c for c in candidates if c[3] != hub]
         if others or candidates:
@@ -119,9 +123,11 @@ def node_targets(
     *,
     launches: Sequence[LaunchUplift] = (),
     horizon_start: datetime | None = None,
+    rule_of: Callable[[str], SkuRule] | None = None,
 ) -> dict[tuple[str, str], NodeTarget]:
     """(sku, node) -> target, for every SKU in ``forecasts`` at every node that is
-    home to a region, and at the hub.
+    home to a region for it, and at the hub. ``rule_of(sku)``: the SKU's handling
+    rule, so each SKU is planned only where it can ship from.
 
     ``forecasts[(sku, region)]``. ``horizon_start`` (default ``now``): where the
     lead-time window starts, for launch uplift. The hub plans for every
@@ -131,19 +137,33 @@ def node_targets(
     if policy.hub is not None and policy.hub not in network.nodes:
         raise ValueError(f"hub {policy.hub!r} is not a node of the network")
     start = now if horizon_start is None else horizon_start
-    home = demand_attribution(network, now, policy.hub)
-    regions_of: dict[str, list[str]] = {}
-    for region_id, node_id in home.items():
-        regions_of.setdefault(node_id, []).append(region_id)
-    if policy.hub is not None:
-        regions_of[policy.hub] = sorted(home)
+    homes: dict[SkuRule | None, dict[str, list[str]]] = {}  # per handling rule: node -> regions it is home to
+
+    def regions_by_node(rule: SkuRule | None) -> dict[str, list[str]]:
+        if rule not in homes:
+            home = demand_attribution(network, now, policy.hub, rule)
+            regions_of: dict[str, list[str]] = {}
+            for region_id, node_id in home.items():
+                regions_of.setdefault(node_id, []).append(region_id)
+            if policy.hub is not None:
+                regions_of[policy.hub] = sorted(home)
+            homes[rule] = regions_of
+        return homes[rule]
+
     skus = sorted({sku for sku, _ in forecasts})
     targets: dict[tuple[str, str], NodeTarget] = {}
     for sku in skus:
+        regions_of = regions_by_node(rule_of(sku) if rule_of is not None else None)
         for node_id in sorted(regions_of):
             regional = [forecasts[(sku, r)] for r in regions_of[node_id] if (sku, r) in forecasts]
             targets[(sku, node_id)] = _target(sku, node_id, regional, policy, start, launches)
     return targets
+
+
+def _handles(node: Node, lane: Lane, rule: SkuRule) -> bool:
+    # routing._handles and allocation.eligible_arcs ask the same of a node and lane.
+    return (all(h.value in node.capabilities for h in rule.handling)
+            and (rule.max_transit_days is None or lane.transit_days <= rule.max_transit_days))
 
 
 def reorder_suggestions(

@@ -32,7 +32,8 @@ from connector.domain.model import (
     StorefrontEvent,
 )
 from connector.domain.health import Freshness, StalePolicy, apply_freshness
-from connector.services.orders import ShopRouting, apply_order, apply_refund, close_order
+from connector.services.group_commit import CommitAlone, GroupCommit
+from connector.services.orders import ShopRouting, apply_order, apply_refund, close_order, request_push
 from connector.store import InboxRow, Store, parse_ts
 
 log = logging.getLogger("connector.inbox")
@@ -91,12 +92,18 @@ class Inbox:
         cached = self._routing.get(shop_id)
         if cached is None or cached[0] != key:
             forward = {n: s.provider for n, s in shop.sources.items() if s.forward_orders}
-            cached = self._routing[shop_id] = (key, ShopRouting(network, factors, forward))
+            storefront = shop.storefront
+            push_after = timedelta(seconds=storefront.debounce_seconds) if storefront.push else None
+            cached = self._routing[shop_id] = (key, ShopRouting(network, factors, forward, push_after))
         return cached[1]
 
     # ------------------------------------------------------------ ingest
 
-    def ingest(self, store: Store, platform: str, raw_body: bytes, headers: Mapping[str, str]) -> IngestOutcome:
+    def ingest(self, store: Store | CommitAlone | GroupCommit, platform: str, raw_body: bytes,
+               headers: Mapping[str, str]) -> IngestOutcome:
+        """Verify and store one delivery. ``store`` only has to ``insert_webhook``: a
+        Store commits the row itself; the web's writers (connector.services.group_commit)
+        also do, but raise ``NotStored`` instead of a store error."""
         storefront = self.storefronts[platform]
         if platform == "woocommerce" and storefront.is_ping(raw_body, headers):
             return IngestOutcome(200, {"ok": True, "ping": True})
@@ -203,6 +210,8 @@ class Inbox:
         if isinstance(event, OrderDeleted):
             if store.order(shop_id, event.order_id) is None:
                 return "unknown_order"
+            skus = {l["sku"] for l in store.order_lines(shop_id, event.order_id) if l["sku"]}
+            request_push(store, self.routing(store, shop_id, now), shop_id, skus, now)
             return close_order(store, shop_id, event.order_id, "cancelled", now)
         if isinstance(event, RefundCreated):
             return apply_refund(store, self.routing(store, shop_id, now), event, shop_id, now) or "unknown_order"

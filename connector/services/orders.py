@@ -8,7 +8,7 @@ at all.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from typing import Mapping
@@ -23,16 +23,19 @@ from connector.store import ActiveReservation, Store
 class ShopRouting:
     """A shop's router and region index for one view of its network (node health
     folded in). ``factors`` discount stale nodes' stock; ``forward_nodes`` maps
-    nodes whose orders we hand to a 3PL to that provider."""
+    nodes whose orders we hand to a 3PL to that provider; ``push_after`` is how
+    long after a change of reservations the storefront push runs (None: the shop
+    does not push)."""
 
     def __init__(self, network, factors: Mapping[str, float] | None = None,
-                 forward_nodes: Mapping[str, str] | None = None):
+                 forward_nodes: Mapping[str, str] | None = None, push_after: timedelta | None = None):
         self.network = network
         self.router = Router(network)
         self.regions = RegionIndex(network.regions.values())
         self.tz = ZoneInfo(network.timezone)
         self.factors = dict(factors or {})
         self.forward_nodes = dict(forward_nodes or {})
+        self.push_after = push_after
 
     def local_day(self, now: datetime) -> str:
         return now.astimezone(self.tz).date().isoformat()
@@ -50,9 +53,17 @@ def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime)
     store.upsert_order(order, region_id, now)
     store.set_skip_reasons(order.shop_id, order.order_id,
                            [(l.line_id, r) for l in order.lines if (r := skip_reason(l))])
+    # Asked for in the same transaction as the reservations it reflects, so no
+    # change of sellable stock can be committed without its push.
+    request_push(store, routing, order.shop_id, {l.sku for l in order.lines if l.sku}, now)
     if order.state != "open":
         return close_order(store, order.shop_id, order.order_id, order.state, now)
     return reconcile(store, routing, order, region_id, now)
+
+
+def request_push(store: Store, routing: ShopRouting, shop_id: str, skus, now: datetime) -> None:
+    if routing.push_after is not None and skus:
+        store.request_push(shop_id, skus, "orders", now + routing.push_after, now)
 
 
 def close_order(store: Store, shop_id: str, order_id: str, state: str, now: datetime) -> str:
@@ -97,12 +108,14 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
 
     if to_route:
         nodes_before = {r.node_id for r in held.values()}
+        skus = {l.sku for l in to_route}
         result = routing.router.route(
             replace(order, lines=tuple(to_route)),
             region_id,
-            discounted(store.sellable(shop_id, {l.sku for l in to_route}), routing.factors),
+            discounted(store.sellable(shop_id, skus), routing.factors),
             store.orders_today(shop_id, routing.local_day(now)),
             now,
+            store.opportunity_costs(shop_id, skus),
         )
         store.save_decisions(shop_id, order_id, result.mode.value, result.region_id, result.decisions, now)
         store.reserve_many(shop_id, order_id,
@@ -162,4 +175,5 @@ def apply_refund(store: Store, routing: ShopRouting, refund: RefundCreated, shop
         updated_at=stored.updated_at or now, ship_to=None, lines=lines, state="open",
     )
     store.set_skip_reasons(shop_id, refund.order_id, [(l.line_id, r) for l in lines if (r := skip_reason(l))])
+    request_push(store, routing, shop_id, {l.sku for l in lines if l.sku}, now)
     return reconcile(store, routing, order, stored.region_id, now)

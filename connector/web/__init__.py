@@ -7,6 +7,7 @@ from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from connector.bootstrap import Container, build
+from connector.services.group_commit import GroupCommit
 from connector.worker import InboxWorker
 
 
@@ -17,10 +18,22 @@ def create_app(container: Container | None = None, *, config_path: str | None = 
     app.config["MAX_CONTENT_LENGTH"] = container.settings.web.max_body_bytes
     app.extensions["connector"] = container
     app.extensions["connector_stores"] = threading.local()
+    web = container.settings.web
+    if web.group_commit:
+        # Built here, started by the first delivery: so in each process that serves.
+        app.extensions["connector_group_commit"] = GroupCommit(
+            container.open_store, max_rows=web.group_commit_max_rows,
+            max_wait_seconds=web.group_commit_max_wait_ms / 1000, queue_size=web.group_commit_queue_size,
+            # As long as a request would have waited for the write lock itself, plus
+            # a second for the group ahead of it.
+            answer_timeout_seconds=container.settings.busy_timeout_ms / 1000 + 1,
+        )
 
+    from connector.web.api import bp as api_bp
     from connector.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

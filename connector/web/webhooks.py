@@ -4,9 +4,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from connector.services.group_commit import CommitAlone, GroupCommit, NotStored
 from connector.web import current_store
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+# Seconds a sender should wait before redelivering a webhook answered 503.
+RETRY_AFTER_SECONDS = 1
 
 
 @bp.post("/shopify")
@@ -22,12 +26,28 @@ def woocommerce():
 def _ingest(platform: str):
     container = current_app.extensions["connector"]
     raw_body = _raw_body(current_app.config["MAX_CONTENT_LENGTH"])
-    outcome = container.inbox.ingest(current_store(), platform, raw_body, request.headers)
+    try:
+        outcome = container.inbox.ingest(_inbox_writer(), platform, raw_body, request.headers)
+    except NotStored as exc:
+        # Not known to be committed, so not acknowledged: Shopify and WooCommerce redeliver.
+        response = jsonify({"error": "unavailable", "detail": str(exc)})
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, 503
     if outcome.queued:
         worker = current_app.extensions.get("inbox_worker")
         if worker is not None:
             worker.notify()
     return jsonify(outcome.body), outcome.status
+
+
+def _inbox_writer() -> GroupCommit | CommitAlone:
+    """The process's group commit when the server runs several requests at once in
+    this process (gunicorn gthread); else a group of one in this thread, since a
+    process serving one request at a time never has anything to group."""
+    group_commit = current_app.extensions.get("connector_group_commit")
+    if group_commit is not None and request.environ.get("wsgi.multithread"):
+        return group_commit
+    return CommitAlone(current_store())
 
 
 def _raw_body(limit: int) -> bytes:
@@ -43,4 +63,3 @@ def _raw_body(limit: int) -> bytes:
     if len(raw) > limit:
         raise RequestEntityTooLarge()
     return raw
-

@@ -271,3 +271,21 @@ def test_targets_are_monotone_in_demand(east, west, sigma_e, sigma_w, more, serv
     for key, target in before.items():
         assert after[key].reorder_point >= target.reorder_point
         assert after[key].target_level >= target.target_level >= target.reorder_point
+
+
+def test_a_sku_is_planned_only_where_its_handling_allows():
+    from connector.domain.model import Handling, SkuRule
+
+    cheap = Node("popup", "popup", "popup", "launch_buffer", {"city": Lane("city", 0, 4.0)})
+    cold = Node("cold", "cold", "cold_storage", "evergreen", {"city": Lane("city", 1, 11.0)},
+                capabilities=frozenset({"cold_chain"}))
+    network = Network(shop_id="s", timezone="UTC", regions={"city": Region("city", "City", 1, countries=frozenset({"US"}))},
+                      nodes={"popup": cheap, "cold": cold}, sku_rules=(),
+                      routing=RoutingPolicy(Mode.NORMAL, {m: ModePolicy((Rule.CHEAPEST,)) for m in Mode}))
+    serum = SkuRule("SERUM-*", frozenset({Handling.COLD_CHAIN}))
+    assert demand_attribution(network, NOW, None) == {"city": "popup"}
+    assert demand_attribution(network, NOW, None, serum) == {"city": "cold"}
+    forecasts = {(sku, "city"): Forecast(sku, "city", 10.0, 2.0, "ewma", 8) for sku in ("SERUM-1", "CANDLE-1")}
+    rules = {"SERUM-1": serum, "CANDLE-1": SkuRule("*")}
+    targets = node_targets(network, forecasts, PlanningPolicy(), NOW, rule_of=rules.__getitem__)
+    assert {key for key in targets} == {("SERUM-1", "cold"), ("CANDLE-1", "popup")}

@@ -1,0 +1,278 @@
+"""Forecast -> targets -> regional allocation -> rebalance plan, per shop.
+
+Orchestration only: read orders, stock and transfers from the store, call the
+pure planning functions (``domain.forecast``, ``domain.planning``,
+``domain.allocation``, ``domain.rebalance``), save what they decide.
+
+- ``forecast``: weekly demand per SKU × region from the last
+  ``history_weeks`` of orders; saved, so the frequent allocation runs reuse the
+  nightly forecast.
+- ``allocate``: what each region may sell of each SKU (the storefront shows
+  it) and the dual prices routing reads. Stock is sellable stock (available −
+  our reservations, stale nodes discounted as routing does) minus the node's
+  safety stock.
+- ``rebalance``: transfers that top nodes up to their targets, each with its
+  approval verdict; stored unless ``dry_run``.
+- ``reorder``: per node, what is at or below its reorder point.
+
+Positions count inbound transfers (proposed, approved, in transit) so a
+transfer waiting for approval is not proposed a second time; stock only counts
+at the destination once it is received.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Mapping
+
+from connector.config import Settings, ShopSettings
+from connector.domain.allocation import SkuAllocation, SkuProblem, allocate, eligible_arcs
+from connector.domain.forecast import (
+    Forecast,
+    ForecastPolicy,
+    LaunchUplift,
+    forecast_demand,
+    horizon_units,
+    weekly_buckets,
+)
+from connector.domain.health import discounted
+from connector.domain.planning import (
+    NodeTarget,
+    PlanningPolicy,
+    ReorderSuggestion,
+    days_of_cover,
+    node_targets,
+    reorder_suggestions,
+)
+from connector.domain.rebalance import (
+    ApprovalPolicy,
+    SkuPosition,
+    TransferLane,
+    approval_for,
+    plan_transfers,
+)
+from connector.store import Store, parse_ts
+
+OPEN_TRANSFER_STATUSES = ("proposed", "approved", "in_transit")
+
+
+@dataclass(frozen=True)
+class AllocationReport:
+    shop_id: str
+    skus: int
+    units_allocated: int
+    unmet_forecast_units: float
+    priced_nodes: int  # (sku, node) pairs whose units carry an opportunity cost
+    allocations: tuple[SkuAllocation, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class TransferProposal:
+    sku: str
+    from_node: str
+    to_node: str
+    units: int
+    unit_cost: float
+    lead_days: int
+    status: str  # "approved" (no approval needed) or "proposed" (waits for a person)
+    emergency: bool
+    reason: str
+    transfer_id: int | None = None  # set once stored
+
+
+@dataclass(frozen=True)
+class RebalanceReport:
+    shop_id: str
+    dry_run: bool
+    transfers: tuple[TransferProposal, ...] = field(default_factory=tuple)
+
+    @property
+    def needing_approval(self) -> int:
+        return sum(1 for t in self.transfers if t.status == "proposed")
+
+
+class Planning:
+    """``routing_for(store, shop_id, now)`` is the inbox's view of a shop's routing:
+    its network with node health folded in and the stale-stock discount factors."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime], routing_for: Callable):
+        self.settings = settings
+        self.clock = clock
+        self.routing_for = routing_for
+
+    # ------------------------------------------------------------ forecast
+
+    def forecast(self, store: Store, shop_id: str) -> dict[tuple[str, str], Forecast]:
+        shop = self.settings.shops[shop_id]
+        now = self.clock()
+        weeks = shop.planning.history_weeks
+        sales = [(sku, region, parse_ts(at), qty)
+                 for sku, region, at, qty in store.sales(shop_id, now - timedelta(weeks=weeks))]
+        history = weekly_buckets(sales, as_of=now, weeks=weeks)
+        rule_of = self.routing_for(store, shop_id, now).router.sku_rule
+        skus = set(store.stock_skus(shop_id)) | {sku for sku, _ in history}
+
+        def category_of(sku: str) -> str | None:
+            rule = rule_of(sku)
+            # SKUs under one configured rule are alike unless the rule names a category.
+            return rule.category or (rule.pattern if rule.pattern != "*" else None)
+
+        forecasts = forecast_demand(
+            history, skus=sorted(skus), regions=sorted(shop.network.regions), policy=_forecast_policy(shop),
+            category_of=category_of, prior_weekly=lambda sku: rule_of(sku).prior_weekly_units,
+        )
+        store.save_forecasts(shop_id, ((f.sku, f.region, f.weekly, f.sigma, f.method, f.weeks_of_history)
+                                       for f in forecasts.values()), now)
+        return forecasts
+
+    def stored_forecasts(self, store: Store, shop_id: str) -> dict[tuple[str, str], Forecast]:
+        """The last nightly forecast; computed now when there is none yet."""
+        rows = store.forecasts(shop_id)
+        if not rows:
+            return self.forecast(store, shop_id)
+        return {(r["sku"], r["region_id"]): Forecast(r["sku"], r["region_id"], r["weekly"], r["sigma"], r["method"],
+                                                     r["weeks_of_history"]) for r in rows}
+
+    def targets(self, shop_id: str, forecasts: Mapping[tuple[str, str], Forecast], routing,
+                now: datetime) -> dict[tuple[str, str], NodeTarget]:
+        """Per (sku, node), from ``routing``'s view of the network (health folded in)."""
+        shop = self.settings.shops[shop_id]
+        return node_targets(routing.network, forecasts, _planning_policy(shop), now, launches=_launches(shop),
+                            rule_of=routing.router.sku_rule)
+
+    # ------------------------------------------------------------ allocation
+
+    def allocate(self, store: Store, shop_id: str, skus: Iterable[str] | None = None, *,
+                 save: bool = True) -> AllocationReport:
+        """Re-allocates ``skus`` (default: every SKU with stock or a forecast) and, with
+        ``save``, stores the result with its dual prices."""
+        shop = self.settings.shops[shop_id]
+        now = self.clock()
+        routing = self.routing_for(store, shop_id, now)
+        forecasts = self.stored_forecasts(store, shop_id)
+        targets = self.targets(shop_id, forecasts, routing, now)
+        sellable = discounted(store.sellable_all(shop_id), routing.factors)
+        by_sku: dict[str, dict[str, int]] = {}
+        for (node_id, sku), units in sellable.items():
+            by_sku.setdefault(sku, {})[node_id] = units
+        wanted = sorted(set(by_sku) | {sku for sku, _ in forecasts}) if skus is None else sorted(set(skus))
+        hub = shop.planning.hub
+        horizon = shop.planning.horizon_weeks
+        launches = _launches(shop)
+        arcs_by_rule: dict[object, tuple] = {}
+        problems = []
+        for sku in wanted:
+            rule = routing.router.sku_rule(sku)
+            arcs = arcs_by_rule.get(rule)
+            if arcs is None:
+                arcs = arcs_by_rule[rule] = eligible_arcs(routing.network, rule, now,
+                                                          degraded_penalty=shop.planning.degraded_penalty)
+            stock = {}
+            for node_id, units in by_sku.get(sku, {}).items():
+                target = targets.get((sku, node_id))
+                # The hub's safety stock is sized for the whole network (echelon), not as a shelf buffer.
+                buffer = target.safety_stock if target is not None and node_id != hub else 0
+                stock[node_id] = max(0, units - buffer)
+            demand = {region: horizon_units(forecasts[(sku, region)], start=now, weeks=horizon, launches=launches)
+                      for region in shop.network.regions if (sku, region) in forecasts}
+            problems.append(SkuProblem(sku, stock, arcs, demand, rule.unit_value or shop.planning.lost_sale_cost))
+        results = allocate(problems)
+        if save:
+            store.save_allocation(
+                shop_id, wanted,
+                ((a.sku, node, region, units) for a in results for (node, region), units in a.units.items()),
+                ((a.sku, node, cost) for a in results for node, cost in a.opportunity_cost.items()),
+                now,
+            )
+        return AllocationReport(
+            shop_id=shop_id, skus=len(results),
+            units_allocated=sum(sum(a.units.values()) for a in results),
+            unmet_forecast_units=round(sum(sum(a.unmet_demand.values()) for a in results), 2),
+            priced_nodes=sum(1 for a in results for cost in a.opportunity_cost.values() if cost > 0),
+            allocations=tuple(results),
+        )
+
+    # ------------------------------------------------------------ rebalancing and reorder points
+
+    def positions(self, store: Store, shop_id: str) -> dict[tuple[str, str], int]:
+        """(sku, node) -> sellable now + inbound in open transfers."""
+        positions = {(sku, node): units for (node, sku), units in store.sellable_all(shop_id).items()}
+        for (node, sku), units in store.inbound_units(shop_id, OPEN_TRANSFER_STATUSES).items():
+            positions[(sku, node)] = positions.get((sku, node), 0) + units
+        return positions
+
+    def rebalance(self, store: Store, shop_id: str, *, dry_run: bool) -> RebalanceReport:
+        shop = self.settings.shops[shop_id]
+        now = self.clock()
+        routing = self.routing_for(store, shop_id, now)
+        forecasts = self.stored_forecasts(store, shop_id)
+        targets = self.targets(shop_id, forecasts, routing, now)
+        positions = self.positions(store, shop_id)
+        config = shop.rebalance
+        lanes = [TransferLane(l.from_node, l.to_node, l.cost_per_unit, l.lead_days) for l in config.lanes]
+        if not lanes:
+            return RebalanceReport(shop_id, dry_run)
+        value_of = {sku: routing.router.sku_rule(sku).unit_value or shop.planning.lost_sale_cost
+                    for sku in {sku for sku, _ in targets} | {sku for sku, _ in positions}}
+        sku_positions = []
+        for sku in sorted(value_of):
+            nodes = {node for s, node in positions if s == sku} | {node for s, node in targets if s == sku}
+            sku_positions.append(SkuPosition(
+                sku=sku,
+                position={n: positions.get((sku, n), 0) for n in nodes},
+                target={n: targets[(sku, n)].target_level for n in nodes if (sku, n) in targets},
+                floor={n: targets[(sku, n)].safety_stock for n in nodes if (sku, n) in targets},
+                unit_value=value_of[sku],
+            ))
+        planned = plan_transfers(sku_positions, lanes, min_transfer_units=config.min_transfer_units,
+                                 shortage_cost=shop.planning.lost_sale_cost)
+        policy = ApprovalPolicy(config.launch_lock_at, config.approval_units_over, config.approval_value_over,
+                                config.emergency_cover_days)
+        proposals = []
+        for t in planned:
+            target = targets.get((t.sku, t.to_node))
+            cover = days_of_cover(positions.get((t.sku, t.to_node), 0), target.weekly_demand if target else 0.0)
+            verdict = approval_for(t, unit_value=value_of[t.sku], destination_cover_days=cover, policy=policy, now=now)
+            proposals.append(TransferProposal(t.sku, t.from_node, t.to_node, t.units, t.unit_cost, t.lead_days,
+                                              "proposed" if verdict.needed else "approved", verdict.emergency,
+                                              verdict.reason))
+        if dry_run:
+            return RebalanceReport(shop_id, True, tuple(proposals))
+        stored = []
+        with store.db.atomic():
+            for p in proposals:
+                transfer_id = store.add_transfer(
+                    shop_id, sku=p.sku, from_node=p.from_node, to_node=p.to_node, units=p.units,
+                    unit_cost=p.unit_cost, lead_days=p.lead_days, status=p.status, emergency=p.emergency,
+                    approval_reason=p.reason, now=now)
+                store.event(shop_id, f"transfer.{p.status}", str(transfer_id),
+                            {"sku": p.sku, "from": p.from_node, "to": p.to_node, "units": p.units,
+                             "reason": p.reason}, now)
+                stored.append(replace(p, transfer_id=transfer_id))
+        return RebalanceReport(shop_id, False, tuple(stored))
+
+    def reorder(self, store: Store, shop_id: str) -> list[ReorderSuggestion]:
+        shop = self.settings.shops[shop_id]
+        now = self.clock()
+        routing = self.routing_for(store, shop_id, now)
+        targets = self.targets(shop_id, self.stored_forecasts(store, shop_id), routing, now)
+        return reorder_suggestions(targets, self.positions(store, shop_id), _planning_policy(shop))
+
+
+def _launches(shop: ShopSettings) -> tuple[LaunchUplift, ...]:
+    return tuple(LaunchUplift(l.skus, l.starts, l.ends, l.uplift) for l in shop.planning.launches)
+
+
+def _forecast_policy(shop: ShopSettings) -> ForecastPolicy:
+    return ForecastPolicy(alpha=shop.planning.alpha, beta=shop.planning.beta, launches=_launches(shop))
+
+
+def _planning_policy(shop: ShopSettings) -> PlanningPolicy:
+    planning = shop.planning
+    lead = dict(shop.node_lead_time_days)
+    if planning.hub is not None and planning.hub not in lead:
+        supplier = planning.supplier_lead_time_days
+        lead[planning.hub] = planning.lead_time_days if supplier is None else supplier
+    return PlanningPolicy(lead_time_days=planning.lead_time_days, node_lead_time_days=lead,
+                          review_days=planning.review_days, service_level=planning.service_level,
+                          safety_days=planning.safety_days, hub=planning.hub)

@@ -1,0 +1,78 @@
+"""A transfer's life after the plan: approve or reject, ship, receive.
+
+proposed -> approved -> in_transit -> received, or rejected (from proposed or
+approved). Each step only moves on from the status the caller saw, so two
+people approving at once change it once. Every step is in the audit log with
+who did it.
+
+Stock moves with the transfer: shipping takes the units off the source node,
+receiving puts them on the destination — in transit they are counted nowhere
+sellable, so the storefront never promises them from either end. A node whose
+stock comes from a 3PL gets its true figure back at its next sync; the
+adjustment only bridges the gap until then. A received transfer asks for a
+push of that SKU straight away.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from connector.config import Settings
+from connector.store import Store
+
+# action -> (statuses it may start from, status it leads to)
+TRANSITIONS = {
+    "approve": (("proposed",), "approved"),
+    "reject": (("proposed", "approved"), "rejected"),
+    "ship": (("approved",), "in_transit"),
+    "receive": (("in_transit",), "received"),
+}
+
+
+class TransferError(Exception):
+    """A step that cannot be taken; the message says why, for the person who tried."""
+
+
+class Transfers:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]):
+        self.settings = settings
+        self.clock = clock
+
+    def approve(self, store: Store, transfer_id: int, by: str) -> dict:
+        return self._step(store, transfer_id, "approve", by)
+
+    def reject(self, store: Store, transfer_id: int, by: str, note: str | None = None) -> dict:
+        return self._step(store, transfer_id, "reject", by, note)
+
+    def ship(self, store: Store, transfer_id: int, by: str) -> dict:
+        return self._step(store, transfer_id, "ship", by)
+
+    def receive(self, store: Store, transfer_id: int, by: str) -> dict:
+        return self._step(store, transfer_id, "receive", by)
+
+    def _step(self, store: Store, transfer_id: int, action: str, by: str, note: str | None = None) -> dict:
+        allowed, status = TRANSITIONS[action]
+        now = self.clock()
+        with store.write():
+            transfer = store.transfer(transfer_id)
+            if transfer is None:
+                raise TransferError(f"no transfer {transfer_id}")
+            if transfer["status"] not in allowed:
+                raise TransferError(f"transfer {transfer_id} is {transfer['status']}; "
+                                    f"only a {' or '.join(allowed)} transfer can be {_past(action)}")
+            store.set_transfer_status(transfer_id, expected=transfer["status"], status=status, now=now, by=by,
+                                      note=note)
+            shop_id, sku, units = transfer["shop_id"], transfer["sku"], transfer["units"]
+            if action == "ship":
+                store.adjust_stock(shop_id, transfer["from_node"], sku, -units, "transfer", now)
+            elif action == "receive":
+                store.adjust_stock(shop_id, transfer["to_node"], sku, units, "transfer", now)
+                store.request_push(shop_id, [sku], "transfer received", now, now)
+            store.event(shop_id, f"transfer.{status}", str(transfer_id),
+                        {"sku": sku, "from": transfer["from_node"], "to": transfer["to_node"], "units": units,
+                         "by": by, "note": note}, now)
+        return store.transfer(transfer_id)
+
+
+def _past(action: str) -> str:
+    return {"approve": "approved", "reject": "rejected", "ship": "shipped", "receive": "received"}[action]

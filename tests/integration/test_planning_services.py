@@ -1,0 +1,152 @@
+"""Planning services against SQLite: forecast from processed orders, allocation with
+dual prices, routing reading them, rebalance with approvals, and transfers."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from connector import sandbox
+from connector.services.transfers import TransferError
+from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET
+
+S = SHOPIFY_SHOP
+
+
+def process_orders(container, store, clock, count: int, *, days_back: int = 21, seed: int = 3):
+    """Sandbox Shopify orders spread over the last ``days_back`` days, ingested and processed."""
+    rng = random.Random(seed)
+    now = clock()
+    for i in range(count):
+        placed = now - timedelta(days=days_back) + timedelta(days=days_back * i / count)
+        hook = sandbox.shopify_webhook(SHOPIFY_SECRET, sandbox.shopify_order(rng, 50_000 + i, 9_000 + i, placed))
+        container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+    report = container.inbox.process(store)
+    assert report.failed == 0
+
+
+def test_forecast_reads_processed_orders_per_sku_and_region(container, store, clock):
+    process_orders(container, store, clock, 150)
+    sold = {}
+    for sku, region, _at, qty in store.sales(S, clock() - timedelta(weeks=26)):
+        sold[(sku, region)] = sold.get((sku, region), 0) + qty
+    forecasts = container.planning.forecast(store, S)
+    assert sold, "the sandbox orders should have sold something"
+    busiest = max(sold, key=sold.get)
+    assert forecasts[busiest].weekly > 0
+    # Regions with no sales of a SKU that others sold are forecast lower than its busiest region.
+    quiet = [key for key in forecasts if key[0] == busiest[0] and key not in sold]
+    assert all(forecasts[key].weekly < forecasts[busiest].weekly for key in quiet)
+    saved = {(r["sku"], r["region_id"]): r["weekly"] for r in store.forecasts(S)}
+    assert saved[busiest] == pytest.approx(forecasts[busiest].weekly)
+
+
+def test_allocation_never_promises_more_than_is_sellable_and_respects_lanes(container, store, clock):
+    process_orders(container, store, clock, 150)
+    container.planning.forecast(store, S)
+    report = container.planning.allocate(store, S)
+    assert report.skus > 0 and report.units_allocated > 0
+    sellable = store.sellable_all(S)
+    promised: dict[tuple[str, str], int] = {}
+    network = container.settings.shops[S].network
+    for sku, node, region, units in store.allocations(S):
+        promised[(node, sku)] = promised.get((node, sku), 0) + units
+        lane = network.nodes[node].lanes[region]
+        assert lane.transit_days <= network.regions[region].promise_days
+        if sku.startswith("SERUM-"):
+            assert node == "cold-room"  # cold chain only from the cold room
+        if node == "popup-soho":
+            assert region == "nyc-metro"
+    for key, units in promised.items():
+        assert units <= sellable.get(key, 0), key
+
+
+def test_routing_reads_the_allocations_dual_prices(container, store, clock):
+    store.save_allocation(S, ["CANDLE-FIG"], [], [("CANDLE-FIG", "popup-soho", 3.0)], clock())
+    rng = random.Random(5)
+    payload = sandbox.shopify_order(rng, 77_001, 7_001, clock(), lines=1)
+    payload["line_items"][0].update(sku="CANDLE-FIG", quantity=1, current_quantity=1)
+    payload["shipping_address"].update(country_code="US", province_code="NY", zip="10012")
+    hook = sandbox.shopify_webhook(SHOPIFY_SECRET, payload)
+    container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+    container.inbox.process(store)
+    decision = store.current_decisions(S, "77001")[0]
+    assert decision["node_id"] == "popup-soho"  # fastest still decides in the normal chain
+    assert "opportunity cost 3.00/unit" in decision["explanation"]
+
+
+def test_rebalance_stores_transfers_with_their_approval_verdicts(container, store, clock):
+    process_orders(container, store, clock, 150)
+    container.planning.forecast(store, S)
+    dry = container.planning.rebalance(store, S, dry_run=True)
+    assert dry.transfers and store.transfers(S) == []
+    report = container.planning.rebalance(store, S, dry_run=False)
+    stored = store.transfers(S)
+    assert [t["id"] for t in stored] == [t.transfer_id for t in report.transfers]
+    assert {(t.sku, t.from_node, t.to_node, t.units) for t in dry.transfers} == \
+        {(t["sku"], t["from_node"], t["to_node"], t["units"]) for t in stored}
+    # Before the launch lock nothing under the 300-unit threshold needs approval.
+    assert all(t["status"] == "approved" for t in stored if t["units"] <= 300)
+    # The open transfers count as inbound: planning again proposes nothing new.
+    assert container.planning.rebalance(store, S, dry_run=True).transfers == ()
+
+
+def test_after_the_launch_lock_only_emergencies_move_without_approval(container, store, clock):
+    process_orders(container, store, clock, 150)
+    container.planning.forecast(store, S)
+    clock.advance(days=4)  # the sandbox locks three days after its start
+    report = container.planning.rebalance(store, S, dry_run=True)
+    assert report.transfers
+    for t in report.transfers:
+        assert (t.status == "approved") == t.emergency, t
+        if not t.emergency:
+            assert "launch lock" in t.reason
+
+
+def test_transfer_lifecycle_moves_stock_only_on_ship_and_receive(container, store, clock):
+    transfer_id = store.add_transfer(S, sku="CANDLE-FIG", from_node="central", to_node="popup-soho", units=20,
+                                     unit_cost=0.8, lead_days=1, status="proposed", emergency=False,
+                                     approval_reason="launch lock", now=clock())
+    before = {n: store.stock_level(S, n, "CANDLE-FIG") for n in ("central", "popup-soho")}
+    with pytest.raises(TransferError, match="only a approved transfer can be shipped"):
+        container.transfers.ship(store, transfer_id, "ops")
+    assert container.transfers.approve(store, transfer_id, "maya")["status"] == "approved"
+    with pytest.raises(TransferError, match="is approved"):
+        container.transfers.approve(store, transfer_id, "maya")
+    container.transfers.ship(store, transfer_id, "ops")
+    assert store.stock_level(S, "central", "CANDLE-FIG") == before["central"] - 20
+    assert store.stock_level(S, "popup-soho", "CANDLE-FIG") == before["popup-soho"]  # in transit: nowhere
+    assert store.inbound_units(S, ["in_transit"]) == {("popup-soho", "CANDLE-FIG"): 20}
+    row = container.transfers.receive(store, transfer_id, "popup team")
+    assert row["status"] == "received" and row["received_at"] and row["decided_by"] == "popup team"
+    assert store.stock_level(S, "popup-soho", "CANDLE-FIG") == before["popup-soho"] + 20
+    assert [p["shop_id"] for p in store.pending_pushes()] == [S]
+    kinds = [e["kind"] for e in store.events(S) if e["subject"] == str(transfer_id)]
+    assert kinds == ["transfer.received", "transfer.in_transit", "transfer.approved"]
+    with pytest.raises(TransferError, match="no transfer 999"):
+        container.transfers.reject(store, 999, "maya")
+
+
+def test_a_rejected_transfer_frees_its_deficit_for_the_next_plan(container, store, clock):
+    process_orders(container, store, clock, 150)
+    container.planning.forecast(store, S)
+    first = container.planning.rebalance(store, S, dry_run=False).transfers[0]
+    container.transfers.reject(store, first.transfer_id, "maya", note="not before the launch")
+    again = container.planning.rebalance(store, S, dry_run=True).transfers
+    assert [(t.sku, t.from_node, t.to_node) for t in again] == [(first.sku, first.from_node, first.to_node)]
+
+
+def test_orders_request_a_debounced_push_in_the_same_transaction(container, store, clock):
+    process_orders(container, store, clock, 5)
+    pending = store.pending_pushes()
+    assert {p["shop_id"] for p in pending} == {S}
+    assert pending[0]["due_at"] == (clock() + timedelta(seconds=5)).isoformat(timespec="microseconds")
+    # Not due yet: nothing is taken.
+    assert container.availability.push_due(store) == []
+    assert store.pending_pushes()
+    clock.advance(seconds=6)
+    reports = container.availability.push_due(store)
+    assert [r.shop_id for r in reports] == [S]
+    assert reports[0].skipped and "credentials" in reports[0].skipped  # the sandbox has no Shopify token
+    assert store.pending_pushes() == []
