@@ -249,12 +249,15 @@ def _planning(db: sqlite_utils.Database) -> None:
         not_null={"quantity", "reserved_at_push", "held", "pushed_at"},
         defaults={"held": 0},
     )
-    # A debounced push waiting to run: written with the reservations that made it necessary.
+    # A debounced push waiting to run, written with the reservations that made it
+    # necessary: one row per shop, and the SKUs it covers (all of them when all_skus).
     db["push_requests"].create(
-        {"shop_id": str, "due_at": str, "skus": str, "reasons": str, "requested_at": str},
+        {"shop_id": str, "due_at": str, "all_skus": int, "reasons": str, "requested_at": str},
         pk="shop_id",
-        not_null={"due_at", "requested_at"},
+        not_null={"due_at", "all_skus", "reasons", "requested_at"},
     )
+    db.execute("CREATE TABLE push_request_skus (shop_id TEXT NOT NULL, sku TEXT NOT NULL, "
+               "PRIMARY KEY (shop_id, sku)) WITHOUT ROWID")
 
 
 # ---------------------------------------------------------------- rows
@@ -820,7 +823,8 @@ class Store:
             for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
                           "order_lines", "orders", "stock", "events", "forward_jobs", "shipments", "sync_runs",
                           "node_sync_state", "provider_poll_state", "forecasts", "allocations",
-                          "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests"):
+                          "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests",
+                          "push_request_skus"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             counts["webhook_inbox"] = self.conn.execute(
                 "DELETE FROM webhook_inbox WHERE shop_id = ? AND id IS NOT ?", (shop_id, keep_inbox_id)
@@ -1233,30 +1237,32 @@ class Store:
     def request_push(self, shop_id: str, skus: Iterable[str], reason: str, due_at: datetime, now: datetime) -> None:
         """Debounce: the first request sets when the push runs; later ones only add SKUs, so a
         steady stream of orders still pushes every debounce interval. ``skus`` empty = all."""
-        skus = sorted(set(skus))
-        row = self._one("SELECT skus, reasons FROM push_requests WHERE shop_id = ?", (shop_id,))
-        if row is None:
-            self.conn.execute(
-                "INSERT INTO push_requests (shop_id, due_at, skus, reasons, requested_at) VALUES (?, ?, ?, ?, ?)",
-                (shop_id, ts(due_at), json.dumps(skus) if skus else None, json.dumps([reason]), ts(now)),
-            )
-            return
-        pending = None if row[0] is None else set(json.loads(row[0]))
-        merged = None if (pending is None or not skus) else sorted(pending | set(skus))
-        reasons = json.loads(row[1] or "[]")
-        if reason not in reasons:
-            reasons.append(reason)
-        self.conn.execute("UPDATE push_requests SET skus = ?, reasons = ? WHERE shop_id = ?",
-                          (None if merged is None else json.dumps(merged), json.dumps(reasons), shop_id))
+        skus = set(skus)
+        # Runs once per processed order: two statements, no read-modify-write.
+        self.conn.execute(
+            "INSERT INTO push_requests (shop_id, due_at, all_skus, reasons, requested_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET all_skus = MAX(all_skus, excluded.all_skus), reasons = CASE "
+            "WHEN instr(',' || reasons || ',', ',' || excluded.reasons || ',') THEN reasons "
+            "ELSE reasons || ',' || excluded.reasons END",
+            (shop_id, ts(due_at), 0 if skus else 1, reason, ts(now)),
+        )
+        if skus:
+            self.conn.executemany("INSERT OR IGNORE INTO push_request_skus (shop_id, sku) VALUES (?, ?)",
+                                  ((shop_id, sku) for sku in skus))
 
     def take_due_pushes(self, now: datetime) -> list[tuple[str, list[str] | None, list[str]]]:
         """Removes and returns the requests due by ``now``: (shop, SKUs or None for all, reasons)."""
+        taken = []
         with self.db.atomic():
-            rows = self._all("SELECT shop_id, skus, reasons FROM push_requests WHERE due_at <= ? ORDER BY shop_id",
+            rows = self._all("SELECT shop_id, all_skus, reasons FROM push_requests WHERE due_at <= ? ORDER BY shop_id",
                              (ts(now),))
-            self.conn.executemany("DELETE FROM push_requests WHERE shop_id = ?", ((r[0],) for r in rows))
-        return [(shop, None if skus is None else json.loads(skus), json.loads(reasons or "[]"))
-                for shop, skus, reasons in rows]
+            for shop_id, all_skus, reasons in rows:
+                skus = [r[0] for r in self._all("SELECT sku FROM push_request_skus WHERE shop_id = ? ORDER BY sku",
+                                                (shop_id,))]
+                self.conn.execute("DELETE FROM push_request_skus WHERE shop_id = ?", (shop_id,))
+                self.conn.execute("DELETE FROM push_requests WHERE shop_id = ?", (shop_id,))
+                taken.append((shop_id, None if all_skus else skus, reasons.split(",")))
+        return taken
 
     def pending_pushes(self) -> list[dict]:
         return self._dicts("SELECT * FROM push_requests ORDER BY due_at")

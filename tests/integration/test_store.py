@@ -256,3 +256,19 @@ def test_killed_mid_batch_commits_nothing_and_the_next_run_finishes(tmp_path, db
         assert json.loads(store.webhook(1)["headers"])["X-Shopify-Topic"] == "orders/create"
     finally:
         store.close()
+
+
+def test_push_requests_debounce_and_merge(store):
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
+    store.request_push("s", ["A", "B"], "orders", t0 + timedelta(seconds=5), t0)
+    # A later request does not push the due time back (a steady stream still pushes) and merges SKUs.
+    store.request_push("s", ["B", "C"], "orders", t0 + timedelta(seconds=9), t0 + timedelta(seconds=4))
+    store.request_push("s", ["D"], "transfer received", t0 + timedelta(seconds=4), t0 + timedelta(seconds=4))
+    store.request_push("all", [], "sync", t0, t0)
+    store.request_push("all", ["X"], "orders", t0, t0)
+    assert store.take_due_pushes(t0 + timedelta(seconds=4)) == [("all", None, ["sync", "orders"])]
+    assert store.take_due_pushes(t0 + timedelta(seconds=5)) == [("s", ["A", "B", "C", "D"],
+                                                                   ["orders", "transfer received"])]
+    assert store.take_due_pushes(t0 + timedelta(days=1)) == []
