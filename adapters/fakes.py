@@ -344,7 +344,8 @@ class FakeWooStore:
                 product = self.products.get(update.get("id"))
                 if product is None or product["parent_id"] != (parent_id or 0):
                     answer.append({"id": update.get("id"), "error": {"code": "woocommerce_rest_product_invalid_id",
-                                                                     "message": "Invalid ID.", "data": {"status": 400}}})
+                                                                     "message": "Invalid ID.",
+                                                                     "data": {"status": 400}}})
                     continue
                 if update["id"] in self.refuse:
                     answer.append({"id": update["id"], "error": self.refuse[update["id"]]})

@@ -150,6 +150,7 @@ class Availability:
         if not locations:
             report.skipped = "no node has a shopify_location"
             return
+        before = client.stats.requests.copy()
         skus = [a.sku for a in allocations]
         items = store.storefront_items(shop.id, skus)
         missing = [sku for sku in skus if sku not in items]
@@ -178,17 +179,19 @@ class Availability:
         outcome = ShopifyPusher(client).push(desired, known, grew, dry_run=report.dry_run,
                                              reference_uri=f"gid://micro-fulfillment-connector/Push/{shop.id}")
         report.unchanged = outcome.unchanged
-        report.calls = dict(outcome.calls)
+        report.calls = dict(client.stats.requests - before)
         for key, plan in sorted(outcome.planned.items()):
             sku, node = key_of[key]
             report.changes.append((sku, node, plan.change_from, plan.quantity))
         for key, why in outcome.failures.items():
             sku, node = key_of[key]
             report.failures[f"{sku}@{node}"] = why
-        if not report.dry_run and outcome.at_store:
-            base.save([(*key_of[key], quantity, raw[key]) for key, quantity in outcome.at_store.items()])
+        if not report.dry_run:
+            base.save([(*key_of[key], quantity, raw[key])
+                       for key, quantity in _confirmed(desired, known, outcome).items()])
 
     def _push_woo(self, store: Store, shop: ShopSettings, client, allocations, report: PushReport) -> None:
+        before = client.stats.requests.copy()
         skus = [a.sku for a in allocations]
         items = client.find_by_sku(skus)
         report.not_in_store = sorted(set(skus) - set(items))
@@ -204,13 +207,25 @@ class Availability:
                 known[a.sku] = known_value
         outcome = WooPusher(client).push(desired, meta, known, grew, items, dry_run=report.dry_run)
         report.unchanged = outcome.unchanged
-        report.calls = dict(outcome.calls)
+        report.calls = dict(client.stats.requests - before)
         for sku, update in sorted(outcome.planned.items()):
             report.changes.append((sku, TOTAL, known.get(sku, items[sku].stock_quantity), update.stock_quantity))
         for sku, why in outcome.failures.items():
             report.failures[f"{sku}@{TOTAL}"] = why
-        if not report.dry_run and outcome.at_store:
-            base.save([(sku, TOTAL, quantity, raw[sku]) for sku, quantity in outcome.at_store.items()])
+        if not report.dry_run:
+            base.save([(sku, TOTAL, quantity, raw[sku])
+                       for sku, quantity in _confirmed(desired, known, outcome).items()])
+
+
+def _confirmed(desired, known, outcome) -> dict:
+    """What the store holds after a push, per key: what it confirmed, and for keys left
+    alone because they already matched, what we knew. Saving the latter too moves their
+    reservation baseline on, so growth that explained a hold is not counted again later."""
+    confirmed = dict(outcome.at_store)
+    for key in desired:
+        if key in known and key not in confirmed and key not in outcome.planned and key not in outcome.failures:
+            confirmed[key] = known[key]
+    return confirmed
 
 
 class _Base:
