@@ -1,10 +1,13 @@
-"""What every benchmark prints about the machine it ran on, and whether it was quiet."""
+"""What every benchmark prints about the machine it ran on, and whether it was quiet,
+and the local HTTP server the provider-simulating benchmarks serve from."""
 from __future__ import annotations
 
 import os
 import platform
 import sqlite3
+import threading
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -39,3 +42,24 @@ def machine() -> str:
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (an OS-chosen port) for the ``with`` block.
+    ``handler`` may be given after construction, once it needs the port."""
+
+    def __init__(self, name: str, handler=None):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=name, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)

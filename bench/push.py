@@ -40,11 +40,11 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from _host import cpu_idle_percent, load_average, machine  # bench/ is on sys.path when a script runs
+from _host import LocalServer, cpu_idle_percent, load_average, machine  # bench/ is on sys.path when a script runs
 from adapters.fakes import FakeShopifyAdmin, FakeWooStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,22 +96,9 @@ def make_handler(shopify: FakeShopifyAdmin, woo: FakeWooStore):
     return Handler
 
 
-class Server:
+class Server(LocalServer):
     def __init__(self, shopify: FakeShopifyAdmin, woo: FakeWooStore):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(shopify, woo))
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="bench-push", daemon=True)
-
-    def __enter__(self) -> "Server":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__init__("bench-push", make_handler(shopify, woo))
 
 
 # ---------------------------------------------------------------- runs

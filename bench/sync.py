@@ -56,10 +56,10 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from _host import machine  # bench/ is on sys.path when a script runs
+from _host import LocalServer, machine  # bench/ is on sys.path when a script runs
 from urllib.parse import parse_qs, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -248,24 +248,11 @@ def make_handler(catalog: Catalog):
     return Handler
 
 
-class Server:
+class Server(LocalServer):
     def __init__(self, skus: int, locations: int):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), None)  # handler set below, once the port is known
-        self.port = self.httpd.server_address[1]
+        super().__init__("bench-shipbob")  # the handler needs the catalog, which needs the port
         self.catalog = Catalog(skus, locations, f"http://127.0.0.1:{self.port}")
         self.httpd.RequestHandlerClass = make_handler(self.catalog)
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="bench-shipbob", daemon=True)
-
-    def __enter__(self) -> "Server":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 # ---------------------------------------------------------------- spec check
