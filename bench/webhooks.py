@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/webhooks.py                  # 3000 requests each, background processing on
     .venv/bin/python bench/webhooks.py --no-processing  # ingest alone ([web] process_inbox = false)
+    .venv/bin/python bench/webhooks.py --no-processing --threads 0  # sync workers (groups of one)
+    .venv/bin/python bench/webhooks.py --no-processing --no-group-commit  # gthread, one commit per webhook
     .venv/bin/python bench/webhooks.py --count 10000 --concurrency 16 --duration 60
     .venv/bin/python bench/webhooks.py --profile 1000   # + cProfile of in-process ingest (no HTTP)
     .venv/bin/python bench/webhooks.py --profile-server # gunicorn workers under cProfile (diagnosis only)
@@ -11,23 +13,28 @@ What it does, all on 127.0.0.1, in a temp dir that is removed afterwards:
 1. Writes the sandbox network (``connector.sandbox.demo_config``) as TOML, runs
    ``init`` through the container (migrations + network sync) and seeds
    ``DEMO_STOCK`` as ``connector demo`` does.
-2. Starts ``gunicorn -w 2 'connector.web:create_app()'`` with CONNECTOR_CONFIG
-   pointing at that file, and the same gunicorn command over a trivial Flask
-   app (POST / reads the body, returns {"ok": true}) as the same-run baseline.
+2. Starts ``gunicorn -w 2 -k gthread --threads 8 'connector.web:create_app()'``
+   (the production command; ``--threads 0``: sync workers) with CONNECTOR_CONFIG
+   pointing at that file, and the same gunicorn command (same worker class and
+   threads) over a trivial Flask app (POST / reads the body, returns
+   {"ok": true}) as the same-run baseline.
 3. Sends the same number of signed Shopify ``orders/create`` deliveries (unique
    X-Shopify-Webhook-Id each) to both with a fixed number of client threads,
    closed loop (each thread sends its next request when the previous answer is
    in), bounded by --count and --duration. The trivial baseline runs before the
    app and again after the app's inbox has drained; the ratio uses their mean.
-   Server CPU per request is read from /proc for the gunicorn process group
-   (main threads = request handling; other threads = the inbox worker).
+   Server CPU per request is read from /proc for the gunicorn process group,
+   split into main threads and other threads (sync workers: requests vs the
+   inbox worker; gthread: the accept loop vs request threads, the group-commit
+   writer and the inbox worker).
 4. Waits (bounded) for the app's background workers to drain, stops gunicorn,
    opens the SQLite file and checks that every acknowledged (HTTP 200) webhook
    id is in webhook_inbox exactly once.
 
 The load generator: raw sockets with the request bytes built before the clock
-starts. gunicorn's default sync worker answers ``Connection: close`` on every
-request, so no HTTP client gets keep-alive here; a raw socket is the cheapest
+starts. gunicorn's sync worker answers ``Connection: close`` on every request,
+so every request here asks for ``Connection: close`` and no worker class gets
+keep-alive (the comparison stays like for like); a raw socket is the cheapest
 way to open a connection, send, and read to EOF (no header parsing beyond the
 status line), so the generator, which shares the 2 cores with the server, costs
 as little as possible. Latency is measured from connect() to EOF.
@@ -172,11 +179,12 @@ def to_toml(data: dict) -> str:
 # ---------------------------------------------------------------- setup
 
 
-def write_config(workdir: Path, process_inbox: bool, batch_size: int | None = None) -> tuple[Path, str, dict]:
+def write_config(workdir: Path, process_inbox: bool, batch_size: int | None = None,
+                 web: dict | None = None) -> tuple[Path, str, dict]:
     now = datetime.now(timezone.utc)
     shopify_secret = secrets.token_hex(16)
     config = sandbox.demo_config(now, str(workdir / "connector.db"), shopify_secret, secrets.token_hex(16))
-    config["web"] = {"process_inbox": process_inbox}
+    config["web"] = {"process_inbox": process_inbox, **(web or {})}
     if batch_size is not None:
         config["processing"] = {"batch_size": batch_size}
     text = to_toml(config)
@@ -207,20 +215,23 @@ def free_port() -> int:
 class Gunicorn:
     """One gunicorn master in its own process group; ``stop`` ends the group."""
 
-    def __init__(self, app: str, workers: int, env: dict, cwd: Path, log: Path, extra: list[str] | None = None):
+    def __init__(self, app: str, workers: int, threads: int, env: dict, cwd: Path, log: Path,
+                 extra: list[str] | None = None):
         self.port = free_port()
         self.log = log
         self._stopped = False
         self._log_file = open(log, "wb")
-        cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-               *(extra or []), app]
+        worker_class = ["-k", "gthread", "--threads", str(threads)] if threads else []
+        cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(workers), *worker_class,
+               "-b", f"127.0.0.1:{self.port}", *(extra or []), app]
         self.proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def cpu_seconds(self) -> tuple[float, float]:
         """user+system CPU so far (Linux /proc) of the master and its workers:
-        (main threads, which serve requests in sync workers; all other threads,
-        e.g. the app's background inbox worker)."""
+        (main threads, which serve requests in sync workers and run the accept
+        loop in gthread workers; all other threads: gthread's request threads,
+        the group-commit writer, the background inbox worker)."""
         tick = os.sysconf("SC_CLK_TCK")
         main = other = 0
         for entry in Path("/proc").iterdir():
@@ -337,6 +348,7 @@ class LoadResult:
         self.server_cpu = 0.0
         self.server_cpu_main = 0.0
         self.server_cpu_other = 0.0
+        self.others_cpu = 0.0  # CPU seconds of every other process on the machine meanwhile
 
     @property
     def ok(self) -> int:
@@ -358,9 +370,21 @@ class LoadResult:
                 f"p50 {self.pct(0.50):6.1f} ms  p99 {self.pct(0.99):6.1f} ms  max {self.pct(1.0):7.1f} ms  "
                 f"errors {errs}  server CPU {self.server_cpu / max(self.sent, 1) * 1000:.2f} ms/req "
                 f"({self.server_cpu / self.elapsed * 100 if self.elapsed else 0:.0f}% of one core"
-                + (f"; request threads {self.server_cpu_main / max(self.sent, 1) * 1000:.2f}, other threads "
+                + (f"; main threads {self.server_cpu_main / max(self.sent, 1) * 1000:.2f}, other threads "
                    f"{self.server_cpu_other / max(self.sent, 1) * 1000:.2f} ms/req" if self.server_cpu_other else "")
-                + ")")
+                + f"; other processes {self.others_cpu / self.elapsed * 100 if self.elapsed else 0:.0f}% of one core)")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs have spent busy since boot (/proc/stat; idle and iowait excluded)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """This process (the load generator): user + system."""
+    times = os.times()
+    return times.user + times.system
 
 
 def run_load(label: str, server: "Gunicorn", requests: list[tuple[str, bytes]], concurrency: int, duration: float,
@@ -397,6 +421,7 @@ def run_load(label: str, server: "Gunicorn", requests: list[tuple[str, bytes]], 
     for t in threads:
         t.start()
     cpu_before = server.cpu_seconds()
+    machine_before, self_before = machine_busy_seconds(), _own_cpu_seconds()
     started = time.perf_counter()
     deadline[0] = started + duration
     start_gate.wait()
@@ -404,9 +429,11 @@ def run_load(label: str, server: "Gunicorn", requests: list[tuple[str, bytes]], 
         t.join(duration + 30)
     result.elapsed = time.perf_counter() - started
     cpu_after = server.cpu_seconds()
+    machine_after, self_after = machine_busy_seconds(), _own_cpu_seconds()
     result.server_cpu_main = cpu_after[0] - cpu_before[0]
     result.server_cpu_other = cpu_after[1] - cpu_before[1]
     result.server_cpu = result.server_cpu_main + result.server_cpu_other
+    result.others_cpu = max(0.0, (machine_after - machine_before) - result.server_cpu - (self_after - self_before))
     for rows in per_thread:
         for key, status, latency, body, error in rows:
             result.sent += 1
@@ -552,6 +579,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="max seconds per load phase (default 30)")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for each app (default 2)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="gthread workers with this many threads each, for both apps (default 8, the production "
+                             "command); 0: gunicorn's sync workers")
+    parser.add_argument("--no-group-commit", action="store_true",
+                        help="[web] group_commit = false: one commit per webhook, in the request thread")
+    parser.add_argument("--group-commit-max-wait-ms", type=float, default=None,
+                        help="[web] group_commit_max_wait_ms (default: the product default)")
+    parser.add_argument("--group-commit-max-rows", type=int, default=None,
+                        help="[web] group_commit_max_rows (default: the product default)")
     parser.add_argument("--lines", type=int, default=3, help="line items per order (default 3: ~4.1 KB bodies)")
     parser.add_argument("--no-processing", action="store_true", help="[web] process_inbox = false: ingest only")
     parser.add_argument("--drain-timeout", type=float, default=45.0, help="max seconds to wait for the inbox to drain")
@@ -559,12 +595,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="[processing] batch_size in the config (default: the product default, 50)")
     parser.add_argument("--stock-multiplier", type=int, default=1, help="seed DEMO_STOCK x N (default 1, as the demo)")
     parser.add_argument("--gunicorn-arg", action="append", default=[],
-                        help="extra gunicorn argument for both apps, e.g. --gunicorn-arg=--worker-class=gthread")
+                        help="extra gunicorn argument for both apps, e.g. --gunicorn-arg=--backlog=64")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="afterwards, cProfile N in-process ingests (Flask test client and bare Inbox.ingest)")
     parser.add_argument("--profile-server", action="store_true",
                         help="run the app's gunicorn workers under cProfile (wall clock) and print the "
-                             "merged profiles of request and inbox threads; slows the app, figures not comparable")
+                             "merged profiles of main and inbox threads (the main thread serves requests only in "
+                             "sync workers: use with --threads 0); slows the app, figures not comparable")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, gunicorn logs)")
     args = parser.parse_args(argv)
@@ -573,16 +610,25 @@ def main(argv: list[str] | None = None) -> int:
     idle = cpu_idle_percent()
     print(f"before start: CPU idle {idle:.0f}% over 1 s, load average {load_average()}"
           + ("  (other work is running on this machine: figures will be lower and noisier)" if idle < 85 else ""))
-    print(f"gunicorn -w {args.workers} (sync workers{' ' + ' '.join(args.gunicorn_arg) if args.gunicorn_arg else ''}); "
-          f"{args.concurrency} client threads, closed loop, raw sockets, new connection per request; "
+    web = {}
+    if args.no_group_commit:
+        web["group_commit"] = False
+    if args.group_commit_max_wait_ms is not None:
+        web["group_commit_max_wait_ms"] = args.group_commit_max_wait_ms
+    if args.group_commit_max_rows is not None:
+        web["group_commit_max_rows"] = args.group_commit_max_rows
+    worker_class = f"gthread workers, {args.threads} threads each" if args.threads else "sync workers"
+    print(f"gunicorn -w {args.workers} ({worker_class}{' ' + ' '.join(args.gunicorn_arg) if args.gunicorn_arg else ''}"
+          f", both apps); {args.concurrency} client threads, closed loop, raw sockets, new connection per request; "
           f"background processing {'OFF' if args.no_processing else 'ON'}"
-          + (f", batch_size {args.batch_size}" if args.batch_size else ""))
+          + (f", batch_size {args.batch_size}" if args.batch_size else "")
+          + f"; app [web] {web or 'defaults'}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     servers: list[Gunicorn] = []
     exit_code = 0
     try:
         config_path, secret, _ = write_config(workdir, process_inbox=not args.no_processing,
-                                                batch_size=args.batch_size)
+                                                batch_size=args.batch_size, web=web)
         db_path = init_and_seed(config_path, args.stock_multiplier)
         (workdir / "trivial_app.py").write_text(TRIVIAL_APP)
         fsync = time_fsync(workdir)
@@ -597,15 +643,15 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
         env["CONNECTOR_CONFIG"] = str(config_path)
         env["PYTHONPATH"] = os.pathsep.join([str(workdir), str(REPO)])
-        trivial = Gunicorn("trivial_app:app", args.workers, env, workdir, workdir / "gunicorn-trivial.log",
-                           args.gunicorn_arg)
+        trivial = Gunicorn("trivial_app:app", args.workers, args.threads, env, workdir,
+                           workdir / "gunicorn-trivial.log", args.gunicorn_arg)
         servers.append(trivial)
         app_extra = list(args.gunicorn_arg)
         if args.profile_server:
             (workdir / "profile_hooks.py").write_text(PROFILE_HOOKS.format(outdir=str(workdir)))
             app_extra += ["-c", str(workdir / "profile_hooks.py")]
-        app = Gunicorn("connector.web:create_app()", args.workers, env, REPO, workdir / "gunicorn-app.log",
-                       app_extra)
+        app = Gunicorn("connector.web:create_app()", args.workers, args.threads, env, REPO,
+                       workdir / "gunicorn-app.log", app_extra)
         servers.append(app)
         trivial.wait_healthy()
         app.wait_healthy()
