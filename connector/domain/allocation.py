@@ -149,11 +149,7 @@ def eligible_arcs(
         for node, lane in lanes:
             if not (node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)):
                 continue
-            # Same test as routing._handles, which works on routing's private
-            # candidate type; restated here on (node, lane) rather than coupling to it.
-            if any(h.value not in node.capabilities for h in rule.handling):
-                continue
-            if rule.max_transit_days is not None and lane.transit_days > rule.max_transit_days:
+            if not rule.handled_by(node, lane):
                 continue
             penalty = degraded_penalty if node.status is NodeStatus.DEGRADED else 0.0
             arcs.append(Arc(node.id, region.id, lane.cost_per_order + penalty))

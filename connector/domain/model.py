@@ -114,6 +114,12 @@ class SkuRule:
     prior_weekly_units: float | None = None  # demand assumed for a new SKU (all regions, per week)
     category: str | None = None  # SKUs forecast alike when one has no history of its own
 
+    def handled_by(self, node: "Node", lane: "Lane") -> bool:
+        """Whether ``node`` can ship these SKUs over ``lane``: every handling need is one of
+        its capabilities, and the lane is within the max transit days."""
+        return (all(h.value in node.capabilities for h in self.handling)
+                and (self.max_transit_days is None or lane.transit_days <= self.max_transit_days))
+
 
 @dataclass(frozen=True)
 class Restriction:

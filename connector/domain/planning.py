@@ -29,7 +29,7 @@ from statistics import NormalDist
 from typing import Callable, Mapping, Sequence
 
 from connector.domain.forecast import Forecast, LaunchUplift, horizon_units
-from connector.domain.model import Lane, Network, Node, NodeStatus, SkuRule
+from connector.domain.model import Network, NodeStatus, SkuRule
 
 DAYS_PER_WEEK = 7
 
@@ -105,7 +105,7 @@ def demand_attribution(network: Network, now: datetime, hub: str | None,
             for node in network.nodes.values()
             if node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)
             and (lane := node.lanes.get(region_id)) is not None and lane.transit_days <= promise
-            and (rule is None or _handles(node, lane, rule))
+            and (rule is None or rule.handled_by(node, lane))
         )
         others = [c for c in candidates if c[3] != hub]
         if others or candidates:
@@ -159,11 +159,6 @@ def node_targets(
             targets[(sku, node_id)] = _target(sku, node_id, regional, policy, start, launches)
     return targets
 
-
-def _handles(node: Node, lane: Lane, rule: SkuRule) -> bool:
-    # routing._handles and allocation.eligible_arcs ask the same of a node and lane.
-    return (all(h.value in node.capabilities for h in rule.handling)
-            and (rule.max_transit_days is None or lane.transit_days <= rule.max_transit_days))
 
 
 def reorder_suggestions(

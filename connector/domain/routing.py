@@ -150,7 +150,7 @@ class Router:
                     item, ExceptionReason.NEEDS_HUMAN, f"{item.sku} is oversized and no node is marked oversized-capable"
                 )
                 continue
-            handled = [c for c in candidates if _handles(c, item.rule)]
+            handled = [c for c in candidates if item.rule.handled_by(c.node, c.lane)]
             stocked = [c for c in handled if sellable.get((c.node.id, item.sku), 0) >= item.line.quantity]
             if stocked:
                 eligible[item.line.line_id] = stocked
@@ -458,16 +458,6 @@ def skip_reason(line: OrderLine) -> str | None:
 
 def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
-
-
-def _handles(c: _Candidate, rule: SkuRule) -> bool:
-    caps = c.node.capabilities
-    for handling in rule.handling:
-        if handling.value not in caps:
-            return False
-    if rule.max_transit_days is not None and c.lane.transit_days > rule.max_transit_days:
-        return False
-    return True
 
 
 def _describe_handling(rule: SkuRule) -> str:
