@@ -348,7 +348,9 @@ class LoadResult:
         self.server_cpu = 0.0
         self.server_cpu_main = 0.0
         self.server_cpu_other = 0.0
-        self.others_cpu = 0.0  # CPU seconds of every other process on the machine meanwhile
+        # CPU seconds of everything else on the machine meanwhile: other processes, and
+        # kernel threads (journal commits of the fsyncs, loopback networking)
+        self.others_cpu = 0.0
 
     @property
     def ok(self) -> int:
@@ -372,7 +374,7 @@ class LoadResult:
                 f"({self.server_cpu / self.elapsed * 100 if self.elapsed else 0:.0f}% of one core"
                 + (f"; main threads {self.server_cpu_main / max(self.sent, 1) * 1000:.2f}, other threads "
                    f"{self.server_cpu_other / max(self.sent, 1) * 1000:.2f} ms/req" if self.server_cpu_other else "")
-                + f"; other processes {self.others_cpu / self.elapsed * 100 if self.elapsed else 0:.0f}% of one core)")
+                + f"; rest of the machine {self.others_cpu / self.elapsed * 100 if self.elapsed else 0:.0f}% of one core)")
 
 
 def machine_busy_seconds() -> float:

@@ -44,14 +44,6 @@ class NotStored(Exception):
     """The delivery is not known to be committed: answer 503, never 200."""
 
 
-def _stored(result: tuple[int, bool] | Exception) -> tuple[int, bool]:
-    """One row's result from ``Store.insert_webhooks``, or NotStored for a row that failed."""
-    if isinstance(result, Exception):
-        log.error("storing a webhook failed; it is answered 503", exc_info=result)
-        raise NotStored("the delivery could not be stored") from result
-    return result
-
-
 class CommitAlone:
     """Commits each delivery in its own transaction, in the calling thread."""
 
@@ -60,11 +52,10 @@ class CommitAlone:
 
     def insert_webhook(self, **row: Any) -> tuple[int, bool]:
         try:
-            [result] = self._store.insert_webhooks([row])
+            return self._store.insert_webhook(**row)
         except Exception as exc:  # noqa: BLE001 - the store failed: retryable, not a 500
             log.exception("storing a webhook failed; it is answered 503")
             raise NotStored("the delivery could not be stored") from exc
-        return _stored(result)
 
 
 class _Waiter:
@@ -109,7 +100,10 @@ class GroupCommit:
             raise NotStored("not stored in time")
         if waiter.error is not None:
             raise NotStored("the delivery could not be stored") from waiter.error
-        return _stored(waiter.result)
+        if isinstance(waiter.result, Exception):  # this row alone failed; the rest of its group is stored
+            log.error("storing a webhook failed; it is answered 503", exc_info=waiter.result)
+            raise NotStored("the delivery could not be stored") from waiter.result
+        return waiter.result
 
     def stop(self, timeout: float = 10.0) -> None:
         """Refuse new deliveries, store the queued ones, close the connection."""
