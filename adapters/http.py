@@ -707,6 +707,33 @@ def _utc(moment: datetime) -> datetime:
 # ---------------------------------------------------------------- response readers
 
 
+def graphql_error_code(error: object) -> str | None:
+    """A GraphQL error's code: top-level ``code`` (ShipHero) or ``extensions.code`` (the spec's place, Shopify)."""
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code")
+    if code is None and isinstance(error.get("extensions"), dict):
+        code = error["extensions"].get("code")
+    return None if code is None else str(code)
+
+
+def describe_graphql_errors(errors: list) -> str:
+    """The first few entries of a GraphQL ``errors`` list in one line, for logs and exceptions."""
+    parts = []
+    for error in errors[:5]:
+        if isinstance(error, dict):
+            text = str(error.get("message") or "unknown error")
+            code = graphql_error_code(error)
+            if code is not None:
+                text += f" (code {code})"
+            if error.get("request_id"):
+                text += f" [request_id {error['request_id']}]"
+            parts.append(text)
+        else:
+            parts.append(str(error)[:200])
+    return "; ".join(parts)
+
+
 def expect_object(body: object, provider: str, what: str) -> dict:
     """``body`` when it is a JSON object, else a ProviderResponseError naming the call."""
     if not isinstance(body, dict):

@@ -22,7 +22,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, paginate_cursor
+from adapters.http import HttpClient, RefreshingToken, describe_graphql_errors, paginate_cursor, parse_time, utc_naive
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
@@ -250,7 +250,7 @@ class ShipHeroWarehouse:
                                 operation, wait, throttled, self.max_throttle_retries)
                     self._sleep(wait)
                     continue
-                raise ProviderRejected(f"shiphero: {operation} failed: {_describe(errors)}")
+                raise ProviderRejected(f"shiphero: {operation} failed: {describe_graphql_errors(errors)}")
             data = body.get("data")
             if not isinstance(data, dict) or not isinstance(data.get(operation), dict):
                 raise ProviderResponseError(f"shiphero: {operation} answered without data.{operation}")
@@ -405,21 +405,6 @@ def _throttle_wait(errors: list, default: float) -> float | None:
                     return float(found.group(1))
         return default
     return None
-
-
-def _describe(errors: list) -> str:
-    parts = []
-    for error in errors[:5]:
-        if isinstance(error, dict):
-            text = str(error.get("message") or "unknown error")
-            if error.get("code") is not None:
-                text += f" (code {error['code']})"
-            if error.get("request_id"):
-                text += f" [request_id {error['request_id']}]"
-            parts.append(text)
-        else:
-            parts.append(str(error)[:200])
-    return "; ".join(parts)
 
 
 def _int_field(node: Mapping[str, Any], name: str, *, required: bool = True) -> int:

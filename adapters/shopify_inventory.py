@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from adapters.http import HttpClient, StaticToken, paginate_cursor
+from adapters.http import HttpClient, StaticToken, describe_graphql_errors, graphql_error_code, paginate_cursor
 from connector.domain.model import (
     ProviderAuthError,
     ProviderRejected,
@@ -275,7 +275,7 @@ class ShopifyInventory:
             if errors:
                 if not isinstance(errors, list):
                     raise ProviderResponseError(f"shopify: {operation} 'errors' is not a list: {str(errors)[:200]}")
-                codes = {_error_code(e) for e in errors}
+                codes = {graphql_error_code(e) for e in errors}
                 if "THROTTLED" in codes:
                     if throttled >= self.max_throttle_retries:
                         raise ProviderUnavailable(f"shopify: {operation} still THROTTLED after {throttled} waits")
@@ -288,9 +288,9 @@ class ShopifyInventory:
                     continue
                 if "ACCESS_DENIED" in codes:
                     raise ProviderAuthError(
-                        f"shopify: shop {self.shop_domain} denied {operation}: {_describe(errors)}"
+                        f"shopify: shop {self.shop_domain} denied {operation}: {describe_graphql_errors(errors)}"
                     )
-                raise ProviderRejected(f"shopify: {operation} failed: {_describe(errors)}")
+                raise ProviderRejected(f"shopify: {operation} failed: {describe_graphql_errors(errors)}")
             data = body.get("data")
             if not isinstance(data, dict):
                 raise ProviderResponseError(f"shopify: {operation} answered without data")
@@ -487,7 +487,7 @@ class ShopifyInventory:
             raise ProviderResponseError("shopify: inventoryActivate answered without userErrors")
         if payload["userErrors"]:
             raise ProviderRejected(
-                f"shopify: inventoryActivate {item_gid} at {location_gid}: {_describe(payload['userErrors'])}"
+                f"shopify: inventoryActivate {item_gid} at {location_gid}: {describe_graphql_errors(payload['userErrors'])}"
             )
         available = _available(payload.get("inventoryLevel"), item_gid, location_gid)
         if available is None:
@@ -511,27 +511,6 @@ def _search_value(sku: str) -> str:
     """A SKU as a double-quoted search value: quoting keeps spaces, ``:``, ``(`` and ``)``
     literal; backslash and double quote are escaped with a backslash (search-syntax page)."""
     return '"' + sku.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _error_code(error: object) -> str | None:
-    if isinstance(error, dict) and isinstance(error.get("extensions"), dict):
-        code = error["extensions"].get("code")
-        return code if isinstance(code, str) else None
-    return None
-
-
-def _describe(errors: list) -> str:
-    parts = []
-    for error in errors[:5]:
-        if isinstance(error, dict):
-            text = str(error.get("message") or "unknown error")
-            code = error.get("code") or _error_code(error)
-            if code:
-                text += f" ({code})"
-            parts.append(text)
-        else:
-            parts.append(str(error)[:200])
-    return "; ".join(parts)
 
 
 def _available(level: object, item_gid: str, location_gid: str) -> int | None:
