@@ -148,14 +148,17 @@ class Planning:
         ``save``, stores the result with its dual prices."""
         shop = self.settings.shops[shop_id]
         now = self.clock()
+        skus = None if skus is None else sorted(set(skus))
         routing = self.routing_for(store, shop_id, now)
         forecasts = self.stored_forecasts(store, shop_id)
         targets = self.targets(shop_id, forecasts, routing, now)
-        sellable = discounted(store.sellable_all(shop_id), routing.factors)
+        # A debounced push names a few SKUs: read only theirs, not the whole shop's stock.
+        stock = store.sellable_all(shop_id) if skus is None else store.sellable(shop_id, skus)
+        sellable = discounted(stock, routing.factors)
         by_sku: dict[str, dict[str, int]] = {}
         for (node_id, sku), units in sellable.items():
             by_sku.setdefault(sku, {})[node_id] = units
-        wanted = sorted(set(by_sku) | {sku for sku, _ in forecasts}) if skus is None else sorted(set(skus))
+        wanted = sorted(set(by_sku) | {sku for sku, _ in forecasts}) if skus is None else skus
         hub = shop.planning.hub
         horizon = shop.planning.horizon_weeks
         launches = _launches(shop)
