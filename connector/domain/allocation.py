@@ -52,10 +52,12 @@ the sink takes every unit at a node with an arc. So forecast demand is
 served first, then the rest of the stock is spread over regions in
 demand-sized rounds (a zero-demand region gets one unit per round), then
 whatever is left goes by lane cost; a node that serves only zero-demand regions
-still places all its stock there. G = N * (max c - min c) + 1 cent for the SKU's
-N nodes and arcs: an exchange that moves a unit to a better tier is a residual
-cycle through at most N nodes, changing lane cost by at most N * (max c - min c)
-< G, so tiers always dominate and lane cost only decides within a tier.
+still places all its stock there. G = N * (max c - min c) + 1 cent, where N counts
+every node of the SKU's problem (stocked or not) and max c, min c are taken over
+the lanes from stocked nodes (the only lanes in the graph): an exchange that moves a
+unit to a better tier is a residual cycle through at most N nodes, changing lane
+cost by at most N * (max c - min c) < G, so tiers always dominate and lane cost
+only decides within a tier.
 
 Why min-cost flow: both problems are network flows, so OR-Tools' cost-scaling
 solver finds exact, integral optima (whole units, never a rounded-off LP),
