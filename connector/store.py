@@ -301,6 +301,7 @@ class Store:
         self.db = db
         self.conn: sqlite3.Connection = db.conn
         self.busy_timeout_ms = busy_timeout_ms
+        self._busy_handler_on = True  # see write_transactions_only()
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout_ms: int = 5000) -> "Store":
@@ -317,6 +318,21 @@ class Store:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         return cls(sqlite_utils.Database(conn, execute_plugins=False), busy_timeout_ms)
+
+    def write_transactions_only(self) -> "Store":
+        """For a connection that will run nothing but ``write()`` transactions (the
+        web's group-commit writer): SQLite's busy handler is switched off for good.
+
+        ``_begin_immediate`` polls for the write lock with the handler off anyway,
+        and in WAL mode nothing after BEGIN IMMEDIATE waits for a lock (COMMIT's
+        automatic checkpoint is passive and never calls the handler). So it can
+        skip the two PRAGMAs that turn the handler off and on around every BEGIN:
+        in a web process each statement releases and retakes the GIL its request
+        threads are waiting for.
+        """
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        self._busy_handler_on = False
+        return self
 
     def close(self) -> None:
         self.conn.close()
@@ -355,7 +371,8 @@ class Store:
         lock over within a fraction of a millisecond (measured: webhook ingest under
         two gunicorn workers 1,000/s at 0.5 ms polls, 1,450-1,500/s at 0.1 ms).
         """
-        self.conn.execute("PRAGMA busy_timeout = 0")
+        if self._busy_handler_on:
+            self.conn.execute("PRAGMA busy_timeout = 0")
         try:
             deadline = time.monotonic() + self.busy_timeout_ms / 1000
             while True:
@@ -367,7 +384,8 @@ class Store:
                         raise
                     time.sleep(0.0001)
         finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            if self._busy_handler_on:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["Store"]:
@@ -419,6 +437,12 @@ class Store:
 
     # ------------------------------------------------------------ inbox
 
+    _INSERT_WEBHOOK = (
+        "INSERT INTO webhook_inbox (shop_id, platform, topic, dedupe_key, webhook_id, event_id, "
+        "resource_id, headers, body, received_at, status, attempts, last_error, processed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (shop_id, dedupe_key) DO NOTHING"
+    )
+
     def insert_webhook(
         self,
         *,
@@ -437,18 +461,11 @@ class Store:
     ) -> tuple[int, bool]:
         """Store a delivery durably. Returns (inbox id, duplicate?)."""
         with self.write():
-            cursor = self.conn.execute(
-                "INSERT INTO webhook_inbox (shop_id, platform, topic, dedupe_key, webhook_id, event_id, "
-                "resource_id, headers, body, received_at, status, attempts, last_error, processed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (shop_id, dedupe_key) DO NOTHING",
-                (shop_id, platform, topic, dedupe_key, webhook_id, event_id, resource_id,
-                 json.dumps(dict(headers)), body, ts(received_at), status, last_error,
-                 None if status == "pending" else ts(received_at)),
+            return self._insert_webhook_row(
+                shop_id=shop_id, platform=platform, topic=topic, dedupe_key=dedupe_key, webhook_id=webhook_id,
+                event_id=event_id, resource_id=resource_id, headers=headers, body=body, received_at=received_at,
+                status=status, last_error=last_error,
             )
-            if cursor.rowcount == 1:
-                return cursor.lastrowid, False
-            row = self._one("SELECT id FROM webhook_inbox WHERE shop_id = ? AND dedupe_key = ?", (shop_id, dedupe_key))
-            return row[0], True
 
     def insert_webhooks(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool] | Exception]:
         """Store several deliveries (``insert_webhook`` keyword arguments) in ONE
@@ -456,21 +473,41 @@ class Store:
 
         Returns once COMMIT has returned, one result per row in order: (inbox id,
         duplicate?) as ``insert_webhook`` gives it, or the exception that row raised.
-        Inside the transaction each ``insert_webhook`` runs in its own savepoint
-        (``write()`` nests), so a row that fails is undone alone and the others are
-        still stored. Raises, with nothing stored, when the transaction itself
+        A row that fails is undone alone and the others are still stored. That needs
+        no savepoint per row: each row is one INSERT statement, and SQLite undoes a
+        failed statement entirely and keeps the transaction (ABORT: the resolution of
+        every constraint on webhook_inbox, which has no triggers; the dedupe key's
+        conflict is DO NOTHING). A savepoint would add two statements per row, and in
+        a web process each statement releases and retakes the GIL its request threads
+        are waiting for. Raises, with nothing stored, when the transaction itself
         fails (lock not taken, COMMIT refused, SQLite rolled it all back).
         """
         results: list[tuple[int, bool] | Exception] = []
         with self.write():
             for row in rows:
                 try:
-                    results.append(self.insert_webhook(**row))
+                    results.append(self._insert_webhook_row(**row))
                 except Exception as exc:  # noqa: BLE001 - one bad row must not cost the others their commit
                     if not self.conn.in_transaction:  # I/O error, disk full...: the whole transaction is gone
                         raise
                     results.append(exc)
         return results
+
+    def _insert_webhook_row(self, *, shop_id: str, platform: str, topic: str, dedupe_key: str,
+                            webhook_id: str | None, event_id: str | None, resource_id: str | None,
+                            headers: Mapping[str, str], body: bytes, received_at: datetime,
+                            status: str = "pending", last_error: str | None = None) -> tuple[int, bool]:
+        """One INSERT inside the caller's write transaction: (inbox id, duplicate?)."""
+        received = ts(received_at)
+        cursor = self.conn.execute(
+            self._INSERT_WEBHOOK,
+            (shop_id, platform, topic, dedupe_key, webhook_id, event_id, resource_id, json.dumps(dict(headers)),
+             body, received, status, last_error, None if status == "pending" else received),
+        )
+        if cursor.rowcount == 1:
+            return cursor.lastrowid, False
+        row = self._one("SELECT id FROM webhook_inbox WHERE shop_id = ? AND dedupe_key = ?", (shop_id, dedupe_key))
+        return row[0], True
 
     def next_pending_webhooks(self, limit: int, now: datetime) -> list[InboxRow]:
         rows = self._all(

@@ -7,7 +7,7 @@ webhook costs. ``GroupCommit`` is one writer thread per process that owns a
 connection; request threads hand it their row (``insert_webhook``, the same
 call as ``Store.insert_webhook``, so ``Inbox.ingest`` takes either) and wait.
 The writer takes whatever has queued up, at most ``max_rows``, inserts it in one
-transaction (each row in its own savepoint), commits, and only then wakes each
+transaction (a failing row is undone alone), commits, and only then wakes each
 waiting request with its (inbox id, duplicate?). When the commit fails every
 request of that group gets ``NotStored`` (the web answers 503 and the platform
 redelivers), never a result.
@@ -63,7 +63,11 @@ class _Waiter:
 
     def __init__(self, row: dict[str, Any]):
         self.row = row
-        self.done = threading.Event()
+        # Held from the start; the writer releases it once the answer is in. A bare
+        # lock is CPython's cheapest one-shot signal: a threading.Event is a
+        # Condition whose wait() and set() run Python code and take a second lock.
+        self.done = threading.Lock()
+        self.done.acquire()
         self.result: tuple[int, bool] | Exception | None = None
         self.error: Exception | None = None
 
@@ -96,7 +100,7 @@ class GroupCommit:
                 atexit.register(self.stop)
             self._queue.append(waiter)
             self._cond.notify()
-        if not waiter.done.wait(self._answer_timeout):
+        if not waiter.done.acquire(timeout=self._answer_timeout):
             raise NotStored("not stored in time")
         if waiter.error is not None:
             raise NotStored("the delivery could not be stored") from waiter.error
@@ -146,11 +150,11 @@ class GroupCommit:
                         store = None
                     for waiter in group:
                         waiter.error = exc
-                        waiter.done.set()
+                        waiter.done.release()
                     continue
                 for waiter, result in zip(group, results):
                     waiter.result = result
-                    waiter.done.set()
+                    waiter.done.release()
         finally:
             if store is not None:
                 store.close()

@@ -112,10 +112,8 @@ class Inbox:
         if shop is None or not storefront.verify(raw_body, headers, shop.secrets):
             return IngestOutcome(401, {"error": "unauthorized", "detail": "unknown shop or invalid signature"})
         now = self.clock()
-        kept = {k: v for k, v in headers.items()
-                if k.lower().startswith(_KEPT_HEADER_PREFIXES) or k.lower() in _KEPT_HEADERS}
+        kept = _kept_headers(headers)
         topic = storefront.topic(headers) or ""
-        fallback_key = "sha256:" + hashlib.sha256(raw_body).hexdigest()
         try:
             if not topic:
                 raise PayloadError("the topic header is missing")
@@ -127,9 +125,9 @@ class Inbox:
             message = f"unparseable body: {exc}" if not isinstance(exc, PayloadError) else str(exc)
             inbox_id, _ = store.insert_webhook(
                 shop_id=shop.id, platform=platform, topic=topic or "(none)",
-                dedupe_key=self._delivery_key(storefront, headers) or fallback_key, webhook_id=None, event_id=None,
-                resource_id=None, headers=kept, body=raw_body, received_at=now, status="rejected",
-                last_error=message[:500],
+                dedupe_key=self._delivery_key(storefront, headers) or _body_key(raw_body),
+                webhook_id=None, event_id=None, resource_id=None, headers=kept, body=raw_body, received_at=now,
+                status="rejected", last_error=message[:500],
             )
             return IngestOutcome(400, {"error": "bad_request", "detail": message[:500]}, inbox_id)
         status = "ignored" if isinstance(event, Ignored) else "pending"
@@ -137,7 +135,7 @@ class Inbox:
             shop_id=shop.id,
             platform=platform,
             topic=topic,
-            dedupe_key=_storable(storefront.dedupe_key(headers, payload)) or fallback_key,
+            dedupe_key=_storable(storefront.dedupe_key(headers, payload)) or _body_key(raw_body),
             webhook_id=self._delivery_key(storefront, headers),
             event_id=storefront.event_id(headers),
             resource_id=storefront.resource_id(topic, payload),
@@ -242,6 +240,23 @@ class Inbox:
     def _minimise(store: Store, row: InboxRow, kept: dict) -> None:
         """Compliance bodies carry emails and phone numbers: keep only the ids we acted on."""
         store.replace_webhook_body(row.id, json.dumps(kept, default=list).encode())
+
+
+def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers worth storing, as the sender spelled them."""
+    kept = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered.startswith(_KEPT_HEADER_PREFIXES) or lowered in _KEPT_HEADERS:
+            kept[name] = value
+    return kept
+
+
+def _body_key(raw_body: bytes) -> str:
+    """The dedupe key of a delivery that carries none: a hash of its body. Only
+    computed when needed; hashlib releases the GIL for bodies over 2 kB, and in a
+    threaded web process each release hands the GIL to a waiting thread and back."""
+    return "sha256:" + hashlib.sha256(raw_body).hexdigest()
 
 
 def _storable(text: str | None) -> str | None:

@@ -22,7 +22,7 @@ def create_app(container: Container | None = None, *, config_path: str | None = 
     if web.group_commit:
         # Built here, started by the first delivery: so in each process that serves.
         app.extensions["connector_group_commit"] = GroupCommit(
-            container.open_store, max_rows=web.group_commit_max_rows,
+            lambda: container.open_store().write_transactions_only(), max_rows=web.group_commit_max_rows,
             max_wait_seconds=web.group_commit_max_wait_ms / 1000, queue_size=web.group_commit_queue_size,
             # As long as a request would have waited for the write lock itself, plus
             # a second for the group ahead of it.

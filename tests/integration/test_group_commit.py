@@ -328,7 +328,7 @@ _DIE_BEFORE_COMMIT = textwrap.dedent(
     writer = GroupCommit(container.open_store, max_rows=3, max_wait_seconds=60, queue_size=64,
                          answer_timeout_seconds=60)
     inserted = 0
-    original = Store.insert_webhook
+    original = Store._insert_webhook_row  # one row, inside the group's transaction
 
     def die_in_second_group(self, **row):
         global inserted
@@ -338,7 +338,7 @@ _DIE_BEFORE_COMMIT = textwrap.dedent(
             os._exit(9)  # all three rows of the second group written, COMMIT not reached
         return result
 
-    Store.insert_webhook = die_in_second_group
+    Store._insert_webhook_row = die_in_second_group
 
     def send(body, headers):
         outcome = container.inbox.ingest(writer, "shopify", body, headers)

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,6 +130,40 @@ def test_inbox_deduplicates_per_shop(store):
     other_shop = store.insert_webhook(shop_id="b", dedupe_key="k", **common)
     assert first == (first[0], False) and again == (first[0], True)
     assert other_shop[1] is False and other_shop[0] != first[0]
+
+
+def test_a_group_of_deliveries_undoes_only_the_row_that_fails(store):
+    common = dict(platform="shopify", webhook_id="w", event_id=None, resource_id="1", headers={"X-A": "b"},
+                  body=b"{}", received_at=NOW)
+    results = store.insert_webhooks([
+        dict(shop_id="a", topic="orders/create", dedupe_key="k1", **common),
+        dict(shop_id="a", topic=None, dedupe_key="k2", **common),  # NOT NULL: this statement fails
+        dict(shop_id="a", topic="orders/create", dedupe_key="k1", **common),  # a duplicate in the same group
+        dict(shop_id="a", topic="orders/create", dedupe_key="k3", **common),
+    ])
+
+    assert results[0] == (results[0][0], False) and results[2] == (results[0][0], True)
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert results[3][1] is False and results[3][0] != results[0][0]
+    assert not store.conn.in_transaction
+    assert store._all("SELECT dedupe_key, headers FROM webhook_inbox ORDER BY id") == [
+        ("k1", '{"X-A": "b"}'), ("k3", '{"X-A": "b"}')]
+
+
+def test_a_write_transactions_only_connection_still_waits_for_the_write_lock(db_path, store):
+    writer = Store.open(db_path).write_transactions_only()
+    common = dict(shop_id="a", platform="shopify", topic="orders/create", webhook_id="w", event_id=None,
+                  resource_id="1", headers={}, body=b"{}", received_at=NOW)
+    try:
+        store.conn.execute("BEGIN IMMEDIATE")  # another connection holds the write lock for a while
+        threading.Timer(0.2, lambda: store.conn.execute("COMMIT")).start()
+        started = time.monotonic()
+        assert writer.insert_webhooks([dict(dedupe_key="k1", **common)])[0][1] is False
+        assert time.monotonic() - started >= 0.15
+        assert writer._one("PRAGMA busy_timeout") == (0,)  # SQLite's own handler stays off
+    finally:
+        writer.close()
+    assert store.count_webhooks() == 1
 
 
 # ---------------------------------------------------------------- two processes at once
