@@ -32,7 +32,7 @@ Sample size. The benchmark instance is the whole catalogue, and the ratio depend
 on the instance size: HiGHS grows super-linearly with it, the flow solver about
 linearly, and a small sample is dominated by our fixed per-call overhead. So the
 default sample is the whole catalogue, which also checks every SKU's objectives.
-A sample only exists because the generic LPs are expensive (A + B take 15-25 s
+A sample only exists because the generic LPs are expensive (A + B take 13-25 s
 of build + solve per round for 20,000 SKUs): the default run takes about a
 minute on a 2-core machine. --sample N gives a quicker, smaller-instance check; several sizes make a
 sweep on nested samples (prefixes of one random order) with one line per size.
