@@ -904,12 +904,7 @@ class Store:
         return {r["node_id"]: r for r in self._dicts("SELECT * FROM node_sync_state WHERE shop_id = ?", (shop_id,))}
 
     def sync_runs(self, shop_id: str | None = None, node_id: str | None = None, limit: int = 50) -> list[dict]:
-        clauses, params = [], []
-        for column, value in (("shop_id", shop_id), ("node_id", node_id)):
-            if value:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where(shop_id=shop_id, node_id=node_id)
         return self._dicts(f"SELECT * FROM sync_runs {where} ORDER BY id DESC LIMIT ?", (*params, limit))
 
     def committed_by_node_sku(self, shop_id: str) -> dict[tuple[str, str], int]:
@@ -973,17 +968,7 @@ class Store:
 
     def forward_jobs(self, shop_id: str | None = None, statuses: Sequence[str] | None = None,
                      order_id: str | None = None) -> list[dict]:
-        clauses, params = [], []
-        if shop_id:
-            clauses.append("shop_id = ?")
-            params.append(shop_id)
-        if order_id:
-            clauses.append("order_id = ?")
-            params.append(order_id)
-        if statuses:
-            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
-            params.extend(statuses)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where(statuses, shop_id=shop_id, order_id=order_id)
         return self._dicts(f"SELECT * FROM forward_jobs {where} ORDER BY id", params)
 
     def hand_over_forwarded(self, shop_id: str, node_ids: Sequence[str], fetched_at: datetime,
@@ -1073,14 +1058,7 @@ class Store:
         )
 
     def events(self, shop_id: str | None = None, kind: str | None = None, limit: int = 100) -> list[dict]:
-        clauses, params = [], []
-        if shop_id:
-            clauses.append("shop_id = ?")
-            params.append(shop_id)
-        if kind:
-            clauses.append("kind = ?")
-            params.append(kind)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where(shop_id=shop_id, kind=kind)
         rows = self._dicts(f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit))
         for row in rows:
             row["detail"] = json.loads(row["detail"] or "{}")
@@ -1198,14 +1176,7 @@ class Store:
         return rows[0] if rows else None
 
     def transfers(self, shop_id: str | None = None, statuses: Sequence[str] | None = None) -> list[dict]:
-        clauses, params = [], []
-        if shop_id:
-            clauses.append("shop_id = ?")
-            params.append(shop_id)
-        if statuses:
-            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
-            params += list(statuses)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where(statuses, shop_id=shop_id)
         return self._dicts(f"SELECT * FROM transfers {where} ORDER BY id", params)
 
     def set_transfer_status(self, transfer_id: int, *, expected: str, status: str, now: datetime,
@@ -1308,3 +1279,18 @@ class Store:
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _where(statuses: Sequence[str] | None = None, **equal: str | None) -> tuple[str, list]:
+    """A WHERE clause for a listing: ``column = ?`` for each filter given (None or
+    empty means no filter on it) and ``status IN (...)`` for ``statuses``. Column
+    names come from the calling method, never from input."""
+    clauses, params = [], []
+    for column, value in equal.items():
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if statuses:
+        clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+        params.extend(statuses)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
