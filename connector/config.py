@@ -71,14 +71,15 @@ class WebConfig(_Strict):
     # and the write lock with requests waiting to be answered.
     inbox_batch_size: int = Field(10, ge=1, le=1000)
     # Group commit: with several requests in flight per process (gunicorn gthread),
-    # one writer thread stores the webhooks that arrive together in one transaction,
-    # so they share one fsync'd commit; each is answered once that commit returned.
+    # the webhooks that arrive together are stored in one transaction (by the request
+    # that found no commit under way), so they share one fsync'd commit; each is
+    # answered once that commit returned.
     group_commit: bool = True
     group_commit_max_rows: int = Field(64, ge=1, le=1000)  # rows per transaction
-    # How long the writer waits for more rows after the first; 0: a group is
+    # How long a group's leader waits for more rows after its own; 0: a group is
     # whatever queued up while the previous commit ran.
     group_commit_max_wait_ms: float = Field(0, ge=0, le=10)
-    # Deliveries waiting for the writer, per process; one more is answered 503.
+    # Deliveries waiting for a commit, per process; one more is answered 503.
     group_commit_queue_size: int = Field(256, ge=1, le=100_000)
 
 

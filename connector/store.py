@@ -16,10 +16,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import sqlite_utils
 from sqlite_utils import Migrations
+
+T = TypeVar("T")
 
 UTC = timezone.utc
 
@@ -320,13 +322,14 @@ class Store:
         return cls(sqlite_utils.Database(conn, execute_plugins=False), busy_timeout_ms)
 
     def write_transactions_only(self) -> "Store":
-        """For a connection that will run nothing but ``write()`` transactions (the
-        web's group-commit writer): SQLite's busy handler is switched off for good.
+        """For a connection that will only store webhooks (the web's group commit):
+        SQLite's busy handler is switched off for good.
 
-        ``_begin_immediate`` polls for the write lock with the handler off anyway,
-        and in WAL mode nothing after BEGIN IMMEDIATE waits for a lock (COMMIT's
-        automatic checkpoint is passive and never calls the handler). So it can
-        skip the two PRAGMAs that turn the handler off and on around every BEGIN:
+        ``_when_write_lock_free`` polls for the write lock with the handler off anyway
+        (BEGIN IMMEDIATE, or a lone autocommit INSERT), and in WAL mode nothing after
+        that waits for a lock (COMMIT's automatic checkpoint is passive and never
+        calls the handler; readers do not wait for writers). So it can skip the two
+        PRAGMAs that turn the handler off and on around every write:
         in a web process each statement releases and retakes the GIL its request
         threads are waiting for.
         """
@@ -363,7 +366,12 @@ class Store:
             self.conn.execute("COMMIT")
 
     def _begin_immediate(self) -> None:
-        """Take the write lock, polling every 0.1 ms up to the busy timeout.
+        self._when_write_lock_free(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+
+    def _when_write_lock_free(self, statement: Callable[[], T]) -> T:
+        """Run ``statement`` (one that takes the write lock first, and does nothing
+        when it cannot), polling every 0.1 ms up to the busy timeout while another
+        connection holds the lock.
 
         SQLite's own busy handler backs off to 100 ms sleeps, so a waiter rarely
         wakes inside the short gap a busy drainer leaves between batches; webhook
@@ -377,8 +385,7 @@ class Store:
             deadline = time.monotonic() + self.busy_timeout_ms / 1000
             while True:
                 try:
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    return
+                    return statement()
                 except sqlite3.OperationalError as exc:
                     if "locked" not in str(exc) or time.monotonic() >= deadline:
                         raise
@@ -459,13 +466,19 @@ class Store:
         status: str = "pending",
         last_error: str | None = None,
     ) -> tuple[int, bool]:
-        """Store a delivery durably. Returns (inbox id, duplicate?)."""
-        with self.write():
-            return self._insert_webhook_row(
-                shop_id=shop_id, platform=platform, topic=topic, dedupe_key=dedupe_key, webhook_id=webhook_id,
-                event_id=event_id, resource_id=resource_id, headers=headers, body=body, received_at=received_at,
-                status=status, last_error=last_error,
-            )
+        """Store a delivery durably. Returns (inbox id, duplicate?).
+
+        Outside a transaction the INSERT is its own (autocommit): one statement
+        where BEGIN IMMEDIATE, INSERT, COMMIT would be three, and in a web process
+        each statement releases and retakes the GIL other requests wait for.
+        """
+        row = dict(shop_id=shop_id, platform=platform, topic=topic, dedupe_key=dedupe_key, webhook_id=webhook_id,
+                   event_id=event_id, resource_id=resource_id, headers=headers, body=body,
+                   received_at=received_at, status=status, last_error=last_error)
+        if self.conn.in_transaction:
+            return self._insert_webhook_row(**row)
+        cursor = self._when_write_lock_free(lambda: self._execute_insert_webhook(**row))
+        return self._inserted_or_existing(cursor, shop_id, dedupe_key)
 
     def insert_webhooks(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool] | Exception]:
         """Store several deliveries (``insert_webhook`` keyword arguments) in ONE
@@ -482,6 +495,11 @@ class Store:
         are waiting for. Raises, with nothing stored, when the transaction itself
         fails (lock not taken, COMMIT refused, SQLite rolled it all back).
         """
+        if len(rows) == 1 and not self.conn.in_transaction:  # a group of one: an autocommit INSERT
+            try:
+                return [self.insert_webhook(**rows[0])]
+            except (sqlite3.IntegrityError, ValueError) as exc:  # this row alone is refused, as in a group
+                return [exc]
         results: list[tuple[int, bool] | Exception] = []
         with self.write():
             for row in rows:
@@ -498,12 +516,24 @@ class Store:
                             headers: Mapping[str, str], body: bytes, received_at: datetime,
                             status: str = "pending", last_error: str | None = None) -> tuple[int, bool]:
         """One INSERT inside the caller's write transaction: (inbox id, duplicate?)."""
+        cursor = self._execute_insert_webhook(
+            shop_id=shop_id, platform=platform, topic=topic, dedupe_key=dedupe_key, webhook_id=webhook_id,
+            event_id=event_id, resource_id=resource_id, headers=headers, body=body, received_at=received_at,
+            status=status, last_error=last_error)
+        return self._inserted_or_existing(cursor, shop_id, dedupe_key)
+
+    def _execute_insert_webhook(self, *, shop_id: str, platform: str, topic: str, dedupe_key: str,
+                                webhook_id: str | None, event_id: str | None, resource_id: str | None,
+                                headers: Mapping[str, str], body: bytes, received_at: datetime,
+                                status: str, last_error: str | None) -> sqlite3.Cursor:
         received = ts(received_at)
-        cursor = self.conn.execute(
+        return self.conn.execute(
             self._INSERT_WEBHOOK,
             (shop_id, platform, topic, dedupe_key, webhook_id, event_id, resource_id, json.dumps(dict(headers)),
              body, received, status, last_error, None if status == "pending" else received),
         )
+
+    def _inserted_or_existing(self, cursor: sqlite3.Cursor, shop_id: str, dedupe_key: str) -> tuple[int, bool]:
         if cursor.rowcount == 1:
             return cursor.lastrowid, False
         row = self._one("SELECT id FROM webhook_inbox WHERE shop_id = ? AND dedupe_key = ?", (shop_id, dedupe_key))

@@ -51,21 +51,28 @@ def wait_until(condition, what: str, timeout: float = 30.0) -> None:
 
 
 class GatedStore:
-    """The writer's store, whose ``insert_webhooks`` waits for ``release``: while
-    the writer is held there, the test lines up exactly the next group. Records
-    every group; reconnects when the writer closed it after a failed commit."""
+    """The group commit's store, whose ``insert_webhooks`` waits until ``release``
+    is set (or ``let_one_through`` lets that one group pass): while a leader is
+    held there, the test lines up exactly the next group. Records every group;
+    reconnects when the group commit closed it after a failed commit."""
 
     def __init__(self, open_store):
         self.open_store = open_store
         self.store: Store | None = None
         self.entered = threading.Event()
         self.release = threading.Event()
+        self._passes = threading.Semaphore(0)
         self.groups: list[list[str]] = []
+
+    def let_one_through(self):
+        self._passes.release()
 
     def insert_webhooks(self, rows):
         self.groups.append([r["webhook_id"] for r in rows])
         self.entered.set()
-        self.release.wait(30)
+        deadline = time.monotonic() + 30
+        while not self.release.is_set() and not self._passes.acquire(timeout=0.01):
+            assert time.monotonic() < deadline, "the test never let this group through"
         if self.store is None:
             self.store = self.open_store()
         return self.store.insert_webhooks(rows)
@@ -114,7 +121,8 @@ def post_in_threads(app, deliveries, responses: list, offset: int = 0) -> list[t
 
 
 def line_up_group(app, writer: GroupCommit, gated: GatedStore, first, rest):
-    """``first`` is held in the writer; ``rest`` waits in the queue: the next group."""
+    """``first`` leads a group of one, held in its commit; ``rest`` waits in the
+    queue: the next group."""
     responses: list = [None] * (1 + len(rest))
     threads = post_in_threads(app, [first], responses)
     assert gated.entered.wait(30)
@@ -212,7 +220,7 @@ def test_a_failing_commit_answers_every_request_of_its_group_503(app, group_comm
     assert {r.get_json()["error"] for r in responses} == {"unavailable"}
     assert store.count_webhooks() == 0 and store._one("SELECT COUNT(*) FROM t_child") == (0,)
 
-    store.conn.execute("DROP TRIGGER t_fail_commit")  # the writer carries on, on a new connection
+    store.conn.execute("DROP TRIGGER t_fail_commit")  # the next group goes on, on a new connection
     assert post(app, *delivery(9)).status_code == 200
     assert stored_ids(store) == {"wh-9": 1}
     assert [len(g) for g in gated.groups] == [1, 4, 1]
@@ -249,21 +257,50 @@ def test_a_full_queue_answers_503_at_once(app, gated, store):
     assert stored_ids(store) == {"wh-0": 1, "wh-1": 1, "wh-2": 1}
 
 
-def test_a_request_that_gives_up_waiting_is_503_and_its_redelivery_a_duplicate(app, gated, store):
-    writer = GroupCommit(lambda: gated, max_rows=64, max_wait_seconds=0, queue_size=64, answer_timeout_seconds=0.1)
+def test_a_follower_no_leader_took_in_time_is_503_and_withdrawn(app, gated, store):
+    writer = GroupCommit(lambda: gated, max_rows=64, max_wait_seconds=0, queue_size=64, answer_timeout_seconds=0.2)
     app.extensions["connector_group_commit"] = writer
-    body, headers = delivery(0)
+    responses: list = [None]
     try:
-        gave_up = post(app, body, headers)  # the writer is held: no answer in time
+        threads = post_in_threads(app, [delivery(0)], responses)  # leads; held in its commit
+        assert gated.entered.wait(30)
+        gave_up = post(app, *delivery(1))  # queued behind it, and never taken
     finally:
         gated.release.set()
-        writer.stop()  # stores what it holds, then closes
+        for t in threads:
+            t.join(30)
+        writer.stop()
 
-    assert gave_up.status_code == 503
-    assert stored_ids(store) == {"wh-0": 1}  # committed after all, but never acknowledged
-    again = post(app, body, headers, threaded=False)
+    assert gave_up.status_code == 503 and gave_up.headers["Retry-After"] == "1"
+    assert responses[0].status_code == 200
+    assert stored_ids(store) == {"wh-0": 1} and not writer._queue  # withdrawn: never stored
+    again = post(app, *delivery(1), threaded=False)
+    assert again.status_code == 200 and again.get_json()["duplicate"] is False
+
+
+def test_a_follower_that_gives_up_inside_a_commit_is_503_and_its_redelivery_a_duplicate(app, gated, store):
+    writer = GroupCommit(lambda: gated, max_rows=64, max_wait_seconds=0, queue_size=64, answer_timeout_seconds=2)
+    app.extensions["connector_group_commit"] = writer
+    try:
+        threads, responses = line_up_group(app, writer, gated, delivery(0), [delivery(1), delivery(2)])
+        gated.entered.clear()
+        gated.let_one_through()  # wh-0 commits; the first in the queue leads the other, and is held
+        assert gated.entered.wait(30)
+        wait_until(lambda: any(r is not None for r in responses[1:]), "the follower inside the held commit to give up")
+    finally:
+        gated.release.set()
+        for t in threads:
+            t.join(30)
+        writer.stop()
+
+    assert gated.groups[0] == ["wh-0"] and sorted(gated.groups[1]) == ["wh-1", "wh-2"]
+    assert responses[0].status_code == 200
+    assert sorted(r.status_code for r in responses[1:]) == [200, 503]
+    gave_up = next(h for (_, h), r in zip([delivery(1), delivery(2)], responses[1:]) if r.status_code == 503)
+    assert stored_ids(store) == {"wh-0": 1, "wh-1": 1, "wh-2": 1}  # committed after all, never acknowledged
+    again = post(app, *delivery(int(gave_up["X-Shopify-Webhook-Id"][3:])), threaded=False)
     assert again.status_code == 200 and again.get_json()["duplicate"] is True
-    assert store.count_webhooks() == 1
+    assert store.count_webhooks() == 3
 
 
 def test_stop_stores_what_is_queued_and_then_refuses(app, group_commit, gated, store):
@@ -289,7 +326,7 @@ def test_without_concurrent_requests_each_delivery_commits_alone_in_its_thread(a
 
     assert response.status_code == 200 and response.get_json()["duplicate"] is False
     assert stored_ids(store) == {"wh-0": 1}
-    assert app.extensions["connector_group_commit"]._thread is None  # no writer was started
+    assert app.extensions["connector_group_commit"]._store is None  # the group commit was not used
 
 
 def test_a_failing_commit_alone_is_503_not_500(client, store):
@@ -324,7 +361,7 @@ _DIE_BEFORE_COMMIT = textwrap.dedent(
 
     container = build(load_settings(sys.argv[1]))
     deliveries = [(b.encode(), h) for b, h in json.loads(sys.stdin.read())]
-    # Groups of exactly three: the writer waits for the third row.
+    # Groups of exactly three: the leader waits for the third row.
     writer = GroupCommit(container.open_store, max_rows=3, max_wait_seconds=60, queue_size=64,
                          answer_timeout_seconds=60)
     inserted = 0

@@ -150,6 +150,24 @@ def test_a_group_of_deliveries_undoes_only_the_row_that_fails(store):
         ("k1", '{"X-A": "b"}'), ("k3", '{"X-A": "b"}')]
 
 
+def test_a_group_of_one_is_a_single_autocommit_insert_and_a_bad_row_fails_alone(store):
+    common = dict(shop_id="a", platform="shopify", webhook_id="w", event_id=None, resource_id="1", headers={},
+                  body=b"{}", received_at=NOW)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        [stored] = store.insert_webhooks([dict(topic="orders/create", dedupe_key="k1", **common)])
+        [refused] = store.insert_webhooks([dict(topic=None, dedupe_key="k2", **common)])  # NOT NULL
+        [again] = store.insert_webhooks([dict(topic="orders/create", dedupe_key="k1", **common)])
+    finally:
+        store.conn.set_trace_callback(None)
+
+    assert stored[1] is False and again == (stored[0], True)
+    assert isinstance(refused, sqlite3.IntegrityError) and not store.conn.in_transaction
+    assert not [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT", "SAVEPOINT")]
+    assert store._all("SELECT dedupe_key FROM webhook_inbox") == [("k1",)]
+
+
 def test_a_write_transactions_only_connection_still_waits_for_the_write_lock(db_path, store):
     writer = Store.open(db_path).write_transactions_only()
     common = dict(shop_id="a", platform="shopify", topic="orders/create", webhook_id="w", event_id=None,
