@@ -1,7 +1,10 @@
 """adapters.shopify: signatures (shopify.md §6 vectors), headers and payload parsing."""
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,6 +101,14 @@ def test_verify_webhook_rejects_hex_digest_of_right_hmac():
     secret, body, _ = W1
     hex_sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert verify_webhook(body, hex_sig, [secret]) is False
+
+
+@pytest.mark.parametrize("size", [0, 2046, 2047, 2048, 4094, 4095, 4096, 70_001])
+def test_verify_webhook_bodies_hashed_in_pieces_match_a_one_shot_hmac(size):
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    expected = base64.b64encode(hmac.new(b"piecewise", body, hashlib.sha256).digest()).decode()
+    assert verify_webhook(body, expected, ["piecewise"]) is True
+    assert verify_webhook(body + b"x", expected, ["piecewise"]) is False
 
 
 def test_verify_webhook_secret_rotation_second_secret_matches():
