@@ -21,12 +21,17 @@ What it does, all on 127.0.0.1, in a temp dir that is removed afterwards:
 3. Sends the same number of signed Shopify ``orders/create`` deliveries (unique
    X-Shopify-Webhook-Id each) to both with a fixed number of client threads,
    closed loop (each thread sends its next request when the previous answer is
-   in), bounded by --count and --duration. The trivial baseline runs before the
-   app and again after the app's inbox has drained; the ratio uses their mean.
+   in), bounded by --count and --duration. The two apps take turns in --rounds
+   bursts (trivial, app, app, trivial, ...; with background processing on, each
+   app burst is followed by a wait for its inbox to drain, so no trivial burst
+   shares the machine with the app's workers). The ratio is the app's accepted/s
+   over all its bursts to the trivial app's req/s over all of its: this
+   machine's speed drifts by tens of percent within a minute (other tenants of
+   the host), and short alternating bursts expose both apps to the drift alike.
    Server CPU per request is read from /proc for the gunicorn process group,
    split into main threads and other threads (sync workers: requests vs the
-   inbox worker; gthread: the accept loop vs request threads, the group-commit
-   writer and the inbox worker).
+   inbox worker; gthread: the accept loop vs request threads, which also lead
+   the group commits, and the inbox worker).
 4. Waits (bounded) for the app's background workers to drain, stops gunicorn,
    opens the SQLite file and checks that every acknowledged (HTTP 200) webhook
    id is in webhook_inbox exactly once.
@@ -231,7 +236,7 @@ class Gunicorn:
         """user+system CPU so far (Linux /proc) of the master and its workers:
         (main threads, which serve requests in sync workers and run the accept
         loop in gthread workers; all other threads: gthread's request threads,
-        the group-commit writer, the background inbox worker)."""
+        which also run the group commits, and the background inbox worker)."""
         tick = os.sysconf("SC_CLK_TCK")
         main = other = 0
         for entry in Path("/proc").iterdir():
@@ -351,6 +356,25 @@ class LoadResult:
         # CPU seconds of everything else on the machine meanwhile: other processes, and
         # kernel threads (journal commits of the fsyncs, loopback networking)
         self.others_cpu = 0.0
+
+    @classmethod
+    def combined(cls, label: str, parts: list["LoadResult"]) -> "LoadResult":
+        """The bursts of several rounds as one phase: requests, time and CPU summed."""
+        total = cls(label)
+        for part in parts:
+            total.latencies += part.latencies
+            for status, n in part.statuses.items():
+                total.statuses[status] = total.statuses.get(status, 0) + n
+            total.acknowledged += part.acknowledged
+            total.duplicates_answered += part.duplicates_answered
+            total.errors += part.errors
+            total.sent += part.sent
+            total.elapsed += part.elapsed
+            total.server_cpu += part.server_cpu
+            total.server_cpu_main += part.server_cpu_main
+            total.server_cpu_other += part.server_cpu_other
+            total.others_cpu += part.others_cpu
+        return total
 
     @property
     def ok(self) -> int:
@@ -577,8 +601,10 @@ def time_fsync(workdir: Path, n: int = 200) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=3000, help="requests per phase (default 3000)")
-    parser.add_argument("--duration", type=float, default=30.0, help="max seconds per load phase (default 30)")
+    parser.add_argument("--count", type=int, default=3000, help="requests to each app (default 3000)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="split them into this many interleaved bursts per app (default 6)")
+    parser.add_argument("--duration", type=float, default=30.0, help="max seconds per burst (default 30)")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for each app (default 2)")
     parser.add_argument("--threads", type=int, default=8,
@@ -607,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, gunicorn logs)")
     args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= args.count:
+        parser.error("--rounds must be between 1 and --count")
 
     print(f"machine: {machine()}")
     idle = cpu_idle_percent()
@@ -662,23 +690,47 @@ def main(argv: list[str] | None = None) -> int:
         app_requests = [(k, build_request("/webhooks/shopify", f"127.0.0.1:{app.port}", h, b))
                         for k, h, b in deliveries]
 
-        base1 = run_load("trivial (before)", trivial, trivial_requests, args.concurrency, args.duration, False)
-        print(base1.line())
-        result = run_load("connector app", app, app_requests, args.concurrency, args.duration, True)
-        load_end = time.perf_counter()
-        print(result.line())
-        pending_at_end, processed_at_end = count_pending(db_path)
-        drained_in = None
-        if not args.no_processing:  # let the app's workers finish before the second baseline
+        def drain() -> float | None:
+            """Wait (bounded) for the app's background workers to empty the inbox, so
+            that no trivial burst shares the machine with them; seconds it took."""
+            waited_from = time.perf_counter()
             deadline = time.monotonic() + args.drain_timeout
-            pending = pending_at_end
-            while pending and time.monotonic() < deadline:
+            while count_pending(db_path)[0]:
+                if time.monotonic() >= deadline:
+                    return None
                 time.sleep(0.1)
-                pending, _ = count_pending(db_path)
-            if not pending:
-                drained_in = time.perf_counter() - load_end
-        base2 = run_load("trivial (after)", trivial, trivial_requests, args.concurrency, args.duration, False)
-        print(base2.line())
+            return time.perf_counter() - waited_from
+
+        per_round = -(-len(deliveries) // args.rounds)
+        app_bursts: list[LoadResult] = []
+        trivial_bursts: list[LoadResult] = []
+        drains: list[float | None] = []
+        pending_at_end = processed_at_end = 0
+        for r in range(args.rounds):
+            chunk = slice(r * per_round, (r + 1) * per_round)
+
+            def app_burst() -> None:
+                nonlocal pending_at_end, processed_at_end
+                app_bursts.append(run_load(f"app, round {r + 1}", app, app_requests[chunk], args.concurrency,
+                                           args.duration, True))
+                pending_at_end, processed_at_end = count_pending(db_path)
+                if not args.no_processing:
+                    drains.append(drain())
+
+            def trivial_burst() -> None:
+                trivial_bursts.append(run_load(f"trivial, round {r + 1}", trivial, trivial_requests[chunk],
+                                               args.concurrency, args.duration, False))
+
+            # A B B A ...: a drift in the machine's speed (other tenants, clock
+            # scaling) over the run weighs on both alike.
+            for burst in ((trivial_burst, app_burst) if r % 2 == 0 else (app_burst, trivial_burst)):
+                burst()
+            print(f"round {r + 1}: trivial {trivial_bursts[-1].ok_per_s:5.0f}/s, app {app_bursts[-1].ok_per_s:5.0f} "
+                  f"accepted/s, ratio {app_bursts[-1].ok_per_s / trivial_bursts[-1].ok_per_s:.2f}")
+        base = LoadResult.combined("trivial", trivial_bursts)
+        result = LoadResult.combined("connector app", app_bursts)
+        print(base.line())
+        print(result.line())
         trivial.stop()
         app.stop()
         check = check_inbox(db_path, result.acknowledged)
@@ -686,11 +738,12 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print_server_profiles(workdir, result.sent)
 
-        baseline = (base1.ok_per_s + base2.ok_per_s) / 2
-        ratio = result.ok_per_s / baseline if baseline else float("nan")
+        ratio = result.ok_per_s / base.ok_per_s if base.ok_per_s else float("nan")
+        round_ratios = [a.ok_per_s / t.ok_per_s for a, t in zip(app_bursts, trivial_bursts) if t.ok_per_s]
         errors = result.sent - result.ok
         print()
-        print(f"ratio accepted/s(app) / req/s(trivial, mean of before/after {baseline:.0f}/s): {ratio:.2f}"
+        print(f"ratio accepted/s(app) / req/s(trivial), over {args.rounds} interleaved rounds: {ratio:.2f} "
+              f"(rounds {min(round_ratios):.2f}-{max(round_ratios):.2f}, median {statistics.median(round_ratios):.2f})"
               f"   target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}")
         print(f"app p99 {result.pct(0.99):.1f} ms   target < {TARGET_P99_MS:.0f} ms: "
               f"{'met' if result.pct(0.99) < TARGET_P99_MS else 'MISSED'}")
@@ -698,16 +751,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{check['found']}, lost {check['lost']}, duplicate rows {check['duplicate_rows']}, "
               f"answered duplicate=true {result.duplicates_answered}   target 0 lost: "
               f"{'met' if check['lost'] == 0 else 'MISSED'}")
-        print(f"errors: app {errors}, trivial {base1.sent - base1.ok + base2.sent - base2.ok}")
-        for e in (result.errors + base1.errors + base2.errors)[:5]:
+        print(f"errors: app {errors}, trivial {base.sent - base.ok}")
+        for e in (result.errors + base.errors)[:5]:
             print(f"  e.g. {e}")
         if args.no_processing:
             print(f"background processing off: inbox {check['inbox_statuses']}")
         else:
-            print(f"background processing: {processed_at_end} processed when the load ended "
+            print(f"background processing: {processed_at_end} processed when the last app burst ended "
                   f"({pending_at_end} pending); "
-                  + (f"drained {drained_in:.1f}s after the load ended" if drained_in is not None
-                     else f"NOT drained within {args.drain_timeout:.0f}s")
+                  + (f"the inbox drained within {max(drains):.1f}s of each app burst" if None not in drains
+                     else f"NOT drained within {args.drain_timeout:.0f}s of an app burst")
                   + f"; final inbox {check['inbox_statuses']}")
             print(f"orders by status {check['order_statuses']}; reservation drift rows "
                   f"{check['reservation_drift_rows']}")
