@@ -742,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         round_ratios = [a.ok_per_s / t.ok_per_s for a, t in zip(app_bursts, trivial_bursts) if t.ok_per_s]
         errors = result.sent - result.ok
         print()
-        print(f"ratio accepted/s(app) / req/s(trivial), over {args.rounds} interleaved rounds: {ratio:.2f} "
+        print(f"ratio accepted/s(app) / req/s(trivial), over {args.rounds} interleaved rounds: {ratio:.3f} "
               f"(rounds {min(round_ratios):.2f}-{max(round_ratios):.2f}, median {statistics.median(round_ratios):.2f})"
               f"   target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}")
         print(f"app p99 {result.pct(0.99):.1f} ms   target < {TARGET_P99_MS:.0f} ms: "
