@@ -511,21 +511,14 @@ class Store:
                     results.append(exc)
         return results
 
-    def _insert_webhook_row(self, *, shop_id: str, platform: str, topic: str, dedupe_key: str,
-                            webhook_id: str | None, event_id: str | None, resource_id: str | None,
-                            headers: Mapping[str, str], body: bytes, received_at: datetime,
-                            status: str = "pending", last_error: str | None = None) -> tuple[int, bool]:
+    def _insert_webhook_row(self, **row: Any) -> tuple[int, bool]:
         """One INSERT inside the caller's write transaction: (inbox id, duplicate?)."""
-        cursor = self._execute_insert_webhook(
-            shop_id=shop_id, platform=platform, topic=topic, dedupe_key=dedupe_key, webhook_id=webhook_id,
-            event_id=event_id, resource_id=resource_id, headers=headers, body=body, received_at=received_at,
-            status=status, last_error=last_error)
-        return self._inserted_or_existing(cursor, shop_id, dedupe_key)
+        return self._inserted_or_existing(self._execute_insert_webhook(**row), row["shop_id"], row["dedupe_key"])
 
     def _execute_insert_webhook(self, *, shop_id: str, platform: str, topic: str, dedupe_key: str,
                                 webhook_id: str | None, event_id: str | None, resource_id: str | None,
                                 headers: Mapping[str, str], body: bytes, received_at: datetime,
-                                status: str, last_error: str | None) -> sqlite3.Cursor:
+                                status: str = "pending", last_error: str | None = None) -> sqlite3.Cursor:
         received = ts(received_at)
         return self.conn.execute(
             self._INSERT_WEBHOOK,
