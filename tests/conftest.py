@@ -90,9 +90,8 @@ def settings(config_dict):
     return settings_from_dict(config_dict)
 
 
-@pytest.fixture
-def container(settings, clock):
-    container = build(settings, clock=clock)
+def initialised(container, clock):
+    """``container`` with its database created and the sandbox stock seeded."""
     container.init_database()
     store = container.open_store()
     try:
@@ -100,6 +99,11 @@ def container(settings, clock):
     finally:
         store.close()
     return container
+
+
+@pytest.fixture
+def container(settings, clock):
+    return initialised(build(settings, clock=clock), clock)
 
 
 @pytest.fixture

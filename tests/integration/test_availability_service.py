@@ -17,7 +17,7 @@ from adapters.shopify_inventory import ShopifyInventory
 from adapters.woocommerce_stock import API_PREFIX, WooCommerceStock, region_meta_key
 from connector import sandbox
 from connector.bootstrap import build
-from tests.conftest import SHOPIFY_DOMAIN, SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SHOP, WOO_URL
+from tests.conftest import SHOPIFY_DOMAIN, SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SHOP, WOO_URL, initialised
 from tests.integration.test_planning_services import process_orders
 from tests.support import FakeClock
 
@@ -66,14 +66,7 @@ def container(settings, clock, ticks):
         return WooCommerceStock(shop.store_url, config.consumer_key, config.consumer_secret,
                                 sleep=ticks.sleep, monotonic=ticks.monotonic)
 
-    container = build(settings, clock=clock, storefront_client_factory=client_for)
-    container.init_database()
-    store = container.open_store()
-    try:
-        sandbox.seed_stock(store, clock(), source="test")
-    finally:
-        store.close()
-    return container
+    return initialised(build(settings, clock=clock, storefront_client_factory=client_for), clock)
 
 
 @pytest.fixture
