@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
-from connector.domain.allocation import Arc, SkuProblem, allocate, eligible_arcs
+from connector.domain.allocation import Arc, SkuProblem, allocate, eligible_arcs, solve_min_cost_flow
 from connector.domain.model import (
     Handling,
     Lane,
@@ -259,3 +260,20 @@ def test_skus_sharing_one_arcs_tuple_keep_their_own_nodes_and_regions():
 
 def test_no_problems_no_allocations():
     assert allocate([]) == []
+
+
+def test_min_cost_flow_takes_sparse_vertex_numbers():
+    # Vertices 5, 7 and 1,000,000 only (the solver sees them renumbered 0, 1, 2);
+    # 7 has no arc and no supply. Flows come back in the order the arcs went in.
+    flows = solve_min_cost_flow(
+        tails=np.array([5, 5, 1_000_000]), heads=np.array([1_000_000, 1_000_000, 5]),
+        capacities=np.array([2, 5, 9]), unit_costs=np.array([3, 1, 4]),
+        vertices=np.array([5, 7, 1_000_000]), supplies=np.array([6, 0, -6]),
+    )
+    assert flows.tolist() == [1, 5, 0]
+
+
+def test_min_cost_flow_refuses_an_infeasible_instance():
+    with pytest.raises(RuntimeError, match="not solved to optimality"):
+        solve_min_cost_flow(np.array([0]), np.array([9]), np.array([1]), np.array([1]), np.array([0, 9]),
+                            np.array([2, -2]))
