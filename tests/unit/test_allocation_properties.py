@@ -216,10 +216,11 @@ def b_lp_optimum(p: SkuProblem, tier_gap: float, overflow_tiers: int = 3) -> flo
 @given(batches())
 def test_problem_b_is_optimal_tiers_first_then_lane_cost(problems):
     # Any G above N * (max c - min c) makes tiers dominate lane cost, so every optimum
-    # has the same objective under this larger G as under the solver's own.
+    # has the same objective under this larger G as under the solver's own. Objectives
+    # are whole cents: less than half a cent apart is the LP solver's tolerance.
     gap = 1e6
     for p, result in zip(problems, allocate(problems), strict=True):
-        assert b_objective(p, result.units, gap) == pytest.approx(b_lp_optimum(p, gap), abs=1e-6)
+        assert b_objective(p, result.units, gap) == pytest.approx(b_lp_optimum(p, gap), abs=0.5)
 
 
 @settings(max_examples=100, deadline=None)
