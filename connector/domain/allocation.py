@@ -65,7 +65,7 @@ several times faster than a generic LP solver on the same problem (see
 bench/allocate.py), and the residual graph gives the exact right-derivative
 prices.
 
-Two shortcuts keep the solver's graphs small; neither changes an optimum.
+Three shortcuts keep the solver's graphs small; none changes an optimum or a price.
 - Pouring: a SKU with at most one node that can ship (stock and an eligible arc)
   is not given to the solver. From that node n every path to the sink is n's lane
   to a region r, then one of r's arcs to the sink, and n has one lane to r; so
@@ -85,6 +85,11 @@ Two shortcuts keep the solver's graphs small; neither changes an optimum.
   to r has regions whose tiers 0..t-1 hold less than the SKU's stock that can
   ship. Tiers of capacity 0 go too. On the benchmark catalogue this leaves out
   two thirds of B's tier arcs.
+- In A, a region's arc to the sink is left out where a unit through it cannot be
+  worth more than staying at its node (its value, L or L * q_r, is at most the
+  cheapest lane into the region), and the fractional arc where no more than
+  floor(d_r) units can reach the region. For any stock some optimum leaves such an
+  arc empty, so OPT_A, and with it every price, is the same without it.
 
 Cost scaling: OR-Tools needs integer costs, so money is converted to cents and
 rounded (``round(100 * x)``), including L and L * q_r. Results are exact for
@@ -421,15 +426,14 @@ def _allocate(problems: Sequence[SkuProblem], overflow_tiers: int = OVERFLOW_TIE
                 lane_cost=b.lane_cost[stocked], lane_key=b.lane_key[stocked])
     lane_cap = lane_cap[stocked]
     lane_cents = to_cents(b.lane_cost)
-    # Regions no stocked lane reaches get no arcs to the sink: they could carry nothing.
-    reached = np.zeros(b.n_vertices, dtype=bool)
-    reached[b.lane_head] = True
-    reached = reached[b.region_v]
+    # Per region: the stock with a lane to it, the most it can ever receive. Regions no
+    # stocked lane reaches get no arcs to the sink: they could carry nothing.
+    reach = np.bincount(b.lane_head, weights=lane_cap, minlength=b.n_vertices)[b.region_v].astype(np.int64)
 
     n_skus = len(problems)
     ship = _Shipping(b, pour)
-    flow_a, price = _economic(b, lane_cents, lane_cap, reached, ship)
-    flow_b = _availability(b, lane_cents, lane_cap, reached, overflow_tiers, ship)
+    flow_a, price = _economic(b, lane_cents, lane_cap, reach, ship)
+    flow_b = _availability(b, lane_cents, lane_cap, reach, overflow_tiers, ship)
 
     served_a = np.bincount(b.lane_head, weights=flow_a, minlength=b.n_vertices)[b.region_v]
     unmet = np.maximum(b.region_demand - served_a, 0.0)
@@ -506,7 +510,7 @@ def _pour(owner: np.ndarray, cost: np.ndarray, cap: np.ndarray, supply: np.ndarr
 
 
 def _economic(
-    b: _Batch, lane_cents: np.ndarray, lane_cap: np.ndarray, reached: np.ndarray, ship: _Shipping
+    b: _Batch, lane_cents: np.ndarray, lane_cap: np.ndarray, reach: np.ndarray, ship: _Shipping
 ) -> tuple[np.ndarray, np.ndarray]:
     """Problem A: lane flows, and the opportunity cost per node (in money, node order).
     SKUs marked ``ship.solved`` go to the flow solver; the others are poured."""
@@ -514,14 +518,18 @@ def _economic(
     whole = np.floor(b.region_demand).astype(np.int64)
     fraction = b.region_demand - whole
     lost_cents = to_cents(b.lost)
-    full, part = reached & (whole > 0), reached & (fraction > 0)
-    # Each region's arcs to the sink: its floor(d) whole units, then its fractional one.
+    part_cents = to_cents(b.lost[b.region_sku] * fraction)
+    # Each region's arcs to the sink: its floor(d) whole units, then its fractional one;
+    # those no optimum needs are left out (see the module docstring).
+    cheapest = np.full(b.n_vertices, np.iinfo(np.int64).max)
+    np.minimum.at(cheapest, b.lane_head, lane_cents)
+    cheapest = cheapest[b.region_v]
+    full = (reach > 0) & (whole > 0) & (lost_cents[b.region_sku] > cheapest)
+    part = (fraction > 0) & (part_cents > cheapest) & (reach > whole)
     sink_tail = np.concatenate([b.region_v[full], b.region_v[part]])
     sink_sku = np.concatenate([b.region_sku[full], b.region_sku[part]])
     sink_cap = np.concatenate([whole[full], np.ones(int(part.sum()), dtype=np.int64)])
-    sink_cost = np.concatenate([
-        -lost_cents[b.region_sku[full]], -to_cents(b.lost[b.region_sku[part]] * fraction[part]),
-    ])
+    sink_cost = np.concatenate([-lost_cents[b.region_sku[full]], -part_cents[part]])
     stock = np.bincount(b.node_sku, weights=b.node_stock, minlength=len(b.sink)).astype(np.int64)
     lane_flows = np.zeros(len(b.lane_tail), dtype=np.int64)
     node_cents = np.zeros(len(b.node_v))
@@ -541,12 +549,12 @@ def _economic(
         lane_flows[lanes] = flows[: int(lanes.sum())]
         node_cents = np.where(has, dist[b.node_v], 0.0)
 
-    # Poured: a path is worth taking only below cost 0, the cost of a unit left where it is.
+    # Poured: with one lane into each region, every arc left is a path costing less
+    # than 0, the cost of a unit left where it is.
     lane = ship.lane_to[sink_tail[~arcs]]
     path_cost = sink_cost[~arcs] + lane_cents[lane]
-    worth = path_cost < 0
-    lane, path_cost, owner = lane[worth], path_cost[worth], sink_sku[~arcs][worth]
-    fill = _pour(owner, path_cost, sink_cap[~arcs][worth], ship.supply)
+    owner = sink_sku[~arcs]
+    fill = _pour(owner, path_cost, sink_cap[~arcs], ship.supply)
     lane_flows += np.bincount(lane, weights=fill, minlength=len(lane_flows)).astype(np.int64)
     # Price of the one shipping node: losing a unit costs nothing while a unit stays
     # behind, else it un-ships the dearest unit shipped (the shortest residual path).
@@ -561,7 +569,7 @@ def _economic(
 
 
 def _availability(
-    b: _Batch, lane_cents: np.ndarray, lane_cap: np.ndarray, reached: np.ndarray, overflow_tiers: int,
+    b: _Batch, lane_cents: np.ndarray, lane_cap: np.ndarray, reach: np.ndarray, overflow_tiers: int,
     ship: _Shipping,
 ) -> np.ndarray:
     """Problem B: lane flows placing every reachable unit in exactly one region.
@@ -577,12 +585,12 @@ def _availability(
     nodes_per_sku = np.bincount(b.node_sku, minlength=n_skus)
     gap = nodes_per_sku * spread + 1
 
-    rv, rk = b.region_v[reached], b.region_sku[reached]
+    reached = reach > 0
+    rv, rk, reach = b.region_v[reached], b.region_sku[reached], reach[reached]
     forecast = np.ceil(b.region_demand[reached]).astype(np.int64)
     # Tiers no optimum can reach are left out (see the module docstring): the region's
     # reach bounds its inflow, and a node's regions' earlier tiers must all fit in the
     # SKU's supply. Per node: the forecast and the round (max(forecast, 1)) of its regions.
-    reach = np.bincount(b.lane_head, weights=lane_cap, minlength=b.n_vertices)[rv].astype(np.int64)
     at_vertex = np.zeros(b.n_vertices, dtype=np.int64)
     at_vertex[rv] = forecast
     node_forecast = np.bincount(b.lane_tail, weights=at_vertex[b.lane_head], minlength=b.n_vertices)[b.lane_tail]

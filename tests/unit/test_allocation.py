@@ -145,14 +145,28 @@ def test_demand_is_left_unmet_when_shipping_costs_more_than_the_lost_sale():
 
 @pytest.mark.parametrize("lane_cost, planned, unmet, cost", [
     (8.0, 3, 0.0, 3 * 8.0),  # the ceil unit avoids half a lost sale (10) for 8: worth it
+    (9.99, 3, 0.0, 3 * 9.99),  # for 9.99 still, by a cent
     (12.0, 2, 0.5, 2 * 12.0 + 0.5 * 20.0),  # for 12 it is not
 ])
-def test_fractional_demand_takes_the_ceil_unit_only_when_its_fraction_pays(lane_cost, planned, unmet, cost):
-    result = solve({"a": 9}, [("a", "east", lane_cost)], {"east": 2.5})
+@pytest.mark.parametrize("second_node", [False, True], ids=["one node (poured)", "two nodes (solved)"])
+def test_fractional_demand_takes_the_ceil_unit_only_when_its_fraction_pays(lane_cost, planned, unmet, cost,
+                                                                          second_node):
+    # A second stocked node with a dearer lane sends the SKU to the flow solver; it is never worth using.
+    arcs = [("a", "east", lane_cost)] + ([("b", "east", 19.0)] if second_node else [])
+    stock = {"a": 9, "b": 4} if second_node else {"a": 9}
+    result = solve(stock, arcs, {"east": 2.5})
     assert result.planned == {("a", "east"): planned}
     assert result.unmet_demand == {"east": unmet}
     assert result.expected_cost == pytest.approx(cost)
 
+
+
+def test_the_ceil_unit_ships_when_exactly_ceil_units_can_reach_the_region():
+    result = solve({"a": 2, "b": 1}, [("a", "east", 8.0), ("b", "east", 9.0)], {"east": 2.5})
+    assert result.planned == {("a", "east"): 2, ("b", "east"): 1}
+    assert result.expected_cost == pytest.approx(2 * 8.0 + 9.0)
+    # A unit lost at a: the half sale (10) goes, a's lane (8) is saved; at b: 10 - 9.
+    assert result.opportunity_cost == {"a": 2.0, "b": 1.0}
 
 def test_opportunity_cost_is_high_for_the_only_cheap_source_of_a_region_and_zero_for_abundant_stock():
     # "solo" alone serves west; "hub" has plenty for east and could reach west only at a high cost.
