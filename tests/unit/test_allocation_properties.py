@@ -213,14 +213,14 @@ def b_lp_optimum(p: SkuProblem, tier_gap: float, overflow_tiers: int = 3) -> flo
 
 
 @settings(max_examples=150, deadline=None)
-@given(batches())
-def test_problem_b_is_optimal_tiers_first_then_lane_cost(problems):
+@given(batches(), st.sampled_from([3, 0, 1]))
+def test_problem_b_is_optimal_tiers_first_then_lane_cost(problems, tiers):
     # Any G above N * (max c - min c) makes tiers dominate lane cost, so every optimum
     # has the same objective under this larger G as under the solver's own. Objectives
     # are whole cents: less than half a cent apart is the LP solver's tolerance.
     gap = 1e6
-    for p, result in zip(problems, allocate(problems), strict=True):
-        assert b_objective(p, result.units, gap) == pytest.approx(b_lp_optimum(p, gap), abs=0.5)
+    for p, result in zip(problems, allocate(problems, overflow_tiers=tiers), strict=True):
+        assert b_objective(p, result.units, gap, tiers) == pytest.approx(b_lp_optimum(p, gap, tiers), abs=0.5)
 
 
 @settings(max_examples=100, deadline=None)
