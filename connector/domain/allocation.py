@@ -88,8 +88,9 @@ Three shortcuts keep the solver's graphs small; none changes an optimum or a pri
 - In A, a region's arc to the sink is left out where a unit through it cannot be
   worth more than staying at its node (its value, L or L * q_r, is at most the
   cheapest lane into the region), and the fractional arc where no more than
-  floor(d_r) units can reach the region. For any stock some optimum leaves such an
-  arc empty, so OPT_A, and with it every price, is the same without it.
+  floor(d_r) units can reach the region. At the given stock, and at any less (a
+  price is OPT_A with one unit fewer), some optimum leaves such an arc empty, so
+  OPT_A there, and with it every price, is the same without it.
 
 Cost scaling: OR-Tools needs integer costs, so money is converted to cents and
 rounded (``round(100 * x)``), including L and L * q_r. Results are exact for
