@@ -485,7 +485,8 @@ class _Shipping:
         ships = np.zeros(b.n_vertices, dtype=bool)
         ships[b.lane_tail] = True
         self.node_ships = ships[b.node_v] & (b.node_stock > 0)  # per node entry
-        self.supply = np.bincount(b.node_sku, weights=np.where(self.node_ships, b.node_stock, 0),
+        self.node_supply = np.where(self.node_ships, b.node_stock, 0)  # per node entry
+        self.supply = np.bincount(b.node_sku, weights=self.node_supply,
                                   minlength=len(b.sink)).astype(np.int64)  # per SKU
         shipping_nodes = np.bincount(b.node_sku, weights=self.node_ships, minlength=len(b.sink))
         self.solved = shipping_nodes >= (2 if pour else 1)
@@ -575,8 +576,7 @@ def _availability(
 ) -> np.ndarray:
     """Problem B: lane flows placing every reachable unit in exactly one region.
     SKUs marked ``ship.solved`` go to the flow solver; the others are poured."""
-    n_skus, solved, total = len(b.sink), ship.solved, ship.supply
-    supply = np.where(ship.node_ships, b.node_stock, 0)
+    n_skus, solved, total, supply = len(b.sink), ship.solved, ship.supply, ship.node_supply
 
     high = np.full(n_skus, np.iinfo(np.int64).min)
     low = np.full(n_skus, np.iinfo(np.int64).max)
