@@ -13,6 +13,12 @@ or knows about Flask or the store. Facts and sources: /work/shared/reference/woo
   ``order.deleted`` carries only ``{"id": N}``.
 * ``X-WC-Webhook-Delivery-ID`` is built from the webhook id and the current second; it is
   not an idempotency key (§1.1). WooCommerce never retries (§7.2) but coalesces (§7.7).
+* Refunds (§1.4: ``woocommerce_order_refunded`` and ``woocommerce_delete_order_refund``
+  send ``order.updated``): the order's ``line_items`` keep their ordered quantities and
+  its ``refunds`` list holds only ``{id, reason, total}``. Which lines a refund covers is
+  in ``GET /orders/<id>/refunds``: each refund's ``line_items`` carry a negative
+  ``quantity`` and the order's line id in the meta ``_refunded_item_id`` (REST API docs,
+  "Order refunds"); :func:`parse_refunds` reads that list.
 """
 from __future__ import annotations
 
@@ -45,6 +51,8 @@ from connector.domain.model import (
     OrderLine,
     OrderUpsert,
     PayloadError,
+    RefundCreated,
+    RefundLine,
     StorefrontEvent,
 )
 
@@ -161,7 +169,62 @@ def _order(shop_id: str, body: Mapping[str, object], state: str) -> Order:
         lines=_lines(body.get("line_items")),
         state=state,
         customer_id=_customer_id(body.get("customer_id")),
+        refund_ids=_refund_ids(body.get("refunds")),
     )
+
+
+def _refund_ids(raw: object) -> tuple[str, ...]:
+    """The ids of the order's ``refunds`` entries (absent or null: none)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PayloadError(f"refunds: expected a list, got {show(raw)}")
+    return tuple(dict.fromkeys(positive_id(as_object(item, f"refunds[{i}]").get("id"), f"refunds[{i}].id")
+                               for i, item in enumerate(raw)))
+
+
+REFUNDED_ITEM_META = "_refunded_item_id"
+
+
+def parse_refunds(order_id: str, payload: object) -> tuple[RefundCreated, ...]:
+    """``GET /orders/<order_id>/refunds`` -> one event per refund: the order's line id
+    (the ``_refunded_item_id`` meta) and the units refunded (``-quantity``). A refund of
+    an amount only has no lines. Raises :class:`PayloadError` naming the field when the
+    answer does not have the documented shape."""
+    if not isinstance(payload, list):
+        raise PayloadError(f"refunds: expected a list, got {show(payload)}")
+    refunds = []
+    for index, item in enumerate(payload):
+        where = f"refunds[{index}]"
+        refund = as_object(item, where)
+        lines: dict[str, int] = {}
+        raw_lines = refund.get("line_items")
+        for line_where, line, _refund_line_id in line_objects([] if raw_lines is None else raw_lines):
+            quantity = line.get("quantity")
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or not -MAX_QUANTITY <= quantity <= 0:
+                raise PayloadError(f"{where}.{line_where}.quantity: expected zero or a negative integer, "
+                                   f"got {show(quantity)}")
+            if quantity == 0:  # an amount refunded against the line, no units
+                continue
+            line_id = _refunded_item_id(line.get("meta_data"), f"{where}.{line_where}.meta_data")
+            lines[line_id] = lines.get(line_id, 0) - quantity
+        refunds.append(RefundCreated(
+            order_id=order_id,
+            refund_id=positive_id(refund.get("id"), f"{where}.id"),
+            lines=tuple(RefundLine(line_id, quantity) for line_id, quantity in lines.items()),
+            created_at=_gmt_timestamp(refund, "date_created_gmt"),
+        ))
+    return tuple(refunds)
+
+
+def _refunded_item_id(raw: object, where: str) -> str:
+    if not isinstance(raw, list):
+        raise PayloadError(f"{where}: expected a list, got {show(raw)}")
+    for index, entry in enumerate(raw):
+        meta = as_object(entry, f"{where}[{index}]")
+        if meta.get("key") == REFUNDED_ITEM_META:
+            return positive_id(meta.get("value"), f"{where}[{index}].value")
+    raise PayloadError(f"{where}: no {REFUNDED_ITEM_META} entry naming the refunded order line")
 
 
 def _order_number(body: Mapping[str, object], order_id: str) -> str:

@@ -200,7 +200,7 @@ class WooCommerceStock:
             if not isinstance(body, list):
                 raise ProviderResponseError("woocommerce: GET /products did not answer a list")
             yield from (p for p in body if isinstance(p, dict))
-            total_pages = _int_header(resp.headers.get("X-WP-TotalPages"))
+            total_pages = int_header(resp.headers.get("X-WP-TotalPages"))
             if total_pages is None:
                 raise ProviderResponseError("woocommerce: GET /products answered without X-WP-TotalPages")
             if page >= total_pages or not body:
@@ -264,7 +264,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start:start + size])
 
 
-def _int_header(value: str | None) -> int | None:
+def int_header(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
     except ValueError:

@@ -1,7 +1,8 @@
 """The interfaces services depend on. Adapters satisfy them structurally.
 
 ``Warehouse`` is any place stock lives and orders can be handed to (a 3PL API,
-a CSV feed). ``Storefront`` is a shop platform's webhook dialect.
+a CSV feed). ``Storefront`` is a shop platform's webhook dialect. ``RefundSource``
+reads which lines an order's refunds cover where the webhook does not say (WooCommerce).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
     ProviderOrderRef,
+    RefundCreated,
     Shipment,
     StorefrontEvent,
 )
@@ -61,3 +63,9 @@ class Storefront(Protocol):
     def parse(self, shop_id: str, topic: str, payload: object) -> StorefrontEvent:
         """Turn a verified, JSON-decoded delivery into a domain event.
         Raises PayloadError when the body is not the shape the topic promises."""
+
+
+class RefundSource(Protocol):
+    def order_refunds(self, order_id: str) -> Sequence[RefundCreated]:
+        """Every refund of the order with the lines and units it covers.
+        Raises ProviderError (ProviderRejected when the order is gone)."""

@@ -195,6 +195,10 @@ class Order:
     lines: tuple[OrderLine, ...]
     state: OrderState = "open"
     customer_id: str | None = None
+    # None: the line quantities already net out refunds (Shopify's current_quantity).
+    # A tuple (WooCommerce): the quantities are as ordered and these refunds exist on
+    # the order; their line quantities are only in the refunds endpoint.
+    refund_ids: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------- storefront events
@@ -225,7 +229,7 @@ class RefundCreated:
     order_id: str
     refund_id: str
     lines: tuple[RefundLine, ...]
-    created_at: datetime | None = None  # a refund older than the stored order update is already in it
+    created_at: datetime | None = None  # Shopify: a refund older than the stored order update is already in it
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from adapters.woocommerce import (
     TOPICS,
     WooCommerceStorefront,
     is_ping,
+    parse_refunds,
     parse_webhook,
     verify_webhook,
     webhook_signature,
@@ -28,6 +30,8 @@ from connector.domain.model import (
     OrderLine,
     OrderUpsert,
     PayloadError,
+    RefundCreated,
+    RefundLine,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "woocommerce"
@@ -154,6 +158,7 @@ def expected_order(**changes) -> Order:
         ),
         state="open",
         customer_id=None,
+        refund_ids=(),  # "refunds": [] in the docs example
     )
     return Order(**{**base.__dict__, **changes})
 
@@ -503,3 +508,60 @@ def test_resource_id():
 def test_storefront_parse_is_parse_webhook():
     store = WooCommerceStorefront()
     assert store.parse(SHOP, "order.created", load("order_727.json")) == OrderUpsert(expected_order())
+
+
+# ---------------------------------------------------------------- refunds
+
+
+def test_the_refunds_an_order_lists_are_kept_by_id():
+    payload = load("order_727.json")
+    payload["refunds"] = [{"id": 726, "reason": "", "total": "-10.00"}, {"id": 724, "reason": "", "total": "-9.00"}]
+    assert parse_webhook(SHOP, "order.updated", payload).order.refund_ids == ("726", "724")
+    del payload["refunds"]
+    assert parse_webhook(SHOP, "order.updated", payload).order.refund_ids == ()
+
+
+@pytest.mark.parametrize("refunds, where", [
+    ("726", "refunds: expected a list"),
+    ([{"reason": ""}], "refunds[0].id: missing id"),
+    ([726], "refunds[0]"),
+])
+def test_a_malformed_refunds_list_names_the_field(refunds, where):
+    payload = load("order_727.json")
+    payload["refunds"] = refunds
+    with pytest.raises(PayloadError, match=re.escape(where)):
+        parse_webhook(SHOP, "order.updated", payload)
+
+
+def test_parse_documented_refunds():
+    """The REST API docs' "List all refunds" example: an amount-only refund has no
+    lines; a line refund names the order's line in _refunded_item_id."""
+    assert parse_refunds("723", load("order_723_refunds.json")) == (
+        RefundCreated("723", "726", (), datetime(2017, 3, 21, 20, 7, 11, tzinfo=UTC)),
+        RefundCreated("723", "724", (RefundLine("311", 1),), datetime(2017, 3, 21, 19, 55, 37, tzinfo=UTC)),
+    )
+
+
+def test_refund_lines_of_one_order_line_add_up_and_zero_units_are_amounts_only():
+    refunds = load("order_723_refunds.json")
+    line = refunds[1]["line_items"][0]
+    refunds[1]["line_items"] = [line, {**copy.deepcopy(line), "id": 315, "quantity": -2},
+                                {**copy.deepcopy(line), "id": 316, "quantity": 0}]
+    assert parse_refunds("723", refunds)[1].lines == (RefundLine("311", 3),)
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda r: r.__setitem__("id", None), "refunds[1].id: missing id"),
+    (lambda r: r["line_items"][0].__setitem__("quantity", 1), "refunds[1].line_items[0].quantity"),
+    (lambda r: r["line_items"][0].__setitem__("quantity", "-1"), "refunds[1].line_items[0].quantity"),
+    (lambda r: r["line_items"][0].__setitem__("meta_data", []), "no _refunded_item_id entry"),
+    (lambda r: r["line_items"][0]["meta_data"][0].__setitem__("value", "x"), "meta_data[0].value"),
+    (lambda r: r.__setitem__("line_items", {}), "line_items: expected a list"),
+])
+def test_a_malformed_refund_names_the_field(change, where):
+    refunds = load("order_723_refunds.json")
+    change(refunds[1])
+    with pytest.raises(PayloadError, match=re.escape(where)):
+        parse_refunds("723", refunds)
+    with pytest.raises(PayloadError, match="refunds: expected a list"):
+        parse_refunds("723", {"id": 724})

@@ -1,0 +1,62 @@
+"""WooCommerce order refunds through the REST API v3: which lines a refund covers.
+
+An ``order.updated`` webhook tells us a refund exists (the order's ``refunds`` list) but
+not which lines it covers; ``GET /wp-json/wc/v3/orders/<id>/refunds`` does (REST API
+docs, "Order refunds": ``page``, ``per_page`` default 10, and the ``X-WP-TotalPages``
+header every WP REST collection sends). Reads only, so the shared client's retries on
+429/5xx are safe. Authentication as in :mod:`adapters.woocommerce_stock`: the consumer
+key and secret as HTTP Basic over HTTPS.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+from urllib.parse import urlsplit
+
+from adapters.http import HttpClient
+from adapters.woocommerce import parse_refunds
+from adapters.woocommerce_stock import API_PREFIX, MAX_PER_PAGE, ConsumerKeyAuth, int_header
+from connector.domain.model import PayloadError, ProviderResponseError, RefundCreated
+
+
+class WooCommerceOrders:
+    provider = "woocommerce"
+
+    def __init__(self, store_url: str | None = None, consumer_key: str | None = None,
+                 consumer_secret: str | None = None, *, client: HttpClient | None = None, max_pages: int = 100,
+                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
+        """``client`` (based at ``.../wp-json/wc/v3``) replaces the HTTPS client in tests."""
+        if client is None:
+            parts = urlsplit(store_url or "")
+            if parts.scheme != "https" or not parts.netloc:
+                raise ValueError(f"store_url must be an https:// URL (Basic auth over http is refused), got {store_url!r}")
+            client = HttpClient(base_url=store_url.rstrip("/") + API_PREFIX,
+                                auth=ConsumerKeyAuth(consumer_key or "", consumer_secret or ""),
+                                provider=self.provider, sleep=sleep, monotonic=monotonic)
+        self.client = client
+        self.max_pages = max_pages
+
+    def order_refunds(self, order_id: str) -> tuple[RefundCreated, ...]:
+        """Every refund of the order, with the order lines and units each one covers.
+        Raises ``ProviderRejected`` (404: the order is gone) and the client's other
+        ``ProviderError``s; ``ProviderResponseError`` when the answer is not the
+        documented list."""
+        path = f"/orders/{order_id}/refunds"
+        raw: list = []
+        page = 1
+        while True:
+            resp = self.client.request("GET", path, params={"per_page": MAX_PER_PAGE, "page": page})
+            body = self.client.decode_json(resp)
+            if not isinstance(body, list):
+                raise ProviderResponseError(f"woocommerce: GET {path} did not answer a list")
+            raw.extend(body)
+            total_pages = int_header(resp.headers.get("X-WP-TotalPages"))
+            if total_pages is None or page >= total_pages or not body:
+                break
+            if page >= self.max_pages:
+                raise ProviderResponseError(f"woocommerce: more than {self.max_pages} pages of refunds")
+            page += 1
+        try:
+            return parse_refunds(order_id, raw)
+        except PayloadError as exc:
+            raise ProviderResponseError(f"woocommerce: GET {path}: {exc}") from exc
