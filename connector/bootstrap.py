@@ -11,6 +11,7 @@ from typing import Callable
 from connector.config import ProviderConfig, Settings, ShopSettings, load_settings
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
+from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.inbox import Inbox
 from connector.services.planning import Planning
 from connector.services.sync import StockSync
@@ -32,6 +33,7 @@ class Container:
     inbox: Inbox
     sync: StockSync
     forwarding: Forwarding
+    refunds: RefundLookups
     planning: Planning
     transfers: Transfers
     availability: Availability
@@ -55,9 +57,11 @@ class Container:
 def build(settings: Settings | None = None, *, config_path: str | None = None,
           clock: Callable[[], datetime] = utc_now,
           warehouse_factory: Callable[[ProviderConfig], object] | None = None,
-          storefront_client_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
-    """``warehouse_factory`` and ``storefront_client_factory`` replace the real 3PL and
-    storefront inventory adapters (tests and benchmarks pass their own)."""
+          storefront_client_factory: Callable[[ShopSettings], object | None] | None = None,
+          refund_client_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
+    """``warehouse_factory``, ``storefront_client_factory`` and ``refund_client_factory``
+    replace the real 3PL, storefront inventory and WooCommerce orders adapters (tests and
+    benchmarks pass their own)."""
     from adapters import shopify, woocommerce
 
     settings = settings if settings is not None else load_settings(config_path)
@@ -72,6 +76,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         inbox=inbox,
         sync=StockSync(settings, warehouses, clock),
         forwarding=Forwarding(settings, warehouses, contact_readers, clock),
+        refunds=RefundLookups(settings, refund_client_factory or woocommerce_orders_client, inbox.routing, clock),
         planning=planning,
         transfers=Transfers(settings, clock),
         availability=Availability(settings, clock, planning, storefront_client_factory or storefront_client),

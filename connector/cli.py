@@ -139,9 +139,10 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
         rows = store.open_exceptions(shop)
         failed = store.failed_webhooks(shop)
         forwards = store.forward_jobs(shop, ("failed",))
+        lookups = store.failed_refund_lookups(shop)
     finally:
         store.close()
-    if not rows and not failed and not forwards:
+    if not rows and not failed and not forwards and not lookups:
         click.echo("no exceptions")
         return
     for row in rows:
@@ -153,6 +154,25 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     for job in forwards:
         click.echo(f"{job['shop_id']} order {job['order_id']} not handed to {job['provider']} for node "
                    f"{job['node_id']} after {job['attempts']} attempt(s): {job['last_error']}")
+    for lookup in lookups:
+        click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
+                   f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
+
+
+@main.command()
+@pass_ctx
+def refunds(ctx: _Context) -> None:
+    """Read which lines new WooCommerce refunds cover and stop shipping them now
+    (the scheduler does this every minute)."""
+    store = _open_migrated(ctx.container)
+    try:
+        report = ctx.container.refunds.look_up_due(store)
+    finally:
+        store.close()
+    click.echo(f"orders read {report.orders}, refunds applied {report.applied}, retrying {report.retrying}, "
+               f"failed {report.failed}")
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
 
 
 @main.command()

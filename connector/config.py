@@ -112,6 +112,7 @@ class SchedulerConfig(_Strict):
     forward_max_attempts: int = Field(8, ge=1)  # then the forwarding shows as an exception
     shipments_every_minutes: int = Field(15, ge=1)
     push_every_seconds: int = Field(2, ge=1)  # how often due (debounced) storefront pushes are run
+    refunds_every_seconds: int = Field(60, ge=1)  # how often WooCommerce refunds' lines are looked up
     misfire_grace_seconds: int = Field(300, ge=1)
 
 

@@ -262,6 +262,20 @@ def _planning(db: sqlite_utils.Database) -> None:
                "PRIMARY KEY (shop_id, sku)) WITHOUT ROWID")
 
 
+@migrations(name="0005_refund_lookups")
+def _refund_lookups(db: sqlite_utils.Database) -> None:
+    # WooCommerce refunds whose lines must be read from its REST API: the order
+    # webhook names them but does not say which lines they cover.
+    db["refund_lookups"].create(
+        {"shop_id": str, "refund_id": str, "order_id": str, "status": str, "attempts": int, "next_attempt_at": str,
+         "last_error": str, "requested_at": str, "finished_at": str},
+        pk=("shop_id", "refund_id"),
+        not_null={"order_id", "status", "attempts", "next_attempt_at", "requested_at"},
+        defaults={"attempts": 0},
+    )
+    db["refund_lookups"].create_index(["status", "next_attempt_at"])
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -647,6 +661,70 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    def refunded_quantities(self, shop_id: str, order_id: str, refund_ids: Sequence[str]) -> dict[str, int]:
+        """line id -> units the given (recorded) refunds took off that line."""
+        if not refund_ids:
+            return {}
+        marks = ",".join("?" * len(refund_ids))
+        return dict(self._all(
+            f"SELECT line_id, SUM(quantity) FROM refunds WHERE shop_id = ? AND order_id = ? AND refund_id IN ({marks}) "
+            "GROUP BY line_id",
+            (shop_id, order_id, *refund_ids),
+        ))
+
+    def track_refund_lookups(self, shop_id: str, order_id: str, refund_ids: Sequence[str], now: datetime,
+                             *, look_up: bool) -> None:
+        """The order now lists ``refund_ids``: with ``look_up``, ask for the lines of those
+        never asked for, and again for those whose lookup failed (the order changed; the
+        store or its API key may be back). A lookup still pending for a refund the order
+        no longer lists (deleted in the store) is dropped, so its lines are never applied."""
+        self.conn.execute(
+            "UPDATE refund_lookups SET status = 'dropped', finished_at = ? WHERE shop_id = ? AND order_id = ? "
+            f"AND status = 'pending' AND refund_id NOT IN ({','.join('?' * len(refund_ids))})",
+            (ts(now), shop_id, order_id, *refund_ids),
+        )
+        if look_up and refund_ids:
+            self.conn.executemany(
+                "INSERT INTO refund_lookups (shop_id, refund_id, order_id, status, attempts, next_attempt_at, "
+                "requested_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) "
+                "ON CONFLICT (shop_id, refund_id) DO UPDATE SET status = 'pending', attempts = 0, "
+                "next_attempt_at = excluded.next_attempt_at WHERE refund_lookups.status IN ('dropped', 'failed')",
+                [(shop_id, refund_id, order_id, ts(now), ts(now)) for refund_id in refund_ids],
+            )
+
+    def due_refund_lookups(self, now: datetime, limit: int) -> list[dict]:
+        """Orders with refunds to look up now: shop_id, order_id, refund_ids, attempts (the most any has had)."""
+        rows = self._all(
+            "SELECT shop_id, order_id, group_concat(refund_id), MAX(attempts) FROM refund_lookups "
+            "WHERE status = 'pending' AND next_attempt_at <= ? GROUP BY shop_id, order_id "
+            "ORDER BY MIN(next_attempt_at) LIMIT ?",
+            (ts(now), limit),
+        )
+        return [{"shop_id": shop_id, "order_id": order_id, "refund_ids": ids.split(","), "attempts": attempts}
+                for shop_id, order_id, ids, attempts in rows]
+
+    def pending_refund_lookups(self, shop_id: str, order_id: str) -> set[str]:
+        return {r for (r,) in self._all("SELECT refund_id FROM refund_lookups WHERE shop_id = ? AND order_id = ? "
+                                        "AND status = 'pending'", (shop_id, order_id))}
+
+    def failed_refund_lookups(self, shop_id: str | None = None) -> list[dict]:
+        return self._dicts(
+            "SELECT shop_id, order_id, refund_id, attempts, last_error FROM refund_lookups WHERE status = 'failed' "
+            "AND (? IS NULL OR shop_id = ?) ORDER BY shop_id, order_id, refund_id", (shop_id, shop_id))
+
+    def finish_refund_lookups(self, shop_id: str, order_id: str, refund_ids: Iterable[str], *, status: str,
+                              now: datetime, error: str | None = None,
+                              next_attempt_at: datetime | None = None) -> None:
+        """Pending lookups of the order end as ``status`` ('done', 'failed'), or stay
+        'pending' until ``next_attempt_at`` (a retry)."""
+        self.conn.executemany(
+            "UPDATE refund_lookups SET status = ?, attempts = attempts + 1, last_error = ?, "
+            "next_attempt_at = COALESCE(?, next_attempt_at), finished_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END "
+            "WHERE shop_id = ? AND order_id = ? AND refund_id = ? AND status = 'pending'",
+            [(status, error, ts(next_attempt_at) if next_attempt_at else None, status, ts(now), shop_id, order_id, r)
+             for r in refund_ids],
+        )
+
     # ------------------------------------------------------------ stock and reservations
 
     def sellable(self, shop_id: str, skus: Iterable[str]) -> dict[tuple[str, str], int]:
@@ -881,8 +959,8 @@ class Store:
         counts = {}
         with self.db.atomic():
             for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
-                          "order_lines", "orders", "stock", "events", "forward_jobs", "shipments", "sync_runs",
-                          "node_sync_state", "provider_poll_state", "forecasts", "allocations",
+                          "refund_lookups", "order_lines", "orders", "stock", "events", "forward_jobs", "shipments",
+                          "sync_runs", "node_sync_state", "provider_poll_state", "forecasts", "allocations",
                           "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests",
                           "push_request_skus"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount

@@ -49,6 +49,8 @@ def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime)
         store.event(order.shop_id, "order.stale_update_ignored", order.order_id,
                     {"received_updated_at": order.updated_at, "stored_updated_at": stored.updated_at}, now)
         return stored.status
+    if order.refund_ids is not None:
+        order = _net_of_refunds(store, order, now)
     region_id = routing.regions.resolve(order.ship_to, routing.network.default_region)
     store.upsert_order(order, region_id, now)
     store.set_skip_reasons(order.shop_id, order.order_id,
@@ -59,6 +61,19 @@ def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime)
     if order.state != "open":
         return close_order(store, order.shop_id, order.order_id, order.state, now)
     return reconcile(store, routing, order, region_id, now)
+
+
+def _net_of_refunds(store: Store, order: Order, now: datetime) -> Order:
+    """A WooCommerce order's quantities are as ordered: take off what the refunds it
+    still lists took (those whose lines we have read), and ask for the lines of the
+    others. A refund deleted in the store drops off the list, so its units count again."""
+    refund_ids = order.refund_ids or ()
+    store.track_refund_lookups(order.shop_id, order.order_id, refund_ids, now, look_up=order.state == "open")
+    refunded = store.refunded_quantities(order.shop_id, order.order_id, refund_ids)
+    if not refunded:
+        return order
+    return replace(order, lines=tuple(
+        replace(l, quantity=max(l.quantity - refunded.get(l.line_id, 0), 0)) for l in order.lines))
 
 
 def request_push(store: Store, routing: ShopRouting, shop_id: str, skus, now: datetime) -> None:
@@ -147,13 +162,17 @@ def _status(routed: int, decided: int) -> str:
     return "nothing_to_ship"
 
 
-def apply_refund(store: Store, routing: ShopRouting, refund: RefundCreated, shop_id: str, now: datetime) -> str | None:
-    """Refunded line quantities stop being shipped. A refund older than the stored
-    order update is already reflected in it (Shopify's current_quantity), so it is
-    recorded but not applied twice."""
+def apply_refund(store: Store, routing: ShopRouting, refund: RefundCreated, shop_id: str, now: datetime,
+                 *, order_nets_out_refunds: bool = True) -> str | None:
+    """Refunded line quantities stop being shipped. With ``order_nets_out_refunds``
+    (Shopify's current_quantity), a refund older than the stored order update is
+    already reflected in it, so it is recorded but not applied twice. Without
+    (WooCommerce), the stored quantities are net only of the refunds recorded
+    here, so a refund recorded for the first time always applies."""
     stored = store.order(shop_id, refund.order_id)
     applies = stored is not None and (
-        refund.created_at is None or stored.updated_at is None or refund.created_at > stored.updated_at
+        not order_nets_out_refunds
+        or refund.created_at is None or stored.updated_at is None or refund.created_at > stored.updated_at
     )
     changed = False
     for line in refund.lines:
