@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
+
 import pytest
 import responses
 
 from adapters.woocommerce_orders import WooCommerceOrders
 from connector.bootstrap import build
-from connector.web import create_app
 from tests.conftest import WOO_SHOP, WOO_URL, fixture_json, initialised
 from tests.e2e.test_webhooks import reservations, sellable, woo_727_demo
 from tests.support import FakeClock
@@ -34,11 +34,6 @@ def container(settings, clock, http_clock):
                                  monotonic=http_clock.monotonic)
 
     return initialised(build(settings, clock=clock, refund_client_factory=orders_client), clock)
-
-
-@pytest.fixture
-def client(container):
-    return create_app(container, start_worker=False).test_client()
 
 
 def order_727(*, refunds=(), modified: str = "2017-03-22T19:28:08") -> dict:
