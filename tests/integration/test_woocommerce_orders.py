@@ -3,8 +3,6 @@ docs ("Order refunds": List all refunds)."""
 from __future__ import annotations
 
 import base64
-import json
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,22 +10,10 @@ import responses
 
 from adapters.woocommerce_orders import WooCommerceOrders
 from connector.domain.model import ProviderAuthError, ProviderRejected, ProviderResponseError, RefundLine
+from tests.integration.test_woocommerce_stock import KEY, SECRET, STORE, clock, fx  # noqa: F401 - clock is a fixture
 from tests.support import FakeClock
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
-STORE = "https://shop.example.com"
 REFUNDS = f"{STORE}/wp-json/wc/v3/orders/723/refunds"
-KEY = "ck_0123456789abcdef0123456789abcdef01234567"
-SECRET = "cs_fedcba9876543210fedcba9876543210fedcba98"
-
-
-def fx(name: str):
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def make(clock: FakeClock) -> WooCommerceOrders:
