@@ -27,6 +27,12 @@ from connector.store import Store
 log = logging.getLogger("connector.forwarding")
 
 
+def retry_delay(attempts: int) -> timedelta:
+    """How long a failed outside call waits before its next try: 1, 2, 4 ... minutes
+    after the 1st, 2nd, 3rd ... failure, capped at an hour."""
+    return timedelta(minutes=min(2 ** (attempts - 1), 60))
+
+
 @dataclass
 class ForwardReport:
     sent: int = 0
@@ -76,10 +82,8 @@ class Forwarding:
                                     {"node_id": job["node_id"], "attempts": attempts, "error": error}, now)
                     report.failed += 1
                 else:
-                    # 1, 2, 4 ... minutes, capped at an hour.
-                    delay = timedelta(minutes=min(2 ** (attempts - 1), 60))
                     store.finish_forward_job(job["id"], status="pending", now=now, error=error,
-                                             next_attempt_at=now + delay)
+                                             next_attempt_at=now + retry_delay(attempts))
                     report.retrying += 1
                 report.errors.append(f"{job['reference']}: {error}")
                 continue

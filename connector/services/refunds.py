@@ -11,12 +11,13 @@ twice applies nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 from connector.config import Settings, ShopSettings
 from connector.domain.model import ProviderError, ProviderRejected
 from connector.ports import RefundSource
+from connector.services.forwarding import retry_delay
 from connector.services.orders import ShopRouting, apply_refund
 from connector.store import Store
 
@@ -60,11 +61,9 @@ class RefundLookups:
                     self._fail(store, shop_id, order_id, refund_ids, error, attempts, report)
                 else:
                     now = self.clock()
-                    # 1, 2, 4 ... minutes, capped at an hour, as forwarding does.
                     with store.write():
                         store.finish_refund_lookups(shop_id, order_id, refund_ids, status="pending", now=now,
-                                                    error=error, next_attempt_at=now + timedelta(
-                                                        minutes=min(2 ** (attempts - 1), 60)))
+                                                    error=error, next_attempt_at=now + retry_delay(attempts))
                     report.retrying += 1
                     report.errors.append(f"{shop_id} order {order_id}: {error}")
                 continue
