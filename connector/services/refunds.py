@@ -47,10 +47,13 @@ class RefundLookups:
         max_attempts = self.settings.scheduler.forward_max_attempts
         for due in store.due_refund_lookups(self.clock(), limit):
             shop_id, order_id, refund_ids = due["shop_id"], due["order_id"], due["refund_ids"]
-            client = self._client(shop_id)
+            shop = self.settings.shops.get(shop_id)
+            client = self._client(shop) if shop is not None else None
             if client is None:
-                self._fail(store, shop_id, order_id, refund_ids, "no WooCommerce REST API key for this shop "
-                           "([shops.storefront] consumer_key and consumer_secret)", due["attempts"] + 1, report)
+                reason = ("the shop is no longer configured" if shop is None else
+                          f"no WooCommerce REST API key for this shop ([shops.{shop_id}.storefront] "
+                          "consumer_key and consumer_secret)")
+                self._fail(store, shop_id, order_id, refund_ids, reason, due["attempts"] + 1, report)
                 continue
             try:
                 refunds = client.order_refunds(order_id)
@@ -82,10 +85,10 @@ class RefundLookups:
             report.orders += 1
         return report
 
-    def _client(self, shop_id: str):
-        if shop_id not in self._built:
-            self._built[shop_id] = self.clients(self.settings.shops[shop_id])
-        return self._built[shop_id]
+    def _client(self, shop: ShopSettings) -> RefundSource | None:
+        if shop.id not in self._built:
+            self._built[shop.id] = self.clients(shop)
+        return self._built[shop.id]
 
     def _fail(self, store: Store, shop_id: str, order_id: str, refund_ids: list[str], error: str, attempts: int,
               report: RefundLookupReport) -> None:
