@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 from typing import Callable
-from urllib.parse import urlsplit
 
 from adapters.http import HttpClient
 from adapters.woocommerce import parse_refunds
-from adapters.woocommerce_stock import API_PREFIX, MAX_PER_PAGE, ConsumerKeyAuth, int_header
+from adapters.woocommerce_stock import collection_pages, rest_client
 from connector.domain.model import PayloadError, ProviderResponseError, RefundCreated
 
 
@@ -26,14 +25,7 @@ class WooCommerceOrders:
                  consumer_secret: str | None = None, *, client: HttpClient | None = None, max_pages: int = 100,
                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
         """``client`` (based at ``.../wp-json/wc/v3``) replaces the HTTPS client in tests."""
-        if client is None:
-            parts = urlsplit(store_url or "")
-            if parts.scheme != "https" or not parts.netloc:
-                raise ValueError(f"store_url must be an https:// URL (Basic auth over http is refused), got {store_url!r}")
-            client = HttpClient(base_url=store_url.rstrip("/") + API_PREFIX,
-                                auth=ConsumerKeyAuth(consumer_key or "", consumer_secret or ""),
-                                provider=self.provider, sleep=sleep, monotonic=monotonic)
-        self.client = client
+        self.client = client or rest_client(store_url, consumer_key, consumer_secret, sleep=sleep, monotonic=monotonic)
         self.max_pages = max_pages
 
     def order_refunds(self, order_id: str) -> tuple[RefundCreated, ...]:
@@ -42,20 +34,8 @@ class WooCommerceOrders:
         ``ProviderError``s; ``ProviderResponseError`` when the answer is not the
         documented list."""
         path = f"/orders/{order_id}/refunds"
-        raw: list = []
-        page = 1
-        while True:
-            resp = self.client.request("GET", path, params={"per_page": MAX_PER_PAGE, "page": page})
-            body = self.client.decode_json(resp)
-            if not isinstance(body, list):
-                raise ProviderResponseError(f"woocommerce: GET {path} did not answer a list")
-            raw.extend(body)
-            total_pages = int_header(resp.headers.get("X-WP-TotalPages"))
-            if total_pages is None or page >= total_pages or not body:
-                break
-            if page >= self.max_pages:
-                raise ProviderResponseError(f"woocommerce: more than {self.max_pages} pages of refunds")
-            page += 1
+        raw = [refund for page in collection_pages(self.client, path, {}, max_pages=self.max_pages,
+                                                     total_pages_required=False) for refund in page]
         try:
             return parse_refunds(order_id, raw)
         except PayloadError as exc:

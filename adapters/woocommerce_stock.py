@@ -130,6 +130,41 @@ class ConsumerKeyAuth:
 # ---------------------------------------------------------------- client
 
 
+def rest_client(store_url: str | None, consumer_key: str | None, consumer_secret: str | None, *,
+                sleep: Callable[[float], None] = time.sleep,
+                monotonic: Callable[[], float] = time.monotonic) -> HttpClient:
+    """The shared HTTP client at ``https://{store}/wp-json/wc/v3`` with the consumer key
+    and secret as Basic auth; plain http:// is refused rather than leak the secret."""
+    parts = urlsplit(store_url or "")
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(f"store_url must be an https:// URL (Basic auth over http is refused), got {store_url!r}")
+    return HttpClient(base_url=store_url.rstrip("/") + API_PREFIX,
+                      auth=ConsumerKeyAuth(consumer_key or "", consumer_secret or ""),
+                      provider="woocommerce", sleep=sleep, monotonic=monotonic)
+
+
+def collection_pages(client: HttpClient, path: str, params: Mapping[str, object], *, max_pages: int,
+                     total_pages_required: bool) -> Iterator[list]:
+    """GET a WP REST collection page by page (``per_page`` 100) and yield each page's
+    list; ``X-WP-TotalPages`` says when to stop. Without that header: an error when
+    ``total_pages_required``, else the page read is the last."""
+    page = 1
+    while True:
+        resp = client.request("GET", path, params={**params, "per_page": MAX_PER_PAGE, "page": page})
+        body = client.decode_json(resp)
+        if not isinstance(body, list):
+            raise ProviderResponseError(f"woocommerce: GET {path} did not answer a list")
+        yield body
+        total_pages = int_header(resp.headers.get("X-WP-TotalPages"))
+        if total_pages is None and total_pages_required:
+            raise ProviderResponseError(f"woocommerce: GET {path} answered without X-WP-TotalPages")
+        if total_pages is None or page >= total_pages or not body:
+            return
+        if page >= max_pages:
+            raise ProviderResponseError(f"woocommerce: more than {max_pages} pages of {path.rsplit('/', 1)[-1]}")
+        page += 1
+
+
 class WooCommerceStock:
     provider = "woocommerce"
 
@@ -153,18 +188,7 @@ class WooCommerceStock:
             raise ValueError(f"batch_size must be 1..{BATCH_LIMIT}")
         if not 1 <= skus_per_request <= MAX_PER_PAGE:
             raise ValueError(f"skus_per_request must be 1..{MAX_PER_PAGE}")
-        if client is None:
-            parts = urlsplit(store_url or "")
-            if parts.scheme != "https" or not parts.netloc:
-                raise ValueError(f"store_url must be an https:// URL (Basic auth over http is refused), got {store_url!r}")
-            client = HttpClient(
-                base_url=store_url.rstrip("/") + API_PREFIX,
-                auth=ConsumerKeyAuth(consumer_key or "", consumer_secret or ""),
-                provider=self.provider,
-                sleep=sleep,
-                monotonic=monotonic,
-            )
-        self.client = client
+        self.client = client or rest_client(store_url, consumer_key, consumer_secret, sleep=sleep, monotonic=monotonic)
         self.batch_size = batch_size
         self.skus_per_request = skus_per_request
         self.max_pages = max_pages
@@ -191,23 +215,11 @@ class WooCommerceStock:
         return found
 
     def _product_pages(self, sku_param: str) -> Iterator[dict]:
-        page = 1
-        while True:
-            params = {"sku": sku_param, "per_page": MAX_PER_PAGE, "page": page, "_fields": PRODUCT_FIELDS}
-            resp = self.client.request("GET", "/products", params=params)
+        params = {"sku": sku_param, "_fields": PRODUCT_FIELDS}
+        for page in collection_pages(self.client, "/products", params, max_pages=self.max_pages,
+                                     total_pages_required=True):
             self.stats.requests["GET products"] += 1
-            body = self.client.decode_json(resp)
-            if not isinstance(body, list):
-                raise ProviderResponseError("woocommerce: GET /products did not answer a list")
-            yield from (p for p in body if isinstance(p, dict))
-            total_pages = int_header(resp.headers.get("X-WP-TotalPages"))
-            if total_pages is None:
-                raise ProviderResponseError("woocommerce: GET /products answered without X-WP-TotalPages")
-            if page >= total_pages or not body:
-                return
-            if page >= self.max_pages:
-                raise ProviderResponseError(f"woocommerce: more than {self.max_pages} pages of products")
-            page += 1
+            yield from (p for p in page if isinstance(p, dict))
 
     # ------------------------------------------------------------ writes
 
