@@ -708,9 +708,9 @@ class Store:
                                         "AND status = 'pending'", (shop_id, order_id))}
 
     def failed_refund_lookups(self, shop_id: str | None = None) -> list[dict]:
-        return self._dicts(
-            "SELECT shop_id, order_id, refund_id, attempts, last_error FROM refund_lookups WHERE status = 'failed' "
-            "AND (? IS NULL OR shop_id = ?) ORDER BY shop_id, order_id, refund_id", (shop_id, shop_id))
+        where, params = _where(["failed"], shop_id=shop_id)
+        return self._dicts(f"SELECT shop_id, order_id, refund_id, attempts, last_error FROM refund_lookups {where} "
+                           "ORDER BY shop_id, order_id, refund_id", params)
 
     def finish_refund_lookups(self, shop_id: str, order_id: str, refund_ids: Iterable[str], *, status: str,
                               now: datetime, error: str | None = None,
