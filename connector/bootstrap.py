@@ -76,12 +76,27 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         inbox=inbox,
         sync=StockSync(settings, warehouses, clock),
         forwarding=Forwarding(settings, warehouses, contact_readers, clock),
-        refunds=RefundLookups(settings, refund_client_factory or woocommerce_orders_client, inbox.routing, clock),
+        refunds=RefundLookups(settings, PerShop(refund_client_factory or woocommerce_orders_client), inbox.routing,
+                              clock),
         planning=planning,
         transfers=Transfers(settings, clock),
-        availability=Availability(settings, clock, planning, storefront_client_factory or storefront_client),
+        availability=Availability(settings, clock, planning, PerShop(storefront_client_factory or storefront_client)),
         storefronts=storefronts,
     )
+
+
+class PerShop:
+    """A shop's storefront API client, built on first use and kept (one HTTP session,
+    one throttle state per shop); None, kept too, when the shop has no credentials."""
+
+    def __init__(self, factory: Callable[[ShopSettings], object | None]):
+        self._factory = factory
+        self._built: dict[str, object | None] = {}
+
+    def __call__(self, shop: ShopSettings):
+        if shop.id not in self._built:
+            self._built[shop.id] = self._factory(shop)
+        return self._built[shop.id]
 
 
 class WarehouseRegistry:

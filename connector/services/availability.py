@@ -63,7 +63,8 @@ class PushReport:
 
 class Availability:
     """``client_for(shop_settings)``: the storefront inventory client (Shopify GraphQL or
-    WooCommerce REST) for a shop, or None when the shop has no credentials."""
+    WooCommerce REST) for a shop, or None when the shop has no credentials; the
+    composition root keeps one per shop."""
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime], planning: Planning,
                  client_for: Callable[[ShopSettings], object | None]):
@@ -71,7 +72,6 @@ class Availability:
         self.clock = clock
         self.planning = planning
         self.client_for = client_for
-        self._clients: dict[str, object] = {}
 
     # ------------------------------------------------------------ reading
 
@@ -103,7 +103,7 @@ class Availability:
         if not shop.storefront.push:
             report.skipped = "push is off for this shop ([storefront] push = false)"
             return report
-        client = self._client(shop)
+        client = self.client_for(shop)
         if client is None:
             report.skipped = ("no credentials: set [storefront] access_token (Shopify) or consumer_key and "
                               "consumer_secret (WooCommerce), or their environment variables")
@@ -139,11 +139,6 @@ class Availability:
                     store.event(shop_id, "storefront.push_failed", None, {"error": str(exc), "reasons": reasons},
                                 now)
         return reports
-
-    def _client(self, shop: ShopSettings):
-        if shop.id not in self._clients:
-            self._clients[shop.id] = self.client_for(shop)
-        return self._clients[shop.id]
 
     def _push_shopify(self, store: Store, shop: ShopSettings, client, allocations, report: PushReport) -> None:
         locations = shop.shopify_locations

@@ -35,12 +35,12 @@ class RefundLookups:
     def __init__(self, settings: Settings, clients: Callable[[ShopSettings], RefundSource | None],
                  routing: Callable[[Store, str, datetime], ShopRouting], clock: Callable[[], datetime]):
         """``clients``: shop -> its WooCommerce orders client (``order_refunds``), or
-        None without REST API credentials. ``routing``: ``Inbox.routing``."""
+        None without REST API credentials (the composition root keeps one per shop).
+        ``routing``: ``Inbox.routing``."""
         self.settings = settings
         self.clients = clients
         self.routing = routing
         self.clock = clock
-        self._built: dict[str, RefundSource | None] = {}
 
     def look_up_due(self, store: Store, limit: int = 100) -> RefundLookupReport:
         report = RefundLookupReport()
@@ -48,7 +48,7 @@ class RefundLookups:
         for due in store.due_refund_lookups(self.clock(), limit):
             shop_id, order_id, refund_ids = due["shop_id"], due["order_id"], due["refund_ids"]
             shop = self.settings.shops.get(shop_id)
-            client = self._client(shop) if shop is not None else None
+            client = self.clients(shop) if shop is not None else None
             if client is None:
                 reason = ("the shop is no longer configured" if shop is None else
                           f"no WooCommerce REST API key for this shop ([shops.{shop_id}.storefront] "
@@ -84,11 +84,6 @@ class RefundLookups:
                 store.finish_refund_lookups(shop_id, order_id, pending & answered, status="done", now=now)
             report.orders += 1
         return report
-
-    def _client(self, shop: ShopSettings) -> RefundSource | None:
-        if shop.id not in self._built:
-            self._built[shop.id] = self.clients(shop)
-        return self._built[shop.id]
 
     def _fail(self, store: Store, shop_id: str, order_id: str, refund_ids: list[str], error: str, attempts: int,
               report: RefundLookupReport) -> None:
