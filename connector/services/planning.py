@@ -21,6 +21,8 @@ at the destination once it is received.
 """
 from __future__ import annotations
 
+import itertools
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
@@ -215,11 +217,13 @@ class Planning:
         lanes = [TransferLane(l.from_node, l.to_node, l.cost_per_unit, l.lead_days) for l in config.lanes]
         if not lanes:
             return RebalanceReport(shop_id, dry_run)
-        value_of = {sku: routing.router.sku_rule(sku).unit_value or shop.planning.lost_sale_cost
-                    for sku in {sku for sku, _ in targets} | {sku for sku, _ in positions}}
+        nodes_of: dict[str, set[str]] = defaultdict(set)  # grouped once: a scan per SKU is quadratic
+        for sku, node in itertools.chain(positions, targets):
+            nodes_of[sku].add(node)
+        value_of = {sku: routing.router.sku_rule(sku).unit_value or shop.planning.lost_sale_cost for sku in nodes_of}
         sku_positions = []
         for sku in sorted(value_of):
-            nodes = {node for s, node in positions if s == sku} | {node for s, node in targets if s == sku}
+            nodes = nodes_of[sku]
             sku_positions.append(SkuPosition(
                 sku=sku,
                 position={n: positions.get((sku, n), 0) for n in nodes},
