@@ -17,10 +17,9 @@ Nothing here reads or writes the database.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Iterator, Mapping, Sequence, TypeVar
 
 from adapters.shopify_inventory import (
     MAX_QUANTITIES_PER_CALL,
@@ -82,15 +81,14 @@ class ShopifyPusher:
         client: ShopifyInventory,
         *,
         max_attempts: int = 3,
-        new_key: Callable[[], str] = lambda: str(uuid.uuid4()),
     ):
         """``max_attempts`` bounds the send rounds per key (a stale item is re-read and
-        resent at most that many times in all)."""
+        resent at most that many times in all). Idempotency keys come from the client's
+        ``new_key``."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self.client = client
         self.max_attempts = max_attempts
-        self.new_key = new_key
 
     def push(
         self,
@@ -239,7 +237,7 @@ class ShopifyPusher:
         quantities = [QuantitySet(key[0], key[1], plan.quantity, plan.change_from) for key, plan in batch]
         # one key per batch of variables; the adapter reuses it for its own retries (THROTTLED,
         # 429/5xx, IDEMPOTENCY_CONCURRENT_REQUEST), so a repeat can never apply twice
-        idempotency_key = self.new_key()
+        idempotency_key = self.client.new_key()
         result: SetResult | None = None
         for _try in range(self.max_attempts):
             try:
@@ -255,7 +253,7 @@ class ShopifyPusher:
             outcome.sent += len(quantities)
             if not (result.needs_new_key and not result.item_errors):
                 break
-            idempotency_key = self.new_key()  # IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED: "Retry with a new idempotency key"
+            idempotency_key = self.client.new_key()  # IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED: "Retry with a new idempotency key"
         assert result is not None  # max_attempts >= 1
         if result.applied:
             for key, plan in batch:
