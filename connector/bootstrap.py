@@ -79,7 +79,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         refunds=RefundLookups(settings, PerShop(refund_client_factory or woocommerce_orders_client), inbox.routing,
                               clock),
         planning=planning,
-        transfers=Transfers(settings, clock),
+        transfers=Transfers(clock),
         availability=Availability(settings, clock, planning, PerShop(storefront_client_factory or storefront_client)),
         storefronts=storefronts,
     )

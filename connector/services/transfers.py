@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
-from connector.config import Settings
 from connector.store import Store
 
 # action -> (statuses it may start from, status it leads to)
@@ -34,8 +33,7 @@ class TransferError(Exception):
 
 
 class Transfers:
-    def __init__(self, settings: Settings, clock: Callable[[], datetime]):
-        self.settings = settings
+    def __init__(self, clock: Callable[[], datetime]):
         self.clock = clock
 
     def approve(self, store: Store, transfer_id: int, by: str) -> dict:
