@@ -151,13 +151,13 @@ def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
 
 def _order(shop_id: str, body: Mapping[str, object], state: str) -> Order:
     order_id = positive_id(body.get("id"), "id")
-    created_at = _gmt_timestamp(body, "date_created_gmt")
+    created_at = gmt_timestamp(body, "date_created_gmt")
     if created_at is None:
         # Site-local time without an offset: treated as UTC when GMT is missing.
-        created_at = _gmt_timestamp(body, "date_created")
+        created_at = gmt_timestamp(body, "date_created")
     if created_at is None:
         raise PayloadError("date_created_gmt: missing (and no date_created)")
-    updated_at = _gmt_timestamp(body, "date_modified_gmt") or created_at
+    updated_at = gmt_timestamp(body, "date_modified_gmt") or created_at
     return Order(
         shop_id=shop_id,
         order_id=order_id,
@@ -212,7 +212,7 @@ def parse_refunds(order_id: str, payload: object) -> tuple[RefundCreated, ...]:
             order_id=order_id,
             refund_id=positive_id(refund.get("id"), f"{where}.id"),
             lines=tuple(RefundLine(line_id, quantity) for line_id, quantity in lines.items()),
-            created_at=_gmt_timestamp(refund, "date_created_gmt"),
+            created_at=gmt_timestamp(refund, "date_created_gmt"),
         ))
     return tuple(refunds)
 
@@ -302,7 +302,7 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
 # ---------------------------------------------------------------- field helpers
 
 
-def _gmt_timestamp(body: Mapping[str, object], field: str) -> datetime | None:
+def gmt_timestamp(body: Mapping[str, object], field: str) -> datetime | None:
     """``YYYY-MM-DDTHH:MM:SS`` without an offset, read as UTC (an explicit offset is
     honoured). None when the field is absent, null or empty."""
     value = body.get(field)
@@ -337,6 +337,20 @@ def normalise_source(url: str | None) -> str | None:
         (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, "")
     )
     return normalised.rstrip("/")
+
+
+def order_state_key(order_id: str, payload: Mapping[str, object]) -> str | None:
+    """The inbox key of one state of an order: its id, modification time and status.
+    Equal for a webhook and for the same order read back from the REST API (the
+    webhook body is the REST body), so a polled order the webhook already brought is
+    a duplicate. None without a modification time."""
+    status = payload.get("status")
+    status = status.strip() if isinstance(status, str) else ""
+    for field in ("date_modified_gmt", "date_modified"):
+        modified = payload.get(field)
+        if isinstance(modified, str) and modified.strip():
+            return f"order:{order_id}:{modified.strip()}:{status}"
+    return None
 
 
 class WooCommerceStorefront:
@@ -385,13 +399,7 @@ class WooCommerceStorefront:
         if topic == "order.deleted":
             delivery = self.delivery_id(headers)
             return None if delivery is None else f"order:{order_id}:deleted:{delivery}"
-        status = payload.get("status")
-        status = status.strip() if isinstance(status, str) else ""
-        for field in ("date_modified_gmt", "date_modified"):
-            modified = payload.get(field)
-            if isinstance(modified, str) and modified.strip():
-                return f"order:{order_id}:{modified.strip()}:{status}"
-        return None
+        return order_state_key(order_id, payload)
 
     def resource_id(self, topic: str, payload: object) -> str | None:
         """The order id an event is about, or None. Never raises."""

@@ -3,15 +3,17 @@
 ``Warehouse`` is any place stock lives and orders can be handed to (a 3PL API,
 a CSV feed). ``Storefront`` is a shop platform's webhook dialect. ``RefundSource``
 reads which lines an order's refunds cover where the webhook does not say (WooCommerce).
+``OrderFeed`` reads back the orders that changed, for the webhooks that never came.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
+    PolledOrder,
     ProviderOrderRef,
     RefundCreated,
     Shipment,
@@ -69,3 +71,10 @@ class RefundSource(Protocol):
     def order_refunds(self, order_id: str) -> Sequence[RefundCreated]:
         """Every refund of the order with the lines and units it covers.
         Raises ProviderError (ProviderRejected when the order is gone)."""
+
+
+class OrderFeed(Protocol):
+    def modified_orders(self, after: datetime, *, status: str = "any",
+                        max_requests: int = 50) -> Iterator[Sequence[PolledOrder]]:
+        """Orders of ``status`` changed after ``after``, oldest change first, a page at
+        a time, each as the webhook it stands for. Raises ProviderError."""

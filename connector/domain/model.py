@@ -262,6 +262,18 @@ class Ignored:
     reason: str
 
 
+@dataclass(frozen=True)
+class PolledOrder:
+    """An order read back from the store's API in case its webhook never came
+    (reconciliation). It is stored in the inbox as the webhook it stands for."""
+
+    order_id: str
+    modified_at: datetime  # the store's own modification time, UTC
+    topic: str  # the webhook topic whose body this is
+    dedupe_key: str  # that webhook's inbox key, so a delivered one is a duplicate
+    body: bytes  # the JSON body that webhook would carry
+
+
 StorefrontEvent = Union[
     OrderUpsert,
     OrderDeleted,
