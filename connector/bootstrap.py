@@ -11,8 +11,9 @@ from typing import Callable
 from connector.config import ProviderConfig, Settings, ShopSettings, load_settings
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
-from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.inbox import Inbox
+from connector.services.reconcile import OrderReconciliation
+from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.planning import Planning
 from connector.services.sync import StockSync
 from connector.services.transfers import Transfers
@@ -34,6 +35,7 @@ class Container:
     sync: StockSync
     forwarding: Forwarding
     refunds: RefundLookups
+    reconcile: OrderReconciliation
     planning: Planning
     transfers: Transfers
     availability: Availability
@@ -58,8 +60,8 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
           clock: Callable[[], datetime] = utc_now,
           warehouse_factory: Callable[[ProviderConfig], object] | None = None,
           storefront_client_factory: Callable[[ShopSettings], object | None] | None = None,
-          refund_client_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
-    """``warehouse_factory``, ``storefront_client_factory`` and ``refund_client_factory``
+          woocommerce_orders_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
+    """``warehouse_factory``, ``storefront_client_factory`` and ``woocommerce_orders_factory``
     replace the real 3PL, storefront inventory and WooCommerce orders adapters (tests and
     benchmarks pass their own)."""
     from adapters import shopify, woocommerce
@@ -70,14 +72,16 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     contact_readers = {"shopify": shopify.shipping_contact, "woocommerce": woocommerce.shipping_contact}
     inbox = Inbox(settings, storefronts, clock)
     planning = Planning(settings, clock, inbox.routing)
+    # One client per WooCommerce shop, for refunds' lines and for reconciliation alike.
+    woocommerce_orders = PerShop(woocommerce_orders_factory or woocommerce_orders_client)
     return Container(
         settings=settings,
         clock=clock,
         inbox=inbox,
         sync=StockSync(settings, warehouses, clock),
         forwarding=Forwarding(settings, warehouses, contact_readers, clock),
-        refunds=RefundLookups(settings, PerShop(refund_client_factory or woocommerce_orders_client), inbox.routing,
-                              clock),
+        refunds=RefundLookups(settings, woocommerce_orders, inbox.routing, clock),
+        reconcile=OrderReconciliation(settings, woocommerce_orders, inbox, clock),
         planning=planning,
         transfers=Transfers(clock),
         availability=Availability(settings, clock, planning, PerShop(storefront_client_factory or storefront_client)),

@@ -140,9 +140,10 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
         failed = store.failed_webhooks(shop)
         forwards = store.forward_jobs(shop, ("failed",))
         lookups = store.failed_refund_lookups(shop)
+        polls = [p for p in store.order_polls(shop) if p["last_error"]]
     finally:
         store.close()
-    if not rows and not failed and not forwards and not lookups:
+    if not rows and not failed and not forwards and not lookups and not polls:
         click.echo("no exceptions")
         return
     for row in rows:
@@ -157,6 +158,10 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     for lookup in lookups:
         click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
                    f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
+    for poll in polls:
+        click.echo(f"{poll['shop_id']} orders not reconciled since {poll['last_ok_at'] or 'the first run'} "
+                   f"({poll['failures']} failed run(s) in a row; webhooks missed meanwhile are not caught): "
+                   f"{poll['last_error']}")
 
 
 @main.command()
@@ -173,6 +178,41 @@ def refunds(ctx: _Context) -> None:
                f"failed {report.failed}")
     for error in report.errors:
         click.echo(f"  {error}", err=True)
+
+
+@main.command()
+@click.option("--shop", help="Only this shop.")
+@pass_ctx
+def reconcile(ctx: _Context, shop: str | None) -> None:
+    """Read back the WooCommerce orders changed since the last run, store any change no
+    webhook brought, and process the inbox (the scheduler does this every
+    reconcile_every_seconds). Exit code 1 when a shop's orders could not be read."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    store = _open_migrated(container)
+    try:
+        report = container.reconcile.reconcile(store, shop)
+        processed = container.inbox.process(store) if report.stored else None
+    finally:
+        store.close()
+    if not report.shops and not report.skipped:
+        click.echo("nothing to reconcile: no WooCommerce shop" + (f" {shop!r}" if shop else ""))
+    for result in report.shops:
+        upto = result.watermark.isoformat() if result.watermark else "nothing yet"
+        if result.error:
+            click.echo(f"{result.shop_id}: FAILED after {result.read} orders read — {result.error} "
+                       f"(read up to {upto}; the next run reads again from there)", err=True)
+        else:
+            click.echo(f"{result.shop_id}: {result.read} orders read, {result.stored} not delivered by webhook "
+                       f"and now stored; read up to {upto}")
+    for shop_id in report.skipped:
+        click.echo(f"{shop_id}: skipped, no WooCommerce REST API key ([shops.{shop_id}.storefront] "
+                   "consumer_key and consumer_secret)")
+    if processed is not None:
+        click.echo(f"inbox: processed {processed.processed}, failed {processed.failed}, "
+                   f"retrying {processed.retrying}")
+    if report.failed:
+        sys.exit(1)
 
 
 @main.command()

@@ -113,6 +113,11 @@ class SchedulerConfig(_Strict):
     shipments_every_minutes: int = Field(15, ge=1)
     push_every_seconds: int = Field(2, ge=1)  # how often due (debounced) storefront pushes are run
     refunds_every_seconds: int = Field(60, ge=1)  # how often WooCommerce refunds' lines are looked up
+    # WooCommerce never redelivers a webhook: read back the orders that changed.
+    reconcile_every_seconds: int = Field(300, ge=10)
+    reconcile_overlap_minutes: int = Field(10, ge=0, le=1440)  # re-read this much before the last change seen
+    reconcile_first_lookback_hours: int = Field(24, ge=0, le=24 * 90)  # a shop's first run starts this far back
+    reconcile_max_requests: int = Field(50, ge=1, le=10_000)  # per shop and run (100 orders each); the rest next run
     misfire_grace_seconds: int = Field(300, ge=1)
 
 

@@ -276,6 +276,19 @@ def _refund_lookups(db: sqlite_utils.Database) -> None:
     db["refund_lookups"].create_index(["status", "next_attempt_at"])
 
 
+@migrations(name="0006_order_polls")
+def _order_polls(db: sqlite_utils.Database) -> None:
+    # How far each shop's orders have been read back from its API (reconciliation):
+    # the store's own modification time of the newest order read, never our clock.
+    db["order_polls"].create(
+        {"shop_id": str, "watermark": str, "last_attempt_at": str, "last_ok_at": str, "last_error": str,
+         "failures": int, "orders_read": int, "orders_stored": int},
+        pk="shop_id",
+        not_null={"last_attempt_at", "failures", "orders_read", "orders_stored"},
+        defaults={"failures": 0, "orders_read": 0, "orders_stored": 0},
+    )
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -725,6 +738,45 @@ class Store:
              for r in refund_ids],
         )
 
+    # ------------------------------------------------------------ order reconciliation
+
+    def order_poll(self, shop_id: str) -> dict | None:
+        rows = self._dicts("SELECT * FROM order_polls WHERE shop_id = ?", (shop_id,))
+        return rows[0] if rows else None
+
+    def order_polls(self, shop_id: str | None = None) -> list[dict]:
+        where, params = _where(shop_id=shop_id)
+        return self._dicts(f"SELECT * FROM order_polls {where} ORDER BY shop_id", params)
+
+    def count_order_poll(self, shop_id: str, read: int, stored: int) -> None:
+        """Add a page's orders to the shop's totals (in the transaction that stored them)."""
+        self.conn.execute(
+            "INSERT INTO order_polls (shop_id, last_attempt_at, orders_read, orders_stored) VALUES (?, '', ?, ?) "
+            "ON CONFLICT (shop_id) DO UPDATE SET orders_read = order_polls.orders_read + excluded.orders_read, "
+            "orders_stored = order_polls.orders_stored + excluded.orders_stored",
+            (shop_id, read, stored),
+        )
+
+    def advance_order_poll(self, shop_id: str, watermark: datetime) -> None:
+        """Every order changed up to ``watermark`` is in the inbox. Never moves back."""
+        self.conn.execute(
+            "INSERT INTO order_polls (shop_id, watermark, last_attempt_at) VALUES (?, ?, '') "
+            "ON CONFLICT (shop_id) DO UPDATE SET "
+            "watermark = MAX(COALESCE(order_polls.watermark, ''), excluded.watermark)",
+            (shop_id, ts(watermark)),
+        )
+
+    def finish_order_poll(self, shop_id: str, now: datetime, error: str | None = None) -> int:
+        """Record how a run ended; returns the failures in a row (0 after a good run)."""
+        self.conn.execute(
+            "INSERT INTO order_polls (shop_id, last_attempt_at, last_ok_at, last_error, failures) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET last_attempt_at = excluded.last_attempt_at, "
+            "last_ok_at = COALESCE(excluded.last_ok_at, order_polls.last_ok_at), last_error = excluded.last_error, "
+            "failures = CASE WHEN excluded.last_error IS NULL THEN 0 ELSE order_polls.failures + 1 END",
+            (shop_id, ts(now), None if error else ts(now), error, 1 if error else 0),
+        )
+        return self.order_poll(shop_id)["failures"]
+
     # ------------------------------------------------------------ stock and reservations
 
     def sellable(self, shop_id: str, skus: Iterable[str]) -> dict[tuple[str, str], int]:
@@ -960,8 +1012,8 @@ class Store:
         with self.db.atomic():
             for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
                           "refund_lookups", "order_lines", "orders", "stock", "events", "forward_jobs", "shipments",
-                          "sync_runs", "node_sync_state", "provider_poll_state", "forecasts", "allocations",
-                          "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests",
+                          "sync_runs", "node_sync_state", "provider_poll_state", "order_polls", "forecasts",
+                          "allocations", "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests",
                           "push_request_skus"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             counts["webhook_inbox"] = self.conn.execute(

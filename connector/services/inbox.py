@@ -27,6 +27,7 @@ from connector.domain.model import (
     OrderDeleted,
     OrderUpsert,
     PayloadError,
+    PolledOrder,
     RefundCreated,
     ShopRedact,
     StorefrontEvent,
@@ -38,6 +39,8 @@ from connector.store import InboxRow, Store, parse_ts
 
 log = logging.getLogger("connector.inbox")
 
+# The header an inbox row read back from the store's API carries instead of a webhook's.
+POLLED_HEADER = "x-connector-source"
 # Headers worth keeping with the body (the rest is transport noise).
 _KEPT_HEADER_PREFIXES = ("x-shopify-", "x-wc-webhook-")
 _KEPT_HEADERS = {"content-type", "user-agent"}
@@ -130,22 +133,33 @@ class Inbox:
                 status="rejected", last_error=message[:500],
             )
             return IngestOutcome(400, {"error": "bad_request", "detail": message[:500]}, inbox_id)
-        status = "ignored" if isinstance(event, Ignored) else "pending"
-        inbox_id, duplicate = store.insert_webhook(
-            shop_id=shop.id,
-            platform=platform,
-            topic=topic,
+        return _store_event(
+            store, event, shop_id=shop.id, platform=platform, topic=topic,
             dedupe_key=_storable(storefront.dedupe_key(headers, payload)) or _body_key(raw_body),
-            webhook_id=self._delivery_key(storefront, headers),
-            event_id=storefront.event_id(headers),
-            resource_id=storefront.resource_id(topic, payload),
-            headers=kept,
-            body=raw_body,
-            received_at=now,
-            status=status,
-            last_error=_storable(event.reason) if isinstance(event, Ignored) else None,
+            webhook_id=self._delivery_key(storefront, headers), event_id=storefront.event_id(headers),
+            resource_id=storefront.resource_id(topic, payload), headers=kept, body=raw_body, now=now,
         )
-        return IngestOutcome(200, {"ok": True, "id": inbox_id, "duplicate": duplicate, "status": status}, inbox_id)
+
+    def store_polled(self, store: Store, shop_id: str, platform: str, polled: PolledOrder,
+                     now: datetime) -> IngestOutcome:
+        """Put an order read back from the store's API (reconciliation) into the inbox as
+        the webhook it stands for, under that webhook's key: when the webhook came, this
+        is a duplicate and nothing is stored. One the parser refuses is kept as
+        ``rejected`` with the reason, as a webhook would be."""
+        kept = {POLLED_HEADER: "reconciliation"}
+        try:
+            event = self.storefronts[platform].parse(shop_id, polled.topic, json.loads(polled.body))
+        except (ValueError, PayloadError, RecursionError) as exc:
+            inbox_id, duplicate = store.insert_webhook(
+                shop_id=shop_id, platform=platform, topic=polled.topic, dedupe_key=polled.dedupe_key,
+                webhook_id=None, event_id=None, resource_id=polled.order_id, headers=kept, body=polled.body,
+                received_at=now, status="rejected", last_error=str(exc)[:500],
+            )
+            return IngestOutcome(400, {"error": "bad_request", "detail": str(exc)[:500], "duplicate": duplicate},
+                                 inbox_id)
+        return _store_event(store, event, shop_id=shop_id, platform=platform, topic=polled.topic,
+                            dedupe_key=polled.dedupe_key, webhook_id=None, event_id=None,
+                            resource_id=polled.order_id, headers=kept, body=polled.body, now=now)
 
     def _shop_for(self, platform: str, storefront, headers: Mapping[str, str]) -> ShopSettings | None:
         if platform == "shopify":
@@ -263,3 +277,16 @@ def _storable(text: str | None) -> str | None:
     """Payload-derived text as SQLite can store it: JSON may carry lone surrogates
     ("\\ud800"), which are not UTF-8 and would make the insert raise."""
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _store_event(store: Store | CommitAlone | GroupCommit, event: StorefrontEvent, *, shop_id: str, platform: str,
+                 topic: str, dedupe_key: str, webhook_id: str | None, event_id: str | None,
+                 resource_id: str | None, headers: Mapping[str, str], body: bytes, now: datetime) -> IngestOutcome:
+    """Store a parsed delivery: pending, or ignored with the reason; 200 either way."""
+    status = "ignored" if isinstance(event, Ignored) else "pending"
+    inbox_id, duplicate = store.insert_webhook(
+        shop_id=shop_id, platform=platform, topic=topic, dedupe_key=dedupe_key, webhook_id=webhook_id,
+        event_id=event_id, resource_id=resource_id, headers=headers, body=body, received_at=now, status=status,
+        last_error=_storable(event.reason) if isinstance(event, Ignored) else None,
+    )
+    return IngestOutcome(200, {"ok": True, "id": inbox_id, "duplicate": duplicate, "status": status}, inbox_id)

@@ -33,7 +33,7 @@ def container(settings, clock, http_clock):
         return WooCommerceOrders(shop.store_url, "ck_test", "cs_test", sleep=http_clock.sleep,
                                  monotonic=http_clock.monotonic)
 
-    return initialised(build(settings, clock=clock, refund_client_factory=orders_client), clock)
+    return initialised(build(settings, clock=clock, woocommerce_orders_factory=orders_client), clock)
 
 
 def order_727(*, refunds=(), modified: str = "2017-03-22T19:28:08") -> dict:
