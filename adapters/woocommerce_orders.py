@@ -8,7 +8,8 @@
   is not retried, and enough failures in a row disable the webhook: woocommerce.md
   §1.5, §7), so orders changed since a time are read back with ``GET /orders``
   (``modified_after`` with ``dates_are_gmt``, ``orderby=modified``, ``order=asc``: the
-  CRUD controller's collection parameters).
+  CRUD controller's collection parameters). ``GET /webhooks`` ("List all webhooks")
+  shows whether the store still delivers orders to us.
 
 Reads only, so the shared client's retries on 429/5xx are safe. Authentication as in
 :mod:`adapters.woocommerce_stock`: the consumer key and secret as HTTP Basic over HTTPS.
@@ -24,7 +25,7 @@ from adapters.http import HttpClient
 from adapters.webhook_payloads import positive_id
 from adapters.woocommerce import gmt_timestamp, order_state_key, parse_refunds
 from adapters.woocommerce_stock import MAX_PER_PAGE, collection_pages, int_header, rest_client
-from connector.domain.model import PayloadError, PolledOrder, ProviderResponseError, RefundCreated
+from connector.domain.model import PayloadError, PolledOrder, ProviderResponseError, RefundCreated, StoreWebhook
 
 # The webhook a polled order stands for: its body is the order as the REST API shows it.
 POLLED_TOPIC = "order.updated"
@@ -54,6 +55,16 @@ class WooCommerceOrders:
             return parse_refunds(order_id, raw)
         except PayloadError as exc:
             raise ProviderResponseError(f"woocommerce: GET {path}: {exc}") from exc
+
+    def webhooks(self) -> tuple[StoreWebhook, ...]:
+        """Every webhook the store has (``status=all``: active, paused and disabled)."""
+        raw = [hook for page in collection_pages(self.client, "/webhooks", {"status": "all"},
+                                                 max_pages=self.max_pages, total_pages_required=False)
+               for hook in page]
+        try:
+            return tuple(_webhook(item, index) for index, item in enumerate(raw))
+        except PayloadError as exc:
+            raise ProviderResponseError(f"woocommerce: GET /webhooks: {exc}") from exc
 
     def modified_orders(self, after: datetime, *, status: str = "any",
                         max_requests: int = 50) -> Iterator[list[PolledOrder]]:
@@ -130,3 +141,17 @@ def _polled(item: object, index: int) -> PolledOrder:
         raise PayloadError(f"orders[{index}].date_modified_gmt: missing")
     body = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return PolledOrder(order_id, modified, POLLED_TOPIC, key, body)
+
+
+def _webhook(item: object, index: int) -> StoreWebhook:
+    if not isinstance(item, Mapping):
+        raise PayloadError(f"webhooks[{index}]: expected a webhook object")
+    texts = {}
+    for field in ("status", "topic", "delivery_url"):
+        value = item.get(field)
+        if not isinstance(value, str):
+            raise PayloadError(f"webhooks[{index}].{field}: expected text, got {str(value)[:40]!r}")
+        texts[field] = value
+    name = item.get("name")
+    return StoreWebhook(positive_id(item.get("id"), f"webhooks[{index}].id"), name if isinstance(name, str) else "",
+                        texts["status"], texts["topic"], texts["delivery_url"])

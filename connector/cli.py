@@ -140,10 +140,12 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
         failed = store.failed_webhooks(shop)
         forwards = store.forward_jobs(shop, ("failed",))
         lookups = store.failed_refund_lookups(shop)
-        polls = [p for p in store.order_polls(shop) if p["last_error"]]
+        polls = store.order_polls(shop)
     finally:
         store.close()
-    if not rows and not failed and not forwards and not lookups and not polls:
+    unreconciled = [p for p in polls if p["last_error"]]
+    hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
+    if not rows and not failed and not forwards and not lookups and not unreconciled and not hooks:
         click.echo("no exceptions")
         return
     for row in rows:
@@ -158,7 +160,9 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     for lookup in lookups:
         click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
                    f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
-    for poll in polls:
+    for shop_id, problem in hooks:
+        click.echo(f"{shop_id} {problem}")
+    for poll in unreconciled:
         click.echo(f"{poll['shop_id']} orders not reconciled since {poll['last_ok_at'] or 'the first run'} "
                    f"({poll['failures']} failed run(s) in a row; webhooks missed meanwhile are not caught): "
                    f"{poll['last_error']}")
@@ -205,6 +209,8 @@ def reconcile(ctx: _Context, shop: str | None) -> None:
         else:
             click.echo(f"{result.shop_id}: {result.read} orders read, {result.stored} not delivered by webhook "
                        f"and now stored; read up to {upto}")
+        for problem in result.webhook_problems:
+            click.echo(f"{result.shop_id}: {problem}", err=True)
     for shop_id in report.skipped:
         click.echo(f"{shop_id}: skipped, no WooCommerce REST API key ([shops.{shop_id}.storefront] "
                    "consumer_key and consumer_secret)")

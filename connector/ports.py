@@ -3,7 +3,8 @@
 ``Warehouse`` is any place stock lives and orders can be handed to (a 3PL API,
 a CSV feed). ``Storefront`` is a shop platform's webhook dialect. ``RefundSource``
 reads which lines an order's refunds cover where the webhook does not say (WooCommerce).
-``OrderFeed`` reads back the orders that changed, for the webhooks that never came.
+``OrderFeed`` reads back the orders that changed, for the webhooks that never came, and
+the store's webhooks themselves.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from connector.domain.model import (
     RefundCreated,
     Shipment,
     StorefrontEvent,
+    StoreWebhook,
 )
 
 
@@ -78,3 +80,6 @@ class OrderFeed(Protocol):
                         max_requests: int = 50) -> Iterator[Sequence[PolledOrder]]:
         """Orders of ``status`` changed after ``after``, oldest change first, a page at
         a time, each as the webhook it stands for. Raises ProviderError."""
+
+    def webhooks(self) -> Sequence[StoreWebhook]:
+        """The webhooks the store has configured, whatever their status. Raises ProviderError."""

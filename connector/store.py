@@ -289,6 +289,12 @@ def _order_polls(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="0007_order_poll_webhooks")
+def _order_poll_webhooks(db: sqlite_utils.Database) -> None:
+    # What is wrong with the store's order webhooks to us (JSON list of sentences).
+    db["order_polls"].add_column("webhook_problems", str)
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -765,6 +771,16 @@ class Store:
             "watermark = MAX(COALESCE(order_polls.watermark, ''), excluded.watermark)",
             (shop_id, ts(watermark)),
         )
+
+    def set_webhook_problems(self, shop_id: str, problems: Sequence[str]) -> list[str]:
+        """Record what is wrong with the shop's order webhooks; returns what was recorded before."""
+        before = self.order_poll(shop_id)
+        self.conn.execute(
+            "INSERT INTO order_polls (shop_id, last_attempt_at, webhook_problems) VALUES (?, '', ?) "
+            "ON CONFLICT (shop_id) DO UPDATE SET webhook_problems = excluded.webhook_problems",
+            (shop_id, json.dumps(list(problems))),
+        )
+        return json.loads(before["webhook_problems"] or "[]") if before else []
 
     def finish_order_poll(self, shop_id: str, now: datetime, error: str | None = None) -> int:
         """Record how a run ended; returns the failures in a row (0 after a good run)."""

@@ -274,6 +274,17 @@ class PolledOrder:
     body: bytes  # the JSON body that webhook would carry
 
 
+@dataclass(frozen=True)
+class StoreWebhook:
+    """A webhook as the store has it configured (WooCommerce: ``GET /webhooks``)."""
+
+    webhook_id: str
+    name: str
+    status: str  # WooCommerce: active | paused (by an admin) | disabled (after failed deliveries)
+    topic: str
+    delivery_url: str
+
+
 StorefrontEvent = Union[
     OrderUpsert,
     OrderDeleted,

@@ -17,6 +17,11 @@ stored in one transaction; the watermark moves at the end of a run that read eve
 listing to its end, or up to where a listing cut short by ``reconcile_max_requests``
 got. A run that fails leaves it: the next reads the same window again, and what was
 stored already is a duplicate.
+
+Each run also lists the store's webhooks: one of ours that WooCommerce disabled (or an
+admin paused), or an order topic with no webhook to us at all, is recorded with what to
+do about it, shown by ``connector exceptions`` and written to the audit log when it
+changes. Reconciliation keeps orders flowing meanwhile, minutes late instead of seconds.
 """
 from __future__ import annotations
 
@@ -24,9 +29,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
+from urllib.parse import urlsplit
 
 from connector.config import Settings, ShopSettings
-from connector.domain.model import PolledOrder, ProviderError
+from connector.domain.model import PolledOrder, ProviderError, StoreWebhook
 from connector.ports import OrderFeed
 from connector.services.inbox import Inbox
 from connector.store import Store, parse_ts
@@ -36,6 +42,9 @@ log = logging.getLogger("connector.reconcile")
 # "any" is every status but the trash; an order trashed without its webhook is in the second.
 LISTINGS = ("any", "trash")
 PAGE_SIZE = 100
+# The topics a WooCommerce shop must send us, and where (connector.web.webhooks' route).
+ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
+WEBHOOK_PATH = "/webhooks/woocommerce"
 
 
 @dataclass
@@ -45,6 +54,7 @@ class ShopReconcile:
     stored: int = 0  # of them, new to the inbox: no webhook had brought that change (yet)
     watermark: datetime | None = None
     error: str | None = None
+    webhook_problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,8 +117,16 @@ class OrderReconciliation:
                     unfinished.append(last)
         except ProviderError as exc:
             result.error = f"{type(exc).__name__}: {exc}"[:500]
+        try:
+            result.webhook_problems = webhook_problems(client.webhooks())
+        except ProviderError as exc:
+            result.webhook_problems = [f"the store's webhooks could not be listed ({type(exc).__name__}: {exc})"[:500]]
         now = self.clock()
         with store.write():
+            before = store.set_webhook_problems(shop_id, result.webhook_problems)
+            if before != result.webhook_problems:
+                store.event(shop_id, "webhooks.unhealthy" if result.webhook_problems else "webhooks.healthy", shop_id,
+                            {"problems": result.webhook_problems, "before": before}, now)
             mark = min(unfinished) if unfinished else newest
             if mark is not None and result.error is None:
                 store.advance_order_poll(shop_id, mark)
@@ -118,6 +136,8 @@ class OrderReconciliation:
                 store.event(shop_id, "reconcile.failed", shop_id, {"error": result.error}, now)
         state = store.order_poll(shop_id)
         result.watermark = parse_ts(state["watermark"])
+        for problem in result.webhook_problems:
+            log.warning("%s: %s", shop_id, problem)
         if result.stored:
             log.warning("%s: %d order changes reached the inbox by reconciliation, not by webhook",
                         shop_id, result.stored)
@@ -136,3 +156,23 @@ class OrderReconciliation:
         result.read += len(page)
         result.stored += stored
         return max(p.modified_at for p in page)
+
+
+def webhook_problems(hooks: Sequence[StoreWebhook]) -> list[str]:
+    """What keeps the store's order changes from reaching us by webhook, as sentences a
+    creator can act on: our webhooks that are not active, and order topics none of ours
+    sends. Webhooks to other services are none of our business."""
+    ours = [h for h in hooks if urlsplit(h.delivery_url).path.rstrip("/").endswith(WEBHOOK_PATH)]
+    problems = []
+    for hook in sorted(ours, key=lambda h: (h.topic, h.webhook_id)):
+        if hook.status == "active":
+            continue
+        why = ("WooCommerce disabled it after deliveries failed" if hook.status == "disabled"
+               else f"it is {hook.status}")
+        problems.append(f"webhook #{hook.webhook_id} ({hook.topic} to {hook.delivery_url}) does not deliver: {why}; "
+                        "set it Active again in WooCommerce > Settings > Advanced > Webhooks")
+    for topic in ORDER_TOPICS:
+        if not any(h.topic == topic for h in ours):
+            problems.append(f"no webhook sends {topic} to this service: add one (delivery URL "
+                            f"https://<this service>{WEBHOOK_PATH}, the shop's webhook_secret)")
+    return problems

@@ -15,11 +15,15 @@ from adapters.woocommerce_orders import WooCommerceOrders
 from connector.bootstrap import build
 from connector.config import settings_from_dict
 from connector.store import parse_ts
-from tests.conftest import WOO_SHOP, WOO_URL, initialised
+from connector.services.reconcile import ORDER_TOPICS
+from tests.conftest import WOO_SHOP, WOO_URL, fixture_json, initialised
 from tests.e2e.test_webhooks import reservations, woo_727_demo
 from tests.support import FakeClock
 
 ORDERS = f"{WOO_URL}/wp-json/wc/v3/orders"
+WEBHOOKS = f"{WOO_URL}/wp-json/wc/v3/webhooks"
+OURS = "https://connector.example/webhooks/woocommerce"
+JSON = {"Content-Type": "application/json"}
 
 
 def orders_client_factory(http_clock: FakeClock):
@@ -50,14 +54,29 @@ class Listing:
     def __init__(self, mock: responses.RequestsMock):
         self.by_status: dict[str, list[list[dict]]] = {"any": [], "trash": []}
         self.asked: list[dict] = []
+        self.webhooks = healthy_webhooks()
         mock.add_callback(responses.GET, ORDERS, callback=self._answer)
+        mock.add_callback(responses.GET, WEBHOOKS, callback=lambda request: (200, JSON, json.dumps(self.webhooks)))
 
     def _answer(self, request):
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
         self.asked.append(query)
         pages = self.by_status[query["status"]]
         body = pages.pop(0) if pages else []
-        return 200, {"Content-Type": "application/json", "X-WP-TotalPages": "1"}, json.dumps(body)
+        return 200, {**JSON, "X-WP-TotalPages": "1"}, json.dumps(body)
+
+
+def webhook(webhook_id: int, topic: str, status: str = "active", url: str = OURS) -> dict:
+    """The docs' webhook 142 as one to ``url`` for ``topic``."""
+    hook = {**fixture_json("woocommerce", "webhooks_list.json")[1], "id": webhook_id, "topic": topic,
+            "status": status, "delivery_url": url}
+    hook["resource"], hook["event"] = topic.split(".")
+    return hook
+
+
+def healthy_webhooks() -> list[dict]:
+    """The documented list (two webhooks to somewhere else) plus one of ours, active, per order topic."""
+    return fixture_json("woocommerce", "webhooks_list.json") + [webhook(200 + i, t) for i, t in enumerate(ORDER_TOPICS)]
 
 
 @pytest.fixture
@@ -82,7 +101,7 @@ def test_an_order_whose_webhook_never_came_is_read_back_routed_and_reserved(cont
     listing.by_status["any"].append([order_727(clock)])
     report = container.reconcile.reconcile(store)
     (shop,) = report.shops
-    assert (shop.shop_id, shop.read, shop.stored, shop.error) == (WOO_SHOP, 1, 1, None)
+    assert (shop.shop_id, shop.read, shop.stored, shop.error, shop.webhook_problems) == (WOO_SHOP, 1, 1, None, [])
     # The first run reads back first_lookback_hours (24 by default), both listings.
     assert [(q["status"], q["modified_after"]) for q in listing.asked] == [
         ("any", "2026-11-21T15:00:00"), ("trash", "2026-11-21T15:00:00")]
@@ -133,8 +152,10 @@ def test_a_changed_order_read_back_is_processed_as_its_update(container, store, 
 
 
 def test_a_failing_store_leaves_the_watermark_and_is_reported_once(container, store, clock, rsps):
-    rsps.get(ORDERS, status=401, json={"code": "woocommerce_rest_cannot_view",
-                                       "message": "Sorry, you cannot list resources.", "data": {"status": 401}})
+    refusal = {"code": "woocommerce_rest_cannot_view", "message": "Sorry, you cannot list resources.",
+               "data": {"status": 401}}
+    rsps.get(ORDERS, status=401, json=refusal)
+    rsps.get(WEBHOOKS, status=401, json=refusal)
     first = container.reconcile.reconcile(store).shops[0]
     second = container.reconcile.reconcile(store).shops[0]
     assert "ProviderAuthError" in first.error and second.error == first.error
@@ -144,6 +165,7 @@ def test_a_failing_store_leaves_the_watermark_and_is_reported_once(container, st
     assert len(store.events(WOO_SHOP, "reconcile.failed")) == 1
 
     rsps.replace(responses.GET, ORDERS, json=[], headers={"X-WP-TotalPages": "0"})
+    rsps.replace(responses.GET, WEBHOOKS, json=healthy_webhooks())
     container.reconcile.reconcile(store)
     poll = store.order_poll(WOO_SHOP)
     assert (poll["failures"], poll["last_error"], parse_ts(poll["last_ok_at"])) == (0, None, clock())
@@ -216,3 +238,27 @@ def test_an_order_the_parser_refuses_is_kept_as_rejected_with_the_reason(contain
     assert row["status"] == "rejected" and "quantity" in row["last_error"]
     assert row["headers"] == '{"x-connector-source": "reconciliation"}'
     assert container.inbox.process(store).processed == 0
+
+
+def test_a_disabled_or_missing_order_webhook_is_reported_until_fixed(container, store, listing, cli):
+    listing.webhooks = [h for h in healthy_webhooks() if h["topic"] != "order.deleted"]
+    disabled = next(h for h in listing.webhooks if h["topic"] == "order.created")
+    disabled["status"] = "disabled"
+    first = container.reconcile.reconcile(store).shops[0]
+    assert first.webhook_problems == [
+        f"webhook #{disabled['id']} (order.created to {OURS}) does not deliver: WooCommerce disabled it after "
+        "deliveries failed; set it Active again in WooCommerce > Settings > Advanced > Webhooks",
+        "no webhook sends order.deleted to this service: add one (delivery URL "
+        "https://<this service>/webhooks/woocommerce, the shop's webhook_secret)",
+    ]
+    container.reconcile.reconcile(store)
+    [event] = store.events(WOO_SHOP, "webhooks.unhealthy")
+    assert event["detail"]["problems"] == first.webhook_problems
+    listed = cli("exceptions").output
+    assert f"{WOO_SHOP} webhook #{disabled['id']} (order.created" in listed
+    assert f"{WOO_SHOP} no webhook sends order.deleted" in listed
+
+    listing.webhooks = healthy_webhooks()
+    assert container.reconcile.reconcile(store).shops[0].webhook_problems == []
+    assert len(store.events(WOO_SHOP, "webhooks.healthy")) == 1
+    assert cli("exceptions").output.strip() == "no exceptions"

@@ -188,3 +188,26 @@ def test_an_older_store_refusing_orderby_modified_is_a_clear_rejection(clock):
     responses.get(ORDERS, status=400, json=refusal)
     with pytest.raises(ProviderRejected, match="orderby"):
         list(make(clock).modified_orders(SINCE))
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@responses.activate
+def test_the_stores_webhooks_are_listed_whatever_their_status(clock):
+    responses.get(f"{STORE}/wp-json/wc/v3/webhooks", json=fx("webhooks_list"), headers={"X-WP-TotalPages": "1"})
+    hooks = make(clock).webhooks()
+    assert [(h.webhook_id, h.name, h.status, h.topic, h.delivery_url) for h in hooks] == [
+        ("143", "Customer created", "active", "customer.created", "http://requestb.in/1g0sxmo1"),
+        ("142", "Order updated", "active", "order.updated", "http://requestb.in/1g0sxmo1")]
+    assert queries() == [{"status": "all", "per_page": "100", "page": "1"}]
+
+
+@responses.activate
+def test_a_webhook_without_its_status_topic_or_url_is_a_response_error(clock):
+    for field in ("status", "topic", "delivery_url"):
+        broken = fx("webhooks_list")
+        del broken[1][field]
+        responses.upsert(responses.GET, f"{STORE}/wp-json/wc/v3/webhooks", json=broken)
+        with pytest.raises(ProviderResponseError, match=rf"webhooks\[1\]\.{field}"):
+            make(clock).webhooks()
