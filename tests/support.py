@@ -21,3 +21,17 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += seconds
+
+
+def woocommerce_orders_factory(http_clock: FakeClock):
+    """``build(woocommerce_orders_factory=...)``: the real WooCommerce orders client for
+    WooCommerce shops (test keys), sleeping on ``http_clock``; None for other shops."""
+    from adapters.woocommerce_orders import WooCommerceOrders
+
+    def orders_client(shop):
+        if shop.platform != "woocommerce":
+            return None
+        return WooCommerceOrders(shop.store_url, "ck_test", "cs_test", sleep=http_clock.sleep,
+                                 monotonic=http_clock.monotonic)
+
+    return orders_client

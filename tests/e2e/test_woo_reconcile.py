@@ -11,29 +11,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from adapters.woocommerce_orders import WooCommerceOrders
 from connector.bootstrap import build
 from connector.config import settings_from_dict
 from connector.store import parse_ts
 from connector.services.reconcile import ORDER_TOPICS
 from tests.conftest import WOO_SHOP, WOO_URL, fixture_json, initialised
 from tests.e2e.test_webhooks import reservations, woo_727_demo
-from tests.support import FakeClock
+from tests.support import FakeClock, woocommerce_orders_factory
 
 ORDERS = f"{WOO_URL}/wp-json/wc/v3/orders"
 WEBHOOKS = f"{WOO_URL}/wp-json/wc/v3/webhooks"
 OURS = "https://connector.example/webhooks/woocommerce"
 JSON = {"Content-Type": "application/json"}
-
-
-def orders_client_factory(http_clock: FakeClock):
-    def orders_client(shop):
-        if shop.platform != "woocommerce":
-            return None
-        return WooCommerceOrders(shop.store_url, "ck_test", "cs_test", sleep=http_clock.sleep,
-                                 monotonic=http_clock.monotonic)
-
-    return orders_client
 
 
 @pytest.fixture
@@ -43,7 +32,7 @@ def http_clock() -> FakeClock:
 
 @pytest.fixture
 def container(settings, clock, http_clock):
-    return initialised(build(settings, clock=clock, woocommerce_orders_factory=orders_client_factory(http_clock)),
+    return initialised(build(settings, clock=clock, woocommerce_orders_factory=woocommerce_orders_factory(http_clock)),
                        clock)
 
 
@@ -174,7 +163,7 @@ def test_a_failing_store_leaves_the_watermark_and_is_reported_once(container, st
 def test_a_listing_cut_short_holds_the_watermark_where_it_got(config_dict, clock, http_clock, rsps):
     config_dict["scheduler"] = {**config_dict.get("scheduler", {}), "reconcile_max_requests": 1}
     container = initialised(build(settings_from_dict(config_dict), clock=clock,
-                                  woocommerce_orders_factory=orders_client_factory(http_clock)), clock)
+                                  woocommerce_orders_factory=woocommerce_orders_factory(http_clock)), clock)
     listing = Listing(rsps)
     base = clock() - timedelta(hours=5)
     full_page = []

@@ -9,11 +9,10 @@ import json
 import pytest
 import responses
 
-from adapters.woocommerce_orders import WooCommerceOrders
 from connector.bootstrap import build
 from tests.conftest import WOO_SHOP, WOO_URL, fixture_json, initialised
 from tests.e2e.test_webhooks import reservations, sellable, woo_727_demo
-from tests.support import FakeClock
+from tests.support import FakeClock, woocommerce_orders_factory
 
 REFUNDS_URL = f"{WOO_URL}/wp-json/wc/v3/orders/727/refunds"
 # Line 315 of order 727 is SEEDS-MIX x 2 in the demo shop (woo_727_demo).
@@ -27,13 +26,8 @@ def http_clock() -> FakeClock:
 
 @pytest.fixture
 def container(settings, clock, http_clock):
-    def orders_client(shop):
-        if shop.platform != "woocommerce":
-            return None
-        return WooCommerceOrders(shop.store_url, "ck_test", "cs_test", sleep=http_clock.sleep,
-                                 monotonic=http_clock.monotonic)
-
-    return initialised(build(settings, clock=clock, woocommerce_orders_factory=orders_client), clock)
+    return initialised(build(settings, clock=clock, woocommerce_orders_factory=woocommerce_orders_factory(http_clock)),
+                       clock)
 
 
 def order_727(*, refunds=(), modified: str = "2017-03-22T19:28:08") -> dict:
