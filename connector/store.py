@@ -772,15 +772,13 @@ class Store:
             (shop_id, ts(watermark)),
         )
 
-    def set_webhook_problems(self, shop_id: str, problems: Sequence[str]) -> list[str]:
-        """Record what is wrong with the shop's order webhooks; returns what was recorded before."""
-        before = self.order_poll(shop_id)
+    def set_webhook_problems(self, shop_id: str, problems: Sequence[str]) -> None:
+        """Record what is wrong with the shop's order webhooks (empty: nothing)."""
         self.conn.execute(
             "INSERT INTO order_polls (shop_id, last_attempt_at, webhook_problems) VALUES (?, '', ?) "
             "ON CONFLICT (shop_id) DO UPDATE SET webhook_problems = excluded.webhook_problems",
             (shop_id, json.dumps(list(problems))),
         )
-        return json.loads(before["webhook_problems"] or "[]") if before else []
 
     def finish_order_poll(self, shop_id: str, now: datetime, error: str | None = None) -> int:
         """Record how a run ended; returns the failures in a row (0 after a good run)."""

@@ -25,6 +25,7 @@ changes. Reconciliation keeps orders flowing meanwhile, minutes late instead of 
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -117,16 +118,24 @@ class OrderReconciliation:
                     unfinished.append(last)
         except ProviderError as exc:
             result.error = f"{type(exc).__name__}: {exc}"[:500]
-        try:
-            result.webhook_problems = webhook_problems(client.webhooks())
-        except ProviderError as exc:
-            result.webhook_problems = [f"the store's webhooks could not be listed ({type(exc).__name__}: {exc})"[:500]]
+        checked = result.error is None  # an unreachable store says nothing new about its webhooks
+        if checked:
+            try:
+                result.webhook_problems = webhook_problems(client.webhooks())
+            except ProviderError as exc:
+                result.webhook_problems = [
+                    f"the store's webhooks could not be listed ({type(exc).__name__}: {exc})"[:500]]
         now = self.clock()
         with store.write():
-            before = store.set_webhook_problems(shop_id, result.webhook_problems)
-            if before != result.webhook_problems:
+            before = json.loads(state["webhook_problems"] or "[]") if state else []
+            if checked and before != result.webhook_problems:
+                store.set_webhook_problems(shop_id, result.webhook_problems)
                 store.event(shop_id, "webhooks.unhealthy" if result.webhook_problems else "webhooks.healthy", shop_id,
                             {"problems": result.webhook_problems, "before": before}, now)
+                for problem in result.webhook_problems:
+                    log.warning("%s: %s", shop_id, problem)
+            elif not checked:
+                result.webhook_problems = before
             mark = min(unfinished) if unfinished else newest
             if mark is not None and result.error is None:
                 store.advance_order_poll(shop_id, mark)
@@ -136,8 +145,6 @@ class OrderReconciliation:
                 store.event(shop_id, "reconcile.failed", shop_id, {"error": result.error}, now)
         state = store.order_poll(shop_id)
         result.watermark = parse_ts(state["watermark"])
-        for problem in result.webhook_problems:
-            log.warning("%s: %s", shop_id, problem)
         if result.stored:
             log.warning("%s: %d order changes reached the inbox by reconciliation, not by webhook",
                         shop_id, result.stored)

@@ -44,10 +44,13 @@ class Listing:
         self.by_status: dict[str, list[list[dict]]] = {"any": [], "trash": []}
         self.asked: list[dict] = []
         self.webhooks = healthy_webhooks()
+        self.fail_orders = False
         mock.add_callback(responses.GET, ORDERS, callback=self._answer)
         mock.add_callback(responses.GET, WEBHOOKS, callback=lambda request: (200, JSON, json.dumps(self.webhooks)))
 
     def _answer(self, request):
+        if self.fail_orders:
+            return 404, JSON, json.dumps({"code": "rest_no_route", "message": "No route", "data": {"status": 404}})
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
         self.asked.append(query)
         pages = self.by_status[query["status"]]
@@ -149,6 +152,9 @@ def test_a_failing_store_leaves_the_watermark_and_is_reported_once(container, st
     second = container.reconcile.reconcile(store).shops[0]
     assert "ProviderAuthError" in first.error and second.error == first.error
     assert first.watermark is None
+    # An unreachable store says nothing about its webhooks: not asked, nothing recorded.
+    assert first.webhook_problems == [] and not store.events(WOO_SHOP, "webhooks.unhealthy")
+    assert not any("/webhooks" in call.request.url for call in rsps.calls)
     poll = store.order_poll(WOO_SHOP)
     assert poll["failures"] == 2 and poll["last_ok_at"] is None
     assert len(store.events(WOO_SHOP, "reconcile.failed")) == 1
@@ -246,6 +252,13 @@ def test_a_disabled_or_missing_order_webhook_is_reported_until_fixed(container, 
     listed = cli("exceptions").output
     assert f"{WOO_SHOP} webhook #{disabled['id']} (order.created" in listed
     assert f"{WOO_SHOP} no webhook sends order.deleted" in listed
+
+    # While the orders cannot be read, the problems last seen stand.
+    listing.fail_orders = True
+    during = container.reconcile.reconcile(store).shops[0]
+    assert during.error and during.webhook_problems == first.webhook_problems
+    assert len(store.events(WOO_SHOP, "webhooks.unhealthy")) == 1
+    listing.fail_orders = False
 
     listing.webhooks = healthy_webhooks()
     assert container.reconcile.reconcile(store).shops[0].webhook_problems == []
