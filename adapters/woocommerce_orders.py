@@ -77,10 +77,10 @@ class WooCommerceOrders:
         second (times have one-second resolution, so more orders may share the last
         one; a re-read order is a duplicate in the inbox, not a second order). When a
         full page sits inside one second (a bulk edit), that second is read by page
-        number. Stops
-        after ``max_requests`` requests (the caller sees where it got to from the
-        orders' times and resumes from there). Raises the client's ``ProviderError``s,
-        and ``ProviderResponseError`` when an order lacks its id or modification time.
+        number. Stops after ``max_requests`` requests (the caller sees where it got to
+        from the orders' times and resumes from there). Raises the client's
+        ``ProviderError``s, and ``ProviderResponseError`` when an order lacks its id or
+        modification time.
         """
         cursor = after.astimezone(timezone.utc).replace(microsecond=0)
         requests = 0
