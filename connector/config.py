@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connector.domain.allocation import DEGRADED_PENALTY
 from connector.domain.model import (
     Handling,
     Lane,
@@ -142,7 +143,7 @@ class PlanningConfig(_Strict):
     safety_days: float | None = Field(None, ge=0, le=365)
     hub: Identifier | None = None  # the node that replenishes the others
     lost_sale_cost: float = Field(20.0, gt=0)  # per unit, for SKUs without unit_value
-    degraded_penalty: float = Field(2.0, ge=0)  # extra cost per unit from a degraded node
+    degraded_penalty: float = Field(DEGRADED_PENALTY, ge=0)  # extra cost per unit from a degraded node
     launches: list[LaunchConfig] = []
 
 

@@ -112,9 +112,10 @@ from ortools.graph.python import min_cost_flow as _mcf
 from connector.domain.model import Network, NodeStatus, SkuRule
 
 CENTS = 100
-# Routing ranks a degraded node below every healthy one; as a cost this is about
-# one order's shipping, so healthy stock is used first but degraded stock still counts.
-DEGRADED_PENALTY = 5.0
+# Routing ranks a degraded node below every healthy one; as a cost per unit this makes
+# healthy stock go first while degraded stock still counts. The default of
+# [shops.X.planning] degraded_penalty.
+DEGRADED_PENALTY = 2.0
 OVERFLOW_TIERS = 3
 
 
