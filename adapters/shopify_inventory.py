@@ -33,9 +33,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from adapters.http import HttpClient, StaticToken, describe_graphql_errors, graphql_error_code, paginate_cursor
+from connector.chunks import chunked
 from connector.domain.model import (
     ProviderAuthError,
     ProviderRejected,
@@ -44,8 +45,6 @@ from connector.domain.model import (
 )
 
 log = logging.getLogger("connector.adapters.shopify_inventory")
-
-T = TypeVar("T")
 
 DEFAULT_API_VERSION = "2026-04"
 TOKEN_HEADER = "X-Shopify-Access-Token"
@@ -350,7 +349,7 @@ class ShopifyInventory:
         wanted = list(dict.fromkeys(s for s in skus if s))
         found: dict[str, str] = {}
         ambiguous: set[str] = set()
-        for chunk in _chunks(wanted, self.skus_per_query):
+        for chunk in chunked(wanted, self.skus_per_query):
             exact = set(chunk)
             search = " OR ".join(f"sku:{_search_value(sku)}" for sku in chunk)
             for node in self._variant_pages(search, min(MAX_PAGE_SIZE, len(chunk))):
@@ -404,10 +403,10 @@ class ShopifyInventory:
         if not items or not locations:
             return result
         max_locations = max(1, (self.read_cost_budget - 1) // 2)  # at least one item must fit
-        for loc_chunk in _chunks(locations, max_locations):
+        for loc_chunk in chunked(locations, max_locations):
             per_query = max(1, min(MAX_PAGE_SIZE, self.read_cost_budget // levels_query_cost(1, len(loc_chunk))))
             query = levels_query(len(loc_chunk))
-            for id_chunk in _chunks(items, per_query):
+            for id_chunk in chunked(items, per_query):
                 variables: dict[str, Any] = {"ids": id_chunk}
                 variables.update({f"l{i}": loc for i, loc in enumerate(loc_chunk)})
                 data = self._graphql(query, variables, "inventoryLevels",
@@ -496,11 +495,6 @@ class ShopifyInventory:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 def _is_number(value: object) -> bool:

@@ -27,10 +27,11 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from urllib.parse import urlsplit
 
 from adapters.http import HttpClient
+from connector.chunks import chunked
 from connector.domain.model import (
     ProviderAuthError,
     ProviderError,
@@ -39,8 +40,6 @@ from connector.domain.model import (
 )
 
 log = logging.getLogger("connector.adapters.woocommerce_stock")
-
-T = TypeVar("T")
 
 API_PREFIX = "/wp-json/wc/v3"
 BATCH_LIMIT = 100  # "By default it's limited to up to 100 objects to be created, updated or deleted."
@@ -206,7 +205,7 @@ class WooCommerceStock:
                 continue
             wanted.append(sku)
         found: dict[str, WooItem] = {}
-        for chunk in _chunks(wanted, self.skus_per_request):
+        for chunk in chunked(wanted, self.skus_per_request):
             exact = set(chunk)
             for product in self._product_pages(",".join(chunk)):
                 sku = product.get("sku")
@@ -240,7 +239,7 @@ class WooCommerceStock:
         results: list[ItemResult | None] = [None] * len(items)
         for parent_id, indexes in groups.items():
             path = "/products/batch" if parent_id is None else f"/products/{int(parent_id)}/variations/batch"
-            for chunk in _chunks(indexes, self.batch_size):
+            for chunk in chunked(indexes, self.batch_size):
                 batch = [items[i] for i in chunk]
                 for i, result in zip(chunk, self._send_batch(path, batch)):
                     results[i] = result
@@ -269,11 +268,6 @@ class WooCommerceStock:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 def int_header(value: str | None) -> int | None:

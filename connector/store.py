@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from connector.chunks import chunked
+
 T = TypeVar("T")
 
 UTC = timezone.utc
@@ -1304,7 +1306,7 @@ class Store:
             return self._all("SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ?", (shop_id,))
         skus = sorted(set(skus))
         rows: list[tuple[str, str, str, int]] = []
-        for chunk in _chunks(skus, 500):
+        for chunk in chunked(skus, 500):
             rows += self._all(
                 "SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ? "
                 f"AND sku IN ({','.join('?' * len(chunk))})", (shop_id, *chunk))
@@ -1320,7 +1322,7 @@ class Store:
         """(node, sku) -> the allocation's dual price of a unit there (absent: 0)."""
         skus = sorted(set(skus))
         out: dict[tuple[str, str], float] = {}
-        for chunk in _chunks(skus, 500):
+        for chunk in chunked(skus, 500):
             for sku, node, cost in self._all(
                 "SELECT sku, node_id, unit_cost FROM opportunity_costs WHERE shop_id = ? "
                 f"AND sku IN ({','.join('?' * len(chunk))})", (shop_id, *chunk)):
@@ -1441,11 +1443,6 @@ class Store:
 
     def pending_pushes(self) -> list[dict]:
         return self._dicts("SELECT * FROM push_requests ORDER BY due_at")
-
-
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _where(statuses: Sequence[str] | None = None, **equal: str | None) -> tuple[str, list]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence, TypeVar
+from typing import Mapping, Sequence
 
 from adapters.shopify_inventory import (
     MAX_QUANTITIES_PER_CALL,
@@ -31,12 +31,12 @@ from adapters.shopify_inventory import (
     ShopifyInventory,
 )
 from adapters.woocommerce_stock import WooCommerceStock, WooItem, WooStockUpdate, region_meta_key
+from connector.chunks import chunked
 from connector.domain.availability_push import reconcile_quantity
 from connector.domain.model import ProviderAuthError, ProviderError
 
 log = logging.getLogger("connector.storefront_push")
 
-T = TypeVar("T")
 Key = tuple[str, str]  # (InventoryItem gid, Location gid)
 
 # inventorySetQuantities reasons are a fixed list (§4.2); "correction" is the one for a
@@ -203,7 +203,7 @@ class ShopifyPusher:
             resend: dict[Key, PlannedSet] = {}
             stale: dict[Key, PlannedSet] = {}
             not_stocked: list[Key] = []
-            for batch in _chunks(list(pending.items()), MAX_QUANTITIES_PER_CALL):
+            for batch in chunked(list(pending.items()), MAX_QUANTITIES_PER_CALL):
                 self._send_batch(batch, reference_uri, outcome, resend, stale, not_stocked)
             if stale:
                 outcome.stale_rereads += len(stale)
@@ -375,11 +375,6 @@ class WooPusher:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 def _meta_matches(item: WooItem, meta: Mapping[str, str]) -> bool:
