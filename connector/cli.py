@@ -141,11 +141,12 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
         forwards = store.forward_jobs(shop, ("failed",))
         lookups = store.failed_refund_lookups(shop)
         polls = store.order_polls(shop)
+        amendments = store.open_amendments(shop)
     finally:
         store.close()
     unreconciled = [p for p in polls if p["last_error"]]
     hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
-    if not rows and not failed and not forwards and not lookups and not unreconciled and not hooks:
+    if not any((rows, failed, forwards, lookups, unreconciled, hooks, amendments)):
         click.echo("no exceptions")
         return
     for row in rows:
@@ -160,6 +161,12 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     for lookup in lookups:
         click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
                    f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
+    for a in amendments:
+        now_wants = (f"the order now wants {a['wanted']}" if a["wanted"] else
+                     "the order no longer wants it (cancelled or removed)")
+        click.echo(f"{a['shop_id']} order {a['number'] or a['order_id']} line {a['line_id']}: {a['provider']} order "
+                   f"{a['provider_order_id']} (node {a['node_id']}, {a['job_status']}) has {a['sent']} × {a['sku']}; "
+                   f"{now_wants} — change it at {a['provider']}, then `connector forward amended {a['job_id']}`")
     for shop_id, problem in hooks:
         click.echo(f"{shop_id} {problem}")
     for poll in unreconciled:
@@ -348,10 +355,14 @@ def drift(ctx: _Context, shop: str | None) -> None:
         store.close()
 
 
-@main.command()
-@pass_ctx
-def forward(ctx: _Context) -> None:
-    """Hand due routed orders to their 3PLs now (the scheduler does this every minute)."""
+@main.group(invoke_without_command=True)
+@click.pass_context
+def forward(click_ctx: click.Context) -> None:
+    """Hand due routed orders to their 3PLs now (the scheduler does this every minute).
+    `forward amended JOB` records that a 3PL's order was changed to match ours."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx = click_ctx.find_object(_Context)
     store = _open_migrated(ctx.container)
     try:
         report = ctx.container.forwarding.forward_due(store)
@@ -361,6 +372,24 @@ def forward(ctx: _Context) -> None:
                f"cancelled {report.cancelled}")
     for error in report.errors:
         click.echo(f"  {error}", err=True)
+
+
+@forward.command("amended")
+@click.argument("job_id", type=int)
+@click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
+              help="Who changed the 3PL's order (kept in the audit log).")
+@pass_ctx
+def forward_amended(ctx: _Context, job_id: int, by: str) -> None:
+    """The 3PL's order JOB_ID (see `connector exceptions`) now matches the changed order."""
+    store = _open_migrated(ctx.container)
+    try:
+        closed = ctx.container.forwarding.amended(store, job_id, by)
+    finally:
+        store.close()
+    if not closed:
+        click.echo(f"forward job {job_id} has no change waiting for its 3PL", err=True)
+        sys.exit(1)
+    click.echo(f"forward job {job_id}: {closed} line change(s) marked as made at the 3PL")
 
 
 @main.command()

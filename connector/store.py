@@ -297,6 +297,23 @@ def _order_poll_webhooks(db: sqlite_utils.Database) -> None:
     db["order_polls"].add_column("webhook_problems", str)
 
 
+@migrations(name="0008_forward_amendments")
+def _forward_amendments(db: sqlite_utils.Database) -> None:
+    # The lines a 3PL got (JSON [[line_id, sku, quantity], ...]), so a later change to the
+    # order is known to be one the 3PL has not seen.
+    db["forward_jobs"].add_column("sent_lines", str)
+    # Order lines changed (or cancelled) after their 3PL had them: someone must change
+    # the 3PL's order. One row per (job, line, quantity now wanted).
+    db["forward_amendments"].create(
+        {"id": int, "shop_id": str, "order_id": str, "job_id": int, "line_id": str, "sku": str, "sent": int,
+         "wanted": int, "noted_at": str, "resolved_at": str, "resolution": str},
+        pk="id",
+        not_null={"shop_id", "order_id", "job_id", "line_id", "sku", "sent", "wanted", "noted_at"},
+    )
+    db["forward_amendments"].create_index(["job_id", "line_id", "wanted"], unique=True)
+    db["forward_amendments"].create_index(["shop_id", "resolved_at"])
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -1027,10 +1044,10 @@ class Store:
         counts = {}
         with self.db.atomic():
             for table in ("routing_decisions", "reservations", "reserved_totals", "node_day_orders", "refunds",
-                          "refund_lookups", "order_lines", "orders", "stock", "events", "forward_jobs", "shipments",
-                          "sync_runs", "node_sync_state", "provider_poll_state", "order_polls", "forecasts",
-                          "allocations", "opportunity_costs", "transfers", "storefront_items", "push_state", "push_requests",
-                          "push_request_skus"):
+                          "refund_lookups", "order_lines", "orders", "stock", "events", "forward_amendments",
+                          "forward_jobs", "shipments", "sync_runs", "node_sync_state", "provider_poll_state",
+                          "order_polls", "forecasts", "allocations", "opportunity_costs", "transfers",
+                          "storefront_items", "push_state", "push_requests", "push_request_skus"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             counts["webhook_inbox"] = self.conn.execute(
                 "DELETE FROM webhook_inbox WHERE shop_id = ? AND id IS NOT ?", (shop_id, keep_inbox_id)
@@ -1119,15 +1136,71 @@ class Store:
         return jobs
 
     def finish_forward_job(self, job_id: int, *, status: str, now: datetime, provider_order_id: str | None = None,
-                           error: str | None = None, next_attempt_at: datetime | None = None) -> None:
+                           error: str | None = None, next_attempt_at: datetime | None = None,
+                           sent_lines: Sequence[tuple[str, str, int]] | None = None) -> None:
+        """``sent_lines``: (line_id, sku, quantity) the 3PL got, with status 'sent'."""
         with self.db.atomic():
             self.conn.execute(
                 "UPDATE forward_jobs SET status = ?, attempts = attempts + 1, provider_order_id = "
                 "COALESCE(?, provider_order_id), last_error = ?, next_attempt_at = ?, claimed_at = NULL, "
-                "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, sent_lines = COALESCE(?, sent_lines) "
+                "WHERE id = ?",
                 (status, provider_order_id, error, ts(next_attempt_at) if next_attempt_at else None, status,
-                 ts(now), job_id),
+                 ts(now), json.dumps([list(line) for line in sent_lines]) if sent_lines is not None else None,
+                 job_id),
             )
+
+    def lines_with_3pl(self, shop_id: str, order_id: str) -> dict[str, tuple[int, str, str, int]]:
+        """The order's lines a 3PL has (its job sent or shipped): line_id -> (job id,
+        node, sku, quantity sent). Jobs sent before their lines were recorded count the
+        lines routed to their node."""
+        out: dict[str, tuple[int, str, str, int]] = {}
+        for job_id, node_id, sent_lines in self._all(
+                "SELECT id, node_id, sent_lines FROM forward_jobs WHERE shop_id = ? AND order_id = ? "
+                "AND status IN ('sent', 'shipped')", (shop_id, order_id)):
+            if sent_lines is not None:
+                lines = json.loads(sent_lines)
+            else:
+                lines = [(d["line_id"], d["sku"], d["quantity"]) for d in self.current_decisions(shop_id, order_id)
+                         if d["node_id"] == node_id]
+            for line_id, sku, quantity in lines:
+                out[line_id] = (job_id, node_id, sku, quantity)
+        return out
+
+    def note_amendment(self, shop_id: str, order_id: str, job_id: int, line_id: str, sku: str, sent: int,
+                       wanted: int, now: datetime) -> bool:
+        """A line the 3PL has now wants ``wanted`` units (0: removed or cancelled). Returns
+        True when this is news; an older open note for the line is superseded."""
+        if self._one("SELECT 1 FROM forward_amendments WHERE job_id = ? AND line_id = ? AND wanted = ? "
+                     "AND resolved_at IS NULL", (job_id, line_id, wanted)):
+            return False
+        self.conn.execute(
+            "UPDATE forward_amendments SET resolved_at = ?, resolution = 'superseded' "
+            "WHERE job_id = ? AND line_id = ? AND resolved_at IS NULL", (ts(now), job_id, line_id))
+        self.conn.execute(
+            "INSERT INTO forward_amendments (shop_id, order_id, job_id, line_id, sku, sent, wanted, noted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, line_id, wanted) DO UPDATE SET "
+            "noted_at = excluded.noted_at, resolved_at = NULL, resolution = NULL",
+            (shop_id, order_id, job_id, line_id, sku, sent, wanted, ts(now)))
+        return True
+
+    def open_amendments(self, shop_id: str | None = None) -> list[dict]:
+        """Changes a 3PL has not been told about, with the job and the order's number."""
+        where = "AND a.shop_id = ?" if shop_id else ""
+        return self._dicts(
+            "SELECT a.id, a.shop_id, a.order_id, o.number, a.job_id, j.node_id, j.provider, j.provider_order_id, "
+            "j.status AS job_status, a.line_id, a.sku, a.sent, a.wanted, a.noted_at FROM forward_amendments a "
+            "JOIN forward_jobs j ON j.id = a.job_id LEFT JOIN orders o ON o.shop_id = a.shop_id AND o.id = a.order_id "
+            f"WHERE a.resolved_at IS NULL {where} ORDER BY a.job_id, a.line_id",
+            (shop_id,) if shop_id else (),
+        )
+
+    def resolve_amendments(self, job_id: int, resolution: str, now: datetime, *, line_id: str | None = None) -> int:
+        """Close the job's open notes (or only ``line_id``'s); returns how many."""
+        line = "AND line_id = ?" if line_id is not None else ""
+        return self.conn.execute(
+            f"UPDATE forward_amendments SET resolved_at = ?, resolution = ? WHERE job_id = ? {line} "
+            "AND resolved_at IS NULL", (ts(now), resolution, job_id, *(() if line_id is None else (line_id,)))).rowcount
 
     def cancel_forward_jobs(self, shop_id: str, order_id: str) -> int:
         return self.conn.execute(
@@ -1184,6 +1257,10 @@ class Store:
              "updated_at": ts(now)},
             pk=("shop_id", "provider", "provider_order_id"),
         )
+
+    def forward_job(self, job_id: int) -> dict | None:
+        rows = self._dicts("SELECT * FROM forward_jobs WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
 
     def forward_job_by_reference(self, reference: str) -> dict | None:
         rows = self._dicts("SELECT * FROM forward_jobs WHERE reference = ?", (reference,))

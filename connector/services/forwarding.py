@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from connector.config import Settings
 from connector.domain.model import (
@@ -22,7 +22,7 @@ from connector.domain.model import (
     ProviderRejected,
     ShipmentLine,
 )
-from connector.store import Store
+from connector.store import ActiveReservation, Store
 
 log = logging.getLogger("connector.forwarding")
 
@@ -68,8 +68,11 @@ class Forwarding:
                                          error=f"order is {order.state if order else 'gone'}")
                 report.cancelled += 1
                 continue
+            # What the 3PL gets, read once: the job records exactly these lines as sent.
+            placed = [r for r in store.active_reservations(job["shop_id"], job["order_id"])
+                      if r.node_id == job["node_id"]]
             try:
-                outbound = self._outbound(store, job, order)
+                outbound = self._outbound(store, job, order, placed)
                 result = self.warehouses(job["shop_id"], job["provider"]).create_order(outbound)
             except ProviderError as exc:
                 attempts = job["attempts"] + 1
@@ -87,7 +90,8 @@ class Forwarding:
                     report.retrying += 1
                 report.errors.append(f"{job['reference']}: {error}")
                 continue
-            store.finish_forward_job(job["id"], status="sent", now=now, provider_order_id=result.provider_order_id)
+            store.finish_forward_job(job["id"], status="sent", now=now, provider_order_id=result.provider_order_id,
+                                     sent_lines=[(r.line_id, r.sku, r.quantity) for r in placed])
             with store.db.atomic():
                 store.event(job["shop_id"], "forward.sent", job["order_id"],
                             {"node_id": job["node_id"], "provider_order_id": result.provider_order_id,
@@ -95,7 +99,8 @@ class Forwarding:
             report.sent += 1
         return report
 
-    def _outbound(self, store: Store, job: dict, order) -> OutboundOrder:
+    def _outbound(self, store: Store, job: dict, order, placed: Sequence[ActiveReservation]) -> OutboundOrder:
+        """The 3PL order for ``placed`` (the order's reservations at the job's node)."""
         shop_id, order_id, node_id = job["shop_id"], job["order_id"], job["node_id"]
         stored = store.latest_order_body(shop_id, order_id)
         if stored is None:
@@ -104,8 +109,7 @@ class Forwarding:
         contact = self.contact_readers[platform](json.loads(body))
         if contact is None or not contact.address_lines:
             raise ProviderRejected("the order has no shipping address to hand to the 3PL")
-        lines = tuple(ShipmentLine(r.sku, r.quantity) for r in store.active_reservations(shop_id, order_id)
-                      if r.node_id == node_id)
+        lines = tuple(ShipmentLine(r.sku, r.quantity) for r in placed)
         if not lines:
             raise ProviderRejected(f"nothing is reserved at {node_id} for this order any more")
         source = self.settings.shops[shop_id].sources[node_id]
@@ -114,6 +118,18 @@ class Forwarding:
             ship_to=contact.address, address_lines=contact.address_lines, city=contact.city, email=contact.email,
             phone=contact.phone, lines=lines, location_id=source.location,
         )
+
+    def amended(self, store: Store, job_id: int, by: str) -> int:
+        """Someone changed (or cancelled) the 3PL's order to match ours: close the job's
+        open notes. Returns how many; 0 when there were none."""
+        now = self.clock()
+        with store.write():
+            closed = store.resolve_amendments(job_id, f"amended at the 3PL by {by}", now)
+            if closed:
+                job = store.forward_job(job_id)
+                store.event(job["shop_id"], "forward.amended", job["order_id"],
+                            {"job_id": job_id, "node_id": job["node_id"], "by": by, "lines": closed}, now)
+        return closed
 
     def poll_shipments(self, store: Store) -> ShipmentReport:
         """Record shipment updates; a shipped (order, node) holds no reservation any more."""

@@ -86,22 +86,42 @@ def close_order(store: Store, shop_id: str, order_id: str, state: str, now: date
     for reservation in store.active_reservations(shop_id, order_id):
         store.release(reservation, shop_id, state, now)
     store.cancel_forward_jobs(shop_id, order_id)
-    sent = store.forward_jobs(shop_id, ("sent",), order_id=order_id)
-    if sent and state == "cancelled":
-        # Already with the 3PL: cancelling there is the creator's call (and a human's click).
-        store.event(shop_id, "forward.cancel_needed", order_id,
-                    {"nodes": [j["node_id"] for j in sent], "provider_orders": [j["provider_order_id"] for j in sent]},
-                    now)
+    if state == "cancelled":
+        # What a 3PL already has: cancelling it there is the creator's call (and a human's click).
+        note_changes_at_3pl(store, shop_id, order_id, store.lines_with_3pl(shop_id, order_id), {}, now)
     store.retire_decisions(shop_id, order_id)
     store.set_order_state(shop_id, order_id, state, now)
     store.set_order_status(shop_id, order_id, state)
     return state
 
 
+def note_changes_at_3pl(store: Store, shop_id: str, order_id: str,
+                        with_3pl: Mapping[str, tuple[int, str, str, int]], wanted: Mapping[str, OrderLine],
+                        now: datetime) -> None:
+    """Lines a 3PL has whose quantity the order no longer wants (``wanted``: the order's
+    shippable lines; a missing line wants 0) are noted for a human to change at the 3PL
+    (``connector exceptions``); a line back to what was sent needs nothing any more."""
+    for line_id, (job_id, node_id, sku, sent) in with_3pl.items():
+        line = wanted.get(line_id)
+        quantity = line.quantity if line is not None and line.sku == sku else 0
+        if quantity == sent:
+            store.resolve_amendments(job_id, "the order changed back", now, line_id=line_id)
+        elif store.note_amendment(shop_id, order_id, job_id, line_id, sku, sent, quantity, now):
+            store.event(shop_id, "forward.amend_needed", order_id,
+                        {"job_id": job_id, "node_id": node_id, "line_id": line_id, "sku": sku, "sent": sent,
+                         "wanted": quantity}, now)
+
+
 def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str | None, now: datetime) -> str:
     shop_id, order_id = order.shop_id, order.order_id
     wanted = {l.line_id: l for l in order.lines if skip_reason(l) is None}
-    held: dict[str, ActiveReservation] = {r.line_id: r for r in store.active_reservations(shop_id, order_id)}
+    # Lines a 3PL already has stay where they are, whether or not we still hold their
+    # stock (a sync hands it over to the 3PL's committed): routing one again would ship
+    # it twice. A change to one is a note for a human to make at the 3PL.
+    with_3pl = store.lines_with_3pl(shop_id, order_id)
+    note_changes_at_3pl(store, shop_id, order_id, with_3pl, wanted, now)
+    held: dict[str, ActiveReservation] = {r.line_id: r for r in store.active_reservations(shop_id, order_id)
+                                          if r.line_id not in with_3pl}
     to_route: list[OrderLine] = []
     for line_id, reservation in held.items():
         line = wanted.get(line_id)
@@ -117,9 +137,10 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             # Route the whole line again: its old units are free inside this transaction.
             store.release(reservation, shop_id, "quantity increased; rerouted", now)
             to_route.append(line)
-    to_route.extend(l for line_id, l in wanted.items() if line_id not in held)
+    to_route.extend(l for line_id, l in wanted.items() if line_id not in held and line_id not in with_3pl)
     # Lines that no longer need routing (skipped now) lose any stale decision.
-    store.retire_decisions(shop_id, order_id, [l.line_id for l in order.lines if l.line_id not in wanted])
+    store.retire_decisions(shop_id, order_id, [l.line_id for l in order.lines
+                                               if l.line_id not in wanted and l.line_id not in with_3pl])
 
     if to_route:
         nodes_before = {r.node_id for r in held.values()}

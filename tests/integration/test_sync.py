@@ -345,7 +345,8 @@ def test_crashed_send_is_retried_without_a_duplicate(container, store, fakes, cl
     container.sync.sync(store, SHOP)
     send_order(container, store, "ZINE-04", 1, order_id=63)
     job = store.claim_forward_jobs(clock(), 10)[0]  # claimed...
-    fake.create_order(container.forwarding._outbound(store, job, store.order(SHOP, job["order_id"])))  # ...sent, then the process died
+    placed = store.active_reservations(SHOP, job["order_id"])
+    fake.create_order(container.forwarding._outbound(store, job, store.order(SHOP, job["order_id"]), placed))  # ...sent, then the process died
     assert container.forwarding.forward_due(store).sent == 0  # claim still fresh
     clock.advance(minutes=11)
     assert container.forwarding.forward_due(store).sent == 1
