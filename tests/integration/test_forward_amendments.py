@@ -50,6 +50,14 @@ def test_the_job_records_the_lines_the_3pl_got(container, store, fakes, clock):
     assert store.lines_with_3pl(SHOP, order_id) == {line_id: (job["id"], "ne-micro", "ZINE-04", 3)}
 
 
+def test_a_job_sent_before_its_lines_were_recorded_counts_the_lines_routed_to_its_node(container, store, fakes,
+                                                                                     clock):
+    order_id, payload, job = sent_order(container, store, fakes, clock)
+    recorded = store.lines_with_3pl(SHOP, order_id)
+    store.conn.execute("UPDATE forward_jobs SET sent_lines = NULL WHERE id = ?", (job["id"],))
+    assert store.lines_with_3pl(SHOP, order_id) == recorded
+
+
 def test_an_update_after_the_handover_does_not_route_the_line_again(container, store, fakes, clock):
     order_id, payload, _ = sent_order(container, store, fakes, clock)
     fake_sb(fakes).inventory = [inv(10, "ZINE-04", 7, committed=3)]
