@@ -1150,6 +1150,11 @@ class Store:
                  job_id),
             )
 
+    def set_sent_lines(self, job_id: int, lines: Sequence[tuple[str, str, int]]) -> None:
+        """What the 3PL's order holds now (after someone changed it there)."""
+        self.conn.execute("UPDATE forward_jobs SET sent_lines = ? WHERE id = ?",
+                          (json.dumps([list(line) for line in lines]), job_id))
+
     def lines_with_3pl(self, shop_id: str, order_id: str) -> dict[str, tuple[int, str, str, int]]:
         """The order's lines a 3PL has (its job sent or shipped): line_id -> (job id,
         node, sku, quantity sent). Jobs sent before their lines were recorded count the

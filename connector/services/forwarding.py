@@ -120,15 +120,31 @@ class Forwarding:
         )
 
     def amended(self, store: Store, job_id: int, by: str) -> int:
-        """Someone changed (or cancelled) the 3PL's order to match ours: close the job's
-        open notes. Returns how many; 0 when there were none."""
+        """Someone changed (or cancelled) the 3PL's order to match ours: the job now has
+        the quantities the order wants, a reservation still held for a line shrinks or
+        goes with it, and the notes close. Returns how many lines; 0 when none waited."""
         now = self.clock()
         with store.write():
+            job = store.forward_job(job_id)
+            notes = [a for a in store.open_amendments(job["shop_id"]) if a["job_id"] == job_id] if job else []
+            if not notes:
+                return 0
+            wanted = {a["line_id"]: a["wanted"] for a in notes}
+            sent = store.lines_with_3pl(job["shop_id"], job["order_id"])
+            store.set_sent_lines(job_id, [(line_id, sku, wanted.get(line_id, quantity))
+                                          for line_id, (line_job, _, sku, quantity) in sent.items()
+                                          if line_job == job_id and wanted.get(line_id, quantity) > 0])
+            for reservation in store.active_reservations(job["shop_id"], job["order_id"]):
+                quantity = wanted.get(reservation.line_id)
+                if reservation.node_id != job["node_id"] or quantity is None or quantity >= reservation.quantity:
+                    continue
+                if quantity == 0:
+                    store.release(reservation, job["shop_id"], "removed from the 3PL's order", now)
+                else:
+                    store.shrink_reservation(reservation, job["shop_id"], quantity)
             closed = store.resolve_amendments(job_id, f"amended at the 3PL by {by}", now)
-            if closed:
-                job = store.forward_job(job_id)
-                store.event(job["shop_id"], "forward.amended", job["order_id"],
-                            {"job_id": job_id, "node_id": job["node_id"], "by": by, "lines": closed}, now)
+            store.event(job["shop_id"], "forward.amended", job["order_id"],
+                        {"job_id": job_id, "node_id": job["node_id"], "by": by, "lines": wanted}, now)
         return closed
 
     def poll_shipments(self, store: Store) -> ShipmentReport:

@@ -119,3 +119,26 @@ def test_the_cli_lists_the_change_and_records_who_made_it_at_the_3pl(tmp_path, c
     assert again.exit_code == 1
     # `connector forward` alone still hands due orders over.
     assert runner.invoke(main, ["--config", str(config), "forward"]).output.startswith("sent 0")
+
+
+def test_once_amended_the_job_holds_what_the_3pl_now_has(container, store, fakes, clock):
+    order_id, payload, job = sent_order(container, store, fakes, clock)
+    line = payload["line_items"][0]
+    reduced = deliver(container, store, clock, payload, line_items=[{**line, "current_quantity": 1}])
+    assert container.forwarding.amended(store, job["id"], "maya") == 1
+    assert store.lines_with_3pl(SHOP, order_id) == {str(line["id"]): (job["id"], "ne-micro", "ZINE-04", 1)}
+    assert [r.quantity for r in store.active_reservations(SHOP, order_id)] == [1]
+    assert store.sellable(SHOP, ["ZINE-04"])[("ne-micro", "ZINE-04")] == 9
+    deliver(container, store, clock, reduced, tags="vip")
+    assert store.open_amendments() == [] and container.forwarding.amended(store, job["id"], "maya") == 0
+    assert store.reservation_totals_drift() == []
+
+
+def test_a_line_removed_and_amended_releases_what_we_held_for_it(container, store, fakes, clock):
+    order_id, payload, job = sent_order(container, store, fakes, clock)
+    line = payload["line_items"][0]
+    deliver(container, store, clock, payload, line_items=[{**line, "current_quantity": 0}])
+    assert [a["wanted"] for a in store.open_amendments()] == [0]
+    container.forwarding.amended(store, job["id"], "maya")
+    assert store.active_reservations(SHOP, order_id) == [] and store.lines_with_3pl(SHOP, order_id) == {}
+    assert store.sellable(SHOP, ["ZINE-04"])[("ne-micro", "ZINE-04")] == 10
