@@ -17,23 +17,13 @@ from connector.store import parse_ts
 from connector.services.reconcile import ORDER_TOPICS
 from tests.conftest import WOO_SHOP, WOO_URL, fixture_json, initialised
 from tests.e2e.test_webhooks import reservations, woo_727_demo
-from tests.support import FakeClock, woocommerce_orders_factory
+from tests.e2e.test_woo_refunds import container, http_clock  # noqa: F401 - fixtures: the WooCommerce API client
+from tests.support import woocommerce_orders_factory
 
 ORDERS = f"{WOO_URL}/wp-json/wc/v3/orders"
 WEBHOOKS = f"{WOO_URL}/wp-json/wc/v3/webhooks"
 OURS = "https://connector.example/webhooks/woocommerce"
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def http_clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def container(settings, clock, http_clock):
-    return initialised(build(settings, clock=clock, woocommerce_orders_factory=woocommerce_orders_factory(http_clock)),
-                       clock)
 
 
 class Listing:
