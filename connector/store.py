@@ -347,6 +347,17 @@ class ActiveReservation:
     quantity: int
 
 
+@dataclass(frozen=True)
+class LineAt3pl:
+    """An order line a 3PL has: which forwarding job sent it, and what it got."""
+
+    job_id: int
+    node_id: str
+    sku: str
+    quantity: int
+    shipped: bool  # the 3PL reported the shipment: a later change is a return, not an amendment
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -1155,13 +1166,12 @@ class Store:
         self.conn.execute("UPDATE forward_jobs SET sent_lines = ? WHERE id = ?",
                           (json.dumps([list(line) for line in lines]), job_id))
 
-    def lines_with_3pl(self, shop_id: str, order_id: str) -> dict[str, tuple[int, str, str, int]]:
-        """The order's lines a 3PL has (its job sent or shipped): line_id -> (job id,
-        node, sku, quantity sent). Jobs sent before their lines were recorded count the
-        lines routed to their node."""
-        out: dict[str, tuple[int, str, str, int]] = {}
-        for job_id, node_id, sent_lines in self._all(
-                "SELECT id, node_id, sent_lines FROM forward_jobs WHERE shop_id = ? AND order_id = ? "
+    def lines_with_3pl(self, shop_id: str, order_id: str) -> dict[str, LineAt3pl]:
+        """The order's lines a 3PL has (its job sent or shipped), by line id. Jobs sent
+        before their lines were recorded count the lines routed to their node."""
+        out: dict[str, LineAt3pl] = {}
+        for job_id, node_id, status, sent_lines in self._all(
+                "SELECT id, node_id, status, sent_lines FROM forward_jobs WHERE shop_id = ? AND order_id = ? "
                 "AND status IN ('sent', 'shipped')", (shop_id, order_id)):
             if sent_lines is not None:
                 lines = json.loads(sent_lines)
@@ -1169,7 +1179,7 @@ class Store:
                 lines = [(d["line_id"], d["sku"], d["quantity"]) for d in self.current_decisions(shop_id, order_id)
                          if d["node_id"] == node_id]
             for line_id, sku, quantity in lines:
-                out[line_id] = (job_id, node_id, sku, quantity)
+                out[line_id] = LineAt3pl(job_id, node_id, sku, quantity, status == "shipped")
         return out
 
     def note_amendment(self, shop_id: str, order_id: str, job_id: int, line_id: str, sku: str, sent: int,

@@ -131,9 +131,9 @@ class Forwarding:
                 return 0
             wanted = {a["line_id"]: a["wanted"] for a in notes}
             sent = store.lines_with_3pl(job["shop_id"], job["order_id"])
-            store.set_sent_lines(job_id, [(line_id, sku, wanted.get(line_id, quantity))
-                                          for line_id, (line_job, _, sku, quantity) in sent.items()
-                                          if line_job == job_id and wanted.get(line_id, quantity) > 0])
+            store.set_sent_lines(job_id, [(line_id, line.sku, wanted.get(line_id, line.quantity))
+                                          for line_id, line in sent.items()
+                                          if line.job_id == job_id and wanted.get(line_id, line.quantity) > 0])
             for reservation in store.active_reservations(job["shop_id"], job["order_id"]):
                 quantity = wanted.get(reservation.line_id)
                 if reservation.node_id != job["node_id"] or quantity is None or quantity >= reservation.quantity:
@@ -168,6 +168,7 @@ class Forwarding:
                         if job is None or job["shop_id"] != shop.id or shipment.shipped_at is None:
                             continue
                         store.mark_forward_shipped(job["id"])
+                        store.resolve_amendments(job["id"], "shipped before the 3PL's order was changed", now)
                         for reservation in store.active_reservations(shop.id, job["order_id"]):
                             if reservation.node_id == job["node_id"]:
                                 store.release(reservation, shop.id, "shipped", now)

@@ -17,7 +17,7 @@ from connector.domain.health import discounted
 from connector.domain.model import Order, OrderLine, RefundCreated
 from connector.domain.regions import RegionIndex
 from connector.domain.routing import Router, skip_reason
-from connector.store import ActiveReservation, Store
+from connector.store import ActiveReservation, LineAt3pl, Store
 
 
 class ShopRouting:
@@ -95,21 +95,23 @@ def close_order(store: Store, shop_id: str, order_id: str, state: str, now: date
     return state
 
 
-def note_changes_at_3pl(store: Store, shop_id: str, order_id: str,
-                        with_3pl: Mapping[str, tuple[int, str, str, int]], wanted: Mapping[str, OrderLine],
-                        now: datetime) -> None:
-    """Lines a 3PL has whose quantity the order no longer wants (``wanted``: the order's
-    shippable lines; a missing line wants 0) are noted for a human to change at the 3PL
-    (``connector exceptions``); a line back to what was sent needs nothing any more."""
-    for line_id, (job_id, node_id, sku, sent) in with_3pl.items():
+def note_changes_at_3pl(store: Store, shop_id: str, order_id: str, with_3pl: Mapping[str, LineAt3pl],
+                        wanted: Mapping[str, OrderLine], now: datetime) -> None:
+    """Lines a 3PL has but not yet shipped whose quantity the order no longer wants
+    (``wanted``: the order's shippable lines; a missing line wants 0) are noted for a
+    human to change at the 3PL (``connector exceptions``); a line back to what was sent
+    needs nothing any more. After the shipment a change is a return: nothing to note."""
+    for line_id, sent in with_3pl.items():
+        if sent.shipped:
+            continue
         line = wanted.get(line_id)
-        quantity = line.quantity if line is not None and line.sku == sku else 0
-        if quantity == sent:
-            store.resolve_amendments(job_id, "the order changed back", now, line_id=line_id)
-        elif store.note_amendment(shop_id, order_id, job_id, line_id, sku, sent, quantity, now):
+        quantity = line.quantity if line is not None and line.sku == sent.sku else 0
+        if quantity == sent.quantity:
+            store.resolve_amendments(sent.job_id, "the order changed back", now, line_id=line_id)
+        elif store.note_amendment(shop_id, order_id, sent.job_id, line_id, sent.sku, sent.quantity, quantity, now):
             store.event(shop_id, "forward.amend_needed", order_id,
-                        {"job_id": job_id, "node_id": node_id, "line_id": line_id, "sku": sku, "sent": sent,
-                         "wanted": quantity}, now)
+                        {"job_id": sent.job_id, "node_id": sent.node_id, "line_id": line_id, "sku": sent.sku,
+                         "sent": sent.quantity, "wanted": quantity}, now)
 
 
 def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str | None, now: datetime) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from connector import sandbox
+from connector.domain.model import Shipment
+from connector.store import LineAt3pl
 from tests.conftest import to_toml
 from tests.integration.test_sync import (  # noqa: F401 - fixtures
     SECRET,
@@ -47,7 +49,7 @@ def sent_order(container, store, fakes, clock, quantity=3, order_id=71):
 def test_the_job_records_the_lines_the_3pl_got(container, store, fakes, clock):
     order_id, payload, job = sent_order(container, store, fakes, clock)
     line_id = str(payload["line_items"][0]["id"])
-    assert store.lines_with_3pl(SHOP, order_id) == {line_id: (job["id"], "ne-micro", "ZINE-04", 3)}
+    assert store.lines_with_3pl(SHOP, order_id) == {line_id: LineAt3pl(job["id"], "ne-micro", "ZINE-04", 3, False)}
 
 
 def test_a_job_sent_before_its_lines_were_recorded_counts_the_lines_routed_to_its_node(container, store, fakes,
@@ -126,7 +128,8 @@ def test_once_amended_the_job_holds_what_the_3pl_now_has(container, store, fakes
     line = payload["line_items"][0]
     reduced = deliver(container, store, clock, payload, line_items=[{**line, "current_quantity": 1}])
     assert container.forwarding.amended(store, job["id"], "maya") == 1
-    assert store.lines_with_3pl(SHOP, order_id) == {str(line["id"]): (job["id"], "ne-micro", "ZINE-04", 1)}
+    assert store.lines_with_3pl(SHOP, order_id) == {str(line["id"]): LineAt3pl(job["id"], "ne-micro", "ZINE-04", 1,
+                                                                              False)}
     assert [r.quantity for r in store.active_reservations(SHOP, order_id)] == [1]
     assert store.sellable(SHOP, ["ZINE-04"])[("ne-micro", "ZINE-04")] == 9
     deliver(container, store, clock, reduced, tags="vip")
@@ -142,3 +145,17 @@ def test_a_line_removed_and_amended_releases_what_we_held_for_it(container, stor
     container.forwarding.amended(store, job["id"], "maya")
     assert store.active_reservations(SHOP, order_id) == [] and store.lines_with_3pl(SHOP, order_id) == {}
     assert store.sellable(SHOP, ["ZINE-04"])[("ne-micro", "ZINE-04")] == 10
+
+
+def test_a_change_after_the_shipment_is_a_return_not_an_amendment(container, store, fakes, clock):
+    order_id, payload, job = sent_order(container, store, fakes, clock)
+    line = payload["line_items"][0]
+    deliver(container, store, clock, payload, line_items=[{**line, "current_quantity": 2}])
+    assert len(store.open_amendments()) == 1
+    fake_sb(fakes).shipments = [Shipment(job["provider_order_id"], job["reference"], "Completed", "1Z999", "UPS",
+                                         shipped_at=clock())]
+    container.forwarding.poll_shipments(store)
+    assert store.open_amendments() == []  # it left with 3: too late to change
+    deliver(container, store, clock, payload, line_items=[{**line, "current_quantity": 1}])  # a refund: a return
+    assert store.open_amendments() == [] and len(store.forward_jobs(SHOP)) == 1
+    assert store.active_reservations(SHOP, order_id) == []
