@@ -1167,12 +1167,14 @@ class Store:
                           (json.dumps([list(line) for line in lines]), job_id))
 
     def lines_with_3pl(self, shop_id: str, order_id: str) -> dict[str, LineAt3pl]:
-        """The order's lines a 3PL has (its job sent or shipped), by line id. Jobs sent
-        before their lines were recorded count the lines routed to their node."""
+        """The order's lines a 3PL has, by line id: its job sent or shipped, or being sent
+        right now (a change made meanwhile may not reach the 3PL, so it counts as made
+        after). Lines not recorded yet (being sent, or sent before lines were recorded)
+        are the ones routed to the job's node."""
         out: dict[str, LineAt3pl] = {}
         for job_id, node_id, status, sent_lines in self._all(
                 "SELECT id, node_id, status, sent_lines FROM forward_jobs WHERE shop_id = ? AND order_id = ? "
-                "AND status IN ('sent', 'shipped')", (shop_id, order_id)):
+                "AND status IN ('sending', 'sent', 'shipped')", (shop_id, order_id)):
             if sent_lines is not None:
                 lines = json.loads(sent_lines)
             else:

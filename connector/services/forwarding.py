@@ -81,6 +81,7 @@ class Forwarding:
                 if permanent:
                     store.finish_forward_job(job["id"], status="failed", now=now, error=error)
                     with store.db.atomic():
+                        store.resolve_amendments(job["id"], "the order never reached the 3PL", now)
                         store.event(job["shop_id"], "forward.failed", job["order_id"],
                                     {"node_id": job["node_id"], "attempts": attempts, "error": error}, now)
                     report.failed += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from connector import sandbox
-from connector.domain.model import Shipment
+from connector.domain.model import ProviderRejected, Shipment
 from connector.store import LineAt3pl
 from tests.conftest import to_toml
 from tests.integration.test_sync import (  # noqa: F401 - fixtures
@@ -159,3 +159,33 @@ def test_a_change_after_the_shipment_is_a_return_not_an_amendment(container, sto
     deliver(container, store, clock, payload, line_items=[{**line, "current_quantity": 1}])  # a refund: a return
     assert store.open_amendments() == [] and len(store.forward_jobs(SHOP)) == 1
     assert store.active_reservations(SHOP, order_id) == []
+
+
+def test_a_cancellation_while_the_job_is_being_sent_is_noted(container, store, fakes, clock):
+    fake_sb(fakes).inventory = [inv(10, "ZINE-04", 10)]
+    container.sync.sync(store, SHOP)
+    order_id, payload = send_order(container, store, "ZINE-04", 3, order_id=91)
+    clock.advance(minutes=1)
+    [job] = store.claim_forward_jobs(clock(), 10)  # another process is sending it now...
+    deliver(container, store, clock, payload, topic="orders/cancelled", cancelled_at=clock().isoformat())
+    [note] = store.open_amendments(SHOP)
+    assert (note["job_id"], note["sent"], note["wanted"], note["job_status"]) == (job["id"], 3, 0, "sending")
+    # ...and it reached the 3PL: the note stands. Had it failed for good, the note would go.
+    store.finish_forward_job(job["id"], status="sent", now=clock(), provider_order_id="SB-1",
+                             sent_lines=[(str(payload["line_items"][0]["id"]), "ZINE-04", 3)])
+    assert [a["job_status"] for a in store.open_amendments(SHOP)] == ["sent"]
+
+
+def test_a_note_for_a_job_that_then_fails_for_good_is_closed(container, store, fakes, clock):
+    fake = fake_sb(fakes)
+    fake.inventory = [inv(10, "ZINE-04", 10)]
+    container.sync.sync(store, SHOP)
+    order_id, payload = send_order(container, store, "ZINE-04", 3, order_id=92)
+    clock.advance(minutes=1)
+    store.claim_forward_jobs(clock(), 10)  # a process claimed it and died mid-send
+    deliver(container, store, clock, payload, line_items=[{**payload["line_items"][0], "current_quantity": 1}])
+    assert [a["wanted"] for a in store.open_amendments()] == [1]
+    clock.advance(minutes=11)
+    fake.fail_next = [ProviderRejected("422 invalid address")]
+    assert container.forwarding.forward_due(store).failed == 1
+    assert store.open_amendments() == []
