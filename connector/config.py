@@ -629,6 +629,10 @@ def _shop_settings(
     storefront = shop.storefront.model_copy(update={
         key: env[name] for key in STOREFRONT_SECRET_KEYS if (name := storefront_secret_env_name(shop_id, key)) in env
     })
+    if storefront.consumer_key and not (shop.store_url or "").lower().startswith("https://"):
+        # The REST API key goes as HTTP Basic auth: over http:// anyone on the path reads it.
+        raise fail("store_url", f"must be https:// when a REST API key (storefront consumer_key) is set, "
+                                f"got {shop.store_url!r}")
     planning = shop.planning.model_copy(update={"launches": [
         launch.model_copy(update={"starts": _aware(launch.starts, tz), "ends": _aware(launch.ends, tz)})
         for launch in shop.planning.launches

@@ -260,7 +260,13 @@ def _location_on_woo(raw):
     shop(raw, W)["nodes"][0]["shopify_location"] = "gid://shopify/Location/1"
 
 
+def _woo_key_over_http(raw):
+    shop(raw, W)["store_url"] = "http://fernleaf.example"
+    shop(raw, W)["storefront"] = {"consumer_key": "ck_x", "consumer_secret": "cs_x"}
+
+
 BAD = [
+    ("woo-key-over-http", _woo_key_over_http, f"shops.{W}.store_url", "must be https:// when a REST API key"),
     ("hub-undefined", _hub_undefined, f"shops.{S}.planning.hub", "'atlantis-dc' is not defined"),
     ("launch-ends-first", _launch_ends_first, f"shops.{S}.planning.launches[0].ends", "after starts"),
     ("transfer-lane-to-itself", _transfer_lane_to_itself, f"shops.{S}.rebalance.lanes[0]", "two different nodes"),
