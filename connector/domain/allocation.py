@@ -110,6 +110,7 @@ import numpy as np
 from ortools.graph.python import min_cost_flow as _mcf
 
 from connector.domain.model import Network, NodeStatus, SkuRule
+from connector.domain.routing import first_stage
 
 CENTS = 100
 # Routing ranks a degraded node below every healthy one; as a cost per unit this makes
@@ -162,24 +163,10 @@ def eligible_arcs(
     ``degraded_penalty`` more per unit. Sorted by (node, region). Routing's later
     stages (backups, fallback regions) are left out: they rescue orders the
     promise cannot be kept for; they are not stock a region may advertise."""
-    policy = network.routing.current
     arcs = []
     for region in network.regions.values():
-        restriction = next((r for r in policy.restrictions if r.applies_to(region.id)), None)
-        if restriction is not None:
-            nodes = [network.nodes[n] for n in dict.fromkeys(restriction.nodes)]
-            lanes = [(node, node.lanes.get(region.id)) for node in nodes]
-            lanes = [(node, lane) for node, lane in lanes if lane is not None]
-        else:
-            lanes = [
-                (node, node.lanes[region.id])
-                for node in network.nodes.values()
-                if region.id in node.lanes and node.lanes[region.id].transit_days <= region.promise_days
-            ]
-        for node, lane in lanes:
-            if not (node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)):
-                continue
-            if not rule.handled_by(node, lane):
+        for node, lane in first_stage(network, region.id)[1]:
+            if not node.usable(now) or not rule.handled_by(node, lane):
                 continue
             penalty = degraded_penalty if node.status is NodeStatus.DEGRADED else 0.0
             arcs.append(Arc(node.id, region.id, lane.cost_per_order + penalty))

@@ -101,6 +101,10 @@ class Node:
             return False
         return True
 
+    def usable(self, now: datetime) -> bool:
+        """May take orders at ``now``: active or degraded, and inside its active window."""
+        return self.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and self.in_window(now)
+
 
 @dataclass(frozen=True)
 class SkuRule:

@@ -29,7 +29,8 @@ from statistics import NormalDist
 from typing import Callable, Mapping, Sequence
 
 from connector.domain.forecast import Forecast, LaunchUplift, horizon_units
-from connector.domain.model import Network, NodeStatus, SkuRule
+from connector.domain.model import Network, SkuRule
+from connector.domain.routing import promise_lanes
 
 DAYS_PER_WEEK = 7
 
@@ -99,13 +100,10 @@ def demand_attribution(network: Network, now: datetime, hub: str | None,
     """
     attribution: dict[str, str] = {}
     for region_id in sorted(network.regions):
-        promise = network.regions[region_id].promise_days
         candidates = sorted(
             (lane.cost_per_order, lane.transit_days, node.priority, node.id)
-            for node in network.nodes.values()
-            if node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)
-            and (lane := node.lanes.get(region_id)) is not None and lane.transit_days <= promise
-            and (rule is None or rule.handled_by(node, lane))
+            for node, lane in promise_lanes(network, region_id)
+            if node.usable(now) and (rule is None or rule.handled_by(node, lane))
         )
         others = [c for c in candidates if c[3] != hub]
         if others or candidates:

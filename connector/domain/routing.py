@@ -46,6 +46,7 @@ from connector.domain.model import (
     NodeStatus,
     Order,
     OrderLine,
+    Restriction,
     RoutingResult,
     Rule,
     SkuRule,
@@ -177,9 +178,6 @@ class Router:
                 lines.append(_Line(line, line.sku, self.sku_rule(line.sku)))
         return lines, tuple(skipped)
 
-    def _usable(self, node: Node, now: datetime) -> bool:
-        return node.status in (NodeStatus.ACTIVE, NodeStatus.DEGRADED) and node.in_window(now)
-
     def _penalties(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> tuple[str, ...]:
         notes = []
         if node.status is NodeStatus.DEGRADED:
@@ -197,7 +195,7 @@ class Router:
             static = self._static_candidates[region_id] = self._region_candidates(region_id)
         candidates = []
         for node, lane, stage, note in static:
-            if self._usable(node, now):
+            if node.usable(now):
                 notes = self._penalties(node, orders_today, now)
                 candidates.append(_Candidate(node, lane, stage, note, len(notes), notes))
         return candidates
@@ -212,15 +210,11 @@ class Router:
             if node.id not in seen:
                 seen[node.id] = (node, lane, stage, note)
 
-        policy = self.network.routing.current
-        restriction = next((r for r in policy.restrictions if r.applies_to(region_id)), None)
+        restriction, first = first_stage(self.network, region_id)
         if restriction is not None:
             note = f"{self.network.routing.mode.value} mode restricts this region to {', '.join(restriction.nodes)}"
-            for node_id in restriction.nodes:
-                node = nodes[node_id]
-                lane = node.lanes.get(region_id)
-                if lane is not None:
-                    add(node, lane, 0, note)
+            for node, lane in first:
+                add(node, lane, 0, note)
             return list(seen.values())
 
         stage = 0
@@ -231,10 +225,8 @@ class Router:
             target = self.network.regions[current]
             fallback_note = "" if current == region_id else f"fallback region {current}"
             serving = sorted((n for n in nodes.values() if current in n.lanes), key=lambda n: n.id)
-            for node in serving:
-                lane = node.lanes[current]
-                if lane.transit_days <= target.promise_days:
-                    add(node, lane, stage, fallback_note)
+            for node, lane in promise_lanes(self.network, current):
+                add(node, lane, stage, fallback_note)
             stage += 1
             for primary in serving:
                 for backup_id in primary.backups:
@@ -412,13 +404,13 @@ class Router:
             if not with_lane:
                 return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
             nodes = [self.network.nodes[n] for n in with_lane]
-            if all(not self._usable(n, now) for n in nodes):
+            if all(not n.usable(now) for n in nodes):
                 states = ", ".join(f"{n.id} {self._why_unusable(n, now)}" for n in nodes)
                 return _exception(
                     item, ExceptionReason.NODES_UNAVAILABLE, f"every node serving {region_id} is unavailable: {states}"
                 )
             region = self.network.regions[region_id]
-            slow = ", ".join(f"{n.id} {n.lanes[region_id].transit_days}d" for n in nodes if self._usable(n, now))
+            slow = ", ".join(f"{n.id} {n.lanes[region_id].transit_days}d" for n in nodes if n.usable(now))
             return _exception(
                 item,
                 ExceptionReason.NO_NODE_SERVES_REGION,
@@ -443,6 +435,24 @@ class Router:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def first_stage(network: Network, region_id: str) -> tuple[Restriction | None, list[tuple[Node, Lane]]]:
+    """Routing's first stage for a region, before anyone's status is looked at: when the
+    current mode restricts the region, that restriction and its nodes with a lane to it
+    (promise relaxed, in the restriction's order); else none and ``promise_lanes``."""
+    restriction = next((r for r in network.routing.current.restrictions if r.applies_to(region_id)), None)
+    if restriction is None:
+        return None, promise_lanes(network, region_id)
+    nodes = [network.nodes[n] for n in dict.fromkeys(restriction.nodes)]
+    return restriction, [(node, node.lanes[region_id]) for node in nodes if region_id in node.lanes]
+
+
+def promise_lanes(network: Network, region_id: str) -> list[tuple[Node, Lane]]:
+    """Every node whose lane to the region meets its promise, by node id."""
+    promise = network.regions[region_id].promise_days
+    return [(node, node.lanes[region_id]) for node in sorted(network.nodes.values(), key=lambda n: n.id)
+            if region_id in node.lanes and node.lanes[region_id].transit_days <= promise]
 
 
 def skip_reason(line: OrderLine) -> str | None:
