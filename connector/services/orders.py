@@ -60,7 +60,7 @@ def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime)
     request_push(store, routing, order.shop_id, {l.sku for l in order.lines if l.sku}, now)
     if order.state != "open":
         return close_order(store, order.shop_id, order.order_id, order.state, now)
-    return reconcile(store, routing, order, region_id, now)
+    return reconcile(store, routing, order, region_id, now, first_seen=stored is None)
 
 
 def _net_of_refunds(store: Store, order: Order, now: datetime) -> Order:
@@ -114,13 +114,15 @@ def note_changes_at_3pl(store: Store, shop_id: str, order_id: str, with_3pl: Map
                          "sent": sent.quantity, "wanted": quantity}, now)
 
 
-def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str | None, now: datetime) -> str:
+def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str | None, now: datetime, *,
+              first_seen: bool = False) -> str:
+    """``first_seen``: the order was not stored before (so nothing of it was sent anywhere)."""
     shop_id, order_id = order.shop_id, order.order_id
     wanted = {l.line_id: l for l in order.lines if skip_reason(l) is None}
     # Lines a 3PL already has stay where they are, whether or not we still hold their
     # stock (a sync hands it over to the 3PL's committed): routing one again would ship
     # it twice. A change to one is a note for a human to make at the 3PL.
-    with_3pl = store.lines_with_3pl(shop_id, order_id)
+    with_3pl = {} if first_seen else store.lines_with_3pl(shop_id, order_id)
     note_changes_at_3pl(store, shop_id, order_id, with_3pl, wanted, now)
     held: dict[str, ActiveReservation] = {r.line_id: r for r in store.active_reservations(shop_id, order_id)
                                           if r.line_id not in with_3pl}
