@@ -1201,15 +1201,16 @@ class Store:
             (shop_id, order_id, job_id, line_id, sku, sent, wanted, ts(now)))
         return True
 
-    def open_amendments(self, shop_id: str | None = None) -> list[dict]:
+    def open_amendments(self, shop_id: str | None = None, job_id: int | None = None) -> list[dict]:
         """Changes a 3PL has not been told about, with the job and the order's number."""
-        where = "AND a.shop_id = ?" if shop_id else ""
+        filters = [(f"AND a.{column} = ?", value) for column, value in (("shop_id", shop_id), ("job_id", job_id))
+                   if value is not None]
         return self._dicts(
             "SELECT a.id, a.shop_id, a.order_id, o.number, a.job_id, j.node_id, j.provider, j.provider_order_id, "
             "j.status AS job_status, a.line_id, a.sku, a.sent, a.wanted, a.noted_at FROM forward_amendments a "
             "JOIN forward_jobs j ON j.id = a.job_id LEFT JOIN orders o ON o.shop_id = a.shop_id AND o.id = a.order_id "
-            f"WHERE a.resolved_at IS NULL {where} ORDER BY a.job_id, a.line_id",
-            (shop_id,) if shop_id else (),
+            f"WHERE a.resolved_at IS NULL {' '.join(c for c, _ in filters)} ORDER BY a.job_id, a.line_id",
+            tuple(v for _, v in filters),
         )
 
     def resolve_amendments(self, job_id: int, resolution: str, now: datetime, *, line_id: str | None = None) -> int:

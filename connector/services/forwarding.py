@@ -126,10 +126,10 @@ class Forwarding:
         goes with it, and the notes close. Returns how many lines; 0 when none waited."""
         now = self.clock()
         with store.write():
-            job = store.forward_job(job_id)
-            notes = [a for a in store.open_amendments(job["shop_id"]) if a["job_id"] == job_id] if job else []
+            notes = store.open_amendments(job_id=job_id)
             if not notes:
                 return 0
+            job = store.forward_job(job_id)
             wanted = {a["line_id"]: a["wanted"] for a in notes}
             sent = store.lines_with_3pl(job["shop_id"], job["order_id"])
             store.set_sent_lines(job_id, [(line_id, line.sku, wanted.get(line_id, line.quantity))
