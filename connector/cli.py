@@ -355,6 +355,10 @@ def drift(ctx: _Context, shop: str | None) -> None:
         store.close()
 
 
+_by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
+                   help="Who takes this step (kept in the audit log).")
+
+
 @main.group(invoke_without_command=True)
 @click.pass_context
 def forward(click_ctx: click.Context) -> None:
@@ -376,8 +380,7 @@ def forward(click_ctx: click.Context) -> None:
 
 @forward.command("amended")
 @click.argument("job_id", type=int)
-@click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
-              help="Who changed the 3PL's order (kept in the audit log).")
+@_by
 @pass_ctx
 def forward_amended(ctx: _Context, job_id: int, by: str) -> None:
     """The 3PL's order JOB_ID (see `connector exceptions`) now matches the changed order."""
@@ -580,8 +583,6 @@ def _transfer_step(action: str):
     return run
 
 
-_by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
-                   help="Who takes this step (kept in the audit log).")
 transfers.command("approve", help="Approve a proposed transfer.")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("approve"))))
 transfers.command("reject", help="Reject a proposed or approved transfer.")(
