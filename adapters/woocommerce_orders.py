@@ -35,6 +35,7 @@ _SECOND = timedelta(seconds=1)
 
 class WooCommerceOrders:
     provider = "woocommerce"
+    page_size = MAX_PER_PAGE  # orders per answer of modified_orders
 
     def __init__(self, store_url: str | None = None, consumer_key: str | None = None,
                  consumer_secret: str | None = None, *, client: HttpClient | None = None, max_pages: int = 100,

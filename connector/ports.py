@@ -76,6 +76,8 @@ class RefundSource(Protocol):
 
 
 class OrderFeed(Protocol):
+    page_size: int  # orders in a full answer of modified_orders: a shorter one ends the listing
+
     def modified_orders(self, after: datetime, *, status: str = "any",
                         max_requests: int = 50) -> Iterator[Sequence[PolledOrder]]:
         """Orders of ``status`` changed after ``after``, oldest change first, a page at

@@ -42,7 +42,6 @@ log = logging.getLogger("connector.reconcile")
 
 # "any" is every status but the trash; an order trashed without its webhook is in the second.
 LISTINGS = ("any", "trash")
-PAGE_SIZE = 100
 # The topics a WooCommerce shop must send us, and where (connector.web.webhooks' route).
 ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
 WEBHOOK_PATH = "/webhooks/woocommerce"
@@ -113,7 +112,7 @@ class OrderReconciliation:
                     if page:
                         last = self._store_page(store, shop_id, page, result)
                         newest = max(newest, last) if newest else last
-                    full = len(page) >= PAGE_SIZE
+                    full = len(page) >= client.page_size
                 if full:  # the last page was full: cut short, or the listing ends exactly there
                     unfinished.append(last)
         except ProviderError as exc:
