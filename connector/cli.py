@@ -497,10 +497,11 @@ def rebalance(ctx: _Context, shop: str | None, dry_run: bool) -> None:
             report = container.planning.rebalance(store, shop_id, dry_run=dry_run)
             verb = "would propose" if dry_run else "proposed"
             click.echo(f"{shop_id}: {verb} {len(report.transfers)} transfers, {report.needing_approval} need approval")
-            for t in report.transfers:
-                ident = f"#{t.transfer_id}" if t.transfer_id is not None else "-"
+            for p in report.transfers:
+                ident = f"#{p.transfer_id}" if p.transfer_id is not None else "-"
+                t = p.transfer
                 click.echo(f"  {ident:<6} {t.sku:<16} {t.from_node} -> {t.to_node}: {t.units} units "
-                           f"at {t.unit_cost:.2f}/unit, {t.lead_days}d; {t.status}: {t.reason}")
+                           f"at {t.unit_cost:.2f}/unit, {t.lead_days}d; {p.status}: {p.approval.reason}")
     finally:
         store.close()
 

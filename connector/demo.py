@@ -118,8 +118,9 @@ def _plan_summary(plans: dict, widget, echo) -> None:
         for a in sorted(allocation.allocations, key=lambda a: a.sku)[:4]:
             echo(f"  {a.sku:<14} " + ", ".join(f"{r} {n}" for r, n in sorted(a.by_region.items())))
         echo(f"  rebalance (dry run): {len(rebalance.transfers)} transfers, {rebalance.needing_approval} need approval")
-        for t in rebalance.transfers[:4]:
-            echo(f"    {t.sku:<14} {t.from_node} -> {t.to_node}: {t.units} units; {t.reason}")
+        for p in rebalance.transfers[:4]:
+            t = p.transfer
+            echo(f"    {t.sku:<14} {t.from_node} -> {t.to_node}: {t.units} units; {p.approval.reason}")
         echo(f"  reorder: {len(reorder)} node × SKU at or below their reorder point")
     echo("")
     echo(f"storefront widget GET /api/availability ({widget.status_code}): {widget.text.strip()}")

@@ -47,7 +47,9 @@ from connector.domain.planning import (
     reorder_suggestions,
 )
 from connector.domain.rebalance import (
+    Approval,
     ApprovalPolicy,
+    PlannedTransfer,
     SkuPosition,
     TransferLane,
     approval_for,
@@ -70,16 +72,16 @@ class AllocationReport:
 
 @dataclass(frozen=True)
 class TransferProposal:
-    sku: str
-    from_node: str
-    to_node: str
-    units: int
-    unit_cost: float
-    lead_days: int
-    status: str  # "approved" (no approval needed) or "proposed" (waits for a person)
-    emergency: bool
-    reason: str
-    transfer_id: int | None = None  # set once stored
+    """A planned transfer with the approval rules' verdict (and its id once stored)."""
+
+    transfer: PlannedTransfer
+    approval: Approval
+    transfer_id: int | None = None
+
+    @property
+    def status(self) -> str:
+        """The status it is stored with: "approved" (no approval needed) or "proposed" (waits for a person)."""
+        return "proposed" if self.approval.needed else "approved"
 
 
 @dataclass(frozen=True)
@@ -240,21 +242,20 @@ class Planning:
             target = targets.get((t.sku, t.to_node))
             cover = days_of_cover(positions.get((t.sku, t.to_node), 0), target.weekly_demand if target else 0.0)
             verdict = approval_for(t, unit_value=value_of[t.sku], destination_cover_days=cover, policy=policy, now=now)
-            proposals.append(TransferProposal(t.sku, t.from_node, t.to_node, t.units, t.unit_cost, t.lead_days,
-                                              "proposed" if verdict.needed else "approved", verdict.emergency,
-                                              verdict.reason))
+            proposals.append(TransferProposal(t, verdict))
         if dry_run:
             return RebalanceReport(shop_id, True, tuple(proposals))
         stored = []
         with store.db.atomic():
             for p in proposals:
+                t = p.transfer
                 transfer_id = store.add_transfer(
-                    shop_id, sku=p.sku, from_node=p.from_node, to_node=p.to_node, units=p.units,
-                    unit_cost=p.unit_cost, lead_days=p.lead_days, status=p.status, emergency=p.emergency,
-                    approval_reason=p.reason, now=now)
+                    shop_id, sku=t.sku, from_node=t.from_node, to_node=t.to_node, units=t.units,
+                    unit_cost=t.unit_cost, lead_days=t.lead_days, status=p.status, emergency=p.approval.emergency,
+                    approval_reason=p.approval.reason, now=now)
                 store.event(shop_id, f"transfer.{p.status}", str(transfer_id),
-                            {"sku": p.sku, "from": p.from_node, "to": p.to_node, "units": p.units,
-                             "reason": p.reason}, now)
+                            {"sku": t.sku, "from": t.from_node, "to": t.to_node, "units": t.units,
+                             "reason": p.approval.reason}, now)
                 stored.append(replace(p, transfer_id=transfer_id))
         return RebalanceReport(shop_id, False, tuple(stored))
 

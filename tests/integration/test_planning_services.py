@@ -84,7 +84,7 @@ def test_rebalance_stores_transfers_with_their_approval_verdicts(container, stor
     report = container.planning.rebalance(store, S, dry_run=False)
     stored = store.transfers(S)
     assert [t["id"] for t in stored] == [t.transfer_id for t in report.transfers]
-    assert {(t.sku, t.from_node, t.to_node, t.units) for t in dry.transfers} == \
+    assert {(p.transfer.sku, p.transfer.from_node, p.transfer.to_node, p.transfer.units) for p in dry.transfers} == \
         {(t["sku"], t["from_node"], t["to_node"], t["units"]) for t in stored}
     # Before the launch lock nothing under the 300-unit threshold needs approval.
     assert all(t["status"] == "approved" for t in stored if t["units"] <= 300)
@@ -99,9 +99,9 @@ def test_after_the_launch_lock_only_emergencies_move_without_approval(container,
     report = container.planning.rebalance(store, S, dry_run=True)
     assert report.transfers
     for t in report.transfers:
-        assert (t.status == "approved") == t.emergency, t
-        if not t.emergency:
-            assert "launch lock" in t.reason
+        assert (t.status == "approved") == t.approval.emergency, t
+        if not t.approval.emergency:
+            assert "launch lock" in t.approval.reason
 
 
 def test_transfer_lifecycle_moves_stock_only_on_ship_and_receive(container, store, clock):
@@ -134,7 +134,8 @@ def test_a_rejected_transfer_frees_its_deficit_for_the_next_plan(container, stor
     first = container.planning.rebalance(store, S, dry_run=False).transfers[0]
     container.transfers.reject(store, first.transfer_id, "maya", note="not before the launch")
     again = container.planning.rebalance(store, S, dry_run=True).transfers
-    assert [(t.sku, t.from_node, t.to_node) for t in again] == [(first.sku, first.from_node, first.to_node)]
+    assert [(t.transfer.sku, t.transfer.from_node, t.transfer.to_node) for t in again] == \
+        [(first.transfer.sku, first.transfer.from_node, first.transfer.to_node)]
 
 
 def test_orders_request_a_debounced_push_in_the_same_transaction(container, store, clock):
