@@ -1372,8 +1372,18 @@ class Store:
                  for sku, region, weekly, sigma, method, weeks in rows),
             )
 
-    def forecasts(self, shop_id: str) -> list[dict]:
-        return self._dicts("SELECT * FROM forecasts WHERE shop_id = ? ORDER BY sku, region_id", (shop_id,))
+    def forecasts(self, shop_id: str, skus: Iterable[str] | None = None) -> list[dict]:
+        """The shop's stored forecasts, or only those of ``skus``."""
+        if skus is None:
+            return self._dicts("SELECT * FROM forecasts WHERE shop_id = ? ORDER BY sku, region_id", (shop_id,))
+        rows: list[dict] = []
+        for chunk in chunked(sorted(set(skus)), 500):
+            rows += self._dicts(f"SELECT * FROM forecasts WHERE shop_id = ? AND sku IN ({','.join('?' * len(chunk))}) "
+                                "ORDER BY sku, region_id", (shop_id, *chunk))
+        return rows
+
+    def has_forecasts(self, shop_id: str) -> bool:
+        return self._one("SELECT 1 FROM forecasts WHERE shop_id = ? LIMIT 1", (shop_id,)) is not None
 
     def save_allocation(self, shop_id: str, skus: Iterable[str], units: Iterable[tuple[str, str, str, int]],
                         opportunity: Iterable[tuple[str, str, float]], now: datetime) -> None:

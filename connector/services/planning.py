@@ -129,11 +129,17 @@ class Planning:
                                        for f in forecasts.values()), now)
         return forecasts
 
-    def stored_forecasts(self, store: Store, shop_id: str) -> dict[tuple[str, str], Forecast]:
-        """The last nightly forecast; computed now when there is none yet."""
-        rows = store.forecasts(shop_id)
-        if not rows:
-            return self.forecast(store, shop_id)
+    def stored_forecasts(self, store: Store, shop_id: str,
+                         skus: Iterable[str] | None = None) -> dict[tuple[str, str], Forecast]:
+        """The last nightly forecast (of ``skus`` only, if named); computed now when the
+        shop has none yet."""
+        rows = store.forecasts(shop_id, skus)
+        if not rows and not store.has_forecasts(shop_id):
+            computed = self.forecast(store, shop_id)
+            if skus is None:
+                return computed
+            wanted = set(skus)
+            return {key: f for key, f in computed.items() if key[0] in wanted}
         return {(r["sku"], r["region_id"]): Forecast(r["sku"], r["region_id"], r["weekly"], r["sigma"], r["method"],
                                                      r["weeks_of_history"]) for r in rows}
 
@@ -154,9 +160,10 @@ class Planning:
         now = self.clock()
         skus = None if skus is None else sorted(set(skus))
         routing = self.routing_for(store, shop_id, now)
-        forecasts = self.stored_forecasts(store, shop_id)
+        # A debounced push names a few SKUs: read and plan only theirs (each SKU's targets
+        # and problem depend on its own forecasts and stock alone), not the whole shop's.
+        forecasts = self.stored_forecasts(store, shop_id, skus)
         targets = self.targets(shop_id, forecasts, routing, now)
-        # A debounced push names a few SKUs: read only theirs, not the whole shop's stock.
         stock = store.sellable_all(shop_id) if skus is None else store.sellable(shop_id, skus)
         sellable = discounted(stock, routing.factors)
         by_sku: dict[str, dict[str, int]] = {}

@@ -62,6 +62,38 @@ def test_allocation_never_promises_more_than_is_sellable_and_respects_lanes(cont
         assert units <= sellable.get(key, 0), key
 
 
+def test_an_allocation_of_named_skus_matches_the_full_one_and_reads_only_their_forecasts(
+        container, store, clock, monkeypatch):
+    process_orders(container, store, clock, 150)
+    container.planning.forecast(store, S)
+    container.planning.allocate(store, S)
+    skus = sorted({sku for sku, _n, _r, _u in store.allocations(S)})
+    full_units = store.allocations(S)
+    full_prices = store.opportunity_costs(S, skus)
+    priced = sorted({sku for _n, sku in full_prices})
+    named = [priced[0], next(sku for sku in skus if sku not in priced)]  # one with dual prices, one without
+
+    store.save_allocation(S, named, [], [], clock())  # forget them, so the named run must rebuild them
+    read = []
+    monkeypatch.setattr(store, "forecasts", lambda shop_id, skus=None: read.append(skus) or
+                        type(store).forecasts(store, shop_id, skus))
+    report = container.planning.allocate(store, S, named)
+
+    assert report.skus == len(named)
+    assert [sorted(r) for r in read] == [sorted(named)]  # a debounced push does not read the whole shop
+    assert store.allocations(S) == full_units  # the named SKUs as the full run had them, the rest untouched
+    assert store.opportunity_costs(S, skus) == full_prices
+
+
+def test_a_named_allocation_forecasts_first_when_the_shop_has_none(container, store, clock):
+    process_orders(container, store, clock, 150)
+    assert store.forecasts(S) == []
+    sku = store.sales(S, clock() - timedelta(weeks=26))[0][0]
+    report = container.planning.allocate(store, S, [sku])
+    assert report.skus == 1 and store.has_forecasts(S)
+    assert {r["sku"] for r in store.forecasts(S, [sku])} == {sku}
+
+
 def test_routing_reads_the_allocations_dual_prices(container, store, clock):
     store.save_allocation(S, ["CANDLE-FIG"], [], [("CANDLE-FIG", "popup-soho", 3.0)], clock())
     rng = random.Random(5)
