@@ -17,7 +17,7 @@ established SKU never sold has ``n`` real zero weeks):
   "category"), from two on "ewma": the number moves smoothly either way.
 * no weeks and no reference: "none", zero demand.
 
-Forecasts are the baseline (no launch uplift); ``horizon_units`` applies
+Forecasts are the baseline (no launch uplift); ``uplifted_weeks`` applies
 uplifts to a horizon.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ class ForecastPolicy:
     # of the 0.8-0.98 usually fitted; 1 is plain Holt.
     damping: float = 0.95
     # Not read by forecast_demand (history carries no dates to discount past
-    # launches with): callers hand these to horizon_units / planning.node_targets.
+    # launches with): callers hand these to uplifted_weeks / planning.node_targets.
     launches: tuple[LaunchUplift, ...] = ()
 
     def __post_init__(self) -> None:
@@ -227,31 +227,32 @@ def forecast_demand(
     return forecasts
 
 
-def horizon_units(
-    forecast: Forecast, *, start: datetime, weeks: float, launches: Sequence[LaunchUplift]
-) -> float:
-    """Units expected over [start, start + weeks).
+def uplifted_weeks(sku: str, *, start: datetime, weeks: float, launches: Sequence[LaunchUplift]) -> float:
+    """The horizon [start, start + weeks) in weeks of baseline demand for ``sku``.
 
-    Baseline ``weekly * weeks``; the part of the horizon inside a launch window
-    matching the SKU is multiplied by the launch's factor. Where matching
-    launches overlap, the largest factor applies: two announcements of the same
-    drop (an exact rule and a glob) are one spike, not two compounding ones.
+    Each week counts once; the part of the horizon inside a launch window
+    matching the SKU counts the launch's factor times. Where matching launches
+    overlap, the largest factor applies: two announcements of the same drop (an
+    exact rule and a glob) are one spike, not two compounding ones. The same for
+    every region of a SKU, so callers planning many regions compute it once.
     """
     _require_aware(start, "start")
     if weeks < 0:
         raise ValueError(f"weeks must be >= 0, got {weeks}")
+    matching = [launch for launch in launches if launch.matches(sku)]
+    if not matching:
+        return weeks
     start = start.astimezone(timezone.utc)
     end = start + weeks * WEEK
-    matching = [launch for launch in launches if launch.matches(forecast.sku)]
     cuts = sorted({start, end} | {
         moment for launch in matching for moment in (launch.starts, launch.ends) if start < moment < end
     })
-    units = forecast.weekly * weeks
+    total = weeks
     for a, b in zip(cuts, cuts[1:]):
         # Every launch boundary inside the horizon is a cut, so a launch covers a segment fully or not at all.
         factor = max((launch.factor for launch in matching if launch.starts <= a and b <= launch.ends), default=1.0)
-        units += forecast.weekly * (factor - 1.0) * ((b - a) / WEEK)
-    return units
+        total += (factor - 1.0) * ((b - a) / WEEK)
+    return total
 
 
 # ---------------------------------------------------------------- smoothing

@@ -16,7 +16,7 @@ Per node, from the forecasts of the regions it is home to:
   so one replenishment lasts until the next review can act.
 
 Demand over a window includes launch uplift where the window overlaps a
-launch (``forecast.horizon_units``); safety stock is sized on the baseline.
+launch (``forecast.uplifted_weeks``); safety stock is sized on the baseline.
 
 Pure: the caller passes forecasts, positions and the time.
 """
@@ -28,7 +28,7 @@ from datetime import datetime
 from statistics import NormalDist
 from typing import Callable, Mapping, Sequence
 
-from connector.domain.forecast import Forecast, LaunchUplift, horizon_units
+from connector.domain.forecast import Forecast, LaunchUplift, uplifted_weeks
 from connector.domain.model import Network, SkuRule
 from connector.domain.routing import promise_lanes
 
@@ -213,8 +213,8 @@ def _target(
     weekly = sum(f.weekly for f in regional)
     sigma = math.sqrt(sum(f.sigma ** 2 for f in regional))
     safety = _ceil(_safety(weekly, sigma, lead_weeks, policy))
-    lead_demand = sum(horizon_units(f, start=start, weeks=lead_weeks, launches=launches) for f in regional)
-    cycle_demand = sum(horizon_units(f, start=start, weeks=cycle_weeks, launches=launches) for f in regional)
+    lead_demand = weekly * uplifted_weeks(sku, start=start, weeks=lead_weeks, launches=launches)
+    cycle_demand = weekly * uplifted_weeks(sku, start=start, weeks=cycle_weeks, launches=launches)
     return NodeTarget(
         sku=sku, node=node_id, weekly_demand=weekly, lead_time_weeks=lead_weeks, safety_stock=safety,
         reorder_point=_ceil(lead_demand) + safety, target_level=_ceil(cycle_demand) + safety,

@@ -34,7 +34,7 @@ from connector.domain.forecast import (
     ForecastPolicy,
     LaunchUplift,
     forecast_demand,
-    horizon_units,
+    uplifted_weeks,
     weekly_buckets,
 )
 from connector.domain.health import discounted
@@ -187,7 +187,8 @@ class Planning:
                 # The hub's safety stock is sized for the whole network (echelon), not as a shelf buffer.
                 buffer = target.safety_stock if target is not None and node_id != hub else 0
                 stock[node_id] = max(0, units - buffer)
-            demand = {region: horizon_units(forecasts[(sku, region)], start=now, weeks=horizon, launches=launches)
+            weeks = uplifted_weeks(sku, start=now, weeks=horizon, launches=launches)
+            demand = {region: forecasts[(sku, region)].weekly * weeks
                       for region in shop.network.regions if (sku, region) in forecasts}
             problems.append(SkuProblem(sku, stock, arcs, demand, rule.unit_value or shop.planning.lost_sale_cost))
         results = allocate(problems)

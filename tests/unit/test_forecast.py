@@ -16,7 +16,7 @@ from connector.domain.forecast import (
     ForecastPolicy,
     LaunchUplift,
     forecast_demand,
-    horizon_units,
+    uplifted_weeks,
     weekly_buckets,
 )
 
@@ -252,7 +252,7 @@ def launch(starts_week, ends_week, factor=3.0, pattern="CANDLE-1"):
     ((launch(0, 2, 2.0, "CANDLE-*"), launch(1, 3)), 90),  # overlap takes the larger: 10 x (2 + 3 + 3 + 1)
 ])
 def test_launch_uplift_applies_to_the_part_of_the_horizon_inside_the_window(launches, expected):
-    assert horizon_units(TEN, start=T0, weeks=4, launches=launches) == pytest.approx(expected)
+    assert TEN.weekly * uplifted_weeks(TEN.sku, start=T0, weeks=4, launches=launches) == pytest.approx(expected)
 
 
 def test_launch_window_must_be_aware_and_ordered():
@@ -311,9 +311,9 @@ def test_buckets_hold_every_unit_sold_in_the_window_and_share_a_start_per_sku(ro
 @settings(max_examples=200, deadline=None)
 @given(st.floats(0, 10), st.floats(0, 10), st.lists(st.tuples(st.floats(-5, 15), st.floats(0.1, 5),
                                                               st.floats(0, 5)), max_size=3))
-def test_horizon_units_add_up_over_a_split_horizon(first, second, windows):
+def test_uplifted_weeks_add_up_over_a_split_horizon(first, second, windows):
     launches = [launch(start, start + length, factor, "CANDLE-*") for start, length, factor in windows]
-    whole = horizon_units(TEN, start=T0, weeks=first + second, launches=launches)
-    split = (horizon_units(TEN, start=T0, weeks=first, launches=launches)
-             + horizon_units(TEN, start=T0 + first * WEEK, weeks=second, launches=launches))
+    whole = uplifted_weeks("CANDLE-1", start=T0, weeks=first + second, launches=launches)
+    split = (uplifted_weeks("CANDLE-1", start=T0, weeks=first, launches=launches)
+             + uplifted_weeks("CANDLE-1", start=T0 + first * WEEK, weeks=second, launches=launches))
     assert whole == pytest.approx(split, rel=1e-6, abs=1e-6)
