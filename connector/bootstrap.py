@@ -13,6 +13,7 @@ from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
 from connector.services.reconcile import OrderReconciliation
+from connector.services.retention import Retention
 from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.planning import Planning
 from connector.services.sync import StockSync
@@ -36,6 +37,7 @@ class Container:
     forwarding: Forwarding
     refunds: RefundLookups
     reconcile: OrderReconciliation
+    retention: Retention
     planning: Planning
     transfers: Transfers
     availability: Availability
@@ -82,6 +84,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         forwarding=Forwarding(settings, warehouses, contact_readers, clock),
         refunds=RefundLookups(settings, woocommerce_orders, inbox.routing, clock),
         reconcile=OrderReconciliation(settings, woocommerce_orders, inbox, clock),
+        retention=Retention(settings, clock),
         planning=planning,
         transfers=Transfers(clock),
         availability=Availability(settings, clock, planning, PerShop(storefront_client_factory or storefront_client)),

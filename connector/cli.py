@@ -229,6 +229,26 @@ def reconcile(ctx: _Context, shop: str | None) -> None:
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Count what would be cut; change nothing.")
+@pass_ctx
+def retention(ctx: _Context, dry_run: bool) -> None:
+    """Cut personal data older than [privacy] keep_personal_data_days: order deliveries,
+    orders' postcodes and customer ids, data-request exports (the scheduler does this
+    every retention_every_hours). Orders still due at a 3PL keep theirs."""
+    store = _open_migrated(ctx.container)
+    try:
+        report = ctx.container.retention.minimise(store, dry_run=dry_run)
+    finally:
+        store.close()
+    verb = "would cut" if dry_run else "cut"
+    click.echo(f"personal data from before {report.cutoff.isoformat(timespec='seconds')} "
+               f"({ctx.container.settings.privacy.keep_personal_data_days} days):")
+    for shop_id, counts in report.shops.items():
+        click.echo(f"  {shop_id}: {verb} {counts['bodies']} order deliveries, {counts['orders']} orders' "
+                   f"addresses and customer ids, {counts['exports']} data-request exports")
+
+
+@main.command()
 @click.option("--orders", "order_count", default=300, show_default=True, type=click.IntRange(1, 100_000),
               help="How many sample order webhooks to send.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False),

@@ -119,7 +119,15 @@ class SchedulerConfig(_Strict):
     reconcile_overlap_minutes: int = Field(10, ge=0, le=1440)  # re-read this much before the last change seen
     reconcile_first_lookback_hours: int = Field(24, ge=0, le=24 * 90)  # a shop's first run starts this far back
     reconcile_max_requests: int = Field(50, ge=1, le=10_000)  # per shop and run (100 orders each); the rest next run
+    retention_every_hours: int = Field(24, ge=1, le=24 * 7)  # how often old personal data is minimised
     misfire_grace_seconds: int = Field(300, ge=1)
+
+
+class PrivacyConfig(_Strict):
+    # Order deliveries hold the buyer's name, address, email and phone, and are needed only
+    # until the order is done with: after this many days they are cut to nothing (an order
+    # whose 3PL hand-over is still due keeps its own). Stock accounting keeps no personal data.
+    keep_personal_data_days: int = Field(90, ge=7, le=3650)
 
 
 class LaunchConfig(_Strict):
@@ -330,6 +338,7 @@ class FileConfig(_Strict):
     processing: ProcessingConfig = ProcessingConfig()
     sync: SyncConfig = SyncConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     shopify: ShopifyAppConfig = ShopifyAppConfig()
     shops: dict[Identifier, ShopConfig] = Field(min_length=1)
 
@@ -378,6 +387,7 @@ class Settings:
     source: str = "<memory>"
     sync: SyncConfig = SyncConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
     def shop_by_domain(self, domain: str) -> ShopSettings | None:
         """The shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
@@ -462,6 +472,7 @@ def settings_from_dict(
         source=source,
         sync=parsed.sync,
         scheduler=parsed.scheduler,
+        privacy=parsed.privacy,
     )
 
 

@@ -49,6 +49,8 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
         lambda store: container.refunds.look_up_due(store))
     add("reconcile-orders", IntervalTrigger(seconds=settings.scheduler.reconcile_every_seconds),
         lambda store: container.reconcile.reconcile(store))
+    add("privacy-retention", IntervalTrigger(hours=settings.scheduler.retention_every_hours),
+        lambda store: container.retention.minimise(store))
     hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))
     for shop_id, shop in settings.shops.items():
         add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
