@@ -1262,8 +1262,9 @@ class Store:
     # (it reads the address from the newest delivery). Failed deliveries keep their body:
     # it is the only copy of an order that was never applied.
     _RETAINED_BODIES = (
-        # "+": not the shop's index, whose every batch would read the shop's whole inbox
-        # (200,000 rows: 99 s); by (status, id) a batch reads on from where the last stopped (7 s)
+        # "+": not the shop's index, with which every batch reads the shop's whole inbox; by
+        # (status, id) a batch reads on from where the last stopped. With that and the cut by
+        # row id, 200,000 old deliveries and orders take 7 s instead of 99 s.
         "FROM webhook_inbox w WHERE +w.shop_id = ? AND w.received_at < ? "
         "AND w.status IN ('processed', 'ignored', 'rejected') AND length(w.body) > 0 "
         "AND NOT EXISTS (SELECT 1 FROM forward_jobs f WHERE f.shop_id = w.shop_id AND f.order_id = w.resource_id "
