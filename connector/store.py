@@ -473,6 +473,16 @@ class Store:
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
+    @staticmethod
+    def _by_skus(read: Callable[[str, Sequence], list], sql: str, shop_id: str, skus: Iterable[str]) -> list:
+        """``read`` (``_all`` or ``_dicts``) of ``sql``, whose parameters are the shop and
+        the SKUs at ``{marks}``, 500 SKUs a query (well under SQLite's bound-parameter
+        limit); the SKUs go in sorted, so an ORDER BY sku holds across the queries."""
+        rows: list = []
+        for chunk in chunked(sorted(set(skus)), 500):
+            rows += read(sql.format(marks=",".join("?" * len(chunk))), (shop_id, *chunk))
+        return rows
+
     # ------------------------------------------------------------ shops and network
 
     def sync_shops(self, shops: Iterable[Mapping[str, Any]], regions: Iterable[Mapping], nodes: Iterable[Mapping],
@@ -1444,11 +1454,8 @@ class Store:
         """The shop's stored forecasts, or only those of ``skus``."""
         if skus is None:
             return self._dicts("SELECT * FROM forecasts WHERE shop_id = ? ORDER BY sku, region_id", (shop_id,))
-        rows: list[dict] = []
-        for chunk in chunked(sorted(set(skus)), 500):
-            rows += self._dicts(f"SELECT * FROM forecasts WHERE shop_id = ? AND sku IN ({','.join('?' * len(chunk))}) "
-                                "ORDER BY sku, region_id", (shop_id, *chunk))
-        return rows
+        return self._by_skus(self._dicts, "SELECT * FROM forecasts WHERE shop_id = ? AND sku IN ({marks}) "
+                                          "ORDER BY sku, region_id", shop_id, skus)
 
     def has_forecasts(self, shop_id: str) -> bool:
         return self._one("SELECT 1 FROM forecasts WHERE shop_id = ? LIMIT 1", (shop_id,)) is not None
@@ -1477,13 +1484,8 @@ class Store:
         """(sku, node, region, units) of the latest allocation."""
         if skus is None:
             return self._all("SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ?", (shop_id,))
-        skus = sorted(set(skus))
-        rows: list[tuple[str, str, str, int]] = []
-        for chunk in chunked(skus, 500):
-            rows += self._all(
-                "SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ? "
-                f"AND sku IN ({','.join('?' * len(chunk))})", (shop_id, *chunk))
-        return rows
+        return self._by_skus(self._all, "SELECT sku, node_id, region_id, units FROM allocations WHERE shop_id = ? "
+                                        "AND sku IN ({marks})", shop_id, skus)
 
     def allocated_units(self, shop_id: str, sku: str, region_id: str) -> list[tuple[str, int, str]]:
         """(node, units, computed at) a region may sell of a SKU, most units first."""
@@ -1493,14 +1495,9 @@ class Store:
 
     def opportunity_costs(self, shop_id: str, skus: Iterable[str]) -> dict[tuple[str, str], float]:
         """(node, sku) -> the allocation's dual price of a unit there (absent: 0)."""
-        skus = sorted(set(skus))
-        out: dict[tuple[str, str], float] = {}
-        for chunk in chunked(skus, 500):
-            for sku, node, cost in self._all(
-                "SELECT sku, node_id, unit_cost FROM opportunity_costs WHERE shop_id = ? "
-                f"AND sku IN ({','.join('?' * len(chunk))})", (shop_id, *chunk)):
-                out[(node, sku)] = cost
-        return out
+        rows = self._by_skus(self._all, "SELECT sku, node_id, unit_cost FROM opportunity_costs WHERE shop_id = ? "
+                                        "AND sku IN ({marks})", shop_id, skus)
+        return {(node, sku): cost for sku, node, cost in rows}
 
     # ------------------------------------------------------------ transfers
 
