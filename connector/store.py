@@ -839,15 +839,12 @@ class Store:
 
     def sellable(self, shop_id: str, skus: Iterable[str]) -> dict[tuple[str, str], int]:
         """(node, sku) -> available minus our active reservations, never below zero."""
-        skus = sorted(set(skus))
-        if not skus:
-            return {}
-        marks = ",".join("?" * len(skus))
-        rows = self._all(
+        rows = self._by_skus(
+            self._all,
             "SELECT s.node_id, s.sku, s.available - COALESCE(r.quantity, 0) FROM stock s "
             "LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id AND r.node_id = s.node_id AND r.sku = s.sku "
-            f"WHERE s.shop_id = ? AND s.sku IN ({marks})",
-            (shop_id, *skus),
+            "WHERE s.shop_id = ? AND s.sku IN ({marks})",
+            shop_id, skus,
         )
         return {(node, sku): max(qty, 0) for node, sku, qty in rows}
 
