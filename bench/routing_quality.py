@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/routing_quality.py                  # seeds 1 2 3, 90 days, 60 orders/day
     .venv/bin/python bench/routing_quality.py --seed 1 --ablations
+    .venv/bin/python bench/routing_quality.py --lp-only --ceiling   # the dual-price policy's ceiling
     .venv/bin/python bench/routing_quality.py --days 30 --orders-per-day 20 --lp-only
 
 The trace (``make_trace``, seeded): 4 regions (ne 35% of orders, 2-day promise;
@@ -34,7 +35,10 @@ the same cost function, ``order_cost``):
    prices; with ``--ablations``, duals from a perfect forecast (the true future
    demand: NOT a policy), duals with the hub's backup lanes added to the
    allocation's arcs, duals from the stock on hand only (no inbound), and the
-   other rule chain.
+   other rule chain; with ``--ceiling`` (also part of ``--ablations``), the router
+   with clairvoyant prices: each night the hindsight LP's own dual prices over the
+   next 14 days and over the rest of the trace, from that night's stock (peeks:
+   NOT a policy; the most any dual-price router could get from its prices).
 3. ``hindsight``: one MILP over the whole trace (scipy HiGHS), knowing every
    order, the outage and the schedule: each order line shipped whole from one
    router-eligible node on its order day or lost, one shipment cost (+ late
@@ -740,6 +744,40 @@ class DualPricer:
         return prices
 
 
+class ClairvoyantPricer:
+    """NOT a policy (it peeks): each night, ``stock_prices`` of the hindsight LP over the
+    rest of the trace (or the next ``horizon_days``) from that night's stock, knowing
+    every later order, delivery and outage. The best prices a dual-price router could be
+    handed, so the router with them is that policy's ceiling on this trace."""
+
+    def __init__(self, trace: Trace, costs: Costs, horizon_days: int | None = None):
+        self.trace = trace
+        self.costs = costs
+        self.horizon = horizon_days
+        self.calls = 0
+        self.seconds = 0.0
+
+    def rest_of_trace(self, ctx: Day, stock: Mapping[tuple[str, str], int]) -> Trace:
+        """The trace from ``ctx.day`` on, renumbered from day 0, starting from ``stock``
+        (which already holds today's delivery)."""
+        t, start = self.trace, ctx.day
+        end = t.days if self.horizon is None else min(t.days, start + self.horizon)
+        return replace(
+            t, days=end - start, history=[],
+            orders=[[replace(o, day=o.day - start) for o in t.orders[d]] for d in range(start, end)],
+            initial={k: v for k, v in stock.items() if v > 0},
+            replenishment={d - start: r for d, r in t.replenishment.items() if start < d < end},
+            outages={n: frozenset(d - start for d in ds if start <= d < end) for n, ds in t.outages.items()},
+        )
+
+    def __call__(self, ctx: Day, stock: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], float]:
+        t0 = time.perf_counter()
+        prices = stock_prices(self.rest_of_trace(ctx, stock), self.costs)
+        self.calls += 1
+        self.seconds += time.perf_counter() - t0
+        return prices
+
+
 def forecast_horizon(trace: Trace, ctx: Day, horizon_days: int, weeks: int) -> dict[tuple[str, str], float]:
     """``connector.domain.forecast`` over the trailing sales only (every order placed
     before today, at noon local of its day) -> units per (sku, region) over the
@@ -795,30 +833,25 @@ class Hindsight:
     outcome: Outcome | None = None  # the MILP's integral plan, costed by order_cost
 
 
-def hindsight(trace: Trace, costs: Costs, *, integral: bool = True, time_limit: float = 120.0,
-              mip_rel_gap: float = 1e-4, non_idling: int = 0) -> Hindsight:
-    """One model over the whole trace, knowing everything.
+@dataclass
+class _Model:
+    """The hindsight model's arrays (``_hindsight_model``): minimise c @ v + const subject
+    to lo <= A v <= hi, 0 <= v <= ub."""
 
-    x[o,l,n] (binary; [0,1] in the relaxation): line l of order o ships whole from node n
-    on the order's day; n ranges over the router-eligible nodes that handle the SKU, are
-    not offline that day and ever hold the SKU. sum_n x[o,l,n] <= 1; 1 - sum is lost.
-    y[o,n] >= x[o,l,n]: the shipment from n to o, costing lane cost + late penalty.
-    inv[n,s,d] = inv[n,s,d-1] + arrivals[n,s,d] - sum qty*x (day d's lines), inv >= 0.
-    In the relaxation y = max_l x (fractional), so per-shipment costs and whole lines are
-    relaxed: its objective is a valid lower bound on every policy's cost.
+    c: np.ndarray
+    const: float
+    A: object  # scipy.sparse CSR matrix
+    lo: np.ndarray
+    hi: np.ndarray
+    ub: np.ndarray
+    integrality: np.ndarray  # 1 for the binary x, y (and z) variables, 0 for stock
+    x_keys: list[tuple[SimOrder, int, str]]  # x's columns come first
+    opening_rows: dict[tuple[str, str], int]  # (node, sku) -> the row of its day-0 stock balance
 
-    ``non_idling``: the optimum above may leave a line unfilled on purpose, keeping the
-    stock for a later, more valuable order; greedy and the router never do (they ship a
-    line whenever an eligible node has it). ``non_idling=Q`` > 0: a line of q <= Q units
-    may be lost only if each of its eligible nodes ends the day with fewer than q:
-    binary z[n,s,d,q] >= (inv[n,s,d] - q + 1) / M (M: the node's supply to date) and
-    z[n,s,d,q] <= sum_n' x[o,l,n'] for every such line. Stock only falls within a day,
-    so every non-idling policy satisfies this, and the optimum (or HiGHS's dual bound
-    at the time limit) is a lower bound for them: what routing alone could reach.
-    Lines of more than Q units stay free (a relaxation: the bound stays valid). With
-    Q = 3 HiGHS finds no incumbent in minutes on the 90-day trace; Q = 1 (80% of the
-    lines) does."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
+
+def _hindsight_model(trace: Trace, costs: Costs, non_idling: int = 0) -> _Model:
+    """The model ``hindsight`` documents, built once for its MILP, its LP relaxation and
+    ``stock_prices``."""
     from scipy.sparse import coo_matrix
 
     net = trace.network
@@ -844,6 +877,7 @@ def hindsight(trace: Trace, costs: Costs, *, integral: bool = True, time_limit: 
                     late = lane.transit_days > net.regions[o.region].promise_days
                     y_cost.append(lane.cost_per_order + (costs.late_penalty if late else 0.0))
     inv_keys = sorted(carried)
+    opening_rows: dict[tuple[str, str], int] = {}
     inv_index = {k: j for j, k in enumerate(inv_keys)}
     D = trace.days
     nx, ny, ni = len(x_keys), len(y_cost), len(inv_keys) * D
@@ -882,6 +916,8 @@ def hindsight(trace: Trace, costs: Costs, *, integral: bool = True, time_limit: 
             rows.append(r); cols.append(oi + j * D + d); vals.append(1.0)
             if d > 0:
                 rows.append(r); cols.append(oi + j * D + d - 1); vals.append(-1.0)
+            else:
+                opening_rows[key] = r
             for col, q in use.get((j, d), ()):
                 rows.append(r); cols.append(col); vals.append(q)
             lo.append(float(arrivals)); hi.append(float(arrivals)); r += 1
@@ -918,32 +954,61 @@ def hindsight(trace: Trace, costs: Costs, *, integral: bool = True, time_limit: 
         c = np.concatenate([c, np.zeros(nz)])
     nvar += nz
     A = coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr()
-    lb = np.zeros(nvar)
     ub = np.concatenate([np.ones(nx + ny), np.full(ni, np.inf), np.ones(nz)])
+    integrality = np.concatenate([np.ones(nx + ny), np.zeros(ni), np.ones(nz)])
+    return _Model(c, const, A, np.array(lo), np.array(hi), ub, integrality, x_keys, opening_rows)
+
+
+def hindsight(trace: Trace, costs: Costs, *, integral: bool = True, time_limit: float = 120.0,
+              mip_rel_gap: float = 1e-4, non_idling: int = 0) -> Hindsight:
+    """One model over the whole trace, knowing everything.
+
+    x[o,l,n] (binary; [0,1] in the relaxation): line l of order o ships whole from node n
+    on the order's day; n ranges over the router-eligible nodes that handle the SKU, are
+    not offline that day and ever hold the SKU. sum_n x[o,l,n] <= 1; 1 - sum is lost.
+    y[o,n] >= x[o,l,n]: the shipment from n to o, costing lane cost + late penalty.
+    inv[n,s,d] = inv[n,s,d-1] + arrivals[n,s,d] - sum qty*x (day d's lines), inv >= 0.
+    In the relaxation y = max_l x (fractional), so per-shipment costs and whole lines are
+    relaxed: its objective is a valid lower bound on every policy's cost.
+
+    ``non_idling``: the optimum above may leave a line unfilled on purpose, keeping the
+    stock for a later, more valuable order; greedy and the router never do (they ship a
+    line whenever an eligible node has it). ``non_idling=Q`` > 0: a line of q <= Q units
+    may be lost only if each of its eligible nodes ends the day with fewer than q:
+    binary z[n,s,d,q] >= (inv[n,s,d] - q + 1) / M (M: the node's supply to date) and
+    z[n,s,d,q] <= sum_n' x[o,l,n'] for every such line. Stock only falls within a day,
+    so every non-idling policy satisfies this, and the optimum (or HiGHS's dual bound
+    at the time limit) is a lower bound for them: what routing alone could reach.
+    Lines of more than Q units stay free (a relaxation: the bound stays valid). With
+    Q = 3 HiGHS finds no incumbent in minutes on the 90-day trace; Q = 1 (80% of the
+    lines) does."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    m = _hindsight_model(trace, costs, non_idling)
+    nvar, r = len(m.c), m.A.shape[0]
+    constraints = LinearConstraint(m.A, m.lo, m.hi)
+    bounds = Bounds(np.zeros(nvar), m.ub)
     t0 = time.perf_counter()
     if integral:
-        integrality = np.concatenate([np.ones(nx + ny), np.zeros(ni), np.ones(nz)])
         with _quiet_stdout():
-            res = milp(c, constraints=LinearConstraint(A, np.array(lo), np.array(hi)), integrality=integrality,
-                       bounds=Bounds(lb, ub), options={"time_limit": time_limit, "mip_rel_gap": mip_rel_gap})
+            res = milp(m.c, constraints=constraints, integrality=m.integrality, bounds=bounds,
+                       options={"time_limit": time_limit, "mip_rel_gap": mip_rel_gap})
         seconds = time.perf_counter() - t0
-        if res.x is None:
-            bound = getattr(res, "mip_dual_bound", None)
-            return Hindsight("MILP", f"no solution ({res.message})", False, math.nan,
-                             bound + const if bound is not None else math.nan, seconds, nvar, r)
         bound = getattr(res, "mip_dual_bound", None)
-        bound = (bound + const) if bound is not None and np.isfinite(bound) else math.nan
+        bound = (bound + m.const) if bound is not None and np.isfinite(bound) else math.nan
+        if res.x is None:
+            return Hindsight("MILP", f"no solution ({res.message})", False, math.nan, bound, seconds, nvar, r)
         hs = Hindsight("MILP", res.message.split(".")[0] + (f", gap {res.mip_gap:.2e}" if res.mip_gap is not None else ""),
-                       res.status == 0, float(res.fun + const), bound, seconds, nvar, r)
+                       res.status == 0, float(res.fun + m.const), bound, seconds, nvar, r)
         # The integral plan, costed by the same order_cost as the policies.
-        xs = res.x[ox:ox + nx]
-        assignments: dict[str, dict[int, str | None]] = {o.id: {i: None for i in range(len(o.lines))} for o in orders}
-        for k, (o, i, n) in enumerate(x_keys):
-            if xs[k] > 0.5:
+        assignments: dict[str, dict[int, str | None]] = {
+            o.id: {i: None for i in range(len(o.lines))} for day in trace.orders for o in day}
+        for k, (o, i, n) in enumerate(m.x_keys):
+            if res.x[k] > 0.5:
                 assignments[o.id][i] = n
         tally = Tally()
         stock = defaultdict(int, trace.initial)
-        for d in range(D):
+        for d in range(trace.days):
             for key, q in trace.replenishment.get(d, {}).items():
                 stock[key] += q
             for o in trace.orders[d]:
@@ -951,18 +1016,37 @@ def hindsight(trace: Trace, costs: Costs, *, integral: bool = True, time_limit: 
                     n = assignments[o.id][i]
                     if n is not None:
                         stock[(n, s)] -= q
-                order_cost(net, o, assignments[o.id], costs, tally)
+                order_cost(trace.network, o, assignments[o.id], costs, tally)
             # (within a day the MILP balances stock at the day's end: check that)
             if any(v < 0 for v in stock.values()):
                 raise AssertionError(f"hindsight plan overdraws stock on day {d}")
         hs.outcome = Outcome("hindsight, non-idling" if non_idling else "hindsight (MILP)", tally, assignments,
                              dict(stock), seconds)
         return hs
-    res = milp(c, constraints=LinearConstraint(A, np.array(lo), np.array(hi)), integrality=np.zeros(nvar),
-               bounds=Bounds(lb, ub), options={"time_limit": time_limit})
+    res = milp(m.c, constraints=constraints, integrality=np.zeros(nvar), bounds=bounds,
+               options={"time_limit": time_limit})
     seconds = time.perf_counter() - t0
-    return Hindsight("LP relaxation", res.message.split(".")[0], res.status == 0, float(res.fun + const) if res.x is not None else math.nan,
-                     float(res.fun + const) if res.x is not None else math.nan, seconds, nvar, r)
+    objective = float(res.fun + m.const) if res.x is not None else math.nan
+    return Hindsight("LP relaxation", res.message.split(".")[0], res.status == 0, objective, objective, seconds, nvar, r)
+
+
+def stock_prices(trace: Trace, costs: Costs, time_limit: float = 120.0) -> dict[tuple[str, str], float]:
+    """(node, sku) -> what one more unit on hand at the start of the trace is worth to
+    the hindsight LP relaxation: minus the dual of its day-0 stock balance (HiGHS's
+    marginals). Only positive prices are returned, like ``DualPricer``'s."""
+    from scipy.optimize import linprog
+
+    m = _hindsight_model(trace, costs)
+    eq = m.lo == m.hi  # stock balances; every other row is an upper bound only
+    assert np.all(np.isneginf(m.lo[~eq]))
+    res = linprog(m.c, A_ub=m.A[~eq], b_ub=m.hi[~eq], A_eq=m.A[eq], b_eq=m.hi[eq],
+                  bounds=np.column_stack([np.zeros(len(m.c)), m.ub]), method="highs",
+                  options={"time_limit": time_limit})
+    if res.status != 0:
+        raise RuntimeError(f"stock_prices: {res.message}")
+    position = np.cumsum(eq) - 1  # a row's index among the equality rows
+    prices = {key: -float(res.eqlin.marginals[position[row]]) for key, row in m.opening_rows.items()}
+    return {key: v for key, v in prices.items() if v > 1e-9}
 
 
 # ---------------------------------------------------------------- report
@@ -1008,6 +1092,13 @@ def run_seed(args, seed: int, rules: tuple[Rule, ...]) -> dict:
             pricer = DualPricer(alt, costs, horizon_days=args.horizon, weeks=args.weeks)
             outcomes.append(simulate(alt, RouterPolicy(alt, f"  abl: chain {other[0].value} first",
                                                        pricer), costs))
+        if args.ablations or args.ceiling:
+            for horizon in (14, None):
+                label = f"next {horizon} days" if horizon else "rest of trace"
+                pricer = ClairvoyantPricer(trace, costs, horizon_days=horizon)
+                outcomes.append(simulate(trace, RouterPolicy(trace, f"  abl: clairvoyant prices, {label}", pricer),
+                                         costs))
+                outcomes[-1].notes.append(f"hindsight LP {pricer.calls} nights, {pricer.seconds:.1f}s")
     except (ImportError, NotImplementedError) as exc:
         print(f"    (ours with dual prices not run: {exc})")
     problems = [p for o in outcomes for p in check_conservation(trace, o)]
@@ -1107,9 +1198,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="time limit of the non-idling hindsight MILP, s (0: skip it)")
     parser.add_argument("--non-idling-qty", type=int, default=1,
                         help="non-idling constraints for lines of up to this many units (default 1)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also run the router with clairvoyant prices (the hindsight LP's, re-solved each "
+                             "night over the next 14 days and over the rest of the trace: peeks, NOT a policy; "
+                             "the dual-price policy's ceiling)")
     parser.add_argument("--ablations", action="store_true",
                         help="also run ours with: a perfect forecast (peeks), backup arcs in the allocation, "
-                             "stock on hand only (no inbound), the other rule chain")
+                             "stock on hand only (no inbound), the other rule chain, and --ceiling")
     args = parser.parse_args(argv)
     rules = parse_rules(args.rules)
 

@@ -4,6 +4,7 @@ greedy, the router and the hindsight optimum by hand."""
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -177,3 +178,47 @@ def test_forecast_only_sees_sales_before_the_day():
     leaked = rq.Day(1, trace.now(1), trace.network, frozenset(), tuple(trace.orders[1]), trace.replenishment)
     with pytest.raises(AssertionError):
         rq.forecast_horizon(trace, leaked, 7, 2)
+
+
+def test_stock_prices_lie_between_what_a_unit_more_saves_and_a_unit_less_costs():
+    """A dual price is a subgradient of the LP's optimal cost in the stock: at least what
+    a little more stock saves per unit, at most what a little less costs per unit (the
+    two differ where the LP is degenerate, as here for p)."""
+    trace = tiny_trace()
+    prices = rq.stock_prices(trace, COSTS)
+    assert set(prices) == {("p", "X"), ("h", "X")}  # one more unit at e saves nothing: a's order is all it serves
+
+    def lp_with(key, delta):
+        changed = replace(trace, initial={**trace.initial, key: trace.initial[key] + delta})
+        return rq.hindsight(changed, COSTS, integral=False).objective
+
+    base = rq.hindsight(trace, COSTS, integral=False).objective
+    for key in trace.initial:
+        saved = (base - lp_with(key, 0.01)) / 0.01
+        lost = (lp_with(key, -0.01) - base) / 0.01
+        assert saved - 1e-6 <= prices.get(key, 0.0) <= lost + 1e-6, (key, saved, prices.get(key), lost)
+
+
+def test_clairvoyant_prices_see_the_rest_of_the_trace_renumbered_from_the_night():
+    trace = tiny_trace()
+    trace.outages = {"e": frozenset({0, 2})}
+    trace.replenishment = {1: {("e", "X"): 1}, 2: {("p", "X"): 1}}
+    pricer = rq.ClairvoyantPricer(trace, COSTS)
+    ctx = rq.Day(1, trace.now(1), trace.network, frozenset(), (), trace.replenishment)
+    rest = pricer.rest_of_trace(ctx, {("p", "X"): 1, ("e", "X"): 0, ("h", "X"): 1})
+    assert rest.days == 2
+    assert [[(o.id, o.day) for o in day] for day in rest.orders] == [[("o2", 0)], [("o3", 1)]]
+    assert rest.initial == {("p", "X"): 1, ("h", "X"): 1}  # today's delivery is already in the stock
+    assert rest.replenishment == {1: {("p", "X"): 1}}
+    assert rest.outages == {"e": frozenset({1})}
+    assert rest.history == []
+
+
+def test_router_with_clairvoyant_prices_reaches_the_tiny_optimum():
+    trace = tiny_trace()
+    pricer = rq.ClairvoyantPricer(trace, COSTS)
+    priced = rq.simulate(trace, rq.RouterPolicy(trace, "clairvoyant", pricer), COSTS)
+    best = rq.hindsight(trace, COSTS, integral=True)
+    assert pricer.calls == trace.days
+    assert priced.assignments == best.outcome.assignments
+    assert priced.tally.total == pytest.approx(best.objective)
