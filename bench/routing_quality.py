@@ -37,8 +37,8 @@ the same cost function, ``order_cost``):
    allocation's arcs, duals from the stock on hand only (no inbound), and the
    other rule chain; with ``--ceiling`` (also part of ``--ablations``), the router
    with clairvoyant prices: each night the hindsight LP's own dual prices over the
-   next 14 days and over the rest of the trace, from that night's stock (peeks:
-   NOT a policy; the most any dual-price router could get from its prices).
+   forecast horizon and over the rest of the trace, from that night's stock (peeks:
+   NOT a policy; what the dual-price router does with perfectly informed prices).
 3. ``hindsight``: one MILP over the whole trace (scipy HiGHS), knowing every
    order, the outage and the schedule: each order line shipped whole from one
    router-eligible node on its order day or lost, one shipment cost (+ late
@@ -747,8 +747,9 @@ class DualPricer:
 class ClairvoyantPricer:
     """NOT a policy (it peeks): each night, ``stock_prices`` of the hindsight LP over the
     rest of the trace (or the next ``horizon_days``) from that night's stock, knowing
-    every later order, delivery and outage. The best prices a dual-price router could be
-    handed, so the router with them is that policy's ceiling on this trace."""
+    every later order, delivery and outage. Prices as well informed as prices can be:
+    what the router makes of them is the mark any forecast-driven pricing would have to
+    beat (a ceiling in that sense, not a proof that no price vector does better)."""
 
     def __init__(self, trace: Trace, costs: Costs, horizon_days: int | None = None):
         self.trace = trace
@@ -1093,7 +1094,7 @@ def run_seed(args, seed: int, rules: tuple[Rule, ...]) -> dict:
             outcomes.append(simulate(alt, RouterPolicy(alt, f"  abl: chain {other[0].value} first",
                                                        pricer), costs))
         if args.ablations or args.ceiling:
-            for horizon in (14, None):
+            for horizon in (args.horizon, None):
                 label = f"next {horizon} days" if horizon else "rest of trace"
                 pricer = ClairvoyantPricer(trace, costs, horizon_days=horizon)
                 outcomes.append(simulate(trace, RouterPolicy(trace, f"  abl: clairvoyant prices, {label}", pricer),
@@ -1200,8 +1201,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="non-idling constraints for lines of up to this many units (default 1)")
     parser.add_argument("--ceiling", action="store_true",
                         help="also run the router with clairvoyant prices (the hindsight LP's, re-solved each "
-                             "night over the next 14 days and over the rest of the trace: peeks, NOT a policy; "
-                             "the dual-price policy's ceiling)")
+                             "night over the --horizon and over the rest of the trace: peeks, NOT a policy; "
+                             "the dual-price policy with perfect information)")
     parser.add_argument("--ablations", action="store_true",
                         help="also run ours with: a perfect forecast (peeks), backup arcs in the allocation, "
                              "stock on hand only (no inbound), the other rule chain, and --ceiling")
