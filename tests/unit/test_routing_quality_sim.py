@@ -4,8 +4,8 @@ greedy, the router and the hindsight optimum by hand."""
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
