@@ -1,9 +1,12 @@
 """The ``connector`` command: a thin entry point over the services."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +14,9 @@ from connector.bootstrap import Container, build
 from connector.config import ConfigError
 from connector.services.forwarding import drift_report
 from connector.services.stock import set_manual_count
+
+if TYPE_CHECKING:
+    from connector.store import Store
 
 
 class _Context:
@@ -69,12 +75,9 @@ def serve(ctx: _Context, host: str, port: int) -> None:
 def process(ctx: _Context, limit: int | None) -> None:
     """Drain the webhook inbox: route, reserve, record."""
     container = ctx.container
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         report = container.inbox.process(store, limit)
         remaining = store.count_webhooks("pending")
-    finally:
-        store.close()
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.statuses.items())) or "none"
     click.echo(f"processed {report.processed} (outcomes: {outcomes}); retrying {report.retrying}; "
                f"failed {report.failed}; still pending {remaining}")
@@ -94,8 +97,7 @@ def orders() -> None:
 @pass_ctx
 def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) -> None:
     """Lines, node, rule and explanation for ORDER_REF (an order id or number)."""
-    store = _open_migrated(ctx.container)
-    try:
+    with _migrated_store(ctx.container) as store:
         found = store.find_orders(order_ref, shop)
         if not found:
             click.echo(f"no order {order_ref!r}" + (f" in shop {shop}" if shop else ""), err=True)
@@ -107,8 +109,6 @@ def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) 
         order = found[0]
         lines = store.order_lines(order["shop_id"], order["id"])
         decisions = {d["line_id"]: d for d in store.current_decisions(order["shop_id"], order["id"])}
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps({"order": order, "lines": lines, "decisions": list(decisions.values())}, indent=2))
         return
@@ -134,16 +134,13 @@ def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) 
 @pass_ctx
 def exceptions(ctx: _Context, shop: str | None) -> None:
     """Order lines waiting for a human, and deliveries that could not be processed."""
-    store = _open_migrated(ctx.container)
-    try:
+    with _migrated_store(ctx.container) as store:
         rows = store.open_exceptions(shop)
         failed = store.failed_webhooks(shop)
         forwards = store.forward_jobs(shop, ("failed",))
         lookups = store.failed_refund_lookups(shop)
         polls = store.order_polls(shop)
         amendments = store.open_amendments(shop)
-    finally:
-        store.close()
     unreconciled = [p for p in polls if p["last_error"]]
     hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
     if not any((rows, failed, forwards, lookups, unreconciled, hooks, amendments)):
@@ -180,11 +177,8 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
 def refunds(ctx: _Context) -> None:
     """Read which lines new WooCommerce refunds cover and stop shipping them now
     (the scheduler does this every minute)."""
-    store = _open_migrated(ctx.container)
-    try:
+    with _migrated_store(ctx.container) as store:
         report = ctx.container.refunds.look_up_due(store)
-    finally:
-        store.close()
     click.echo(f"orders read {report.orders}, refunds applied {report.applied}, retrying {report.retrying}, "
                f"failed {report.failed}")
     for error in report.errors:
@@ -200,12 +194,9 @@ def reconcile(ctx: _Context, shop: str | None) -> None:
     reconcile_every_seconds). Exit code 1 when a shop's orders could not be read."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         report = container.reconcile.reconcile(store, shop)
         processed = container.inbox.process(store) if report.stored else None
-    finally:
-        store.close()
     if not report.shops and not report.skipped:
         click.echo("nothing to reconcile: no WooCommerce shop" + (f" {shop!r}" if shop else ""))
     for result in report.shops:
@@ -235,11 +226,8 @@ def retention(ctx: _Context, dry_run: bool) -> None:
     """Cut personal data older than [privacy] keep_personal_data_days: order deliveries,
     orders' postcodes and customer ids, data-request exports (the scheduler does this
     every retention_every_hours). Orders still due at a 3PL keep theirs."""
-    store = _open_migrated(ctx.container)
-    try:
+    with _migrated_store(ctx.container) as store:
         report = ctx.container.retention.minimise(store, dry_run=dry_run)
-    finally:
-        store.close()
     verb = "would cut" if dry_run else "cut"
     click.echo(f"personal data from before {report.cutoff.isoformat(timespec='seconds')} "
                f"({ctx.container.settings.privacy.keep_personal_data_days} days):")
@@ -274,14 +262,11 @@ def sync(ctx: _Context, shop: str | None, node_id: str | None) -> None:
     if not plan:
         click.echo("nothing to sync: no node takes its stock from a provider" + (f" ({node_id})" if node_id else ""))
         return
-    store = _open_migrated(container)
     outcomes = []
-    try:
-        with click.progressbar(plan, label="syncing", item_show_func=lambda p: p and f"{p[0]}/{p[1]}") as bar:
-            for shop_id, provider, nodes in bar:
-                outcomes.append(container.sync.sync_provider(store, shop_id, provider, nodes))
-    finally:
-        store.close()
+    with _migrated_store(container) as store, \
+            click.progressbar(plan, label="syncing", item_show_func=lambda p: p and f"{p[0]}/{p[1]}") as bar:
+        for shop_id, provider, nodes in bar:
+            outcomes.append(container.sync.sync_provider(store, shop_id, provider, nodes))
     for o in outcomes:
         if o.ok:
             rows = ", ".join(f"{n} {c} rows" for n, c in o.rows.items())
@@ -317,11 +302,8 @@ def stock_set(ctx: _Context, node_id: str, sku: str, quantity: int, shop: str | 
         click.echo(f"node {node_id} takes its stock from provider {source.provider!r}; the next sync would "
                    "overwrite a hand count (use --force to set it anyway)", err=True)
         sys.exit(2)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         previous = set_manual_count(store, shop_id, node_id, sku, quantity, container.clock())
-    finally:
-        store.close()
     click.echo(f"{shop_id}/{node_id} {sku}: {previous if previous is not None else 'none'} -> {quantity}")
 
 
@@ -332,8 +314,7 @@ def nodes(ctx: _Context, shop: str | None) -> None:
     """Each node's configured status, how fresh its stock is, and how routing treats it now."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         for shop_id, settings in container.settings.shops.items():
             if shop and shop_id != shop:
                 continue
@@ -348,8 +329,6 @@ def nodes(ctx: _Context, shop: str | None) -> None:
                 note = f" — {node.status_note}" if node.status_note else ""
                 forward = ", forwards orders" if source.forward_orders else ""
                 click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{note}")
-    finally:
-        store.close()
 
 
 @main.command()
@@ -359,8 +338,7 @@ def drift(ctx: _Context, shop: str | None) -> None:
     """Our reservations against the 3PLs' committed quantities, per node and SKU."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         for shop_id in container.settings.shops:
             if shop and shop_id != shop:
                 continue
@@ -371,8 +349,6 @@ def drift(ctx: _Context, shop: str | None) -> None:
             for r in rows:
                 click.echo(f"  {r['node_id']:<14} {r['sku']:<16} {r['reserved']:>8} {r['forwarded']:>9} "
                            f"{r['provider_committed']:>13} {r['drift']:>6}")
-    finally:
-        store.close()
 
 
 _by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
@@ -387,11 +363,8 @@ def forward(click_ctx: click.Context) -> None:
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.find_object(_Context)
-    store = _open_migrated(ctx.container)
-    try:
+    with _migrated_store(ctx.container) as store:
         report = ctx.container.forwarding.forward_due(store)
-    finally:
-        store.close()
     click.echo(f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}, "
                f"cancelled {report.cancelled}")
     for error in report.errors:
@@ -404,11 +377,8 @@ def forward(click_ctx: click.Context) -> None:
 @pass_ctx
 def forward_amended(ctx: _Context, job_id: int, by: str) -> None:
     """The 3PL's order JOB_ID (see `connector exceptions`) now matches the changed order."""
-    store = _open_migrated(ctx.container)
-    try:
+    with _migrated_store(ctx.container) as store:
         closed = ctx.container.forwarding.amended(store, job_id, by)
-    finally:
-        store.close()
     if not closed:
         click.echo(f"forward job {job_id} has no change waiting for its 3PL", err=True)
         sys.exit(1)
@@ -428,11 +398,8 @@ def jobs(ctx: _Context, limit: int) -> None:
     now = container.clock()
     for job_id, trigger, next_at in next_runs(build_scheduler(container, BackgroundScheduler), now):
         click.echo(f"{job_id:<32} {trigger:<48} next {next_at.isoformat() if next_at else '-'}")
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         runs = store.job_runs(limit)
-    finally:
-        store.close()
     click.echo("")
     click.echo("recent runs:" if runs else "no runs recorded yet (start `connector scheduler`)")
     for run in runs:
@@ -465,8 +432,7 @@ def reorder(ctx: _Context, shop: str | None) -> None:
     """Per node, the SKUs at or below their reorder point, most urgent first."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         for shop_id in _shops(container, shop):
             rows = container.planning.reorder(store, shop_id)
             click.echo(f"{shop_id}: {len(rows)} node × SKU rows at or below their reorder point")
@@ -477,8 +443,6 @@ def reorder(ctx: _Context, shop: str | None) -> None:
                 cover = "-" if r.days_of_cover == float("inf") else f"{r.days_of_cover:.1f}"
                 click.echo(f"  {r.node:<14} {r.sku:<16} {r.position:>8} {cover:>7} {r.reorder_point:>10} "
                            f"{r.target_level:>7} {r.suggest_units:>7}  {r.source}")
-    finally:
-        store.close()
 
 
 @main.command()
@@ -490,8 +454,7 @@ def allocate(ctx: _Context, shop: str | None, refresh_forecast: bool) -> None:
     """Decide what each region may sell from each node, and the dual prices routing uses."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         for shop_id in _shops(container, shop):
             if refresh_forecast:
                 container.planning.forecast(store, shop_id)
@@ -499,8 +462,6 @@ def allocate(ctx: _Context, shop: str | None, refresh_forecast: bool) -> None:
             click.echo(f"{shop_id}: {r.skus} SKUs, {r.units_allocated} units allocated to regions, "
                        f"{r.unmet_forecast_units} forecast units unmet, {r.priced_nodes} node × SKU with an "
                        "opportunity cost")
-    finally:
-        store.close()
 
 
 @main.command()
@@ -511,8 +472,7 @@ def rebalance(ctx: _Context, shop: str | None, dry_run: bool) -> None:
     """Plan transfers that top nodes up to their targets (approval rules applied)."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         for shop_id in _shops(container, shop):
             report = container.planning.rebalance(store, shop_id, dry_run=dry_run)
             verb = "would propose" if dry_run else "proposed"
@@ -522,8 +482,6 @@ def rebalance(ctx: _Context, shop: str | None, dry_run: bool) -> None:
                 t = p.transfer
                 click.echo(f"  {ident:<6} {t.sku:<16} {t.from_node} -> {t.to_node}: {t.units} units "
                            f"at {t.unit_cost:.2f}/unit, {t.lead_days}d; {p.status}: {p.approval.reason}")
-    finally:
-        store.close()
 
 
 @main.command()
@@ -535,9 +493,8 @@ def push(ctx: _Context, shop: str | None, skus: tuple[str, ...], dry_run: bool) 
     """Re-allocate and set the storefront's available quantities (only values that changed)."""
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
     failed = False
-    try:
+    with _migrated_store(container) as store:
         for shop_id in _shops(container, shop):
             report = container.availability.push(store, shop_id, skus or None, dry_run=dry_run)
             if report.skipped:
@@ -555,8 +512,6 @@ def push(ctx: _Context, shop: str | None, skus: tuple[str, ...], dry_run: bool) 
                 click.echo(f"  not in the store: {', '.join(report.not_in_store[:20])}"
                            + (" …" if len(report.not_in_store) > 20 else ""))
             failed = failed or bool(report.failures)
-    finally:
-        store.close()
     if failed:
         sys.exit(1)
 
@@ -574,11 +529,8 @@ def transfers() -> None:
 def transfers_list(ctx: _Context, shop: str | None, statuses: tuple[str, ...]) -> None:
     container = ctx.container
     _check_shop_node(container, shop, None)
-    store = _open_migrated(container)
-    try:
+    with _migrated_store(container) as store:
         rows = store.transfers(shop, statuses or None)
-    finally:
-        store.close()
     click.echo(f"{len(rows)} transfers")
     for t in rows:
         click.echo(f"  #{t['id']:<5} {t['shop_id']}: {t['sku']:<16} {t['from_node']} -> {t['to_node']} "
@@ -591,14 +543,12 @@ def _transfer_step(action: str):
     def run(ctx: _Context, transfer_id: int, by: str, **extra) -> None:
         from connector.services.transfers import TransferError
 
-        store = _open_migrated(ctx.container)
-        try:
-            row = getattr(ctx.container.transfers, action)(store, transfer_id, by, **extra)
-        except TransferError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(1)
-        finally:
-            store.close()
+        with _migrated_store(ctx.container) as store:
+            try:
+                row = getattr(ctx.container.transfers, action)(store, transfer_id, by, **extra)
+            except TransferError as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(1)
         click.echo(f"transfer #{row['id']} {row['sku']} {row['from_node']} -> {row['to_node']} "
                    f"({row['units']} units): {row['status']}")
     return run
@@ -637,9 +587,15 @@ def _check_shop_node(container: Container, shop: str | None, node_id: str | None
         sys.exit(2)
 
 
-def _open_migrated(container: Container):
+@contextlib.contextmanager
+def _migrated_store(container: Container) -> Iterator[Store]:
+    """The store, its schema migrated first; closed when the command is done with it."""
     container.init_database()
-    return container.open_store()
+    store = container.open_store()
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":  # pragma: no cover
