@@ -65,7 +65,7 @@ def nightly(container, store, shop_id: str) -> dict:
     best the plan can use, so planning goes on."""
     outcomes = container.sync.sync(store, shop_id)
     drift = [row for row in drift_report(store, shop_id) if row["drift"] < 0]
-    with store.db.atomic():
+    with store.write():
         store.event(shop_id, "drift.snapshot", shop_id, {"negative_drift": drift}, container.clock())
     forecasts = container.planning.forecast(store, shop_id)
     plan = container.planning.rebalance(store, shop_id, dry_run=False)

@@ -254,7 +254,7 @@ class Planning:
         if dry_run:
             return RebalanceReport(shop_id, True, tuple(proposals))
         stored = []
-        with store.db.atomic():
+        with store.write():
             for p in proposals:
                 t = p.transfer
                 transfer_id = store.add_transfer(
