@@ -327,3 +327,46 @@ def test_the_push_due_job_in_several_processes_under_write_load_always_runs(tmp_
         assert [r["outcome"] for r in runs] == ["ok"] * 20
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- a plan read and stored under one lock
+
+
+def test_two_rebalances_at_once_never_propose_the_same_transfer_twice(container, store, clock, monkeypatch):
+    """Each run reads the open transfers, plans and stores under one write lock: the
+    second plans with the first's proposals counted. Without the lock both would read
+    before either stored (the barrier lets them), and every transfer would be doubled."""
+    import connector.services.planning as planning
+    from tests.integration.test_planning_services import process_orders
+
+    process_orders(container, store, clock, 150)
+    container.planning.forecast(store, SHOPIFY_SHOP)
+    alone = container.planning.rebalance(store, SHOPIFY_SHOP, dry_run=True).transfers
+    assert alone, "the sandbox network plans no transfer: nothing to test"
+    both_planning = threading.Barrier(2, timeout=0.5)
+    plan = planning.plan_transfers
+
+    def plan_together(*args, **kwargs):
+        try:
+            both_planning.wait()
+        except threading.BrokenBarrierError:  # the other run is waiting for the lock
+            pass
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "plan_transfers", plan_together)
+
+    def rebalance():
+        store = container.open_store()
+        try:
+            container.planning.rebalance(store, SHOPIFY_SHOP, dry_run=False)
+        finally:
+            store.close()
+
+    runs = [threading.Thread(target=rebalance) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    stored = [(t["sku"], t["from_node"], t["to_node"], t["units"]) for t in store.transfers(SHOPIFY_SHOP)]
+    assert sorted(stored) == sorted((p.transfer.sku, p.transfer.from_node, p.transfer.to_node, p.transfer.units)
+                                    for p in alone)
