@@ -329,6 +329,77 @@ def test_the_push_due_job_in_several_processes_under_write_load_always_runs(tmp_
         store.close()
 
 
+# ---------------------------------------------------------------- a lock held past the timeout
+
+
+@pytest.fixture
+def short_timeout_config(tmp_path, config_dict, container) -> Path:
+    config_dict["database"]["busy_timeout_ms"] = 200
+    path = tmp_path / "short.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def lock_holder(db_path):
+    """Another connection holding the write lock until the test ends."""
+    holder = Store.open(db_path)
+    holder.conn.execute("BEGIN IMMEDIATE")
+    yield holder
+    holder.conn.execute("ROLLBACK")
+    holder.close()
+
+
+@pytest.mark.parametrize("name", ["init", "process", "stock set", "rebalance", "transfers approve", "retention"])
+def test_a_lock_held_past_the_timeout_is_one_clear_line_on_the_cli(name, runner, short_timeout_config, busy_shop,
+                                                                   lock_holder):
+    from connector.cli import main
+
+    args = [a.format(**busy_shop) for a in CLI_COMMANDS[name]]
+    result = runner.invoke(main, ["--config", str(short_timeout_config), *args])
+
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.exception
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "database busy" in result.stderr and "200 ms" in result.stderr
+
+
+def test_a_job_whose_work_times_out_on_the_lock_is_recorded_as_failed_without_a_traceback(
+        tmp_path, config_dict, db_path, container, busy_shop, caplog):
+    config_dict["database"]["busy_timeout_ms"] = 300
+    short = build(settings_from_dict(config_dict))
+    holder = Store.open(db_path)
+
+    def work(store):
+        holder.conn.execute("BEGIN IMMEDIATE")  # someone takes the lock as the job starts...
+        threading.Timer(0.45, lambda: holder.conn.execute("COMMIT")).start()  # ...and keeps it past the timeout
+        return short.availability.push_due(store)
+
+    with caplog.at_level(logging.INFO, logger="connector"):
+        assert run_job(short, "push-due", work) == "failed"
+    holder.close()
+    store = container.open_store()
+    try:
+        [run] = store.job_runs(1)
+    finally:
+        store.close()
+    assert run["outcome"] == "failed" and "database busy" in run["detail"]
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert any("database busy" in r.getMessage() for r in caplog.records)
+
+
+def test_a_job_that_cannot_even_record_its_start_logs_one_line_and_does_not_raise(
+        config_dict, container, lock_holder, caplog):
+    config_dict["database"]["busy_timeout_ms"] = 100
+    short = build(settings_from_dict(config_dict))
+    ran = []
+    with caplog.at_level(logging.INFO, logger="connector"):
+        assert run_job(short, "push-due", ran.append) == "failed"
+    assert ran == []  # no work without its run on record
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert [r.getMessage() for r in caplog.records if "database busy" in r.getMessage()]
+
+
 # ---------------------------------------------------------------- a plan read and stored under one lock
 
 
