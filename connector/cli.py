@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from connector.bootstrap import Container, build
 from connector.config import ConfigError
 from connector.services.forwarding import drift_report
 from connector.services.stock import set_manual_count
+from connector.store import lock_timeout
 
 if TYPE_CHECKING:
     from connector.store import Store
@@ -38,7 +40,21 @@ class _Context:
 pass_ctx = click.make_pass_decorator(_Context)
 
 
-@click.group()
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context):
+        """A write lock held past the busy timeout ends any command with one line."""
+        try:
+            return super().invoke(ctx)
+        except sqlite3.OperationalError as exc:
+            container = ctx.find_object(_Context)._container
+            busy = lock_timeout(exc, container.settings.busy_timeout_ms) if container else None
+            if busy is None:
+                raise
+            click.echo(busy, err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Main)
 @click.option("--config", "config_path", envvar="CONNECTOR_CONFIG", type=click.Path(dir_okay=False),
               help="Path to the TOML configuration (or set CONNECTOR_CONFIG).")
 @click.pass_context

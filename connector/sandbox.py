@@ -190,7 +190,7 @@ WOO_DESTINATIONS = [("GB", "", "London", "E1 6AN", 30), ("GB", "", "Bristol", "B
 def seed_stock(store, now: datetime, *, settings=None, multiplier: int = 1, source: str = "sandbox") -> None:
     """Put DEMO_STOCK (times ``multiplier``) into ``store`` as counts, in one transaction.
     With ``settings``, nodes whose stock is synced from a provider or feed are left to it."""
-    with store.db.atomic():
+    with store.write():
         for shop_id, nodes in DEMO_STOCK.items():
             sources = settings.shops[shop_id].sources if settings is not None else {}
             for node_id, skus in nodes.items():

@@ -9,6 +9,7 @@ job is recorded and logged, and the scheduler carries on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -19,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.services.forwarding import drift_report
+from connector.store import lock_timeout
 
 log = logging.getLogger("connector.scheduler")
 
@@ -65,7 +67,7 @@ def nightly(container, store, shop_id: str) -> dict:
     best the plan can use, so planning goes on."""
     outcomes = container.sync.sync(store, shop_id)
     drift = [row for row in drift_report(store, shop_id) if row["drift"] < 0]
-    with store.db.atomic():
+    with store.write():
         store.event(shop_id, "drift.snapshot", shop_id, {"negative_drift": drift}, container.clock())
     forecasts = container.planning.forecast(store, shop_id)
     plan = container.planning.rebalance(store, shop_id, dry_run=False)
@@ -92,20 +94,41 @@ def _push_summary(report) -> str:
 
 
 def run_job(container, job_id: str, work: Callable) -> str:
-    """Run one job with its own connection and record the run; never raises."""
+    """Run one job with its own connection and record the run; never raises. A write
+    lock held past the busy timeout fails the run with one log line, not a traceback;
+    when even the run's start cannot be recorded, the work waits for the next run."""
+    timeout = container.settings.busy_timeout_ms
     store = container.open_store()
     try:
-        run_id = store.start_job_run(job_id, container.clock())
+        try:
+            run_id = store.start_job_run(job_id, container.clock())
+        except sqlite3.OperationalError as exc:
+            if (busy := lock_timeout(exc, timeout)) is None:
+                raise
+            log.warning("job %s not run: %s", job_id, busy)
+            return "failed"
         try:
             result = work(store)
         except Exception as exc:  # noqa: BLE001 - recorded; the scheduler must keep going
-            log.exception("job %s failed", job_id)
-            store.finish_job_run(run_id, "failed", f"{type(exc).__name__}: {exc}", container.clock())
+            if (busy := lock_timeout(exc, timeout)) is not None:
+                log.warning("job %s failed: %s", job_id, busy)
+            else:
+                log.exception("job %s failed", job_id)
+            _finish(store, job_id, run_id, "failed", busy or f"{type(exc).__name__}: {exc}", container)
             return "failed"
-        store.finish_job_run(run_id, "ok", _describe(result), container.clock())
+        _finish(store, job_id, run_id, "ok", _describe(result), container)
         return "ok"
     finally:
         store.close()
+
+
+def _finish(store, job_id: str, run_id: int, outcome: str, detail: str, container) -> None:
+    try:
+        store.finish_job_run(run_id, outcome, detail, container.clock())
+    except sqlite3.OperationalError as exc:
+        if (busy := lock_timeout(exc, container.settings.busy_timeout_ms)) is None:
+            raise
+        log.warning("job %s ended %s, but its run could not be recorded: %s", job_id, outcome, busy)
 
 
 def next_runs(scheduler: BaseScheduler, now: datetime) -> list[tuple[str, str, datetime | None]]:

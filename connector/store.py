@@ -2,10 +2,16 @@
 in named migrations, WAL, a busy timeout, and one connection per thread, request
 or job (``Store.open`` makes a new one each time).
 
-Write paths that read before they write (routing + reservation) run in
-``write()``, a ``BEGIN IMMEDIATE`` transaction: SQLite then lets one writer in at
-a time, so what a transaction read cannot change under it, also across
-processes. Every other multi-row write runs in ``db.atomic()``.
+Every transaction takes the write lock before it reads: ``write()``, and
+``db.atomic()`` too (sqlite-utils' own transactions included), begin with
+``BEGIN IMMEDIATE``. SQLite then lets one writer in at a time, so what a
+transaction read cannot change under it, also across processes. A deferred
+``BEGIN`` could not: a transaction that has read cannot wait for the lock, and
+SQLite refuses its first write at once with "database is locked" whenever
+another connection holds the lock or committed since. Outside a transaction a
+single statement is its own transaction, and SQLite takes the write lock before
+a writing statement reads anything. A lock held past the busy timeout raises
+``sqlite3.OperationalError``; ``lock_timeout(exc)`` says so in one line.
 """
 from __future__ import annotations
 
@@ -361,12 +367,52 @@ class LineAt3pl:
 # ---------------------------------------------------------------- the store
 
 
+def lock_timeout(exc: BaseException, busy_timeout_ms: int) -> str | None:
+    """One line for an error that means another connection held the write lock past the
+    busy timeout (SQLITE_BUSY / SQLITE_LOCKED); None for any other error."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return None
+    return (f"database busy: another process held the write lock for more than {busy_timeout_ms} ms "
+            "([database] busy_timeout_ms); the step waiting for it changed nothing, try again")
+
+
+class _Database(sqlite_utils.Database):
+    """sqlite-utils' Database whose outermost ``atomic()`` is ``BEGIN IMMEDIATE`` (waited
+    for by ``begin_immediate``, which the Store sets), so no transaction — ours or one
+    sqlite-utils opens itself in upsert, create or a migration — begins deferred."""
+
+    begin_immediate: Callable[[], None]
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator["_Database"]:
+        if self.conn.in_transaction:  # nested: a savepoint
+            with super().atomic():
+                yield self
+            return
+        self.begin_immediate()
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:  # an error may have rolled it back already
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+
 class Store:
-    def __init__(self, db: sqlite_utils.Database, busy_timeout_ms: int = 5000):
+    def __init__(self, db: _Database, busy_timeout_ms: int = 5000):
         self.db = db
         self.conn: sqlite3.Connection = db.conn
         self.busy_timeout_ms = busy_timeout_ms
         self._busy_handler_on = True  # see write_transactions_only()
+        db.begin_immediate = self._begin_immediate
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout_ms: int = 5000) -> "Store":
@@ -382,7 +428,7 @@ class Store:
         # FULL: an acknowledged webhook survives power loss, not just a crash.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        return cls(sqlite_utils.Database(conn, execute_plugins=False), busy_timeout_ms)
+        return cls(_Database(conn, execute_plugins=False), busy_timeout_ms)
 
     def write_transactions_only(self) -> "Store":
         """For a connection that will only store webhooks (the web's group commit):
@@ -404,8 +450,13 @@ class Store:
         self.conn.close()
 
     def migrate(self) -> list[str]:
-        pending = [m.name for m in migrations.pending(self.db)]
-        migrations.apply(self.db)
+        """Applies the pending migrations under one write lock: processes starting together
+        on a new or older database wait for it, and each migration is applied once."""
+        if not migrations.pending(self.db):
+            return []
+        with self.write():
+            pending = [m.name for m in migrations.pending(self.db)]  # again, under the lock
+            migrations.apply(self.db)
         return pending
 
     def applied_migrations(self) -> list[str]:
@@ -413,20 +464,10 @@ class Store:
 
     @contextlib.contextmanager
     def write(self) -> Iterator["Store"]:
-        """BEGIN IMMEDIATE … COMMIT: take the write lock before reading."""
-        if self.conn.in_transaction:
-            with self.db.atomic():
-                yield self
-            return
-        self._begin_immediate()
-        try:
+        """BEGIN IMMEDIATE … COMMIT: take the write lock before reading (inside a
+        transaction: a savepoint)."""
+        with self.db.atomic():
             yield self
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
 
     def _begin_immediate(self) -> None:
         self._when_write_lock_free(lambda: self.conn.execute("BEGIN IMMEDIATE"))
@@ -1040,12 +1081,12 @@ class Store:
         """Blank what could identify the customer; keep the order's lines and decisions
         (no personal data) so stock accounting stays right. Returns orders redacted."""
         marks = ",".join("?" * len(order_ids)) or "NULL"
-        ids = [r[0] for r in self._all(
-            f"SELECT id FROM orders WHERE shop_id = ? AND (id IN ({marks}) OR (customer_id IS NOT NULL AND customer_id = ?))",
-            (shop_id, *order_ids, customer_id),
-        )]
-        all_ids = sorted(set(ids) | set(order_ids))
-        with self.db.atomic():
+        with self.write():
+            ids = [r[0] for r in self._all(
+                f"SELECT id FROM orders WHERE shop_id = ? AND (id IN ({marks}) OR (customer_id IS NOT NULL AND customer_id = ?))",
+                (shop_id, *order_ids, customer_id),
+            )]
+            all_ids = sorted(set(ids) | set(order_ids))
             if ids:
                 id_marks = ",".join("?" * len(ids))
                 self.conn.execute(
@@ -1249,13 +1290,13 @@ class Store:
         if not node_ids:
             return 0
         marks = ",".join("?" * len(node_ids))
-        jobs = self._all(
-            f"SELECT id, order_id, node_id FROM forward_jobs WHERE shop_id = ? AND node_id IN ({marks}) "
-            "AND status IN ('sent', 'shipped') AND handed_over_at IS NULL AND sent_at < ?",
-            (shop_id, *node_ids, ts(fetched_at)),
-        )
         released = 0
-        with self.db.atomic():
+        with self.write():
+            jobs = self._all(
+                f"SELECT id, order_id, node_id FROM forward_jobs WHERE shop_id = ? AND node_id IN ({marks}) "
+                "AND status IN ('sent', 'shipped') AND handed_over_at IS NULL AND sent_at < ?",
+                (shop_id, *node_ids, ts(fetched_at)),
+            )
             for job_id, order_id, node_id in jobs:
                 for reservation in self.active_reservations(shop_id, order_id):
                     if reservation.node_id == node_id:

@@ -115,7 +115,7 @@ class Availability:
         else:
             self._push_woo(store, shop, client, allocation.allocations, report)
         if not dry_run:
-            with store.db.atomic():
+            with store.write():
                 store.event(shop_id, "storefront.push", shop.platform,
                             {"skus": report.skus, "changed": len(report.changes), "calls": report.calls,
                              "failures": dict(list(report.failures.items())[:20]),
@@ -133,7 +133,7 @@ class Availability:
                 reports.append(self.push(store, shop_id, skus))
             except ProviderError as exc:
                 log.warning("push for %s failed: %s", shop_id, exc)
-                with store.db.atomic():
+                with store.write():
                     store.request_push(shop_id, skus or [], "retry after failure", now + RETRY_FAILED_PUSH_AFTER,
                                        now)
                     store.event(shop_id, "storefront.push_failed", None, {"error": str(exc), "reasons": reasons},

@@ -80,7 +80,7 @@ class Forwarding:
                 permanent = isinstance(exc, ProviderRejected) or attempts >= max_attempts
                 if permanent:
                     store.finish_forward_job(job["id"], status="failed", now=now, error=error)
-                    with store.db.atomic():
+                    with store.write():
                         store.resolve_amendments(job["id"], "the order never reached the 3PL", now)
                         store.event(job["shop_id"], "forward.failed", job["order_id"],
                                     {"node_id": job["node_id"], "attempts": attempts, "error": error}, now)
@@ -93,7 +93,7 @@ class Forwarding:
                 continue
             store.finish_forward_job(job["id"], status="sent", now=now, provider_order_id=result.provider_order_id,
                                      sent_lines=[(r.line_id, r.sku, r.quantity) for r in placed])
-            with store.db.atomic():
+            with store.write():
                 store.event(job["shop_id"], "forward.sent", job["order_id"],
                             {"node_id": job["node_id"], "provider_order_id": result.provider_order_id,
                              "created": result.created}, now)
@@ -161,7 +161,7 @@ class Forwarding:
                 except ProviderError as exc:
                     report.errors.append(f"{shop.id}/{provider}: {exc}")
                     continue
-                with store.db.atomic():
+                with store.write():
                     for shipment in shipments:
                         store.upsert_shipment(shop.id, provider, shipment, now)
                         report.shipments += 1

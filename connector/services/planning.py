@@ -217,6 +217,15 @@ class Planning:
         return positions
 
     def rebalance(self, store: Store, shop_id: str, *, dry_run: bool) -> RebalanceReport:
+        if dry_run:
+            return self._rebalance(store, shop_id, dry_run=True)
+        # The plan tops nodes up counting the open transfers it reads: two runs at once
+        # must not both propose the same transfer, so it is read, planned and stored under
+        # the write lock (the solve takes well under a second, bench/allocate).
+        with store.write():
+            return self._rebalance(store, shop_id, dry_run=False)
+
+    def _rebalance(self, store: Store, shop_id: str, *, dry_run: bool) -> RebalanceReport:
         shop = self.settings.shops[shop_id]
         now = self.clock()
         routing = self.routing_for(store, shop_id, now)
@@ -254,7 +263,7 @@ class Planning:
         if dry_run:
             return RebalanceReport(shop_id, True, tuple(proposals))
         stored = []
-        with store.db.atomic():
+        with store.write():
             for p in proposals:
                 t = p.transfer
                 transfer_id = store.add_transfer(

@@ -44,6 +44,6 @@ class Retention:
             counts = store.minimise_past_retention(shop_id, cutoff)
             report.shops[shop_id] = counts
             if any(counts.values()):
-                with store.db.atomic():
+                with store.write():
                     store.event(shop_id, "privacy.retention", shop_id, {"before": cutoff.isoformat(), **counts}, now)
         return report

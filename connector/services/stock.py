@@ -9,7 +9,7 @@ from connector.store import Store
 def set_manual_count(store: Store, shop_id: str, node_id: str, sku: str, quantity: int, now: datetime,
                      actor: str = "cli") -> int | None:
     """Set a node's on-hand = available count for a SKU; audited. Returns the previous available."""
-    with store.db.atomic():
+    with store.write():
         previous = store.stock_level(shop_id, node_id, sku)
         store.set_stock(shop_id, node_id, sku, on_hand=quantity, committed=0, available=quantity, source="manual",
                         now=now)
