@@ -579,8 +579,12 @@ transfers.command("approve", help="Approve a proposed transfer.")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("approve"))))
 transfers.command("reject", help="Reject a proposed or approved transfer.")(
     click.argument("transfer_id", type=int)(_by(click.option("--note", help="Why.")(_transfer_step("reject")))))
-transfers.command("ship", help="Mark an approved transfer as shipped (leaves the source's stock).")(
-    click.argument("transfer_id", type=int)(_by(_transfer_step("ship"))))
+transfers.command("ship", help="Mark an approved transfer as shipped (leaves the source's stock); refused "
+                   "when the source cannot spare the units now.")(
+    click.argument("transfer_id", type=int)(_by(click.option(
+        "--units", type=click.IntRange(min=1),
+        help="Ship this many instead of the planned units (at most what the source can spare).")(
+            _transfer_step("ship")))))
 transfers.command("receive", help="Mark a transfer as received (counts at the destination from now).")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("receive"))))
 

@@ -1548,15 +1548,17 @@ class Store:
         return self._dicts(f"SELECT * FROM transfers {where} ORDER BY id", params)
 
     def set_transfer_status(self, transfer_id: int, *, expected: str, status: str, now: datetime,
-                            by: str | None = None, note: str | None = None) -> bool:
+                            by: str | None = None, note: str | None = None, units: int | None = None) -> bool:
         """Moves a transfer on only from the status the caller saw (two people approving at once
-        change it once)."""
+        change it once). ``units``: what is really moving (fewer shipped than planned)."""
         stamp = ts(now)
         extra = {"in_transit": ", shipped_at = :now", "received": ", received_at = :now"}.get(status, "")
         cursor = self.conn.execute(
             f"UPDATE transfers SET status = :status, updated_at = :now, decided_by = COALESCE(:by, decided_by), "
-            f"note = COALESCE(:note, note){extra} WHERE id = :id AND status = :expected",
-            {"status": status, "now": stamp, "by": by, "note": note, "id": transfer_id, "expected": expected},
+            f"note = COALESCE(:note, note), units = COALESCE(:units, units){extra} WHERE id = :id "
+            "AND status = :expected",
+            {"status": status, "now": stamp, "by": by, "note": note, "id": transfer_id, "expected": expected,
+             "units": units},
         )
         return cursor.rowcount == 1
 
