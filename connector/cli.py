@@ -157,9 +157,10 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
         lookups = store.failed_refund_lookups(shop)
         polls = store.order_polls(shop)
         amendments = store.open_amendments(shop)
+        over = [(shop_id, r) for shop_id in _shops(ctx.container, shop) for r in store.over_reserved(shop_id)]
     unreconciled = [p for p in polls if p["last_error"]]
     hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
-    if not any((rows, failed, forwards, lookups, unreconciled, hooks, amendments)):
+    if not any((rows, failed, forwards, lookups, unreconciled, hooks, amendments, over)):
         click.echo("no exceptions")
         return
     for row in rows:
@@ -182,6 +183,10 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
                    f"{now_wants} — change it at {a['provider']}, then `connector forward amended {a['job_id']}`")
     for shop_id, problem in hooks:
         click.echo(f"{shop_id} {problem}")
+    for shop_id, r in over:
+        click.echo(f"{shop_id} node {r['node_id']} holds {r['available']} of {r['sku']} but {r['reserved']} are reserved; "
+                   f"{r['at_3pl']} of them for orders the 3PL already has, which stay there: check the 3PL can ship "
+                   "them (`connector drift`)")
     for poll in unreconciled:
         click.echo(f"{poll['shop_id']} orders not reconciled since {poll['last_ok_at'] or 'the first run'} "
                    f"({poll['failures']} failed run(s) in a row; webhooks missed meanwhile are not caught): "
@@ -289,6 +294,7 @@ def sync(ctx: _Context, shop: str | None, node_id: str | None) -> None:
             extra = f"; unmapped locations {', '.join(o.unmapped_locations)}" if o.unmapped_locations else ""
             handed = f"; {o.handed_over} reservations handed over to the 3PL" if o.handed_over else ""
             click.echo(f"{o.shop_id}/{o.provider}: ok — {rows}{extra}{handed}")
+            _echo_rerouted(o.rerouted)
         else:
             click.echo(f"{o.shop_id}/{o.provider}: FAILED for {', '.join(o.nodes)} — {o.error} "
                        "(previous stock kept)", err=True)
@@ -319,8 +325,18 @@ def stock_set(ctx: _Context, node_id: str, sku: str, quantity: int, shop: str | 
                    "overwrite a hand count (use --force to set it anyway)", err=True)
         sys.exit(2)
     with _migrated_store(container) as store:
-        previous = set_manual_count(store, shop_id, node_id, sku, quantity, container.clock())
+        previous, rerouted = set_manual_count(store, shop_id, node_id, sku, quantity, container.clock(),
+                                              routing=container.inbox.routing)
     click.echo(f"{shop_id}/{node_id} {sku}: {previous if previous is not None else 'none'} -> {quantity}")
+    _echo_rerouted(rerouted)
+
+
+def _echo_rerouted(rerouted) -> None:
+    """Reserved lines a lower count no longer covered: where each went."""
+    for r in rerouted:
+        where = f"now ships from {r.to_node}" if r.to_node else "no node can take it (see `connector exceptions`)"
+        click.echo(f"  order {r.order_number} line {r.line_id} ({r.quantity} × {r.sku}) was reserved at "
+                   f"{r.from_node}: {where}")
 
 
 @main.command()
@@ -336,6 +352,7 @@ def nodes(ctx: _Context, shop: str | None) -> None:
                 continue
             routing = container.inbox.routing(store, shop_id, container.clock())
             state = store.sync_state(shop_id)
+            over = store.over_reserved(shop_id)
             click.echo(f"{shop_id} (mode {settings.network.routing.mode.value})")
             for node_id, node in routing.network.nodes.items():
                 source = settings.sources[node_id]
@@ -345,6 +362,9 @@ def nodes(ctx: _Context, shop: str | None) -> None:
                 note = f" — {node.status_note}" if node.status_note else ""
                 forward = ", forwards orders" if source.forward_orders else ""
                 click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{note}")
+                for row in (r for r in over if r["node_id"] == node_id):
+                    click.echo(f"    over-reserved {row['sku']}: holds {row['available']}, {row['reserved']} reserved "
+                               f"({row['at_3pl']} for orders already at the 3PL)")
 
 
 @main.command()
@@ -361,10 +381,11 @@ def drift(ctx: _Context, shop: str | None) -> None:
             rows = [r for r in drift_report(store, shop_id) if r["reserved"] or r["provider_committed"]]
             click.echo(f"{shop_id}: {len(rows)} node × SKU rows with reservations or 3PL commitments")
             if rows:
-                click.echo(f"  {'node':<14} {'sku':<16} {'reserved':>8} {'forwarded':>9} {'3pl committed':>13} {'drift':>6}")
+                click.echo(f"  {'node':<14} {'sku':<16} {'reserved':>8} {'forwarded':>9} {'3pl committed':>13} {'drift':>6}"
+                           f" {'over-reserved':>13}")
             for r in rows:
                 click.echo(f"  {r['node_id']:<14} {r['sku']:<16} {r['reserved']:>8} {r['forwarded']:>9} "
-                           f"{r['provider_committed']:>13} {r['drift']:>6}")
+                           f"{r['provider_committed']:>13} {r['drift']:>6} {r['over_reserved']:>13}")
 
 
 _by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
@@ -574,8 +595,12 @@ transfers.command("approve", help="Approve a proposed transfer.")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("approve"))))
 transfers.command("reject", help="Reject a proposed or approved transfer.")(
     click.argument("transfer_id", type=int)(_by(click.option("--note", help="Why.")(_transfer_step("reject")))))
-transfers.command("ship", help="Mark an approved transfer as shipped (leaves the source's stock).")(
-    click.argument("transfer_id", type=int)(_by(_transfer_step("ship"))))
+transfers.command("ship", help="Mark an approved transfer as shipped (leaves the source's stock); refused "
+                   "when the source cannot spare the units now.")(
+    click.argument("transfer_id", type=int)(_by(click.option(
+        "--units", type=click.IntRange(min=1),
+        help="Ship this many instead of the planned units (at most what the source can spare).")(
+            _transfer_step("ship")))))
 transfers.command("receive", help="Mark a transfer as received (counts at the destination from now).")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("receive"))))
 

@@ -934,6 +934,30 @@ class Store:
             (shop_id, node_id, sku, delta),
         )
 
+    def over_reserved(self, shop_id: str, node_ids: Sequence[str] | None = None) -> list[dict]:
+        """(node, SKU)s holding fewer units than are reserved there (a sync or a count
+        lowered them), and how many of those reserved units a 3PL already has."""
+        nodes = f"AND t.node_id IN ({','.join('?' * len(node_ids))})" if node_ids is not None else ""
+        return self._dicts(
+            "SELECT t.node_id, t.sku, COALESCE(s.available, 0) AS available, t.quantity AS reserved, "
+            "(SELECT COALESCE(SUM(r.quantity), 0) FROM reservations r JOIN forward_jobs f ON f.shop_id = r.shop_id "
+            "AND f.order_id = r.order_id AND f.node_id = r.node_id AND f.status IN ('sending', 'sent', 'shipped') "
+            "WHERE r.shop_id = t.shop_id AND r.node_id = t.node_id AND r.sku = t.sku AND r.status = 'active') "
+            "AS at_3pl FROM reserved_totals t LEFT JOIN stock s ON s.shop_id = t.shop_id AND s.sku = t.sku "
+            f"AND s.node_id = t.node_id WHERE t.shop_id = ? {nodes} AND t.quantity > COALESCE(s.available, 0) "
+            "ORDER BY t.node_id, t.sku",
+            (shop_id, *(node_ids or ())),
+        )
+
+    def reservations_at(self, shop_id: str, node_id: str, sku: str) -> list[tuple[str, ActiveReservation]]:
+        """(order id, reservation) of a SKU at a node, newest first."""
+        rows = self._all(
+            "SELECT order_id, id, line_id, node_id, sku, quantity FROM reservations WHERE shop_id = ? "
+            "AND node_id = ? AND sku = ? AND status = 'active' ORDER BY id DESC",
+            (shop_id, node_id, sku),
+        )
+        return [(order_id, ActiveReservation(*rest)) for order_id, *rest in rows]
+
     def reservation_totals_drift(self) -> list[tuple]:
         """Rows where the running totals disagree with the reservations (should be none)."""
         return self._all(
@@ -1031,6 +1055,11 @@ class Store:
             "FROM routing_decisions WHERE shop_id = ? AND order_id = ? AND current = 1 ORDER BY id",
             (shop_id, order_id),
         )
+
+    def prefix_explanation(self, shop_id: str, order_id: str, line_id: str, prefix: str) -> None:
+        self.conn.execute(
+            "UPDATE routing_decisions SET explanation = ? || explanation WHERE shop_id = ? AND order_id = ? "
+            "AND line_id = ? AND current = 1", (prefix, shop_id, order_id, line_id))
 
     def find_orders(self, order_ref: str, shop_id: str | None = None) -> list[dict]:
         """Orders whose id or number (with or without '#') is ``order_ref``."""
@@ -1173,10 +1202,12 @@ class Store:
     # ------------------------------------------------------------ forwarding
 
     def add_forward_job(self, shop_id: str, order_id: str, node_id: str, provider: str, now: datetime) -> bool:
-        """One job per (order, node), ever: a second routing of the same pair adds nothing."""
+        """One job per (order, node), ever: a second routing of the same pair adds nothing
+        (but makes a job cancelled before it was sent due again)."""
         cursor = self.conn.execute(
             "INSERT INTO forward_jobs (shop_id, order_id, node_id, provider, reference, status, attempts, "
-            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING",
+            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO UPDATE SET "
+            "status = 'pending', next_attempt_at = excluded.next_attempt_at WHERE status = 'cancelled'",
             (shop_id, order_id, node_id, provider, forward_reference(shop_id, order_id, node_id), ts(now), ts(now)),
         )
         return cursor.rowcount == 1
@@ -1272,10 +1303,11 @@ class Store:
             f"UPDATE forward_amendments SET resolved_at = ?, resolution = ? WHERE job_id = ? {line} "
             "AND resolved_at IS NULL", (ts(now), resolution, job_id, *(() if line_id is None else (line_id,)))).rowcount
 
-    def cancel_forward_jobs(self, shop_id: str, order_id: str) -> int:
+    def cancel_forward_jobs(self, shop_id: str, order_id: str, node_id: str | None = None) -> int:
         return self.conn.execute(
-            "UPDATE forward_jobs SET status = 'cancelled' WHERE shop_id = ? AND order_id = ? AND status = 'pending'",
-            (shop_id, order_id),
+            "UPDATE forward_jobs SET status = 'cancelled' WHERE shop_id = ? AND order_id = ? AND status = 'pending' "
+            "AND node_id = COALESCE(?, node_id)",
+            (shop_id, order_id, node_id),
         ).rowcount
 
     def forward_jobs(self, shop_id: str | None = None, statuses: Sequence[str] | None = None,
@@ -1557,15 +1589,17 @@ class Store:
         return self._dicts(f"SELECT * FROM transfers {where} ORDER BY id", params)
 
     def set_transfer_status(self, transfer_id: int, *, expected: str, status: str, now: datetime,
-                            by: str | None = None, note: str | None = None) -> bool:
+                            by: str | None = None, note: str | None = None, units: int | None = None) -> bool:
         """Moves a transfer on only from the status the caller saw (two people approving at once
-        change it once)."""
+        change it once). ``units``: what is really moving (fewer shipped than planned)."""
         stamp = ts(now)
         extra = {"in_transit": ", shipped_at = :now", "received": ", received_at = :now"}.get(status, "")
         cursor = self.conn.execute(
             f"UPDATE transfers SET status = :status, updated_at = :now, decided_by = COALESCE(:by, decided_by), "
-            f"note = COALESCE(:note, note){extra} WHERE id = :id AND status = :expected",
-            {"status": status, "now": stamp, "by": by, "note": note, "id": transfer_id, "expected": expected},
+            f"note = COALESCE(:note, note), units = COALESCE(:units, units){extra} WHERE id = :id "
+            "AND status = :expected",
+            {"status": status, "now": stamp, "by": by, "note": note, "id": transfer_id, "expected": expected,
+             "units": units},
         )
         return cursor.rowcount == 1
 

@@ -184,10 +184,13 @@ def drift_report(store: Store, shop_id: str) -> list[dict]:
 
     ``forwarded`` is what we reserved for orders already handed to the 3PL (and not
     yet reflected by a sync); the 3PL's ``committed`` should include at least that.
+    ``over_reserved``: reserved units beyond what the node holds (only lines already
+    at the 3PL are left over-reserved; see ``services.stock.resolve_over_reserved``).
     """
     committed = store.committed_by_node_sku(shop_id)
     reserved = store.reserved_by_node_sku(shop_id)
     forwarded = store.reserved_by_node_sku(shop_id, forwarded_only=True)
+    over = {(r["node_id"], r["sku"]): r["reserved"] - r["available"] for r in store.over_reserved(shop_id)}
     rows = []
     for key in sorted(set(committed) | set(reserved)):
         node_id, sku = key
@@ -195,5 +198,6 @@ def drift_report(store: Store, shop_id: str) -> list[dict]:
             "node_id": node_id, "sku": sku, "reserved": reserved.get(key, 0), "forwarded": forwarded.get(key, 0),
             "provider_committed": committed.get(key, 0),
             "drift": committed.get(key, 0) - forwarded.get(key, 0),
+            "over_reserved": over.get(key, 0),
         })
     return rows

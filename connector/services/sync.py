@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Mapping
 
 from connector.config import NodeSource, Settings
 from connector.domain.model import InventoryRecord, ProviderError
+from connector.services.stock import Rerouted, RoutingFor, resolve_over_reserved, when_text
 from connector.store import Store
 
 log = logging.getLogger("connector.sync")
@@ -30,14 +31,17 @@ class SyncOutcome:
     rows: dict[str, int] = field(default_factory=dict)  # node -> rows stored
     unmapped_locations: list[str] = field(default_factory=list)
     handed_over: int = 0
+    rerouted: list[Rerouted] = field(default_factory=list)  # reserved lines the new counts no longer cover
     error: str | None = None
 
 
 class StockSync:
-    def __init__(self, settings: Settings, warehouses: Callable[[str, str], object], clock: Callable[[], datetime]):
+    def __init__(self, settings: Settings, warehouses: Callable[[str, str], object], clock: Callable[[], datetime],
+                 routing: RoutingFor):
         self.settings = settings
         self.warehouses = warehouses  # (shop id, provider id) -> Warehouse
         self.clock = clock
+        self.routing = routing  # Inbox.routing: re-routes what a lower count no longer covers
 
     def plan(self, shop_id: str | None = None, node_id: str | None = None) -> list[tuple[str, str, list[str]]]:
         """(shop, provider, nodes) to sync; ``node_id`` narrows to the one provider feeding it."""
@@ -88,11 +92,16 @@ class StockSync:
                      + (f" (it reported locations {', '.join(unmapped)})" if unmapped else "; nothing was reported"))
             store.record_sync(shop_id, node_id, provider_id, started, finished, 0, "failed", error)
             per_node.pop(node_id)
-        outcome.rows = store.replace_stock_for_nodes(shop_id, per_node, provider_id, finished)
+        # One transaction: the new counts, the hand-over, and moving the reservations the
+        # new counts no longer cover, so no one ever sees a node holding less than it promised.
+        with store.write():
+            outcome.rows = store.replace_stock_for_nodes(shop_id, per_node, provider_id, finished)
+            for node_id in per_node:
+                store.record_sync(shop_id, node_id, provider_id, started, finished, outcome.rows[node_id], "ok", None)
+            outcome.handed_over = store.hand_over_forwarded(shop_id, list(per_node), started, finished)
+            outcome.rerouted = resolve_over_reserved(store, self.routing(store, shop_id, finished), shop_id,
+                                                     list(per_node), f"sync at {when_text(finished)}", finished)
         outcome.unmapped_locations = unmapped
-        for node_id in per_node:
-            store.record_sync(shop_id, node_id, provider_id, started, finished, outcome.rows[node_id], "ok", None)
-        outcome.handed_over = store.hand_over_forwarded(shop_id, list(per_node), started, finished)
         outcome.ok = not empty
         if empty:
             outcome.error = f"no rows for {', '.join(empty)}; previous stock kept"

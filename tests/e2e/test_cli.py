@@ -305,3 +305,65 @@ def test_process_retries_then_fails_and_exceptions_lists_the_delivery(cli, conta
     assert len(listed) == 1
     assert "failed" in listed[0] and f"after {max_attempts} attempt(s)" in listed[0] and "simulated failure" in listed[0]
     assert store.order(SHOPIFY_SHOP, "6400001") is None  # nothing half-applied
+
+
+# ---------------------------------------------------------------- counts below reservations
+
+
+def test_stock_set_below_the_reservations_moves_the_newest_line_or_lists_it(cli, container, store, clock):
+    for order_id, number, quantity in ((7_100_001, 7101, 30), (7_100_002, 7102, 8)):
+        ingest_shopify(container, store, shopify_order(order_id, number, lines=[("CANDLE-CEDAR", quantity)],
+                                                       now=clock()))
+    container.inbox.process(store)
+    assert cli("stock", "set", "central", "CANDLE-CEDAR", "0", "--shop", SHOPIFY_SHOP).exit_code == 0  # ne-micro's backup is empty too
+
+    result = cli("stock", "set", "ne-micro", "CANDLE-CEDAR", "31", "--shop", SHOPIFY_SHOP)
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{SHOPIFY_SHOP}/ne-micro CANDLE-CEDAR: 40 -> 31"
+    assert len(lines) == 2 and "order #7102" in lines[1] and "(8 × CANDLE-CEDAR) was reserved at ne-micro" in lines[1]
+    assert "no node can take it" in lines[1]
+    listed = [l for l in cli("exceptions").output.splitlines() if "#7102" in l]
+    assert len(listed) == 1
+    assert "ne-micro holds 31 of CANDLE-CEDAR after the hand count at 2026-11-22 15:00 UTC, 38 were reserved" \
+        in listed[0]
+    assert "#7101" not in cli("exceptions").output  # the older order keeps its units
+
+
+def test_nodes_drift_and_exceptions_show_what_stays_over_reserved_at_a_3pl(runner, tmp_path, config_dict, clock,
+                                                                           monkeypatch):
+    from adapters.fakes import FakeWarehouse
+    from connector.domain.model import InventoryRecord
+
+    shop = config_dict["shops"][SHOPIFY_SHOP]
+    shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102"}}
+    next(n for n in shop["nodes"] if n["id"] == "ne-micro").update(
+        stock_source="sb", provider_location="10", forward_orders=True)
+    fake = FakeWarehouse([InventoryRecord("10", "CANDLE-CEDAR", 5, 0, 5, {})])
+    monkeypatch.setattr(connector.cli, "build", functools.partial(build, clock=clock, warehouse_factory=lambda c: fake))
+    config = tmp_path / "forwarding.toml"
+    config.write_text(to_toml(config_dict), encoding="utf-8")
+
+    def cli(*args):
+        return runner.invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+    assert cli("sync").exit_code == 0
+    container = connector.cli.build(config_path=str(config))
+    store = container.open_store()
+    try:
+        ingest_shopify(container, store, shopify_order(7_200_001, 7201, lines=[("CANDLE-CEDAR", 3)], now=clock()))
+        container.inbox.process(store)
+        assert container.forwarding.forward_due(store).sent == 1  # the 3PL has the order now
+    finally:
+        store.close()
+
+    assert cli("stock", "set", "ne-micro", "CANDLE-CEDAR", "1", "--force", "--shop", SHOPIFY_SHOP).exit_code == 0
+
+    nodes = cli("nodes").output
+    assert "over-reserved CANDLE-CEDAR: holds 1, 3 reserved (3 for orders already at the 3PL)" in nodes
+    drift = [l.split() for l in cli("drift").output.splitlines() if "CANDLE-CEDAR" in l]
+    assert drift == [["ne-micro", "CANDLE-CEDAR", "3", "3", "0", "-3", "2"]]
+    exceptions = cli("exceptions").output
+    assert f"{SHOPIFY_SHOP} node ne-micro holds 1 of CANDLE-CEDAR but 3 are reserved; 3 of them for orders the " \
+           "3PL already has" in exceptions

@@ -72,3 +72,19 @@ def test_cli_allocate_reports_its_figures(cli):
     result = cli("allocate", "--shop", S, "--forecast")
     assert result.exit_code == 0
     assert re.search(rf"{S}: \d+ SKUs, \d+ units allocated to regions", result.output)
+
+
+def test_cli_ship_refuses_more_than_the_source_can_spare_and_ships_what_it_is_told(cli, store, clock):
+    transfer_id = store.add_transfer(S, sku="ZINE-04", from_node="ne-micro", to_node="popup-soho", units=150,
+                                     unit_cost=0.35, lead_days=1, status="approved", emergency=False,
+                                     approval_reason="top-up", now=clock())
+    refused = cli("transfers", "ship", str(transfer_id))
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (f"transfer {transfer_id}: ne-micro can spare 120 of the 150 × ZINE-04 "
+                                      "(120 available, 0 reserved for orders); nothing shipped; ship those with "
+                                      "--units 120, or reject it")
+    assert store.stock_level(S, "ne-micro", "ZINE-04") == 120
+    assert cli("transfers", "ship", str(transfer_id), "--units", "0").exit_code == 2
+    shipped = cli("transfers", "ship", str(transfer_id), "--units", "120", "--by", "ops")
+    assert shipped.exit_code == 0 and "(120 units): in_transit" in shipped.output
+    assert store.stock_level(S, "ne-micro", "ZINE-04") == 0

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from connector import sandbox
+from connector.services.stock import set_manual_count
 from connector.services.transfers import TransferError
 from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET
 
@@ -183,3 +184,42 @@ def test_orders_request_a_debounced_push_in_the_same_transaction(container, stor
     assert [r.shop_id for r in reports] == [S]
     assert reports[0].skipped and "credentials" in reports[0].skipped  # the sandbox has no Shopify token
     assert store.pending_pushes() == []
+
+
+def network_units(store, sku):
+    """Units of ``sku`` on the shelves of every node plus those in transit between them."""
+    shelves = sum(r["available"] for r in store.stock_rows(S) if r["sku"] == sku)
+    return shelves + sum(units for (_, s), units in store.inbound_units(S, ["in_transit"]).items() if s == sku)
+
+
+def test_shipping_is_refused_beyond_what_the_source_can_spare_unless_told_to_ship_that(container, store, clock):
+    transfer_id = store.add_transfer(S, sku="CANDLE-CEDAR", from_node="ne-micro", to_node="popup-soho", units=20,
+                                     unit_cost=0.35, lead_days=1, status="approved", emergency=False,
+                                     approval_reason="top-up", now=clock())
+    # After the plan: a recount finds 12, and an order holds 5 of them.
+    set_manual_count(store, S, "ne-micro", "CANDLE-CEDAR", 12, clock(), routing=container.inbox.routing)
+    order = sandbox.shopify_order(random.Random(5), 880_001, 8801, clock(), lines=1)
+    order["line_items"][0].update(sku="CANDLE-CEDAR", quantity=5, current_quantity=5)
+    order["shipping_address"].update(country_code="US", province_code="NY", zip="10012")
+    hook = sandbox.shopify_webhook(SHOPIFY_SECRET, order)
+    container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+    container.inbox.process(store)
+    assert store.current_decisions(S, "880001")[0]["node_id"] == "ne-micro"
+    before = network_units(store, "CANDLE-CEDAR")
+
+    with pytest.raises(TransferError, match=r"ne-micro can spare 7 of the 20 × CANDLE-CEDAR \(12 available, "
+                                            r"5 reserved for orders\); nothing shipped.*--units 7"):
+        container.transfers.ship(store, transfer_id, "ops")
+    for units, why in ((8, "can spare 7"), (21, "20 that were planned"), (0, "at least 1")):
+        with pytest.raises(TransferError, match=why):
+            container.transfers.ship(store, transfer_id, "ops", units=units)
+    assert store.transfer(transfer_id)["status"] == "approved"
+    assert store.stock_level(S, "ne-micro", "CANDLE-CEDAR") == 12 and network_units(store, "CANDLE-CEDAR") == before
+
+    shipped = container.transfers.ship(store, transfer_id, "ops", units=7)
+    assert (shipped["status"], shipped["units"]) == ("in_transit", 7)
+    assert store.stock_level(S, "ne-micro", "CANDLE-CEDAR") == 5  # exactly what the order holds
+    assert store.events(S, "transfer.in_transit")[0]["detail"]["planned"] == 20
+    container.transfers.receive(store, transfer_id, "popup team")
+    assert store.stock_level(S, "popup-soho", "CANDLE-CEDAR") == 7
+    assert network_units(store, "CANDLE-CEDAR") == before
