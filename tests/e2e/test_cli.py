@@ -381,3 +381,18 @@ def test_forward_prints_one_line_per_failure_and_no_traceback(runner, tmp_path, 
     errors = result.stderr.splitlines()
     assert len(errors) == 1 and jobs[0]["reference"] in errors[0] and "outcome unknown" in errors[0], errors
     assert tpl.creates == 1 and [j["status"] for j in jobs] == ["pending"]
+
+
+def test_exceptions_list_a_forward_whose_outcome_is_still_unknown(cli, container, store, clock):
+    """Attempts used up and the 3PL unreachable for the last lookup: the job keeps
+    retrying, and a human sees that the 3PL may hold the order."""
+    store.add_forward_job(SHOPIFY_SHOP, "5001", "ne-micro", "sb", clock())
+    job = store.forward_jobs(SHOPIFY_SHOP)[0]
+    error = f"outcome unknown: sb may hold {job['reference']} (lookup failed: HTTP 503)"
+    for _ in range(container.settings.scheduler.forward_max_attempts - 1):
+        store.finish_forward_job(job["id"], status="pending", now=clock(), error="HTTP 503", next_attempt_at=clock())
+    assert "5001" not in cli("exceptions").stdout  # still within its attempts: not an exception yet
+    store.finish_forward_job(job["id"], status="pending", now=clock(), error=error, next_attempt_at=clock())
+    lines = [line for line in cli("exceptions").stdout.splitlines() if "5001" in line]
+    assert len(lines) == 1 and "whether sb holds" in lines[0] and "is unknown after 8 attempt(s)" in lines[0]
+    assert error in lines[0]
