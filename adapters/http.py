@@ -17,12 +17,15 @@ Error mapping (the classes live in ``connector.domain.model``):
 
 Retry safety: GET, HEAD, PUT, DELETE and OPTIONS are retried by default. A
 POST (or PATCH) is retried only when the caller passes ``retry=True`` (e.g. a
-search that creates nothing). Two failures are retried even for a POST because
-they prove the request was never processed: a 429 (the provider refused it)
-and ``requests.ConnectTimeout`` (it never left this machine). A 5xx, a read
-timeout or a dropped connection on an unsafe POST raises
-``ProviderUnavailable`` at once; the caller's lookup-before-create makes its
-own later retry safe.
+search that creates nothing). A transport failure is judged by when it happened:
+before the request left this machine (connect timeout, refused connection,
+unknown host) it is retried even for a POST, as is a 429 (the provider refused
+it). After it left — a read timeout, a connection reset or closed before or
+during the answer, a body shorter than its Content-Length or its chunks
+promised, a 2xx JSON body that ends inside the document — it is a retriable
+failure for a safe request and, like a 5xx, an unknown outcome for an unsafe
+one: ``ProviderOutcomeUnknown`` at once, and the caller's lookup-before-create
+makes its own later retry safe.
 
 Every exception raised here carries ``provider``, ``method``, ``path``,
 ``status`` (``None`` for network errors), ``attempts`` and ``body_excerpt``
@@ -31,6 +34,7 @@ attributes. Messages and logs never contain request headers or tokens.
 from __future__ import annotations
 
 import email.utils
+import json as _json
 import logging
 import random as _random
 import threading
@@ -41,10 +45,12 @@ from typing import Callable, Iterable, Iterator, Mapping, MutableMapping, Protoc
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 
 from connector.domain.model import (
     ProviderAuthError,
     ProviderError,
+    ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
@@ -59,6 +65,25 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 DEFAULT_TIMEOUT = (3.05, 30.0)
 DEFAULT_USER_AGENT = "micro-fulfillment-connector/0.1 (+python-requests)"
 _EXCERPT_CHARS = 300
+# Failures of the connection rather than of the request. ChunkedEncodingError is what
+# requests raises for any body cut short (also one with a Content-Length).
+_TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                     requests.exceptions.ContentDecodingError)
+
+
+class TruncatedBody(requests.RequestException):
+    """A 2xx body that ends inside its JSON document: the answer was cut off in transit
+    (a close-delimited body carries no length that would tell)."""
+
+
+def _never_left(error: BaseException) -> bool:
+    """True when a transport failure happened before the request left this machine,
+    so nothing can have been done with it: a connect timeout, a refused connection,
+    an unknown host."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if isinstance(error, requests.ConnectionError) and error.args else None
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
 # ---------------------------------------------------------------- auth
@@ -307,6 +332,14 @@ class HttpClient:
     ) -> requests.Response:
         """Send one logical request, retrying per the module's policy; returns a
         2xx response or raises a ``ProviderError``."""
+        return self._request(method, path_or_url, params=params, json=json, data=data, headers=headers,
+                             retry=retry, decode=False)[0]
+
+    def _request(self, method: str, path_or_url: str, *, params: Mapping[str, object] | None, json: object,
+                 data: object, headers: Mapping[str, str] | None, retry: bool | None, decode: bool
+                 ) -> tuple[requests.Response, object]:
+        """``request``; with ``decode`` also the body's JSON, a body cut short being a
+        transport failure (retried like a dropped connection)."""
         method = method.upper()
         url = self.url_for(path_or_url)
         path = urlsplit(url).path or "/"
@@ -322,7 +355,12 @@ class HttpClient:
             resp = outcome.response
 
             if resp is not None and 200 <= resp.status_code < 300:
-                return resp
+                if not decode:
+                    return resp, None
+                try:
+                    return resp, self.decode_json(resp, cut_short_raises=True)
+                except TruncatedBody as cut:
+                    resp, outcome = None, _Attempt(None, cut)
 
             if resp is not None and resp.status_code == 401:
                 if not refreshed and self.auth is not None and self.auth.invalidate():
@@ -346,17 +384,18 @@ class HttpClient:
                 never_processed = resp.status_code == 429
             else:
                 last_status, last_error = None, type(outcome.error).__name__
-                never_processed = isinstance(outcome.error, requests.ConnectTimeout)
+                never_processed = _never_left(outcome.error)
             may_retry = retry_unsafe or never_processed
             if not may_retry or attempt >= self.max_attempts:
                 what = f"HTTP {last_status}" if last_status is not None else last_error
                 if may_retry:
                     why = f"gave up after {attempt} attempts"
                 else:
-                    why = f"not retried ({method} is not safe to repeat) after {attempt} attempt(s)"
+                    why = (f"outcome unknown, not retried ({method} is not safe to repeat; look it up first) "
+                           f"after {attempt} attempt(s)")
                 excerpt = self._excerpt(resp) if resp is not None else None
                 raise _make_error(
-                    ProviderUnavailable,
+                    ProviderUnavailable if may_retry else ProviderOutcomeUnknown,
                     f"{self.provider}: {method} {path} {why}; last: {what}",
                     provider=self.provider,
                     method=method,
@@ -407,7 +446,7 @@ class HttpClient:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except _TRANSPORT_ERRORS as exc:
             elapsed = self._monotonic() - started
             log.info(
                 "%s %s %s -> %s attempt=%d elapsed=%.3fs",
@@ -513,9 +552,10 @@ class HttpClient:
 
     # ------------------------------------------------------------ json helpers
 
-    def decode_json(self, resp: requests.Response) -> object:
+    def decode_json(self, resp: requests.Response, *, cut_short_raises: bool = False) -> object:
         """The response body as JSON, or ``ProviderResponseError``."""
-        return decode_json(resp, provider=self.provider, redact=self.auth.redact if self.auth else None)
+        return decode_json(resp, provider=self.provider, redact=self.auth.redact if self.auth else None,
+                           cut_short_raises=cut_short_raises)
 
     def get_json(
         self,
@@ -524,7 +564,8 @@ class HttpClient:
         *,
         headers: Mapping[str, str] | None = None,
     ) -> object:
-        return self.decode_json(self.request("GET", path, params=params, headers=headers))
+        return self._request("GET", path, params=params, json=None, data=None, headers=headers, retry=None,
+                             decode=True)[1]
 
     def post_json(
         self,
@@ -534,7 +575,8 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         retry: bool = False,
     ) -> object:
-        return self.decode_json(self.request("POST", path, json=json, headers=headers, retry=retry))
+        return self._request("POST", path, params=None, json=json, data=None, headers=headers, retry=retry,
+                             decode=True)[1]
 
     def close(self) -> None:
         self.session.close()
@@ -545,7 +587,12 @@ def decode_json(
     *,
     provider: str = "http",
     redact: Callable[[str], str] | None = None,
+    cut_short_raises: bool = False,
 ) -> object:
+    """The body as JSON. A body that ends inside the document was cut off in transit:
+    ``TruncatedBody`` when ``cut_short_raises`` (the client's retry loop), else
+    ``ProviderUnavailable`` (``ProviderOutcomeUnknown`` for an unsafe method); any
+    other problem is a ``ProviderResponseError``."""
     method = resp.request.method if resp.request is not None else "?"
     path = urlsplit(resp.url or "").path or "?"
 
@@ -570,8 +617,28 @@ def decode_json(
         raise fail("an empty body where JSON was expected")
     try:
         return resp.json()
-    except ValueError:
-        raise fail("malformed JSON") from None
+    except ValueError as exc:
+        if not (isinstance(exc, _json.JSONDecodeError) and _ends_inside_document(exc)):
+            raise fail("malformed JSON") from None
+    if cut_short_raises:
+        raise TruncatedBody(f"{provider}: {method} {path}: the JSON body ends inside the document")
+    unsafe = method not in IDEMPOTENT_METHODS
+    raise _make_error(
+        ProviderOutcomeUnknown if unsafe else ProviderUnavailable,
+        f"{provider}: {method} {path}: the answer was cut off (its JSON body ends inside the document)"
+        + ("; outcome unknown — look it up before trying again" if unsafe else ""),
+        provider=provider, method=method or "?", path=path, status=resp.status_code,
+    )
+
+
+def _ends_inside_document(exc: _json.JSONDecodeError) -> bool:
+    """True when the text is a cut-off prefix of a JSON document: the parser failed at
+    the end, or inside a last token that runs to the end (a string, a literal, a number)."""
+    rest = exc.doc[exc.pos:].rstrip()
+    return (not rest or exc.msg.startswith("Unterminated string")
+            or any(literal.startswith(rest) for literal in ("true", "false", "null"))
+            or not rest.strip("-+0123456789.eE")
+            or (exc.msg.startswith("Invalid \\uXXXX") and len(rest) < 6))
 
 
 # ---------------------------------------------------------------- pagination

@@ -150,17 +150,22 @@ def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) 
 @pass_ctx
 def exceptions(ctx: _Context, shop: str | None) -> None:
     """Order lines waiting for a human, and deliveries that could not be processed."""
-    with _migrated_store(ctx.container) as store:
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    with _migrated_store(container) as store:
         rows = store.open_exceptions(shop)
         failed = store.failed_webhooks(shop)
         forwards = store.forward_jobs(shop, ("failed",))
+        unsettled = [j for j in store.forward_jobs(shop, ("pending",))
+                     if j["attempts"] >= container.settings.scheduler.forward_max_attempts]
+        syncs = _failing_syncs(container, store, shop)
         lookups = store.failed_refund_lookups(shop)
         polls = store.order_polls(shop)
         amendments = store.open_amendments(shop)
         over = [(shop_id, r) for shop_id in _shops(ctx.container, shop) for r in store.over_reserved(shop_id)]
     unreconciled = [p for p in polls if p["last_error"]]
     hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
-    if not any((rows, failed, forwards, lookups, unreconciled, hooks, amendments, over)):
+    if not any((rows, failed, forwards, unsettled, syncs, lookups, unreconciled, hooks, amendments, over)):
         click.echo("no exceptions")
         return
     for row in rows:
@@ -172,6 +177,12 @@ def exceptions(ctx: _Context, shop: str | None) -> None:
     for job in forwards:
         click.echo(f"{job['shop_id']} order {job['order_id']} not handed to {job['provider']} for node "
                    f"{job['node_id']} after {job['attempts']} attempt(s): {job['last_error']}")
+    for job in unsettled:
+        click.echo(f"{job['shop_id']} order {job['order_id']}: whether {job['provider']} holds {job['reference']} "
+                   f"is unknown after {job['attempts']} attempt(s) (looked up again at {job['next_attempt_at']}): "
+                   f"{job['last_error']}")
+    for line in syncs:
+        click.echo(line)
     for lookup in lookups:
         click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
                    f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
@@ -361,7 +372,9 @@ def nodes(ctx: _Context, shop: str | None) -> None:
                 last = synced.get("last_ok_at") or "never"
                 note = f" — {node.status_note}" if node.status_note else ""
                 forward = ", forwards orders" if source.forward_orders else ""
-                click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{note}")
+                failing = (f"; last attempt {synced['last_attempt_at']} FAILED: {synced['last_error']}"
+                           if synced.get("last_error") and synced["last_error"][:120] not in note else "")
+                click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{failing}{note}")
                 for row in (r for r in over if r["node_id"] == node_id):
                     click.echo(f"    over-reserved {row['sku']}: holds {row['available']}, {row['reserved']} reserved "
                                f"({row['at_3pl']} for orders already at the 3PL)")
@@ -603,6 +616,26 @@ transfers.command("ship", help="Mark an approved transfer as shipped (leaves the
             _transfer_step("ship")))))
 transfers.command("receive", help="Mark a transfer as received (counts at the destination from now).")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("receive"))))
+
+
+def _failing_syncs(container: Container, store: Store, shop: str | None) -> list[str]:
+    """One line per provider account whose last sync of some node failed."""
+    lines = []
+    for shop_id in _shops(container, shop):
+        sources = container.settings.shops[shop_id].sources
+        by_provider: dict[str, list[dict]] = {}
+        for node_id, state in sorted(store.sync_state(shop_id).items()):
+            source = sources.get(node_id)
+            if state["last_error"] and source is not None and source.provider:
+                by_provider.setdefault(source.provider, []).append(state)
+        for provider, states in sorted(by_provider.items()):
+            errors = " | ".join(dict.fromkeys(s["last_error"] for s in states))
+            oks = [s["last_ok_at"] for s in states]
+            last_ok = "never" if None in oks else min(oks)
+            lines.append(f"{shop_id} provider {provider}: sync failing for {', '.join(s['node_id'] for s in states)} "
+                         f"(last attempt {max(s['last_attempt_at'] for s in states)}, last good {last_ok}; "
+                         f"previous stock kept): {errors}")
+    return lines
 
 
 def _shops(container: Container, shop: str | None) -> list[str]:

@@ -201,9 +201,11 @@ _PROVIDER_REQUIRED = {
     "shipbob": ("token",),
     "shipmonk": ("token",),
     "shiphero": ("refresh_token",),
-    "extensiv": ("client_id", "client_secret", "customer_id"),
+    "extensiv": ("client_id", "client_secret", "tpl", "user_login_id", "customer_id"),
     "csv": (),
 }
+# What a provider account needs on top to receive orders (a node with forward_orders).
+_FORWARD_REQUIRED = {"shipbob": ("channel_id",), "shipmonk": ("store_id",)}
 
 
 class ProviderConfig(_Strict):
@@ -724,8 +726,10 @@ def _node_sources(shop: ShopConfig, providers: Mapping[str, ProviderConfig], fai
             raise fail(f"nodes[{i}].provider_location", f"required: which {provider.type} location is node {node.id!r}")
         if node.forward_orders and provider.type == "csv":
             raise fail(f"nodes[{i}].forward_orders", "a csv feed cannot receive orders")
-        if node.forward_orders and provider.type == "shipbob" and not provider.channel_id:
-            raise fail(f"providers.{node.stock_source}.channel_id", "required to forward orders to ShipBob")
+        for key in _FORWARD_REQUIRED.get(provider.type, ()) if node.forward_orders else ():
+            if getattr(provider, key) in (None, ""):
+                raise fail(f"providers.{node.stock_source}.{key}",
+                           f"required to forward orders to {provider.type} (nodes[{i}].forward_orders)")
         key = (node.stock_source, node.provider_location)
         if key in claimed:
             raise fail(f"nodes[{i}].provider_location",

@@ -25,6 +25,11 @@ from connector.store import lock_timeout
 log = logging.getLogger("connector.scheduler")
 
 
+class PartlyFailed(Exception):
+    """A job that ran to its end with some of its work failed (a sync of one provider):
+    recorded as a failed run whose detail is the whole result."""
+
+
 def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:
     settings = container.settings
     scheduler = scheduler_cls(
@@ -64,7 +69,7 @@ def nightly(container, store, shop_id: str) -> dict:
     """Full sync of every node of the shop and a drift snapshot in the audit log, then
     forecast -> allocation -> rebalance plan -> push (the push re-allocates with the
     fresh forecast and stock). A failed sync leaves the old stock, which is still the
-    best the plan can use, so planning goes on."""
+    best the plan can use, so planning goes on; the run is then recorded as failed."""
     outcomes = container.sync.sync(store, shop_id)
     drift = [row for row in drift_report(store, shop_id) if row["drift"] < 0]
     with store.write():
@@ -72,9 +77,10 @@ def nightly(container, store, shop_id: str) -> dict:
     forecasts = container.planning.forecast(store, shop_id)
     plan = container.planning.rebalance(store, shop_id, dry_run=False)
     pushed = container.availability.push(store, shop_id)
-    return {"synced": [o.provider for o in outcomes if o.ok], "failed": [o.provider for o in outcomes if not o.ok],
-            "negative_drift_rows": len(drift), "forecasts": len(forecasts), "transfers": len(plan.transfers),
-            "awaiting_approval": plan.needing_approval, "push": _push_summary(pushed)}
+    result = {"synced": [o.provider for o in outcomes if o.ok], "failed": [o.provider for o in outcomes if not o.ok],
+              "negative_drift_rows": len(drift), "forecasts": len(forecasts), "transfers": len(plan.transfers),
+              "awaiting_approval": plan.needing_approval, "push": _push_summary(pushed)}
+    return _failed_syncs_fail(result, outcomes)
 
 
 def incremental(container, store) -> dict:
@@ -84,6 +90,14 @@ def incremental(container, store) -> dict:
               "failed": [f"{o.shop_id}/{o.provider}" for o in outcomes if not o.ok], "push": {}}
     for shop_id in sorted({o.shop_id for o in outcomes if o.ok}):
         result["push"][shop_id] = _push_summary(container.availability.push(store, shop_id))
+    return _failed_syncs_fail(result, outcomes)
+
+
+def _failed_syncs_fail(result: dict, outcomes) -> dict:
+    """``result``, or PartlyFailed carrying it (and each failed sync's error) when a sync failed."""
+    errors = [f"{o.shop_id}/{o.provider}: {o.error}" for o in outcomes if not o.ok]
+    if errors:
+        raise PartlyFailed(f"{result}; sync errors: {'; '.join(errors)}")
     return result
 
 
@@ -109,6 +123,10 @@ def run_job(container, job_id: str, work: Callable) -> str:
             return "failed"
         try:
             result = work(store)
+        except PartlyFailed as exc:
+            log.warning("job %s partly failed: %s", job_id, exc)
+            store.finish_job_run(run_id, "failed", str(exc), container.clock())
+            return "failed"
         except Exception as exc:  # noqa: BLE001 - recorded; the scheduler must keep going
             if (busy := lock_timeout(exc, timeout)) is not None:
                 log.warning("job %s failed: %s", job_id, busy)

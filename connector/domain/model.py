@@ -423,6 +423,12 @@ class ProviderUnavailable(ProviderError):
     """Transient: timeouts, connection errors, 5xx, 429 — retries exhausted."""
 
 
+class ProviderOutcomeUnknown(ProviderUnavailable):
+    """A request that is not safe to repeat failed after it left (a read timeout, a
+    dropped or cut answer, a 5xx): the provider may have acted on it. Look up what
+    it holds before trying again."""
+
+
 class ProviderRejected(ProviderError):
     """Permanent: the provider refused the request (4xx other than 401/429)."""
 

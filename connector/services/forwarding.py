@@ -3,9 +3,12 @@
 Exactly once per (order, node): routing adds one ``forward_jobs`` row per pair
 in the same transaction as the reservation (a unique index forbids a second).
 Sending claims the job first, then calls the adapter, whose ``create_order``
-looks our reference up before it POSTs — so a retry after a crash or a timeout
-finds the order instead of creating it again. The HTTP call happens outside
-any database transaction.
+looks our reference up before it POSTs — so a retry after a crash, a timeout or
+a cut answer finds the order instead of creating it again. The HTTP call happens
+outside any database transaction. Every failure of one job (whatever it raises)
+is recorded on that job and the batch goes on; only a refusal fails a job at
+once. When its attempts are used up, a job fails for good only once a lookup has
+shown the 3PL does not hold the order; while that is unknown it keeps retrying.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from connector.config import Settings
 from connector.domain.model import (
     OutboundOrder,
     ProviderError,
+    ProviderOrderRef,
     ProviderRejected,
+    ProviderUnavailable,
     ShipmentLine,
 )
 from connector.store import ActiveReservation, Store
@@ -59,7 +64,6 @@ class Forwarding:
 
     def forward_due(self, store: Store, limit: int = 100) -> ForwardReport:
         report = ForwardReport()
-        max_attempts = self.settings.scheduler.forward_max_attempts
         for job in store.claim_forward_jobs(self.clock(), limit):
             now = self.clock()
             order = store.order(job["shop_id"], job["order_id"])
@@ -74,31 +78,63 @@ class Forwarding:
             try:
                 outbound = self._outbound(store, job, order, placed)
                 result = self.warehouses(job["shop_id"], job["provider"]).create_order(outbound)
-            except ProviderError as exc:
-                attempts = job["attempts"] + 1
-                error = f"{type(exc).__name__}: {exc}"[:500]
-                permanent = isinstance(exc, ProviderRejected) or attempts >= max_attempts
-                if permanent:
-                    store.finish_forward_job(job["id"], status="failed", now=now, error=error)
-                    with store.write():
-                        store.resolve_amendments(job["id"], "the order never reached the 3PL", now)
-                        store.event(job["shop_id"], "forward.failed", job["order_id"],
-                                    {"node_id": job["node_id"], "attempts": attempts, "error": error}, now)
-                    report.failed += 1
-                else:
-                    store.finish_forward_job(job["id"], status="pending", now=now, error=error,
-                                             next_attempt_at=now + retry_delay(attempts))
-                    report.retrying += 1
-                report.errors.append(f"{job['reference']}: {error}")
+            except Exception as exc:  # noqa: BLE001 - one job's failure, whatever it is, must not stop the batch
+                self._failed(store, job, placed, exc, now, report)
                 continue
-            store.finish_forward_job(job["id"], status="sent", now=now, provider_order_id=result.provider_order_id,
-                                     sent_lines=[(r.line_id, r.sku, r.quantity) for r in placed])
-            with store.write():
-                store.event(job["shop_id"], "forward.sent", job["order_id"],
-                            {"node_id": job["node_id"], "provider_order_id": result.provider_order_id,
-                             "created": result.created}, now)
-            report.sent += 1
+            self._sent(store, job, placed, result, now, report)
         return report
+
+    def _sent(self, store: Store, job: dict, placed: Sequence[ActiveReservation], result: ProviderOrderRef,
+              now: datetime, report: ForwardReport) -> None:
+        store.finish_forward_job(job["id"], status="sent", now=now, provider_order_id=result.provider_order_id,
+                                 sent_lines=[(r.line_id, r.sku, r.quantity) for r in placed])
+        with store.write():
+            store.event(job["shop_id"], "forward.sent", job["order_id"],
+                        {"node_id": job["node_id"], "provider_order_id": result.provider_order_id,
+                         "created": result.created}, now)
+        report.sent += 1
+
+    def _failed(self, store: Store, job: dict, placed: Sequence[ActiveReservation], exc: Exception,
+                now: datetime, report: ForwardReport) -> None:
+        """A refusal fails the job at once; anything else backs off and tries again (the
+        next try looks the reference up first). With the attempts used up, a lookup
+        decides: found is sent, absent fails for good, still unknown keeps retrying."""
+        if not isinstance(exc, ProviderError):
+            log.exception("forward job %s (%s) crashed", job["id"], job["reference"])
+        attempts = job["attempts"] + 1
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        permanent = isinstance(exc, ProviderRejected)
+        if not permanent and attempts >= self.settings.scheduler.forward_max_attempts:
+            found, permanent, error = self._settle(job, error)
+            if found is not None:
+                self._sent(store, job, placed, found, now, report)
+                return
+        if permanent:
+            store.finish_forward_job(job["id"], status="failed", now=now, error=error)
+            with store.write():
+                store.resolve_amendments(job["id"], "the order never reached the 3PL", now)
+                store.event(job["shop_id"], "forward.failed", job["order_id"],
+                            {"node_id": job["node_id"], "attempts": attempts, "error": error}, now)
+            report.failed += 1
+        else:
+            store.finish_forward_job(job["id"], status="pending", now=now, error=error,
+                                     next_attempt_at=now + retry_delay(attempts))
+            report.retrying += 1
+        report.errors.append(f"{job['reference']}: {error}")
+
+    def _settle(self, job: dict, error: str) -> tuple[ProviderOrderRef | None, bool, str]:
+        """(found, fail for good, error) from one last lookup of the job's reference. A
+        3PL that is down leaves the outcome unknown; any other lookup failure is final."""
+        try:
+            found = self.warehouses(job["shop_id"], job["provider"]).find_order(job["reference"])
+        except ProviderUnavailable as exc:
+            return None, False, (f"outcome unknown: {job['provider']} may hold {job['reference']} "
+                                 f"(lookup failed: {exc}); last error: {error}")[:500]
+        except Exception as exc:  # noqa: BLE001 - recorded on the job
+            return None, True, f"{error}; the lookup failed too: {type(exc).__name__}: {exc}"[:500]
+        if found is None:
+            return None, True, f"{error}; {job['provider']} holds no order {job['reference']}"[:500]
+        return found, False, error
 
     def _outbound(self, store: Store, job: dict, order, placed: Sequence[ActiveReservation]) -> OutboundOrder:
         """The 3PL order for ``placed`` (the order's reservations at the job's node)."""

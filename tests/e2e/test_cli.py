@@ -12,8 +12,11 @@ import connector.cli
 from connector import sandbox
 from connector.bootstrap import build
 from connector.cli import main
+from connector.config import settings_from_dict
 from tests.conftest import (
+    SHOPIFY_SECRET,
     SHOPIFY_SHOP,
+    WOO_SECRET,
     WOO_SHOP,
     fixture_bytes,
     fixture_json,
@@ -22,6 +25,7 @@ from tests.conftest import (
     woo_body,
     woo_headers,
 )
+from tests.loopback import Fake3pl
 
 
 @pytest.fixture(autouse=True)
@@ -367,3 +371,90 @@ def test_nodes_drift_and_exceptions_show_what_stays_over_reserved_at_a_3pl(runne
     exceptions = cli("exceptions").output
     assert f"{SHOPIFY_SHOP} node ne-micro holds 1 of CANDLE-CEDAR but 3 are reserved; 3 of them for orders the " \
            "3PL already has" in exceptions
+
+
+# ---------------------------------------------------------------- failures shown at once (issue 15)
+
+
+def _write_config(tmp_path, config) -> list[str]:
+    path = tmp_path / "issue15.toml"
+    path.write_text(to_toml(config))
+    return ["--config", str(path)]
+
+
+def test_a_failing_sync_shows_at_once_in_nodes_and_exceptions(runner, tmp_path, clock):
+    """Issue 15 point 20: the node is still fresh (not degraded) when its sync starts
+    failing; the failure must show now, not when the node goes stale."""
+    feed = tmp_path / "garage.csv"
+    feed.write_text("sku,quantity\nTERRARIUM-S,3\n")
+    config = sandbox.demo_config(clock(), str(tmp_path / "s.db"), SHOPIFY_SECRET, WOO_SECRET, garage_feed=str(feed))
+    args = _write_config(tmp_path, config)
+    assert runner.invoke(main, [*args, "sync"]).exit_code == 0
+    feed.unlink()
+    assert runner.invoke(main, [*args, "sync"]).exit_code == 1
+
+    nodes = runner.invoke(main, [*args, "nodes", "--shop", WOO_SHOP], catch_exceptions=False)
+    garage = next(line for line in nodes.stdout.splitlines() if line.strip().startswith("garage "))
+    assert "degraded" not in garage and "FAILED" in garage and "garage.csv: file not found" in garage, garage
+    assert all("FAILED" not in line for line in nodes.stdout.splitlines() if line != garage)
+
+    exceptions = runner.invoke(main, [*args, "exceptions"], catch_exceptions=False)
+    failing = [line for line in exceptions.stdout.splitlines() if "garage-sheet" in line]
+    assert len(failing) == 1 and failing[0].startswith(f"{WOO_SHOP} provider garage-sheet: sync failing for garage")
+    assert "garage.csv: file not found" in failing[0] and "last good 2026-" in failing[0]
+
+    feed.write_text("sku,quantity\nTERRARIUM-S,2\n")  # fixed: the failure goes away at once too
+    assert runner.invoke(main, [*args, "sync"]).exit_code == 0
+    assert "FAILED" not in runner.invoke(main, [*args, "nodes"], catch_exceptions=False).stdout
+    assert "garage-sheet" not in runner.invoke(main, [*args, "exceptions"], catch_exceptions=False).stdout
+
+
+def test_forward_prints_one_line_per_failure_and_no_traceback(runner, tmp_path, clock):
+    """A 3PL that resets the connection on the create: the job retries (its outcome is
+    unknown), the command says so in one line, and nothing is left 'sending'."""
+    with Fake3pl("shipbob", cut="reset") as tpl:
+        config = sandbox.demo_config(clock(), str(tmp_path / "f.db"), SHOPIFY_SECRET, WOO_SECRET)
+        shop = config["shops"][SHOPIFY_SHOP]
+        shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102",
+                                    "base_url": tpl.url}}
+        next(n for n in shop["nodes"] if n["id"] == "ne-micro").update(
+            stock_source="sb", provider_location="10", forward_orders=True)
+        args = _write_config(tmp_path, config)
+        container = build(settings_from_dict(config), clock=clock)
+        container.init_database()
+        store = container.open_store()
+        try:
+            store.set_stock(SHOPIFY_SHOP, "ne-micro", "ZINE-04", on_hand=10, committed=0, available=10, source="sb",
+                            now=clock())
+            store.record_sync(SHOPIFY_SHOP, "ne-micro", "sb", clock(), clock(), 1, "ok", None)
+            payload = sandbox.shopify_order(random.Random(5), 91, 1091, clock(), lines=1)
+            payload["line_items"][0].update(sku="ZINE-04", quantity=1, current_quantity=1)
+            payload["shipping_address"].update(country_code="US", province_code="NY", zip="10012")
+            ingest_shopify(container, store, payload)
+            container.inbox.process(store)
+            assert [j["node_id"] for j in store.forward_jobs(SHOPIFY_SHOP)] == ["ne-micro"]
+
+            result = runner.invoke(main, [*args, "forward"], catch_exceptions=False)
+            jobs = store.forward_jobs(SHOPIFY_SHOP)
+        finally:
+            store.close()
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert result.stdout.strip() == "sent 0, retrying 1, failed 0, cancelled 0"
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1 and jobs[0]["reference"] in errors[0] and "outcome unknown" in errors[0], errors
+    assert tpl.creates == 1 and [j["status"] for j in jobs] == ["pending"]
+
+
+def test_exceptions_list_a_forward_whose_outcome_is_still_unknown(cli, container, store, clock):
+    """Attempts used up and the 3PL unreachable for the last lookup: the job keeps
+    retrying, and a human sees that the 3PL may hold the order."""
+    store.add_forward_job(SHOPIFY_SHOP, "5001", "ne-micro", "sb", clock())
+    job = store.forward_jobs(SHOPIFY_SHOP)[0]
+    error = f"outcome unknown: sb may hold {job['reference']} (lookup failed: HTTP 503)"
+    for _ in range(container.settings.scheduler.forward_max_attempts - 1):
+        store.finish_forward_job(job["id"], status="pending", now=clock(), error="HTTP 503", next_attempt_at=clock())
+    assert "5001" not in cli("exceptions").stdout  # still within its attempts: not an exception yet
+    store.finish_forward_job(job["id"], status="pending", now=clock(), error=error, next_attempt_at=clock())
+    lines = [line for line in cli("exceptions").stdout.splitlines() if "5001" in line]
+    assert len(lines) == 1 and "whether sb holds" in lines[0] and "is unknown after 8 attempt(s)" in lines[0]
+    assert error in lines[0]

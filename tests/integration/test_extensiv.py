@@ -182,7 +182,7 @@ def test_429_and_500_then_success_through_the_shared_client(rsps, clock):
 
 def test_malformed_json_is_a_response_error(rsps, clock):
     rsps.post(TOKEN, json=fx("token"))
-    rsps.get(STOCK, body='{"totalResults": 3, "summaries": [', content_type="application/hal+json")
+    rsps.get(STOCK, body='{"totalResults": 3, "summaries": [}', content_type="application/hal+json")
     with pytest.raises(ProviderResponseError, match="malformed JSON"):
         make(clock).list_inventory()
 

@@ -3,11 +3,14 @@ pacing and secret hygiene. Nothing here sleeps for real or touches a network."""
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 
 import pytest
 import requests
 import responses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support import FakeClock
 
@@ -21,6 +24,7 @@ from adapters.http import (
 )
 from connector.domain.model import (
     ProviderAuthError,
+    ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
@@ -149,7 +153,7 @@ def test_422_body_excerpt_is_short(rsps, clock):
 def test_post_is_not_retried_on_503(rsps, clock):
     rsps.add(responses.POST, URL, status=503)
     rsps.add(responses.POST, URL, json={"id": 1}, status=201)
-    with pytest.raises(ProviderUnavailable) as info:
+    with pytest.raises(ProviderOutcomeUnknown) as info:
         make_client(clock).request("POST", "/v1/things", json={"a": 1})
     assert len(rsps.calls) == 1 and info.value.attempts == 1
     assert "not retried" in str(info.value)
@@ -157,7 +161,7 @@ def test_post_is_not_retried_on_503(rsps, clock):
 
 def test_post_is_not_retried_on_read_timeout(rsps, clock):
     rsps.add(responses.POST, URL, body=requests.ReadTimeout("read timed out"))
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(ProviderOutcomeUnknown):
         make_client(clock).request("POST", "/v1/things", json={"a": 1})
     assert len(rsps.calls) == 1
 
@@ -276,12 +280,45 @@ def test_static_token_custom_header(rsps, clock):
 # ---------------------------------------------------------------- json
 
 
-def test_malformed_json_raises_response_error(rsps, clock):
-    rsps.add(responses.GET, URL, body='{"items": [1, 2', content_type="application/json")
+@pytest.mark.parametrize("body", ['{"items": [1, 2}', '{"a": tru}', "{'a': 1}", '[1,,2]', '{"a": "\\q"}'])
+def test_malformed_json_raises_response_error(rsps, clock, body):
+    rsps.add(responses.GET, URL, body=body, content_type="application/json")
     with pytest.raises(ProviderResponseError) as info:
         make_client(clock).get_json("/v1/things")
     assert "malformed JSON" in str(info.value)
     assert len(rsps.calls) == 1  # a parse error is not retried
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_json_values, ascii_only=st.booleans(), data=st.data())
+def test_a_body_cut_inside_its_json_is_a_transport_failure_never_malformed(value, ascii_only, data):
+    """Every proper prefix of a JSON document that does not parse is classified as cut
+    off in transit: retried for a GET (here: every attempt cut, so it gives up as
+    unavailable), an unknown outcome for a POST — never a ProviderResponseError."""
+    doc = json.dumps(value, ensure_ascii=ascii_only)
+    cut = data.draw(st.integers(min_value=1, max_value=max(len(doc) - 1, 1)))
+    prefix = doc[:cut]
+    try:
+        json.loads(prefix)
+        return  # a shorter number ("12" of "123") is itself a document: nothing to tell
+    except ValueError:
+        pass
+    clock = FakeClock()
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, URL, body=prefix.encode(), content_type="application/json")
+        mock.add(responses.POST, URL, body=prefix.encode(), content_type="application/json")
+        with pytest.raises(ProviderUnavailable) as got:
+            make_client(clock, max_attempts=2).get_json("/v1/things")
+        assert not isinstance(got.value, ProviderOutcomeUnknown) and got.value.attempts == 2
+        with pytest.raises(ProviderOutcomeUnknown):
+            make_client(clock).post_json("/v1/things", {"a": 1})
 
 
 def test_html_instead_of_json_raises_response_error(rsps, clock):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -102,3 +103,40 @@ def test_inbox_job_drains_through_run_job(tmp_path):
     store = container.open_store()
     assert store.count_webhooks("pending") == 0 and store.count_webhooks("processed") == 1
     store.close()
+
+
+def _container_with_a_failing_provider(tmp_path):
+    """The Woo shop's garage counts come from a CSV feed that is not there: its sync fails."""
+    config = sandbox.demo_config(NOW, str(tmp_path / "f.db"), "a", "b", garage_feed=str(tmp_path / "gone.csv"))
+    container = build(settings_from_dict(config), clock=lambda: datetime.now(timezone.utc))
+    container.init_database()
+    return container
+
+
+@pytest.mark.parametrize("job_id", ["sync-nightly:fernleaf-botanics", "sync-incremental"])
+def test_a_sync_job_with_a_failed_sync_is_recorded_as_failed_with_the_error(tmp_path, job_id):
+    """Issue 15 point 20: the run is not 'ok' when a provider could not be synced; the
+    rest of the job (planning, pushes) still ran, and its detail names what failed."""
+    container = _container_with_a_failing_provider(tmp_path)
+    job = next(j for j in build_scheduler(container, BackgroundScheduler).get_jobs() if j.id == job_id)
+    assert job.func(*job.args) == "failed"
+    store = container.open_store()
+    try:
+        run = store.job_runs(1)[0]
+    finally:
+        store.close()
+    assert run["job_id"] == job_id and run["outcome"] == "failed" and run["finished_at"]
+    assert "garage-sheet" in run["detail"] and "gone.csv" in run["detail"]
+    if job_id.startswith("sync-nightly"):
+        assert "'forecasts':" in run["detail"]  # planning went on with the stock it had
+
+
+def test_a_sync_job_whose_syncs_all_succeed_is_ok(tmp_path):
+    feed = tmp_path / "garage.csv"
+    feed.write_text("sku,quantity\nTERRARIUM-S,3\n")
+    config = sandbox.demo_config(NOW, str(tmp_path / "ok.db"), "a", "b", garage_feed=str(feed))
+    container = build(settings_from_dict(config), clock=lambda: datetime.now(timezone.utc))
+    container.init_database()
+    job = next(j for j in build_scheduler(container, BackgroundScheduler).get_jobs()
+               if j.id == "sync-nightly:fernleaf-botanics")
+    assert job.func(*job.args) == "ok"

@@ -203,7 +203,7 @@ def test_list_inventory_500_then_success(spec, rsps, clock):
 
 
 def test_list_inventory_malformed_json(rsps, clock):
-    rsps.add(responses.GET, INVENTORY_URL, body='{"items": [{"inventory_id": 1,', content_type="application/json")
+    rsps.add(responses.GET, INVENTORY_URL, body='{"items": [{"inventory_id": 1,}]}', content_type="application/json")
     with pytest.raises(ProviderResponseError):
         list(make_wh(clock).list_inventory())
 

@@ -153,7 +153,7 @@ def test_server_errors_exhaust_into_provider_unavailable(rsps, clock):
 
 def test_malformed_json_is_a_response_error(rsps, clock):
     rsps.post(REFRESH, json=fx("auth_refresh"))
-    rsps.post(GRAPHQL, body='{"data": {"warehouse_products": ', content_type="application/json")
+    rsps.post(GRAPHQL, body='{"data": {"warehouse_products": }}', content_type="application/json")
     with pytest.raises(ProviderResponseError, match="malformed JSON"):
         make(clock).list_inventory()
 

@@ -200,7 +200,7 @@ def test_paginate_500_then_success(spec, rsps, clock):
 
 def test_paginate_malformed_json(rsps, clock):
     rsps.add(responses.POST, SEARCH_URL, json=load_fixture("shipmonk", "products_search.json"))
-    rsps.add(responses.GET, PAGINATE_URL, body='{"data": [', content_type="application/json")
+    rsps.add(responses.GET, PAGINATE_URL, body='{"data": [}', content_type="application/json")
     with pytest.raises(ProviderResponseError):
         list(make_wh(clock).list_inventory())
 

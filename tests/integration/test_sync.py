@@ -17,7 +17,16 @@ from adapters.http import HttpClient, StaticToken
 from connector import sandbox
 from connector.bootstrap import build, build_warehouse
 from connector.config import settings_from_dict
-from connector.domain.model import InventoryRecord, ProviderRejected, ProviderUnavailable, Shipment
+from connector.domain.model import (
+    InventoryRecord,
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderResponseError,
+    ProviderUnavailable,
+    Shipment,
+)
+from tests.loopback import Fake3pl
+from tests.loopback import warehouse as loopback_warehouse
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
@@ -36,7 +45,8 @@ class Clock:
         self.now += timedelta(**kw)
 
 
-def make_config(db_path: Path, *, stale_policy: str = "discount", csv_path: Path | None = None) -> dict:
+def make_config(db_path: Path, *, stale_policy: str = "discount", csv_path: Path | None = None,
+                forward_max_attempts: int | None = None) -> dict:
     config = sandbox.demo_config(NOW, str(db_path), SECRET, "woo-secret")
     shop = config["shops"][SHOP]
     shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102"}}
@@ -47,6 +57,8 @@ def make_config(db_path: Path, *, stale_policy: str = "discount", csv_path: Path
         shop["providers"]["partner"] = {"type": "csv", "path": str(csv_path)}
         nodes["popup-soho"].update(stock_source="partner")
     config["sync"] = {"stale_after_minutes": 120, "stale_policy": stale_policy, "stale_discount": 0.5}
+    if forward_max_attempts is not None:
+        config.setdefault("scheduler", {})["forward_max_attempts"] = forward_max_attempts
     return config
 
 
@@ -351,6 +363,124 @@ def test_crashed_send_is_retried_without_a_duplicate(container, store, fakes, cl
     clock.advance(minutes=11)
     assert container.forwarding.forward_due(store).sent == 1
     assert fake.create_calls == 1 and store.forward_jobs(SHOP)[0]["status"] == "sent"
+
+
+class _OrdersElsewhere:
+    """Stock from a FakeWarehouse, orders from a real adapter (on a loopback 3PL)."""
+
+    def __init__(self, stock: FakeWarehouse, orders):
+        self.provider, self._stock, self._orders = orders.provider, stock, orders
+
+    def list_inventory(self):
+        return self._stock.list_inventory()
+
+    def find_order(self, reference):
+        return self._orders.find_order(reference)
+
+    def create_order(self, order):
+        return self._orders.create_order(order)
+
+
+@pytest.mark.parametrize("cut", ["chunk-cut", "reset", "close-delimited-json"])
+@pytest.mark.parametrize("vendor", Fake3pl.VENDORS)
+def test_a_create_whose_answer_is_cut_is_looked_up_and_sent_on_the_next_try(container, store, fakes, clock,
+                                                                           vendor, cut):
+    """Issue 15 point 12: the 3PL created the order, its answer was cut: an unknown
+    outcome, retried; the retry's lookup finds the order, so it is sent, once."""
+    stock = FakeWarehouse([inv(10, "ZINE-04", 10)])
+    with Fake3pl(vendor, cut=cut) as tpl:
+        fakes["shipbob"] = _OrdersElsewhere(stock, loopback_warehouse(vendor, tpl.url))
+        container.sync.sync(store, SHOP)
+        send_order(container, store, "ZINE-04", 1, order_id=71)
+
+        first = container.forwarding.forward_due(store)
+        job = store.forward_jobs(SHOP)[0]
+        assert (first.retrying, first.failed, job["status"]) == (1, 0, "pending")
+        assert "ProviderOutcomeUnknown" in job["last_error"] and tpl.creates == 1
+
+        clock.advance(minutes=2)
+        second = container.forwarding.forward_due(store)
+    job = store.forward_jobs(SHOP)[0]
+    assert second.sent == 1 and job["status"] == "sent" and tpl.creates == 1
+    assert job["provider_order_id"] is not None
+    assert store.events(SHOP, "forward.sent")[-1]["detail"]["created"] is False
+
+
+class _CreateCutThenLookup(FakeWarehouse):
+    """Creates the order, then its answer is lost; lookups answer ``lookup`` (a value or an exception)."""
+
+    def __init__(self, lookup):
+        super().__init__([inv(10, "ZINE-04", 10)])
+        self.lookup = lookup
+
+    def create_order(self, order):
+        self.orders[order.reference] = order
+        raise ProviderOutcomeUnknown("shipbob: POST /2026-01/order outcome unknown (ChunkedEncodingError)")
+
+    def find_order(self, reference):
+        if isinstance(self.lookup, Exception):
+            raise self.lookup
+        return super().find_order(reference) if self.lookup == "answers" else None
+
+
+@pytest.mark.parametrize("lookup, status, counted", [
+    ("answers", "sent", "sent"),
+    ("absent", "failed", "failed"),
+    (ProviderUnavailable("shipbob: GET /2026-01/order gave up after 5 attempts; last: HTTP 503"), "pending",
+     "retrying"),
+    (ProviderRejected("shipbob: GET /2026-01/order rejected with HTTP 400"), "failed", "failed"),
+], ids=["found", "absent", "lookup-unavailable", "lookup-rejected"])
+def test_with_its_attempts_used_up_a_job_fails_for_good_only_when_the_3pl_lacks_the_order(
+        make_container, fakes, lookup, status, counted):
+    fakes["shipbob"] = _CreateCutThenLookup(lookup)
+    container = make_container(forward_max_attempts=1)
+    store = container.open_store()
+    try:
+        container.sync.sync(store, SHOP)
+        send_order(container, store, "ZINE-04", 1, order_id=72)
+        report = container.forwarding.forward_due(store)
+        job = store.forward_jobs(SHOP)[0]
+    finally:
+        store.close()
+    assert job["status"] == status and getattr(report, counted) == 1
+    if status == "pending":
+        assert job["last_error"].startswith("outcome unknown") and job["reference"] in job["last_error"]
+
+
+class _CreateRaisesFor(FakeWarehouse):
+    def __init__(self, order_id: str, error: Exception):
+        super().__init__([inv(10, "ZINE-04", 10)])
+        self.order_id, self.error = order_id, error
+
+    def create_order(self, order):
+        if f":{self.order_id}:" in order.reference:
+            raise self.error
+        return super().create_order(order)
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("adapter bug"), KeyError("id"), ValueError("shipbob: unusable order reference"),
+    ProviderResponseError("shipbob: POST /2026-01/order did not return a JSON object"),
+    ProviderOutcomeUnknown("shipbob: POST /2026-01/order outcome unknown"),
+], ids=lambda e: type(e).__name__)
+def test_one_failing_job_never_stops_its_batch_nor_stays_sending(make_container, fakes, clock, error):
+    fakes["shipbob"] = _CreateRaisesFor("81", error)
+    container = make_container()
+    store = container.open_store()
+    try:
+        container.sync.sync(store, SHOP)
+        for order_id in (81, 82):
+            send_order(container, store, "ZINE-04", 1, order_id=order_id)
+        report = container.forwarding.forward_due(store)
+        jobs = {j["order_id"]: j for j in store.forward_jobs(SHOP)}
+    finally:
+        store.close()
+    assert (report.sent, report.retrying) == (1, 1)
+    assert jobs["82"]["status"] == "sent"
+    assert jobs["81"]["status"] == "pending" and jobs["81"]["attempts"] == 1
+    assert jobs["81"]["next_attempt_at"] > clock().isoformat()  # backing off
+    assert type(error).__name__ in jobs["81"]["last_error"]
+    assert report.errors == [f"{jobs['81']['reference']}: {jobs['81']['last_error']}"]
 
 
 def test_cancelled_before_forwarding_cancels_the_job(container, store, fakes):

@@ -265,7 +265,36 @@ def _woo_key_over_http(raw):
     shop(raw, W)["storefront"] = {"consumer_key": "ck_x", "consumer_secret": "cs_x"}
 
 
+def _with_provider(raw, provider: dict, *, forward: bool = True):
+    shop(raw)["providers"] = {"acct": provider}
+    node(raw, "ne-micro").update(stock_source="acct", provider_location="10", forward_orders=forward)
+
+
+_EXTENSIV = {"type": "extensiv", "client_id": "c", "client_secret": "s", "tpl": "{a1b2}", "user_login_id": "7",
+             "customer_id": 12}
+
+
+def _extensiv_without(key):
+    return lambda raw: _with_provider(raw, {k: v for k, v in _EXTENSIV.items() if k != key}, forward=False)
+
+
+def _shipmonk_forwarding_without_store_id(raw):
+    _with_provider(raw, {"type": "shipmonk", "token": "key"})
+
+
+def _shipbob_forwarding_without_channel_id(raw):
+    _with_provider(raw, {"type": "shipbob", "token": "pat"})
+
+
 BAD = [
+    # issue 15 point 13: what a 3PL account needs fails at load, not at the first sync or forward
+    ("extensiv-without-tpl", _extensiv_without("tpl"), f"shops.{S}.providers.acct.tpl", "required"),
+    ("extensiv-without-user-login-id", _extensiv_without("user_login_id"),
+     f"shops.{S}.providers.acct.user_login_id", "required"),
+    ("shipmonk-forwarding-without-store-id", _shipmonk_forwarding_without_store_id,
+     f"shops.{S}.providers.acct.store_id", "required to forward orders to shipmonk"),
+    ("shipbob-forwarding-without-channel-id", _shipbob_forwarding_without_channel_id,
+     f"shops.{S}.providers.acct.channel_id", "required to forward orders to shipbob"),
     ("woo-key-over-http", _woo_key_over_http, f"shops.{W}.store_url", "must be https:// when a REST API key"),
     ("hub-undefined", _hub_undefined, f"shops.{S}.planning.hub", "'atlantis-dc' is not defined"),
     ("launch-ends-first", _launch_ends_first, f"shops.{S}.planning.launches[0].ends", "after starts"),
@@ -301,6 +330,15 @@ BAD = [
     ("negative-days", _negative_days, f"shops.{S}.regions[4].promise_days", "-1"),
     ("no-shops", _no_shops, "shops", "at least 1"),
 ]
+
+
+@pytest.mark.parametrize("provider", [
+    _EXTENSIV, {"type": "shipmonk", "token": "key", "store_id": 48213}, {"type": "shipbob", "token": "pat", "channel_id": "1"},
+    {"type": "shiphero", "refresh_token": "r"},
+], ids=lambda p: p["type"])
+def test_a_complete_provider_account_forwarding_orders_loads(config_dict, provider):
+    _with_provider(config_dict, provider)
+    assert settings_from_dict(config_dict).shops[S].sources["ne-micro"].forward_orders
 
 
 @pytest.mark.parametrize("mutate,key,problem", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
@@ -410,8 +448,8 @@ def _missing(tmp_path, config_dict):
 
 
 @pytest.mark.parametrize("make", [_bad_toml, _bad_key, _bad_cycle, _missing], ids=["toml", "key", "cycle", "missing"])
-@pytest.mark.parametrize("command", [["init"], ["process"], ["exceptions"], ["orders", "show", "1001"]],
-                         ids=["init", "process", "exceptions", "orders-show"])
+@pytest.mark.parametrize("command", [["init"], ["process"], ["exceptions"], ["orders", "show", "1001"], ["forward"]],
+                         ids=["init", "process", "exceptions", "orders-show", "forward"])
 def test_cli_bad_config_one_message_exit_2(runner, tmp_path, config_dict, make, command):
     path = make(tmp_path, config_dict)
 
