@@ -70,7 +70,6 @@ class ExtensivWarehouse:
         customer_id: int | str,
         facility_id: int | str | None = None,
         carrier: str | None = None,
-        mode: str | None = None,
         billing_code: str = "Prepaid",
         account: str | None = None,
         qualifiers: Collection[str] | None = ("",),
@@ -82,8 +81,11 @@ class ExtensivWarehouse:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        """``carrier``/``mode``/``billing_code``/``account`` fill ``routingInfo`` of new
-        orders (billing code, carrier and mode are required by the WMS).
+        """New orders carry ``billingCode`` (on the order) and ``routingInfo`` {``carrier``,
+        ``mode`` = the order's shipping method, ``account``}; billing code, carrier and mode
+        are required by the WMS. Order model as in public clients, e.g.
+        ``Drewcrandall/ExtensivSharp`` Models/Orders/Order.cs (``billingCode`` top level) and
+        RoutingInfo.cs (scacCode, carrier, mode, account; no billing code).
         ``qualifiers``: which stock-summary qualifiers count as sellable stock (default:
         only the blank qualifier, which is what orders we create without a qualifier
         can be allocated from); ``None`` sums every qualifier."""
@@ -108,7 +110,6 @@ class ExtensivWarehouse:
         self.customer_id = str(customer_id)
         self.facility_id = str(facility_id) if facility_id not in (None, "") else None
         self.carrier = carrier
-        self.mode = mode
         self.billing_code = billing_code
         self.account = account
         self.qualifiers = None if qualifiers is None else frozenset(q or "" for q in qualifiers)
@@ -249,10 +250,12 @@ class ExtensivWarehouse:
         facility = order.location_id or self.facility_id
         if not facility:
             raise ProviderRejected("extensiv: no facility for the order (set location_id or facility_id)")
-        if not (self.carrier and self.mode and self.billing_code):
-            raise ProviderRejected("extensiv: routingInfo carrier, mode and billing_code must be configured")
+        if not (self.carrier and self.billing_code):
+            raise ProviderRejected("extensiv: carrier and billing_code must be configured to create orders")
+        if not order.shipping_method:
+            raise ProviderRejected(f"extensiv: order {order.reference} has no shipping method (routingInfo.mode)")
         lines = list(order.address_lines)
-        routing = {"carrier": self.carrier, "mode": self.mode, "billingCode": self.billing_code}
+        routing = {"carrier": self.carrier, "mode": order.shipping_method}
         if self.account:
             routing["account"] = self.account
         return {
@@ -260,6 +263,7 @@ class ExtensivWarehouse:
             "facilityIdentifier": {"id": _id_value(facility)},
             "referenceNum": order.reference,
             "poNum": order.order_number,
+            "billingCode": self.billing_code,
             "shipTo": {
                 "name": order.ship_to_name,
                 "address1": lines[0] if lines else "",

@@ -74,7 +74,6 @@ class ShipBobWarehouse:
         base_url: str = PRODUCTION_URL,
         client: HttpClient | None = None,
         auth: Auth | None = None,
-        shipping_method: str = "Standard",
         order_type: str = "DTC",
         inventory_page_size: int = 250,
         order_page_size: int = 250,
@@ -84,7 +83,6 @@ class ShipBobWarehouse:
         pass ``auth`` instead for OAuth (e.g. a ``RefreshingToken``), or a ready
         ``client``. ``channel_id`` is the channel with ``orders_write`` scope; when
         omitted it is discovered from ``GET /2026-01/channel`` on first need.
-        ``shipping_method`` must match a Ship Option Mapping in the merchant portal.
         """
         if client is None:
             if auth is None:
@@ -99,7 +97,6 @@ class ShipBobWarehouse:
             )
         self.client = client
         self._channel_id = str(channel_id) if channel_id not in (None, "") else None
-        self.shipping_method = shipping_method
         self.order_type = order_type
         self.inventory_page_size = inventory_page_size
         self.order_page_size = order_page_size
@@ -261,7 +258,7 @@ class ShipBobWarehouse:
             "reference_id": order.reference,
             "order_number": order.order_number,
             "type": self.order_type,
-            "shipping_method": self.shipping_method,
+            "shipping_method": _shipping_method(order),
             "recipient": recipient,
             # by reference_id (= seller SKU); "name" is required by the schema and
             # only used when ShipBob has no product with that reference_id
@@ -338,6 +335,13 @@ class ShipBobWarehouse:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _shipping_method(order: OutboundOrder) -> str:
+    # must match a Ship Option Mapping in the merchant portal (the node's shipping_method(s))
+    if not order.shipping_method:
+        raise ProviderRejected(f"shipbob: order {order.reference} has no shipping method")
+    return order.shipping_method
 
 
 def _order_id(order: Mapping[str, object]) -> str:

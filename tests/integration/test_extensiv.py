@@ -47,7 +47,6 @@ def clock() -> FakeClock:
 def make(clock: FakeClock, **kwargs) -> ExtensivWarehouse:
     kwargs.setdefault("page_size", 2)
     kwargs.setdefault("carrier", "UPS")
-    kwargs.setdefault("mode", "Ground")
     return ExtensivWarehouse(
         "client-id-abc",
         "client-secret-def",
@@ -80,6 +79,7 @@ def outbound(reference: str = "shop1:1002:ext-reno", location_id: str | None = "
         phone="+1 775 555 0100",
         lines=(ShipmentLine("TEE-BLK-M", 2), ShipmentLine("MUG-WHT", 1)),
         location_id=location_id,
+        shipping_method="Ground",
     )
 
 
@@ -268,6 +268,8 @@ def test_create_order_posts_the_documented_body(rsps, clock):
         "facilityIdentifier": {"id": 7},
         "referenceNum": "shop1:1002:ext-reno",
         "poNum": "#1002",
+        # on the order, not in routingInfo (ExtensivSharp's Order.billingCode / RoutingInfo)
+        "billingCode": "Prepaid",
         "shipTo": {
             "name": "Ada Lovelace",
             "address1": "1 Main St",
@@ -279,7 +281,7 @@ def test_create_order_posts_the_documented_body(rsps, clock):
             "phoneNumber": "+1 775 555 0100",
             "emailAddress": "ada@example.com",
         },
-        "routingInfo": {"carrier": "UPS", "mode": "Ground", "billingCode": "Prepaid", "account": "A1"},
+        "routingInfo": {"carrier": "UPS", "mode": "Ground", "account": "A1"},
         "orderItems": [
             {"itemIdentifier": {"sku": "TEE-BLK-M"}, "qty": 2},
             {"itemIdentifier": {"sku": "MUG-WHT"}, "qty": 1},
