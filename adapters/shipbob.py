@@ -157,11 +157,15 @@ class ShipBobWarehouse:
     def _records(self, item: object) -> Iterator[InventoryRecord]:
         if not isinstance(item, dict):
             raise ProviderResponseError("shipbob: inventory item is not an object")
+        # A gap fails the whole snapshot: skipped, the item's stock would vanish from its
+        # node while the sync said OK (and without a SKU its old row cannot be found).
         sku = item.get("sku")
-        if not sku:
-            log.warning("shipbob: inventory item %s has no sku; skipped", item.get("inventory_id"))
-            return
-        for loc in item.get("locations") or []:
+        if not isinstance(sku, str) or not sku:
+            raise ProviderResponseError(f"shipbob: inventory item {item.get('inventory_id')!r} has no sku")
+        locations = item.get("locations")
+        if not isinstance(locations, list):  # [] is fine: no stock at any fulfillment center
+            raise ProviderResponseError(f"shipbob: inventory item {sku!r} has no locations list")
+        for loc in locations:
             if not isinstance(loc, dict) or loc.get("location_id") is None:
                 raise ProviderResponseError(f"shipbob: a location of sku {sku!r} has no location_id")
             raw: dict[str, object] = {"inventory_id": item.get("inventory_id")}

@@ -171,14 +171,18 @@ class ShipMonkWarehouse:
     def _records(self, product: object) -> Iterator[InventoryRecord]:
         if not isinstance(product, dict):
             raise ProviderResponseError("shipmonk: product is not an object")
+        # A gap fails the whole snapshot: skipped, the product's stock would vanish from
+        # its node while the sync said OK (and without a SKU its old row cannot be found).
         sku = product.get("sku")
-        if not sku:
-            log.warning("shipmonk: product %s has no sku; skipped", product.get("id"))
-            return
+        if not isinstance(sku, str) or not sku:
+            raise ProviderResponseError(f"shipmonk: product {product.get('id')!r} has no sku")
         inventory = product.get("inventory")
         if not isinstance(inventory, dict):
             raise ProviderResponseError(f"shipmonk: product {sku!r} has no inventory object")
-        for loc in inventory.get("locations") or []:
+        locations = inventory.get("locations")
+        if not isinstance(locations, list):  # [] is fine: no stock in any warehouse
+            raise ProviderResponseError(f"shipmonk: product {sku!r} has no inventory.locations list")
+        for loc in locations:
             if not isinstance(loc, dict):
                 raise ProviderResponseError(f"shipmonk: a location of {sku!r} is not an object")
             warehouse = loc.get("warehouse")
