@@ -53,11 +53,11 @@ def shiphero(rsps, mutate):
 
 
 def extensiv(rsps, mutate):
-    page = fx("extensiv", "stocksummaries_page3")
-    page["totalResults"] = len(page["summaries"])
-    mutate(page["summaries"][0])
+    page = fx("extensiv", "inventory_page3")
+    page["totalResults"] = len(page["_embedded"]["item"])
+    mutate(page["_embedded"]["item"][1])
     rsps.post("https://secure-wms.com/AuthServer/api/Token", json=fx("extensiv", "token"))
-    rsps.get("https://secure-wms.com/inventory/stocksummaries", json=page)
+    rsps.get("https://secure-wms.com/inventory", json=page)
     return ExtensivWarehouse("id", "secret", tpl="{guid}", user_login_id="7", customer_id=12)
 
 
@@ -80,7 +80,8 @@ GAPS = {
     ("shiphero", "null sku"): (shiphero, _set("sku")),
     ("shiphero", "null warehouse"): (shiphero, _set("warehouse_id")),
     ("extensiv", "null sku"): (extensiv, _set("itemIdentifier", "sku")),
-    ("extensiv", "null facility"): (extensiv, _set("facilityId")),
+    ("extensiv", "null facility"): (extensiv, _set("facilityIdentifier", "id")),
+    ("extensiv", "null customer"): (extensiv, _set("customerIdentifier", "id")),
 }
 
 
