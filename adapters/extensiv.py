@@ -6,10 +6,22 @@ Facts: shared/reference/3pl.md §4.
   with ``Authorization: Basic base64(clientId:clientSecret)`` and JSON body
   ``{"grant_type": "client_credentials", "tpl": "{<guid>}", "user_login_id": "<id>"}``;
   the bearer token lasts ~30-60 min and must be refreshed at least every 30 min.
-* Inventory: ``GET /inventory/stocksummaries?pgsiz=&pgnum=`` -> ``{totalResults,
-  summaries: [{facilityId, itemIdentifier {id, sku}, qualifier, totalReceived,
-  allocated, available, onHold, onHand}]}``; one row per item x facility (x qualifier).
-  Keys are matched case-insensitively (``TotalResults``/``Summaries`` also occur).
+* Inventory: ``GET /inventory?pgsiz=&pgnum=&rql=customerIdentifier.id==N[;facilityIdentifier.id==F]
+  &sort=receivedDate`` -> ``{totalResults, _embedded: {item: [{receiveItemId, customerIdentifier
+  {id}, facilityIdentifier {id}, itemIdentifier {sku, id}, qualifier, onHandQty, availableQty,
+  onHoldQty, onHold, quarantined, ...}]}}``: one row per receive item (a receipt line at a
+  location), each naming its customer and facility. Sources: Extensiv's REL pages
+  rels/inventory/inventory and Rels/hal (bare ``item`` key, page size up to 1000) as quoted in
+  ``Njdonatelli/Extensiv-MCP-Server`` docs/research/api_reference_notes.md §2/§4; sample rows
+  in ``singer-io/tap-3plcentral`` tap_tplcentral/samples/inventory.json (the tap reads the list
+  as ``ResourceList`` and sorts on ``receivedDate``); Stitch's schema
+  ``stitchdata/docs`` _integration-schemas/3plcentral/inventory.md.
+  Why not ``/inventory/stocksummaries``: its documented parameters are only pgsiz, pgnum, rql
+  and orderednotallocated and its rows carry no customer (same notes, §4), so a warehouse-wide
+  login cannot tell one customer's stock from another's there; ``/inventory/stockdetails``
+  needs both customerid and facilityid (``Drewcrandall/ExtensivSharp``
+  Endpoints/Inventory/GET_StockDetails.cs), i.e. one walk per facility.
+  Keys are matched case-insensitively (``TotalResults``/``ResourceList`` also occur).
 * Orders: ``GET /orders?rql=...`` to look our reference (``referenceNum``) up, then
   ``POST /orders`` (not idempotent, never repeated automatically). Shipments come
   from ``GET /orders`` filtered on ``readOnly.lastModifiedDate``.
@@ -39,7 +51,7 @@ log = logging.getLogger("connector.adapters.extensiv")
 
 PRODUCTION_URL = "https://secure-wms.com"
 TOKEN_PATH = "/AuthServer/api/Token"
-STOCK_SUMMARIES_PATH = "/inventory/stocksummaries"
+INVENTORY_PATH = "/inventory"
 ORDERS_PATH = "/orders"
 HAL_JSON = "application/hal+json"
 MAX_TOKEN_LIFETIME = 30 * 60.0  # §4: "refresh ... no less than every 30 minutes"
@@ -54,8 +66,9 @@ class ExtensivWarehouse:
 
     ``client_id``/``client_secret``/``tpl``/``user_login_id`` are the REST API
     credentials (§4 Authentication). ``customer_id`` scopes every call (§4: "Every
-    call must be scoped to the correct customer"). ``facility_id`` restricts inventory
-    to one facility and is the default facility for new orders.
+    call must be scoped to the correct customer"); stock rows of any other customer are
+    dropped even when the server ignores the filter. ``facility_id`` restricts inventory
+    to one facility (the same way) and is the default facility for new orders.
     """
 
     provider = "extensiv"
@@ -70,7 +83,6 @@ class ExtensivWarehouse:
         customer_id: int | str,
         facility_id: int | str | None = None,
         carrier: str | None = None,
-        mode: str | None = None,
         billing_code: str = "Prepaid",
         account: str | None = None,
         qualifiers: Collection[str] | None = ("",),
@@ -82,9 +94,12 @@ class ExtensivWarehouse:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        """``carrier``/``mode``/``billing_code``/``account`` fill ``routingInfo`` of new
-        orders (billing code, carrier and mode are required by the WMS).
-        ``qualifiers``: which stock-summary qualifiers count as sellable stock (default:
+        """New orders carry ``billingCode`` (on the order) and ``routingInfo`` {``carrier``,
+        ``mode`` = the order's shipping method, ``account``}; billing code, carrier and mode
+        are required by the WMS. Order model as in public clients, e.g.
+        ``Drewcrandall/ExtensivSharp`` Models/Orders/Order.cs (``billingCode`` top level) and
+        RoutingInfo.cs (scacCode, carrier, mode, account; no billing code).
+        ``qualifiers``: which inventory qualifiers count as sellable stock (default:
         only the blank qualifier, which is what orders we create without a qualifier
         can be allocated from); ``None`` sums every qualifier."""
         if client is None:
@@ -108,7 +123,6 @@ class ExtensivWarehouse:
         self.customer_id = str(customer_id)
         self.facility_id = str(facility_id) if facility_id not in (None, "") else None
         self.carrier = carrier
-        self.mode = mode
         self.billing_code = billing_code
         self.account = account
         self.qualifiers = None if qualifiers is None else frozenset(q or "" for q in qualifiers)
@@ -147,24 +161,68 @@ class ExtensivWarehouse:
     # ------------------------------------------------------------ Warehouse protocol
 
     def list_inventory(self) -> list[InventoryRecord]:
-        """Per-facility stock: location_id = facilityId, sku = itemIdentifier.sku,
-        on_hand = onHand, committed = allocated, available = available."""
-        params: dict[str, object] = {"customerid": self.customer_id}
+        """Per-facility stock of our customer: location_id = facilityIdentifier.id, sku =
+        itemIdentifier.sku, summed over the receive items (receipts, lots, locations):
+        on_hand = onHandQty; committed = onHandQty - availableQty (``available`` is the
+        unallocated quantity, ExtensivSharp Models/Inventory/StockDetail.cs); available =
+        availableQty - onHoldQty (whether availableQty already excludes held units is not
+        documented, so they are taken off: never oversell), and nothing from a receive item
+        that is on hold or quarantined (ibid.: "isOnHold ... explicitly held", "quarantined
+        ... implicitly held", so not allocatable). Rows of another customer, or of another
+        facility when ``facility_id`` is set, are never counted: the RQL filter asks the
+        server for our rows only and each row's own identifiers are checked again here."""
+        rql = f"customerIdentifier.id=={self.customer_id}"
         if self.facility_id is not None:
-            params["facilityid"] = self.facility_id
+            rql += f";facilityIdentifier.id=={self.facility_id}"
+        params = {"rql": rql, "sort": "receivedDate"}
         grouped: dict[tuple[str, str], list[dict]] = {}
-        for row in self._pages(STOCK_SUMMARIES_PATH, params, "summaries"):
-            facility, sku, qualifier = _summary_key(row)
+        seen_items: set[str] = set()
+        foreign = 0
+        for row in self._pages(INVENTORY_PATH, params, "resourceList"):
+            if _identifier(row, "customerIdentifier") != self.customer_id:
+                foreign += 1
+                continue
+            facility = _identifier(row, "facilityIdentifier")
+            if self.facility_id is not None and facility != self.facility_id:
+                foreign += 1
+                continue
+            sku, qualifier = _item_key(row)
+            receive_item = _get(row, "receiveItemId")
+            if receive_item is not None:
+                # a row that moved across a page boundary between two requests comes twice
+                if str(receive_item) in seen_items:
+                    continue
+                seen_items.add(str(receive_item))
             if self.qualifiers is not None and qualifier not in self.qualifiers:
                 log.debug("extensiv: skipping %s at facility %s with qualifier %r", sku, facility, qualifier)
                 continue
             grouped.setdefault((facility, sku), []).append(row)
+        if foreign:
+            log.warning("extensiv: ignored %d inventory rows of other customers or facilities "
+                        "(the server did not apply the filter %s)", foreign, rql)
         records = []
         for (facility, sku), rows in grouped.items():
-            on_hand = sum(_quantity(r, "onHand", sku) for r in rows)
-            committed = sum(_quantity(r, "allocated", sku) for r in rows)
-            available = sum(_quantity(r, "available", sku) for r in rows)
-            raw: Mapping[str, object] = rows[0] if len(rows) == 1 else {"rows": rows}
+            on_hand = unallocated = committed = available = on_hold = held = 0.0
+            for row in rows:
+                row_on_hand = _quantity(row, "onHandQty", sku)
+                row_available = _quantity(row, "availableQty", sku)
+                row_on_hold = _quantity(row, "onHoldQty", sku, missing=0.0)
+                on_hand += row_on_hand
+                unallocated += row_available
+                committed += max(0.0, row_on_hand - row_available)
+                on_hold += row_on_hold
+                if _get(row, "onHold") is True or _get(row, "quarantined") is True:
+                    held += row_available
+                else:
+                    available += max(0.0, row_available - row_on_hold)
+            # the provider's own fields, summed over the receive items (one row each could be thousands)
+            raw = {
+                "receiveItems": len(rows),
+                "onHandQty": on_hand,
+                "availableQty": unallocated,
+                "onHoldQty": on_hold,
+                "heldOrQuarantinedQty": held,
+            }
             records.append(
                 InventoryRecord(
                     location_id=facility,
@@ -237,11 +295,11 @@ class ExtensivWarehouse:
         return shipments
 
     def check(self) -> None:
-        """Token works and the customer's stock summaries answer."""
+        """Token works and the customer's inventory answers."""
         body = self.client.get_json(
-            STOCK_SUMMARIES_PATH, {"customerid": self.customer_id, "pgsiz": 1, "pgnum": 1}
+            INVENTORY_PATH, {"rql": f"customerIdentifier.id=={self.customer_id}", "pgsiz": 1, "pgnum": 1}
         )
-        _rows(body, "summaries", f"GET {STOCK_SUMMARIES_PATH}")
+        _rows(body, "resourceList", f"GET {INVENTORY_PATH}")
 
     # ------------------------------------------------------------ mapping out
 
@@ -249,10 +307,12 @@ class ExtensivWarehouse:
         facility = order.location_id or self.facility_id
         if not facility:
             raise ProviderRejected("extensiv: no facility for the order (set location_id or facility_id)")
-        if not (self.carrier and self.mode and self.billing_code):
-            raise ProviderRejected("extensiv: routingInfo carrier, mode and billing_code must be configured")
+        if not (self.carrier and self.billing_code):
+            raise ProviderRejected("extensiv: carrier and billing_code must be configured to create orders")
+        if not order.shipping_method:
+            raise ProviderRejected(f"extensiv: order {order.reference} has no shipping method (routingInfo.mode)")
         lines = list(order.address_lines)
-        routing = {"carrier": self.carrier, "mode": self.mode, "billingCode": self.billing_code}
+        routing = {"carrier": self.carrier, "mode": order.shipping_method}
         if self.account:
             routing["account"] = self.account
         return {
@@ -260,6 +320,7 @@ class ExtensivWarehouse:
             "facilityIdentifier": {"id": _id_value(facility)},
             "referenceNum": order.reference,
             "poNum": order.order_number,
+            "billingCode": self.billing_code,
             "shipTo": {
                 "name": order.ship_to_name,
                 "address1": lines[0] if lines else "",
@@ -350,21 +411,32 @@ def _total(body: Mapping[str, Any], what: str) -> int | None:
     return total
 
 
-def _summary_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
-    facility = _get(row, "facilityId")
+def _identifier(row: Mapping[str, Any], name: str) -> str:
+    """``row[name].id`` as text; a row without it cannot be attributed, so it fails the snapshot."""
+    identifier = _get(row, name)
+    value = _get(identifier, "id") if isinstance(identifier, dict) else None
+    if value is None or isinstance(value, bool) or str(value) == "":
+        raise ProviderResponseError(f"extensiv: inventory row without {name}.id: {row!r:.200}")
+    return str(value)
+
+
+def _item_key(row: Mapping[str, Any]) -> tuple[str, str]:
     item = _get(row, "itemIdentifier")
     sku = _get(item, "sku") if isinstance(item, dict) else None
-    if facility is None or isinstance(facility, bool) or str(facility) == "":
-        raise ProviderResponseError(f"extensiv: stock summary without facilityId: {row!r:.200}")
     if not isinstance(sku, str) or not sku:
-        raise ProviderResponseError(f"extensiv: stock summary without itemIdentifier.sku: {row!r:.200}")
-    return str(facility), sku, str(_get(row, "qualifier") or "")
+        raise ProviderResponseError(f"extensiv: inventory row without itemIdentifier.sku: {row!r:.200}")
+    return sku, str(_get(row, "qualifier") or "")
 
 
-def _quantity(row: Mapping[str, Any], name: str, sku: str) -> float:
+_REQUIRED = object()
+
+
+def _quantity(row: Mapping[str, Any], name: str, sku: str, missing: Any = _REQUIRED) -> float:
     value = _get(row, name)
+    if value is None and missing is not _REQUIRED:
+        return missing
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ProviderResponseError(f"extensiv: stock summary for {sku!r} has a non-numeric {name}: {value!r}")
+        raise ProviderResponseError(f"extensiv: inventory row for {sku!r} has a non-numeric {name}: {value!r}")
     return value
 
 

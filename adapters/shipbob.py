@@ -74,7 +74,6 @@ class ShipBobWarehouse:
         base_url: str = PRODUCTION_URL,
         client: HttpClient | None = None,
         auth: Auth | None = None,
-        shipping_method: str = "Standard",
         order_type: str = "DTC",
         inventory_page_size: int = 250,
         order_page_size: int = 250,
@@ -84,7 +83,6 @@ class ShipBobWarehouse:
         pass ``auth`` instead for OAuth (e.g. a ``RefreshingToken``), or a ready
         ``client``. ``channel_id`` is the channel with ``orders_write`` scope; when
         omitted it is discovered from ``GET /2026-01/channel`` on first need.
-        ``shipping_method`` must match a Ship Option Mapping in the merchant portal.
         """
         if client is None:
             if auth is None:
@@ -99,7 +97,6 @@ class ShipBobWarehouse:
             )
         self.client = client
         self._channel_id = str(channel_id) if channel_id not in (None, "") else None
-        self.shipping_method = shipping_method
         self.order_type = order_type
         self.inventory_page_size = inventory_page_size
         self.order_page_size = order_page_size
@@ -160,11 +157,15 @@ class ShipBobWarehouse:
     def _records(self, item: object) -> Iterator[InventoryRecord]:
         if not isinstance(item, dict):
             raise ProviderResponseError("shipbob: inventory item is not an object")
+        # A gap fails the whole snapshot: skipped, the item's stock would vanish from its
+        # node while the sync said OK (and without a SKU its old row cannot be found).
         sku = item.get("sku")
-        if not sku:
-            log.warning("shipbob: inventory item %s has no sku; skipped", item.get("inventory_id"))
-            return
-        for loc in item.get("locations") or []:
+        if not isinstance(sku, str) or not sku:
+            raise ProviderResponseError(f"shipbob: inventory item {item.get('inventory_id')!r} has no sku")
+        locations = item.get("locations")
+        if not isinstance(locations, list):  # [] is fine: no stock at any fulfillment center
+            raise ProviderResponseError(f"shipbob: inventory item {sku!r} has no locations list")
+        for loc in locations:
             if not isinstance(loc, dict) or loc.get("location_id") is None:
                 raise ProviderResponseError(f"shipbob: a location of sku {sku!r} has no location_id")
             raw: dict[str, object] = {"inventory_id": item.get("inventory_id")}
@@ -261,7 +262,7 @@ class ShipBobWarehouse:
             "reference_id": order.reference,
             "order_number": order.order_number,
             "type": self.order_type,
-            "shipping_method": self.shipping_method,
+            "shipping_method": _shipping_method(order),
             "recipient": recipient,
             # by reference_id (= seller SKU); "name" is required by the schema and
             # only used when ShipBob has no product with that reference_id
@@ -338,6 +339,13 @@ class ShipBobWarehouse:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _shipping_method(order: OutboundOrder) -> str:
+    # must match a Ship Option Mapping in the merchant portal (the node's shipping_method(s))
+    if not order.shipping_method:
+        raise ProviderRejected(f"shipbob: order {order.reference} has no shipping method")
+    return order.shipping_method
 
 
 def _order_id(order: Mapping[str, object]) -> str:

@@ -59,7 +59,6 @@ WAREHOUSE_PRODUCT_FIELDS = (
     "backorder",
     "reserve_inventory",
     "non_sellable_quantity",
-    "in_tote",
     "sell_ahead",
     "updated_at",
 )
@@ -154,7 +153,6 @@ class ShipHeroWarehouse:
         customer_account_id: str | None = None,
         warehouse_id: str | None = None,
         shop_name: str = "micro-fulfillment-connector",
-        shipping_lines: Mapping[str, str] | None = None,
         base_url: str = PRODUCTION_URL,
         client: HttpClient | None = None,
         auth_client: HttpClient | None = None,
@@ -166,9 +164,8 @@ class ShipHeroWarehouse:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        """``shipping_lines`` (``{"title", "carrier", "method", "price"}``) is sent with
-        every created order when given. ``client``/``auth_client`` are for tests or
-        sharing; otherwise both are built with ``sleep``/``monotonic`` injected."""
+        """``client``/``auth_client`` are for tests or sharing; otherwise both are built
+        with ``sleep``/``monotonic`` injected."""
         if client is None:
             if not refresh_token:
                 raise ValueError("ShipHeroWarehouse needs a refresh_token or a client")
@@ -183,7 +180,6 @@ class ShipHeroWarehouse:
         self.customer_account_id = customer_account_id
         self.warehouse_id = warehouse_id
         self.shop_name = shop_name
-        self.shipping_lines = dict(shipping_lines) if shipping_lines else None
         self.page_size = page_size
         self.max_pages = max_pages
         self.max_throttle_retries = max_throttle_retries
@@ -377,8 +373,11 @@ class ShipHeroWarehouse:
         }
         if order.email:
             data["email"] = order.email
-        if self.shipping_lines:
-            data["shipping_lines"] = dict(self.shipping_lines)
+        if order.shipping_method:
+            # CreateShippingLinesInput needs title and price; ShipHero's shipping rules
+            # match the method (what the node's shipping_method(s) configure).
+            data["shipping_lines"] = {"title": order.shipping_method, "method": order.shipping_method,
+                                      "price": "0.00"}
         if self.customer_account_id:
             data["customer_account_id"] = self.customer_account_id
         return data

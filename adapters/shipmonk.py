@@ -101,15 +101,13 @@ class ShipMonkWarehouse:
         *,
         base_url: str = PRODUCTION_URL,
         client: HttpClient | None = None,
-        shipping_service: str = "Standard",
         inventory_page_size: int = 500,
         order_page_size: int = 100,
         max_pages: int = 10_000,
         now: Callable[[], datetime] = _utcnow,
     ):
         """``store_id`` is the numeric store the API key belongs to (required to
-        create orders). ``shipping_service`` must match a Shipping Mapping in the
-        ShipMonk app. ``now`` stamps ``ordered_at`` (OutboundOrder has no order date)."""
+        create orders). ``now`` stamps ``ordered_at`` (OutboundOrder has no order date)."""
         if client is None:
             if not api_key:
                 raise ValueError("ShipMonkWarehouse needs an api_key or a client")
@@ -124,7 +122,6 @@ class ShipMonkWarehouse:
             raise ValueError("order_page_size must be 1..100 (spec limit)")
         self.client = client
         self.store_id = int(store_id) if store_id is not None else None
-        self.shipping_service = shipping_service
         self.inventory_page_size = inventory_page_size
         self.order_page_size = order_page_size
         self.max_pages = max_pages
@@ -174,14 +171,18 @@ class ShipMonkWarehouse:
     def _records(self, product: object) -> Iterator[InventoryRecord]:
         if not isinstance(product, dict):
             raise ProviderResponseError("shipmonk: product is not an object")
+        # A gap fails the whole snapshot: skipped, the product's stock would vanish from
+        # its node while the sync said OK (and without a SKU its old row cannot be found).
         sku = product.get("sku")
-        if not sku:
-            log.warning("shipmonk: product %s has no sku; skipped", product.get("id"))
-            return
+        if not isinstance(sku, str) or not sku:
+            raise ProviderResponseError(f"shipmonk: product {product.get('id')!r} has no sku")
         inventory = product.get("inventory")
         if not isinstance(inventory, dict):
             raise ProviderResponseError(f"shipmonk: product {sku!r} has no inventory object")
-        for loc in inventory.get("locations") or []:
+        locations = inventory.get("locations")
+        if not isinstance(locations, list):  # [] is fine: no stock in any warehouse
+            raise ProviderResponseError(f"shipmonk: product {sku!r} has no inventory.locations list")
+        for loc in locations:
             if not isinstance(loc, dict):
                 raise ProviderResponseError(f"shipmonk: a location of {sku!r} is not an object")
             warehouse = loc.get("warehouse")
@@ -250,6 +251,8 @@ class ShipMonkWarehouse:
             problems.append("a line without sku or positive quantity")
         if not order.address_lines or not order.ship_to.country:
             problems.append("incomplete address")
+        if not order.shipping_method:
+            problems.append("no shipping method")
         if problems:
             raise ProviderRejected(f"shipmonk: order {order.reference} cannot be submitted: {', '.join(problems)}")
 
@@ -277,7 +280,8 @@ class ShipMonkWarehouse:
                 for i, line in enumerate(order.lines, start=1)
             ],
             "ship_to": ship_to,
-            "requested_shipping_service": self.shipping_service,
+            # must match a Shipping Mapping; an unknown name waits in "Action Required"
+            "requested_shipping_service": order.shipping_method,
             "ordered_at": utc_zulu(self._now()),
             "order_status": "unfulfilled",
         }

@@ -137,7 +137,8 @@ def build_warehouse(config: ProviderConfig):
     if config.type == "extensiv":
         return extensiv.ExtensivWarehouse(config.client_id, config.client_secret, tpl=config.tpl,
                                           user_login_id=config.user_login_id, customer_id=config.customer_id,
-                                          facility_id=config.facility_id,
+                                          facility_id=config.facility_id, carrier=config.carrier,
+                                          billing_code=config.billing_code, account=config.account,
                                           base_url=config.base_url or extensiv.PRODUCTION_URL)
     if config.type == "csv":
         # Rows without a location column belong to the feed's node that sets no provider_location.

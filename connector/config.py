@@ -205,7 +205,7 @@ _PROVIDER_REQUIRED = {
     "csv": (),
 }
 # What a provider account needs on top to receive orders (a node with forward_orders).
-_FORWARD_REQUIRED = {"shipbob": ("channel_id",), "shipmonk": ("store_id",)}
+_FORWARD_REQUIRED = {"shipbob": ("channel_id",), "shipmonk": ("store_id",), "extensiv": ("carrier",)}
 
 
 class ProviderConfig(_Strict):
@@ -224,9 +224,23 @@ class ProviderConfig(_Strict):
     user_login_id: str | None = None
     customer_id: int | None = None  # Extensiv customer the stock belongs to
     facility_id: int | None = None
+    carrier: str | None = None  # Extensiv routingInfo.carrier of forwarded orders, e.g. "UPS"
+    billing_code: str = "Prepaid"  # Extensiv order billingCode (Prepaid, Collect, ThirdParty, ...)
+    account: str | None = None  # Extensiv routingInfo.account: the carrier account to bill, if any
     url: str | None = None  # CSV feed over HTTPS
     path: str | None = None  # CSV feed on disk
     sku_map: dict[str, str] = {}  # provider SKU -> our SKU, where they differ
+
+    def provider_sku(self, sku: str) -> str:
+        """Our SKU as the provider knows it (``sku_map`` read backwards, for forwarded
+        lines). ValueError when our SKU is, unmapped, a provider SKU that means another of ours."""
+        for provider_sku, ours in self.sku_map.items():
+            if ours == sku:
+                return provider_sku
+        if sku in self.sku_map:
+            raise ValueError(f"our SKU {sku!r} is the provider's SKU for our {self.sku_map[sku]!r} (sku_map); "
+                             f"map {sku!r} too")
+        return sku
 
 
 class LaneConfig(_Strict):
@@ -263,6 +277,9 @@ class NodeConfig(_Strict):
     stock_source: str = "manual"  # "manual" (counts typed in) or a provider id from [shops.X.providers]
     provider_location: str | None = None  # the provider's location/warehouse/facility id for this node
     forward_orders: bool = False  # hand routed orders to the provider (else the storefront's 3PL app does)
+    # The 3PL's name for the service forwarded orders ship with, and per region (its promise) where it differs.
+    shipping_method: str | None = None
+    shipping_methods: dict[Identifier, str] = {}
     shopify_location: str | None = Field(None, pattern=r"^gid://shopify/Location/\d+$")
     lead_time_days: int | None = Field(None, ge=0, le=365)  # replenishment lead time to this node
 
@@ -272,6 +289,13 @@ class NodeConfig(_Strict):
         unknown = sorted(set(value) - KNOWN_CAPABILITIES)
         if unknown:
             raise ValueError(f"unknown capability {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_CAPABILITIES))})")
+        return value
+
+    @field_validator("shipping_method", "shipping_methods")
+    @classmethod
+    def _no_blank_method(cls, value):
+        if any(not m.strip() for m in ([value] if isinstance(value, str) else (value or {}).values())):
+            raise ValueError("a shipping method must not be empty (the 3PL's name for the service)")
         return value
 
     @field_validator("cutoff")
@@ -356,6 +380,12 @@ class NodeSource:
     provider: str | None  # provider id; None for counts typed in by hand
     location: str | None
     forward_orders: bool
+    shipping_method: str | None = None
+    shipping_methods: Mapping[str, str] = field(default_factory=dict)
+
+    def shipping_method_for(self, region_id: str | None) -> str | None:
+        """The 3PL service for an order to ``region_id`` (validated at load to exist)."""
+        return self.shipping_methods.get(region_id or "", self.shipping_method)
 
 
 @dataclass(frozen=True)
@@ -704,6 +734,14 @@ def _provider_settings(shop_id: str, provider_id: str, provider: ProviderConfig,
             raise fail(f"providers.{provider_id}.{key}", f"required for a {provider.type} provider{hint}")
     if provider.type == "csv" and bool(provider.url) == bool(provider.path):
         raise fail(f"providers.{provider_id}", "a csv provider needs exactly one of url or path")
+    by_ours: dict[str, str] = {}
+    for provider_sku, ours in provider.sku_map.items():
+        if ours in by_ours:
+            # forwarded lines map ours -> theirs: two of theirs for one of ours is ambiguous
+            raise fail(f"providers.{provider_id}.sku_map", f"provider SKUs {by_ours[ours]!r} and {provider_sku!r} "
+                                                           f"both map to our {ours!r}; a forwarded {ours!r} could be "
+                                                           "either (map each to its own SKU)")
+        by_ours[ours] = provider_sku
     if provider.url and not re.match(r"^https?://", provider.url):
         raise fail(f"providers.{provider_id}.url", f"must be an http(s) URL, got {provider.url!r}")
     return provider
@@ -713,6 +751,20 @@ def _node_sources(shop: ShopConfig, providers: Mapping[str, ProviderConfig], fai
     sources: dict[str, NodeSource] = {}
     claimed: dict[tuple[str, str | None], str] = {}
     for i, node in enumerate(shop.nodes):
+        if (node.shipping_method or node.shipping_methods) and not node.forward_orders:
+            key = "shipping_method" if node.shipping_method else "shipping_methods"
+            raise fail(f"nodes[{i}].{key}", "only used with forward_orders = true")
+        for region_id in node.shipping_methods:
+            if region_id not in {r.id for r in shop.regions}:
+                raise fail(f"nodes[{i}].shipping_methods", f"region {region_id!r} is not defined")
+        if node.forward_orders and not node.shipping_method:
+            if not node.shipping_methods:
+                raise fail(f"nodes[{i}].shipping_method", "required to forward orders: the 3PL's name for the "
+                                                          "service (or shipping_methods per region)")
+            missing = sorted({r.id for r in shop.regions} - set(node.shipping_methods))
+            if missing:
+                raise fail(f"nodes[{i}].shipping_methods", f"no method for region {', '.join(missing)} "
+                                                           "(add them or a default shipping_method)")
         if node.stock_source == "manual":
             if node.forward_orders:
                 raise fail(f"nodes[{i}].forward_orders", "needs a stock_source provider to forward orders to")
@@ -735,7 +787,8 @@ def _node_sources(shop: ShopConfig, providers: Mapping[str, ProviderConfig], fai
             raise fail(f"nodes[{i}].provider_location",
                        f"{node.stock_source} location {node.provider_location!r} already feeds node {claimed[key]!r}")
         claimed[key] = node.id
-        sources[node.id] = NodeSource(node.id, node.stock_source, node.provider_location, node.forward_orders)
+        sources[node.id] = NodeSource(node.id, node.stock_source, node.provider_location, node.forward_orders,
+                                      node.shipping_method, dict(node.shipping_methods))
     return sources
 
 

@@ -238,5 +238,5 @@ def warehouse(vendor: str, base_url: str, *, read_timeout: float = 0.3):
     if vendor == "shiphero":
         return shiphero.ShipHeroWarehouse(client=client(RefreshingToken(lambda: ("sh-token", None))),
                                           sleep=lambda s: None)
-    return extensiv.ExtensivWarehouse(customer_id=12, carrier="UPS", mode="Ground",
+    return extensiv.ExtensivWarehouse(customer_id=12, carrier="UPS",
                                       client=client(RefreshingToken(lambda: ("ext-token", None))))

@@ -388,6 +388,7 @@ class OutboundOrder:
     phone: str | None
     lines: tuple[ShipmentLine, ...]
     location_id: str | None = None  # provider location to ship from, when it matters
+    shipping_method: str | None = None  # the 3PL's name for the service (the node's config, per region)
 
 
 @dataclass(frozen=True)

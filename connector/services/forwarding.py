@@ -146,14 +146,22 @@ class Forwarding:
         contact = self.contact_readers[platform](json.loads(body))
         if contact is None or not contact.address_lines:
             raise ProviderRejected("the order has no shipping address to hand to the 3PL")
-        lines = tuple(ShipmentLine(r.sku, r.quantity) for r in placed)
+        shop = self.settings.shops[shop_id]
+        source = shop.sources[node_id]
+        provider = shop.providers[job["provider"]]
+        try:  # the 3PL knows our SKUs under its own names (sku_map read backwards)
+            lines = tuple(ShipmentLine(provider.provider_sku(r.sku), r.quantity) for r in placed)
+        except ValueError as exc:
+            raise ProviderRejected(f"{job['provider']}: {exc}") from None
         if not lines:
             raise ProviderRejected(f"nothing is reserved at {node_id} for this order any more")
-        source = self.settings.shops[shop_id].sources[node_id]
+        method = source.shipping_method_for(order.region_id)
+        if method is None:  # config validation makes this unreachable for forwarding nodes
+            raise ProviderRejected(f"no shipping method configured at {node_id} for region {order.region_id!r}")
         return OutboundOrder(
             reference=job["reference"], order_number=order.number, ship_to_name=contact.name or order.number,
             ship_to=contact.address, address_lines=contact.address_lines, city=contact.city, email=contact.email,
-            phone=contact.phone, lines=lines, location_id=source.location,
+            phone=contact.phone, lines=lines, location_id=source.location, shipping_method=method,
         )
 
     def amended(self, store: Store, job_id: int, by: str) -> int:

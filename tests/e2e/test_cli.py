@@ -343,7 +343,7 @@ def test_nodes_drift_and_exceptions_show_what_stays_over_reserved_at_a_3pl(runne
     shop = config_dict["shops"][SHOPIFY_SHOP]
     shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102"}}
     next(n for n in shop["nodes"] if n["id"] == "ne-micro").update(
-        stock_source="sb", provider_location="10", forward_orders=True)
+        stock_source="sb", provider_location="10", forward_orders=True, shipping_method="Ground")
     fake = FakeWarehouse([InventoryRecord("10", "CANDLE-CEDAR", 5, 0, 5, {})])
     monkeypatch.setattr(connector.cli, "build", functools.partial(build, clock=clock, warehouse_factory=lambda c: fake))
     config = tmp_path / "forwarding.toml"
@@ -418,7 +418,7 @@ def test_forward_prints_one_line_per_failure_and_no_traceback(runner, tmp_path, 
         shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102",
                                     "base_url": tpl.url}}
         next(n for n in shop["nodes"] if n["id"] == "ne-micro").update(
-            stock_source="sb", provider_location="10", forward_orders=True)
+            stock_source="sb", provider_location="10", forward_orders=True, shipping_method="Ground")
         args = _write_config(tmp_path, config)
         container = build(settings_from_dict(config), clock=clock)
         container.init_database()

@@ -29,6 +29,7 @@ def outbound(reference: str = REFERENCE) -> OutboundOrder:
         reference=reference, order_number="#1001", ship_to_name="Sam Okafor",
         ship_to=Address(country="US", province="NY", postcode="10012"), address_lines=("92 Chestnut Street",),
         city="New York", email="sam@example.com", phone=None, lines=(ShipmentLine("ZINE-04", 2),), location_id="10",
+        shipping_method="Ground",
     )
 
 

@@ -94,6 +94,7 @@ def outbound(reference: str = "MFC-1002-SB-CHI", **kw) -> OutboundOrder:
         phone="+1 312 555 0148",
         lines=(ShipmentLine("TEE-BLK-M", 2), ShipmentLine("POUR-SET-01", 1)),
         location_id="10",
+        shipping_method="Standard",  # the node's configured method
     )
     values.update(kw)
     return OutboundOrder(**values)
@@ -305,8 +306,8 @@ def test_minimal_order_body_is_valid(spec, rsps, clock):
     rsps.add(responses.GET, ORDER_URL, json=[])
     rsps.add(responses.POST, ORDER_URL, status=201, json=load_fixture("shipbob", "order_created.json"))
     order = outbound(address_lines=("1 Main St",), email=None, phone=None, location_id=None,
-                     ship_to=Address(country="GB", province=None, postcode=None))
-    make_wh(clock, shipping_method="Ground").create_order(order)
+                     ship_to=Address(country="GB", province=None, postcode=None), shipping_method="Ground")
+    make_wh(clock).create_order(order)
     body = json.loads(rsps.calls[1].request.body)
     assert "location_id" not in body and "email" not in body["recipient"]
     assert body["shipping_method"] == "Ground"

@@ -1,6 +1,7 @@
 """ShipHeroWarehouse against `responses` fixtures shaped like 3pl.md §2 / ShipHero's docs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -249,8 +250,8 @@ def test_create_order_sends_order_create_when_absent(rsps, clock):
     rsps.post(REFRESH, json=fx("auth_refresh"))
     rsps.post(GRAPHQL, json=fx("orders_empty"))
     rsps.post(GRAPHQL, json=fx("order_create"))
-    ref = make(clock, shipping_lines={"title": "Ground", "carrier": "ups", "method": "ground", "price": "0.00"}).create_order(
-        order(location_id="V2FyZWhvdXNlOjExNzk=")
+    ref = make(clock).create_order(
+        dataclasses.replace(order(location_id="V2FyZWhvdXNlOjExNzk="), shipping_method="UPS Ground")
     )
     assert ref == ProviderOrderRef("T3JkZXI6MjAwMDAy", "shop1:1002:sh-primary", created=True)
     lookup, mutation = graphql_calls(rsps)
@@ -259,7 +260,8 @@ def test_create_order_sends_order_create_when_absent(rsps, clock):
     assert data["partner_order_id"] == "shop1:1002:sh-primary"
     assert data["order_number"] == "#1002"
     assert data["customer_account_id"] == "QWNjb3VudDo3Nzc="
-    assert data["shipping_lines"]["carrier"] == "ups"
+    # the node's configured method: ShipHero's shipping rules match on it
+    assert data["shipping_lines"] == {"title": "UPS Ground", "method": "UPS Ground", "price": "0.00"}
     assert data["shipping_address"] == {
         "first_name": "Grace",
         "last_name": "Brewster Hopper",

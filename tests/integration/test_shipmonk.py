@@ -99,6 +99,7 @@ def outbound(reference: str = "MFC-1002-SM-KY1", **kw) -> OutboundOrder:
         phone="+15025550199",
         lines=(ShipmentLine("TEE-BLK-M", 2), ShipmentLine("POUR-SET-01", 1)),
         location_id="KY1",
+        shipping_method="Standard",  # the node's configured method
     )
     values.update(kw)
     return OutboundOrder(**values)

@@ -49,9 +49,11 @@ def make_config(db_path: Path, *, stale_policy: str = "discount", csv_path: Path
                 forward_max_attempts: int | None = None) -> dict:
     config = sandbox.demo_config(NOW, str(db_path), SECRET, "woo-secret")
     shop = config["shops"][SHOP]
-    shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102"}}
+    shop["providers"] = {"sb": {"type": "shipbob", "token": "pat-123", "channel_id": "100102",
+                                "sku_map": {"SB-FIG": "CANDLE-FIG"}}}
     nodes = {n["id"]: n for n in shop["nodes"]}
-    nodes["ne-micro"].update(stock_source="sb", provider_location="10", forward_orders=True)
+    nodes["ne-micro"].update(stock_source="sb", provider_location="10", forward_orders=True,
+                             shipping_method="Ground", shipping_methods={"nyc-metro": "Next Day"})
     nodes["west-3pl"].update(stock_source="sb", provider_location="156")
     if csv_path is not None:
         shop["providers"]["partner"] = {"type": "csv", "path": str(csv_path)}
@@ -493,6 +495,23 @@ def test_cancelled_before_forwarding_cancels_the_job(container, store, fakes):
     container.inbox.process(store)
     assert store.forward_jobs(SHOP)[0]["status"] == "cancelled"
     assert container.forwarding.forward_due(store).sent == 0
+
+
+@pytest.mark.parametrize("zip_code, province, method", [("10012", "NY", "Next Day"), ("02139", "MA", "Ground")])
+def test_forwarded_order_carries_the_nodes_method_for_its_region_and_the_providers_skus(
+        container, store, fakes, zip_code, province, method):
+    fake = fake_sb(fakes)
+    fake.inventory = [inv(10, "SB-FIG", 10), inv(10, "ZINE-04", 10)]
+    container.sync.sync(store, SHOP)
+    assert stock_of(store, "ne-micro") == {"CANDLE-FIG": 10, "ZINE-04": 10}  # provider -> ours
+    order_id, _ = send_order(container, store, "CANDLE-FIG", 2, zip_code=zip_code, province=province, order_id=61)
+    assert store.current_decisions(SHOP, order_id)[0]["node_id"] == "ne-micro"
+    assert container.forwarding.forward_due(store).sent == 1
+    sent = fake.orders[store.forward_jobs(SHOP)[0]["reference"]]
+    assert [(l.sku, l.quantity) for l in sent.lines] == [("SB-FIG", 2)]  # ours -> the provider's
+    assert sent.shipping_method == method
+    # what the job records as sent stays in our SKUs (amendments, hand-over compare with ours)
+    assert [(line.sku, line.quantity) for line in store.lines_with_3pl(SHOP, order_id).values()] == [("CANDLE-FIG", 2)]
 
 
 def test_sync_after_forwarding_hands_reservations_over(container, store, fakes, clock):

@@ -267,7 +267,8 @@ def _woo_key_over_http(raw):
 
 def _with_provider(raw, provider: dict, *, forward: bool = True):
     shop(raw)["providers"] = {"acct": provider}
-    node(raw, "ne-micro").update(stock_source="acct", provider_location="10", forward_orders=forward)
+    node(raw, "ne-micro").update(stock_source="acct", provider_location="10", forward_orders=forward,
+                                  **({"shipping_method": "Ground"} if forward else {}))
 
 
 _EXTENSIV = {"type": "extensiv", "client_id": "c", "client_secret": "s", "tpl": "{a1b2}", "user_login_id": "7",
@@ -333,7 +334,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("provider", [
-    _EXTENSIV, {"type": "shipmonk", "token": "key", "store_id": 48213}, {"type": "shipbob", "token": "pat", "channel_id": "1"},
+    {**_EXTENSIV, "carrier": "UPS"}, {"type": "shipmonk", "token": "key", "store_id": 48213},
+    {"type": "shipbob", "token": "pat", "channel_id": "1"},
     {"type": "shiphero", "refresh_token": "r"},
 ], ids=lambda p: p["type"])
 def test_a_complete_provider_account_forwarding_orders_loads(config_dict, provider):
@@ -493,3 +495,77 @@ def test_example_config_plans_and_pushes():
     assert shop_settings.rebalance.launch_lock_at.tzinfo is not None  # read in the shop's zone
     assert shop_settings.shopify_locations["ne-micro"] == "gid://shopify/Location/1002"
     assert {l.to_node for l in shop_settings.rebalance.lanes} == {"ne-micro", "popup-soho"}
+
+
+# ---------------------------------------------------------------- forwarding: shipping methods, SKU maps
+
+
+def _forwarding_node(raw: dict, **node_keys) -> dict:
+    """The Shopify shop's "central" node forwarding to a ShipMonk account."""
+    shop(raw)["providers"] = {"sm": {"type": "shipmonk", "token": "k", "store_id": 7}}
+    central = node(raw, "central")
+    central.update(stock_source="sm", provider_location="KY1", forward_orders=True, **node_keys)
+    return central
+
+
+def test_a_forwarding_node_needs_a_shipping_method(config_dict):
+    _forwarding_node(config_dict)
+    i = node_index(config_dict, "central")
+    assert f"nodes[{i}].shipping_method: required to forward orders" in config_error(config_dict)
+
+
+def test_shipping_methods_per_region_resolve_with_the_default_for_the_rest(config_dict):
+    _forwarding_node(config_dict, shipping_method="Ground", shipping_methods={"nyc-metro": "Next Day"})
+    source = settings_from_dict(config_dict).shops[S].sources["central"]
+    assert source.shipping_method_for("nyc-metro") == "Next Day"
+    assert source.shipping_method_for("us-west") == "Ground"
+
+
+def test_shipping_methods_alone_must_cover_every_region(config_dict):
+    _forwarding_node(config_dict, shipping_methods={"nyc-metro": "Next Day"})
+    i = node_index(config_dict, "central")
+    message = config_error(config_dict)
+    assert f"nodes[{i}].shipping_methods: no method for region" in message and "us-west" in message
+
+
+@pytest.mark.parametrize("methods, problem", [
+    ({"mars": "Rocket"}, "region 'mars' is not defined"),
+    ({"nyc-metro": " "}, "must not be empty"),
+])
+def test_bad_shipping_methods_are_config_errors(config_dict, methods, problem):
+    _forwarding_node(config_dict, shipping_method="Ground", shipping_methods=methods)
+    assert problem in config_error(config_dict)
+
+
+def test_a_shipping_method_on_a_node_that_does_not_forward_is_an_error(config_dict):
+    node(config_dict, "central")["shipping_method"] = "Ground"
+    i = node_index(config_dict, "central")
+    assert f"nodes[{i}].shipping_method: only used with forward_orders = true" in config_error(config_dict)
+
+
+def test_a_sku_map_that_cannot_be_inverted_is_a_config_error(config_dict):
+    _forwarding_node(config_dict, shipping_method="Ground")
+    shop(config_dict)["providers"]["sm"]["sku_map"] = {"SM-1": "CANDLE-01", "SM-1B": "CANDLE-01"}
+    message = config_error(config_dict)
+    assert "providers.sm.sku_map" in message and "CANDLE-01" in message and "SM-1" in message
+
+
+def test_provider_sku_inverts_the_map_and_refuses_a_colliding_sku(config_dict):
+    _forwarding_node(config_dict, shipping_method="Ground")
+    shop(config_dict)["providers"]["sm"]["sku_map"] = {"SM-CANDLE": "CANDLE-01", "CANDLE-02": "CANDLE-XL"}
+    provider = settings_from_dict(config_dict).shops[S].providers["sm"]
+    assert provider.provider_sku("CANDLE-01") == "SM-CANDLE"
+    assert provider.provider_sku("SOAP-07") == "SOAP-07"  # not mapped: the same SKU at the 3PL
+    with pytest.raises(ValueError, match="CANDLE-02"):  # the 3PL's CANDLE-02 is our CANDLE-XL
+        provider.provider_sku("CANDLE-02")
+
+
+def test_extensiv_forwarding_needs_a_carrier(config_dict):
+    shop(config_dict)["providers"] = {"ex": {"type": "extensiv", "client_id": "c", "client_secret": "s",
+                                             "customer_id": 12, "tpl": "{guid}", "user_login_id": "7"}}
+    node(config_dict, "central").update(stock_source="ex", provider_location="3", forward_orders=True,
+                                        shipping_method="Ground")
+    assert "providers.ex.carrier: required to forward orders to extensiv" in config_error(config_dict)
+    shop(config_dict)["providers"]["ex"]["carrier"] = "UPS"
+    provider = settings_from_dict(config_dict).shops[S].providers["ex"]
+    assert (provider.carrier, provider.billing_code) == ("UPS", "Prepaid")
