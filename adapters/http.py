@@ -121,10 +121,6 @@ def basic_credentials(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
-def _redact(text: str, secrets: Iterable[str | None]) -> str:
-    return Redactor(secrets)(text)
-
-
 class StaticToken:
     """A credential that never changes: ShipBob PATs (``Authorization: Bearer
     <pat>``), ShipMonk keys (``StaticToken(token=key, header="Api-Key", prefix="")``)."""
@@ -135,6 +131,7 @@ class StaticToken:
         self.header = header
         self.prefix = prefix
         self._token = token
+        self._redactor = Redactor((token,))
 
     def apply(self, headers: MutableMapping[str, str]) -> None:
         headers[self.header] = f"{self.prefix}{self._token}"
@@ -143,7 +140,7 @@ class StaticToken:
         return False  # nothing to refresh: a 401 is final
 
     def redact(self, text: str) -> str:
-        return _redact(text, (self._token,))
+        return self._redactor(text)
 
     def __repr__(self) -> str:  # never show the token
         return f"StaticToken(header={self.header!r}, token=***)"
@@ -211,7 +208,7 @@ class RefreshingToken:
         return True
 
     def redact(self, text: str) -> str:
-        return _redact(text, [self._token, *self._previous])
+        return Redactor([self._token, *self._previous])(text)
 
     def __repr__(self) -> str:
         return f"RefreshingToken(header={self.header!r}, token=***)"
