@@ -28,7 +28,6 @@ Facts: shared/reference/3pl.md §4.
 """
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import re
@@ -36,7 +35,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
-from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, paginate_cursor
+from adapters.http import parse_time, utc_naive, HttpClient, RefreshingToken, basic_credentials, paginate_cursor
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
@@ -110,6 +109,9 @@ class ExtensivWarehouse:
             token_client = auth_client or HttpClient(
                 base_url=base_url, provider=self.provider, sleep=sleep, monotonic=monotonic
             )
+            # the client credentials: Basic header and body of the token request
+            credentials = (client_id, client_secret, tpl, basic_credentials(client_id, client_secret))
+            token_client.redactor.add(*credentials)
             fetch = _token_fetcher(token_client, client_id, client_secret, tpl, user_login_id)
             client = HttpClient(
                 base_url=base_url,
@@ -118,6 +120,7 @@ class ExtensivWarehouse:
                 sleep=sleep,
                 monotonic=monotonic,
                 default_headers={"Accept": f"{HAL_JSON}, application/json"},
+                secrets=credentials,
             )
         self.client = client
         self.customer_id = str(customer_id)
@@ -343,7 +346,7 @@ class ExtensivWarehouse:
 def _token_fetcher(
     token_client: HttpClient, client_id: str, client_secret: str, tpl: str, user_login_id: str
 ) -> Callable[[], tuple[str, float | None]]:
-    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+    basic = basic_credentials(client_id, client_secret)
     tpl_value = tpl if tpl.startswith("{") else "{" + tpl + "}"  # §4: "tpl": "{<guid>}"
     body = {"grant_type": "client_credentials", "tpl": tpl_value, "user_login_id": str(user_login_id)}
 

@@ -29,11 +29,17 @@ makes its own later retry safe.
 
 Every exception raised here carries ``provider``, ``method``, ``path``,
 ``status`` (``None`` for network errors), ``attempts`` and ``body_excerpt``
-attributes. Messages and logs never contain request headers or tokens.
+attributes. Messages and logs never contain request headers or tokens: a server
+may echo the whole request into its error body, so every message and excerpt
+passes through the client's ``Redactor`` (every credential the adapter registered
+when it built the client, in each form an echo can show it) and its auth's
+``redact`` before it leaves this module.
 """
 from __future__ import annotations
 
+import base64
 import email.utils
+import html
 import json as _json
 import logging
 import random as _random
@@ -42,7 +48,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator, Mapping, MutableMapping, Protocol, Sequence, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -84,6 +90,9 @@ def _never_left(error: BaseException) -> bool:
         return True
     reason = getattr(error.args[0], "reason", None) if isinstance(error, requests.ConnectionError) and error.args else None
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+# Redaction runs before an excerpt is cut, over this much more text, so a secret
+# straddling the cut is masked whole instead of leaving its first characters behind.
+_LONGEST_SECRET = 4096
 
 
 # ---------------------------------------------------------------- auth
@@ -103,11 +112,37 @@ class Auth(Protocol):
         """``text`` with any live secret replaced by ``***``."""
 
 
-def _redact(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+class Redactor:
+    """Masks credentials in text that is about to leave an adapter (error messages,
+    body excerpts): each registered secret in every form a server echoing the request
+    back can show it: raw (a header), percent-encoded (a query or form value), escaped
+    inside a JSON string (a JSON body) and HTML-escaped. Composite forms such as an
+    HTTP Basic value are registered by the caller (``basic_credentials``). Values
+    shorter than 4 characters are ignored: masking them would garble the text."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()):
+        self._forms: tuple[str, ...] = ()
+        self.add(*secrets)
+
+    def add(self, *secrets: str | None) -> None:
+        forms = set(self._forms)
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                forms.update((secret, quote(secret, safe=""), quote(secret), quote_plus(secret),
+                              _json.dumps(secret)[1:-1], _json.dumps(secret, ensure_ascii=False)[1:-1],
+                              html.escape(secret)))
+        # longest first: a secret that contains another is masked whole
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, "***")
+        return text
+
+
+def basic_credentials(user: str, password: str) -> str:
+    """The base64 part of an ``Authorization: Basic`` header."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 class StaticToken:
@@ -120,6 +155,7 @@ class StaticToken:
         self.header = header
         self.prefix = prefix
         self._token = token
+        self._redactor = Redactor((token,))
 
     def apply(self, headers: MutableMapping[str, str]) -> None:
         headers[self.header] = f"{self.prefix}{self._token}"
@@ -128,7 +164,7 @@ class StaticToken:
         return False  # nothing to refresh: a 401 is final
 
     def redact(self, text: str) -> str:
-        return _redact(text, (self._token,))
+        return self._redactor(text)
 
     def __repr__(self) -> str:  # never show the token
         return f"StaticToken(header={self.header!r}, token=***)"
@@ -196,7 +232,7 @@ class RefreshingToken:
         return True
 
     def redact(self, text: str) -> str:
-        return _redact(text, [self._token, *self._previous])
+        return Redactor([self._token, *self._previous])(text)
 
     def __repr__(self) -> str:
         return f"RefreshingToken(header={self.header!r}, token=***)"
@@ -215,7 +251,10 @@ def _make_error(
     status: int | None = None,
     attempts: int = 1,
     body_excerpt: str | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> ProviderError:
+    if redact is not None:
+        message = redact(message)
     err = cls(message)
     err.provider = provider  # type: ignore[attr-defined]
     err.method = method  # type: ignore[attr-defined]
@@ -269,7 +308,11 @@ class HttpClient:
         provider: str = "http",
         session: requests.Session | None = None,
         default_headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
     ):
+        """``secrets``: credentials this client sends that ``auth`` does not know about
+        (a refresh token in a body, a signed URL's query, a header); more can be added
+        later with ``client.redactor.add``."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if timeout is None:
@@ -280,6 +323,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self._origin = (parts.scheme, parts.netloc.lower())
         self.auth = auth
+        self.redactor = Redactor(secrets)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -311,10 +355,10 @@ class HttpClient:
             url = urljoin(self.base_url + "/", path_or_url)
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc.lower()) != self._origin:
-            raise ProviderResponseError(
+            raise ProviderResponseError(self.redact(
                 f"{self.provider}: refusing to send credentials to {parts.scheme}://{parts.netloc} "
                 f"(configured for {self._origin[0]}://{self._origin[1]})"
-            )
+            ))
         return url
 
     # ------------------------------------------------------------ requests
@@ -403,6 +447,7 @@ class HttpClient:
                     status=last_status,
                     attempts=attempt,
                     body_excerpt=excerpt,
+                    redact=self.redact,
                 )
             delay = self._retry_delay(resp, attempt)
             log.warning(
@@ -461,6 +506,7 @@ class HttpClient:
                 method=method,
                 path=path,
                 attempts=attempt,
+                redact=self.redact,
             ) from None
         elapsed = self._monotonic() - started
         log.info(
@@ -516,15 +562,13 @@ class HttpClient:
 
     # ------------------------------------------------------------ errors
 
+    def redact(self, text: str) -> str:
+        """``text`` with every credential this client holds masked."""
+        text = self.redactor(text)
+        return self.auth.redact(text) if self.auth is not None else text
+
     def _excerpt(self, resp: requests.Response) -> str:
-        try:
-            text = resp.text
-        except Exception:  # pragma: no cover - undecodable body
-            text = repr(resp.content[:_EXCERPT_CHARS])
-        text = " ".join(text.split())[:_EXCERPT_CHARS]
-        if self.auth is not None:
-            text = self.auth.redact(text)
-        return text
+        return _excerpt(resp, self.redact)
 
     def _error(
         self,
@@ -548,14 +592,14 @@ class HttpClient:
             status=resp.status_code,
             attempts=attempts,
             body_excerpt=excerpt,
+            redact=self.redact,
         )
 
     # ------------------------------------------------------------ json helpers
 
     def decode_json(self, resp: requests.Response, *, cut_short_raises: bool = False) -> object:
         """The response body as JSON, or ``ProviderResponseError``."""
-        return decode_json(resp, provider=self.provider, redact=self.auth.redact if self.auth else None,
-                           cut_short_raises=cut_short_raises)
+        return decode_json(resp, provider=self.provider, redact=self.redact, cut_short_raises=cut_short_raises)
 
     def get_json(
         self,
@@ -597,9 +641,7 @@ def decode_json(
     path = urlsplit(resp.url or "").path or "?"
 
     def fail(what: str) -> ProviderResponseError:
-        excerpt = " ".join((resp.text or "").split())[:_EXCERPT_CHARS]
-        if redact is not None:
-            excerpt = redact(excerpt)
+        excerpt = _excerpt(resp, redact)
         return _make_error(  # type: ignore[return-value]
             ProviderResponseError,
             f"{provider}: {method} {path} returned {what}: {excerpt!r}",
@@ -608,6 +650,7 @@ def decode_json(
             path=path,
             status=resp.status_code,
             body_excerpt=excerpt,
+            redact=redact,
         )
 
     ctype = resp.headers.get("Content-Type", "")
@@ -627,7 +670,7 @@ def decode_json(
         ProviderOutcomeUnknown if unsafe else ProviderUnavailable,
         f"{provider}: {method} {path}: the answer was cut off (its JSON body ends inside the document)"
         + ("; outcome unknown — look it up before trying again" if unsafe else ""),
-        provider=provider, method=method or "?", path=path, status=resp.status_code,
+        provider=provider, method=method or "?", path=path, status=resp.status_code, redact=redact,
     )
 
 
@@ -639,6 +682,18 @@ def _ends_inside_document(exc: _json.JSONDecodeError) -> bool:
             or any(literal.startswith(rest) for literal in ("true", "false", "null"))
             or not rest.strip("-+0123456789.eE")
             or (exc.msg.startswith("Invalid \\uXXXX") and len(rest) < 6))
+
+
+def _excerpt(resp: requests.Response, redact: Callable[[str], str] | None) -> str:
+    """The start of the body on one line, credentials masked before it is cut."""
+    try:
+        text = resp.text or ""
+    except Exception:  # pragma: no cover - undecodable body
+        text = repr(resp.content[: _EXCERPT_CHARS + _LONGEST_SECRET])
+    text = " ".join(text.split())[: _EXCERPT_CHARS + _LONGEST_SECRET]
+    if redact is not None:
+        text = redact(text)
+    return text[:_EXCERPT_CHARS]
 
 
 # ---------------------------------------------------------------- pagination

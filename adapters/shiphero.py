@@ -172,9 +172,11 @@ class ShipHeroWarehouse:
             token_client = auth_client or HttpClient(
                 base_url=base_url, provider=self.provider, sleep=sleep, monotonic=monotonic
             )
+            token_client.redactor.add(refresh_token)  # it travels in the /auth/refresh body
             auth = RefreshingToken(self._token_fetcher(token_client, refresh_token), monotonic=monotonic)
             client = HttpClient(
-                base_url=base_url, auth=auth, provider=self.provider, sleep=sleep, monotonic=monotonic
+                base_url=base_url, auth=auth, provider=self.provider, sleep=sleep, monotonic=monotonic,
+                secrets=(refresh_token,),
             )
         self.client = client
         self.customer_account_id = customer_account_id
@@ -246,7 +248,9 @@ class ShipHeroWarehouse:
                                 operation, wait, throttled, self.max_throttle_retries)
                     self._sleep(wait)
                     continue
-                raise ProviderRejected(f"shiphero: {operation} failed: {describe_graphql_errors(errors)}")
+                raise ProviderRejected(
+                    self.client.redact(f"shiphero: {operation} failed: {describe_graphql_errors(errors)}")
+                )
             data = body.get("data")
             if not isinstance(data, dict) or not isinstance(data.get(operation), dict):
                 raise ProviderResponseError(f"shiphero: {operation} answered without data.{operation}")

@@ -273,7 +273,9 @@ class ShopifyInventory:
             errors = body.get("errors")
             if errors:
                 if not isinstance(errors, list):
-                    raise ProviderResponseError(f"shopify: {operation} 'errors' is not a list: {str(errors)[:200]}")
+                    raise ProviderResponseError(
+                        f"shopify: {operation} 'errors' is not a list: {self.client.redact(str(errors))[:200]}"
+                    )
                 codes = {graphql_error_code(e) for e in errors}
                 if "THROTTLED" in codes:
                     if throttled >= self.max_throttle_retries:
@@ -285,11 +287,10 @@ class ShopifyInventory:
                                 operation, cost, wait, throttled, self.max_throttle_retries)
                     self._sleep(wait)
                     continue
+                described = self.client.redact(describe_graphql_errors(errors))  # a server may echo the request
                 if "ACCESS_DENIED" in codes:
-                    raise ProviderAuthError(
-                        f"shopify: shop {self.shop_domain} denied {operation}: {describe_graphql_errors(errors)}"
-                    )
-                raise ProviderRejected(f"shopify: {operation} failed: {describe_graphql_errors(errors)}")
+                    raise ProviderAuthError(f"shopify: shop {self.shop_domain} denied {operation}: {described}")
+                raise ProviderRejected(f"shopify: {operation} failed: {described}")
             data = body.get("data")
             if not isinstance(data, dict):
                 raise ProviderResponseError(f"shopify: {operation} answered without data")

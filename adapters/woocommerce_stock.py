@@ -21,7 +21,6 @@ Facts: /work/shared/reference/woocommerce.md §4 (sources: woocommerce/woocommer
 """
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import time
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from urllib.parse import urlsplit
 
-from adapters.http import HttpClient
+from adapters.http import HttpClient, Redactor, basic_credentials
 from connector.chunks import chunked
 from connector.domain.model import (
     ProviderAuthError,
@@ -107,9 +106,9 @@ class ConsumerKeyAuth:
     def __init__(self, consumer_key: str, consumer_secret: str):
         if not consumer_key or not consumer_secret:
             raise ValueError("a consumer key and secret are required")
-        self._key = consumer_key
-        self._secret = consumer_secret
-        self._header = "Basic " + base64.b64encode(f"{consumer_key}:{consumer_secret}".encode()).decode("ascii")
+        credentials = basic_credentials(consumer_key, consumer_secret)
+        self._header = "Basic " + credentials
+        self._redactor = Redactor((consumer_key, consumer_secret, credentials))
 
     def apply(self, headers: MutableMapping[str, str]) -> None:
         headers["Authorization"] = self._header
@@ -118,9 +117,7 @@ class ConsumerKeyAuth:
         return False  # API keys do not refresh: a 401 is final
 
     def redact(self, text: str) -> str:
-        for secret in (self._header.split(" ", 1)[1], self._secret, self._key):
-            text = text.replace(secret, "***")
-        return text
+        return self._redactor(text)
 
     def __repr__(self) -> str:
         return "ConsumerKeyAuth(key=***, secret=***)"

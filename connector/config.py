@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -55,6 +55,24 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _SecretKey:
+    """Marks a key whose value is a credential: a config error names the key but
+    never shows the value (see ``_describe``)."""
+
+
+Secret = Annotated[str, _SecretKey()]
+
+
+def secret_keys() -> frozenset[str]:
+    """The names of every key marked ``Secret`` (or ``Secret | None``) in any config section."""
+    def marked(info) -> bool:
+        metadata = [*info.metadata, *(m for arg in get_args(info.annotation) for m in getattr(arg, "__metadata__", ()))]
+        return any(isinstance(meta, _SecretKey) for meta in metadata)
+
+    return frozenset(name for model in _Strict.__subclasses__() for name, info in model.model_fields.items()
+                     if marked(info))
 
 
 class DatabaseConfig(_Strict):
@@ -176,11 +194,11 @@ class StorefrontConfig(_Strict):
 
     push: bool = True
     api_version: str = Field("2026-04", pattern=r"^20\d\d-(01|04|07|10)$")  # Shopify Admin GraphQL
-    access_token: str = ""  # Shopify Admin API token
-    consumer_key: str = ""  # WooCommerce REST key (read_write)
-    consumer_secret: str = ""
+    access_token: Secret = ""  # Shopify Admin API token
+    consumer_key: Secret = ""  # WooCommerce REST key (read_write)
+    consumer_secret: Secret = ""
     debounce_seconds: float = Field(5.0, ge=0, le=3600)  # after orders: wait, then push once
-    api_key: str = ""  # for GET /api/availability
+    api_key: Secret = ""  # for GET /api/availability
 
     @field_validator("api_version")
     @classmethod
@@ -191,8 +209,8 @@ class StorefrontConfig(_Strict):
 
 
 class ShopifyAppConfig(_Strict):
-    client_secret: str = ""
-    previous_client_secret: str = ""  # kept during rotation: Shopify may sign with it for an hour
+    client_secret: Secret = ""
+    previous_client_secret: Secret = ""  # kept during rotation: Shopify may sign with it for an hour
 
 
 PROVIDER_SECRET_KEYS = ("token", "refresh_token", "client_secret")
@@ -213,14 +231,14 @@ class ProviderConfig(_Strict):
 
     type: Literal["shipbob", "shipmonk", "shiphero", "extensiv", "csv"]
     base_url: str | None = None  # e.g. ShipBob's sandbox https://sandbox-api.shipbob.com
-    token: str = ""  # ShipBob personal access token, ShipMonk API key
+    token: Secret = ""  # ShipBob personal access token, ShipMonk API key
     channel_id: str | None = None  # ShipBob: the channel with write scopes (needed to forward orders)
     store_id: int | None = None  # ShipMonk store
-    refresh_token: str = ""  # ShipHero
+    refresh_token: Secret = ""  # ShipHero
     customer_account_id: str | None = None  # ShipHero, for 3PL accounts
-    client_id: str = ""  # Extensiv client credentials
-    client_secret: str = ""
-    tpl: str | None = None  # Extensiv 3PL key
+    client_id: Secret = ""  # Extensiv client credentials
+    client_secret: Secret = ""
+    tpl: Secret | None = None  # Extensiv 3PL key
     user_login_id: str | None = None
     customer_id: int | None = None  # Extensiv customer the stock belongs to
     facility_id: int | None = None
@@ -345,7 +363,7 @@ class ShopConfig(_Strict):
     platform: Literal["shopify", "woocommerce"]
     shop_domain: str | None = None  # Shopify: {shop}.myshopify.com
     store_url: str | None = None  # WooCommerce: the store's home URL
-    webhook_secret: str = ""
+    webhook_secret: Secret = ""
     timezone: str = "UTC"
     default_region: Identifier | None = None
     regions: list[RegionConfig] = Field(min_length=1)
@@ -518,11 +536,38 @@ def _describe(exc: ValidationError) -> str:
             messages.append(f"{key}: required key is missing")
         else:
             message = error["msg"].removeprefix("Value error, ")
-            got = "" if "got " in message else f" (got {error.get('input')!r})"
+            hidden = _secrets_in(error["loc"], error.get("input"))
+            if hidden is None:
+                got = "" if "got " in message else f" (got {error.get('input')!r})"
+            else:  # a credential: named, never shown, not even inside a table or list
+                for value in hidden:
+                    message = message.replace(value, "***")
+                got = ""
             messages.append(f"{key}: {message}{got}")
     shown = messages[:5]
     more = f" (and {len(messages) - 5} more)" if len(messages) > 5 else ""
     return "; ".join(shown) + more
+
+
+def _secrets_in(loc: tuple, value: Any) -> list[str] | None:
+    """The credentials an erroneous input holds (its strings, when it sits under a
+    secret key; the values of secret keys inside it), or None when it holds none."""
+    keys = secret_keys()
+    found: list[str] = []
+
+    def walk(item: Any, secret: bool) -> None:
+        if isinstance(item, Mapping):
+            for name, inner in item.items():
+                walk(inner, secret or name in keys)
+        elif isinstance(item, (list, tuple)):
+            for inner in item:
+                walk(inner, secret)
+        elif secret:
+            found.append(str(item))
+
+    under_secret = any(part in keys for part in loc if isinstance(part, str))
+    walk(value, under_secret)
+    return found if found or under_secret else None
 
 
 def _key_path(loc: tuple) -> str:

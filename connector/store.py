@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -406,6 +409,30 @@ class _Database(sqlite_utils.Database):
             raise
 
 
+log = logging.getLogger("connector.store")
+
+
+def _owner_only(path: Path) -> None:
+    """Buyers' names and addresses live in the database: create it 0600 and take group
+    and other access away from an existing one, and from a WAL, SHM or journal an
+    earlier run left. SQLite creates those files with the database file's own mode,
+    whatever the creating process's umask, so later ones are owner-only too. A file
+    another user owns cannot be changed: that is logged and the open goes on."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    for part in (path, *(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(part.stat().st_mode)
+            if mode & 0o077:
+                part.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError as exc:
+            log.warning("cannot make %s readable by its owner only: %s", part, exc.strerror)
+
+
 class Store:
     def __init__(self, db: _Database, busy_timeout_ms: int = 5000):
         self.db = db
@@ -419,6 +446,7 @@ class Store:
         memory = str(path) == ":memory:"
         if not memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(Path(path))
         conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
         # Transactions are explicit (write(), db.atomic()); no implicit BEGINs.
         conn.isolation_level = None

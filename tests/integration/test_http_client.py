@@ -376,6 +376,16 @@ def test_tokens_never_appear_in_logs_or_errors(rsps, clock, caplog):
         assert "***" in str(err)
 
 
+@pytest.mark.parametrize("padding", [275, 285, 294])
+def test_a_token_cut_by_the_excerpt_is_masked_whole(rsps, clock, padding):
+    """Masking runs before the excerpt is cut: no first characters of a token survive."""
+    rsps.add(responses.GET, URL, status=400, body="x" * padding + TOKEN + " and more")
+    with pytest.raises(ProviderRejected) as info:
+        make_client(clock).get_json("/v1/things")
+    assert TOKEN[:6] not in str(info.value) and TOKEN[:6] not in info.value.body_excerpt
+    assert len(info.value.body_excerpt) <= 300
+
+
 def test_off_host_urls_are_refused(rsps, clock):
     client = make_client(clock)
     with pytest.raises(ProviderResponseError, match="refusing"):

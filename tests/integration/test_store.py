@@ -3,8 +3,10 @@ replacement, reservation bookkeeping, and two processes racing for stock."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -86,6 +88,69 @@ def test_connection_uses_wal_busy_timeout_and_full_sync(store):
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+# ---------------------------------------------------------------- file modes (issue 15, point 23)
+
+DB_FILES = ("", "-wal", "-shm")
+
+
+@pytest.fixture
+def loose_umask():
+    """The usual 022 umask: left alone, SQLite would create world-readable files."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def modes(db_path: Path) -> dict[str, int]:
+    return {suffix: stat.S_IMODE(os.stat(f"{db_path}{suffix}").st_mode)
+            for suffix in DB_FILES if os.path.exists(f"{db_path}{suffix}")}
+
+
+def test_a_new_database_and_its_wal_and_shm_are_owner_only(db_path, loose_umask):
+    store = Store.open(db_path)
+    try:
+        store.migrate()
+        sandbox.seed_stock(store, NOW, source="test")  # writes: the WAL fills
+        assert modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+    finally:
+        store.close()
+    assert modes(db_path)[""] == 0o600
+
+
+def test_a_wal_created_later_by_another_connection_is_owner_only(db_path, loose_umask):
+    store = Store.open(db_path)
+    store.migrate()
+    store.close()  # the last connection removes the WAL and the SHM
+    assert modes(db_path) == {"": 0o600}
+    os.umask(0)  # whatever that other process's umask
+    other = sqlite3.connect(db_path)  # not through Store.open: e.g. a sqlite3 shell
+    try:
+        other.execute("CREATE TABLE scratch (x)")
+        other.execute("INSERT INTO scratch VALUES (1)")
+        other.commit()
+        assert modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+    finally:
+        other.close()
+
+
+def test_an_existing_world_readable_database_is_tightened_on_open(db_path, loose_umask):
+    old = sqlite3.connect(db_path)  # a database from before: 0644, WAL and SHM too
+    old.execute("PRAGMA journal_mode = WAL")
+    old.execute("CREATE TABLE scratch (x)")
+    old.execute("INSERT INTO scratch VALUES (1)")
+    old.commit()
+    try:
+        assert modes(db_path) == {"": 0o644, "-wal": 0o644, "-shm": 0o644}
+        store = Store.open(db_path)
+        try:
+            store.migrate()
+            assert modes(db_path) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+        finally:
+            store.close()
+    finally:
+        old.close()
 
 
 def test_replace_node_stock_is_all_or_nothing(store):

@@ -569,3 +569,75 @@ def test_extensiv_forwarding_needs_a_carrier(config_dict):
     shop(config_dict)["providers"]["ex"]["carrier"] = "UPS"
     provider = settings_from_dict(config_dict).shops[S].providers["ex"]
     assert (provider.carrier, provider.billing_code) == ("UPS", "Prepaid")
+
+
+# ---------------------------------------------------------------- secrets never echoed (issue 15, point 22)
+
+SECRET_LOOKALIKE = "s3cr3t-Value-91827"
+
+
+def _provider(raw: dict, spec: dict) -> dict:
+    shop(raw)["providers"] = {"acct": spec}
+    return shop(raw)["providers"]["acct"]
+
+
+# Where each secret key lives in a config file: (dict to put it in, the key's dotted path in errors).
+SECRET_KEY_PLACES = {
+    "webhook_secret": lambda raw: shop(raw),
+    "client_secret": lambda raw: raw.setdefault("shopify", {}),
+    "previous_client_secret": lambda raw: raw.setdefault("shopify", {}),
+    "access_token": lambda raw: shop(raw).setdefault("storefront", {}),
+    "consumer_key": lambda raw: shop(raw, W).setdefault("storefront", {}),
+    "consumer_secret": lambda raw: shop(raw, W).setdefault("storefront", {}),
+    "api_key": lambda raw: shop(raw).setdefault("storefront", {}),
+    "token": lambda raw: _provider(raw, {"type": "shipbob"}),
+    "refresh_token": lambda raw: _provider(raw, {"type": "shiphero"}),
+    "client_id": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
+    "tpl": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
+}
+
+
+def test_every_key_named_like_a_credential_is_a_secret_key():
+    from connector import config
+
+    names = {name for model in config._Strict.__subclasses__() for name in model.model_fields}
+    credential_like = {n for n in names if re.search(r"secret|token|password|api_key|consumer_key", n)}
+    assert credential_like <= config.secret_keys()
+    assert set(SECRET_KEY_PLACES) == config.secret_keys()  # a new secret key needs a place in this test
+
+
+WRONG_VALUES = [98127634, 981276.34, True, [SECRET_LOOKALIKE], {"value": SECRET_LOOKALIKE}]
+
+
+@pytest.mark.parametrize("wrong", WRONG_VALUES, ids=["int", "float", "bool", "list", "table"])
+@pytest.mark.parametrize("key", sorted(SECRET_KEY_PLACES))
+def test_a_secret_key_of_the_wrong_type_is_named_but_its_value_never_shown(config_dict, key, wrong):
+    SECRET_KEY_PLACES[key](config_dict)[key] = wrong
+    message = config_error(config_dict)
+    assert f".{key}:" in message or message.split(": ", 2)[1].endswith(key), message
+    for shown in {str(wrong), repr(wrong), SECRET_LOOKALIKE, "98127634", "981276"}:
+        assert shown not in message, message
+
+
+@pytest.mark.parametrize("key", sorted(SECRET_KEY_PLACES))
+def test_cli_prints_a_bad_secret_key_without_its_value(runner, tmp_path, config_dict, key):
+    SECRET_KEY_PLACES[key](config_dict)[key] = [SECRET_LOOKALIKE]
+    path = tmp_path / "bad.toml"
+    path.write_text(to_toml(config_dict), encoding="utf-8")
+    result = runner.invoke(main, ["--config", str(path), "init"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("config error: ") and key in result.stderr
+    assert SECRET_LOOKALIKE not in result.output
+
+
+def test_an_error_about_a_whole_table_does_not_show_the_secrets_in_it(config_dict):
+    shop(config_dict)["providers"] = {"acct": {"type": "fedex", "token": SECRET_LOOKALIKE}}
+    config_dict["shops"][S]["storefront"] = [{"access_token": SECRET_LOOKALIKE}]
+    message = config_error(config_dict)
+    assert "providers.acct.type" in message and "storefront" in message
+    assert SECRET_LOOKALIKE not in message
+
+
+def test_other_keys_still_show_the_wrong_value(config_dict):
+    shop(config_dict)["timezone"] = 12345
+    assert "12345" in config_error(config_dict)
