@@ -800,3 +800,47 @@ def test_woo_status_change_within_the_same_second_is_not_a_duplicate(post_woo, c
     assert second.get_json()["duplicate"] is False
     assert store.order(WOO_SHOP, "727").state == "open"
     assert len(reservations(store, WOO_SHOP, "727")) == 2
+
+
+# ---------------------------------------------------------------- a body the server cannot read
+
+
+def _chunks(body: bytes, size: int = 64) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
+
+
+# Chunked framings of a correctly signed body that a dechunker must refuse.
+MALFORMED_CHUNKED = {
+    "bad-chunk-size": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
+    "negative-chunk-size": lambda body: b"-5\r\n" + body + b"\r\n0\r\n\r\n",
+    "chunk-cut-short": lambda body: b"%x\r\n" % (len(body) + 40) + body,
+    "no-final-chunk": lambda body: _chunks(body),
+    "chunk-without-terminator": lambda body: b"%x\r\n" % len(body) + body + b"XX0\r\n\r\n",
+    "empty-stream": lambda body: b"",
+}
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+@pytest.mark.parametrize("framing", sorted(MALFORMED_CHUNKED))
+def test_malformed_chunked_body_is_a_400_logged_in_one_line(client, store, caplog, platform, framing):
+    """Through the werkzeug dev server's own dechunker (``connector serve``);
+    gunicorn's is exercised in tests/integration/test_malformed_requests.py."""
+    import io
+    import logging
+
+    from werkzeug.serving import DechunkedInput
+
+    body = doc_order_body() if platform == "shopify" else woo_body(woo_727_demo())
+    headers = shopify_headers(body) if platform == "shopify" else woo_headers(body)
+    caplog.set_level(logging.INFO)
+    dechunked = DechunkedInput(io.BytesIO(MALFORMED_CHUNKED[framing](body)))
+    response = client.post(f"/webhooks/{platform}", headers={**headers, "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input": dechunked, "wsgi.input_terminated": True})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "bad_request"
+    assert "request body" in response.get_json()["detail"]
+    assert count(store, "webhook_inbox") == 0
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert platform in record.getMessage()
