@@ -211,7 +211,8 @@ def apply_refund(store: Store, routing: ShopRouting, refund: RefundCreated, shop
     if not changed or stored.state != "open":
         return stored.status
     lines = tuple(
-        OrderLine(l["line_id"], l["sku"], l["quantity"], bool(l["requires_shipping"]), l["title"] or "")
+        OrderLine(l["line_id"], l["sku"], l["quantity"], bool(l["requires_shipping"]), l["title"] or "",
+                  l["fulfilled_by"])
         for l in store.order_lines(shop_id, refund.order_id)
     )
     order = Order(

@@ -974,3 +974,75 @@ def test_a_delivery_acknowledged_as_pending_is_always_applied(post_shopify, post
     report = container.inbox.process(store)
     assert (report.retrying, report.failed) == (0, 0), store.webhook(row["id"])["last_error"]
     assert store.webhook(row["id"])["status"] in ("processed", "ignored")
+
+
+# ---------------------------------------------------------------- lines another fulfillment service ships
+
+
+def _with_service(order: dict, index: int, service: str, updated_at: datetime | None = None) -> dict:
+    order = copy.deepcopy(order)
+    order["line_items"][index]["fulfillment_service"] = service
+    if updated_at is not None:
+        order["updated_at"] = updated_at.isoformat()
+    return order
+
+
+def test_a_line_another_fulfillment_service_ships_is_skipped_with_its_reason_and_reserves_nothing(
+        post_shopify, container, store, clock, cli):
+    zine_before = sellable(store, SHOPIFY_SHOP, "ZINE-04")
+    order = _with_service(nyc_order(lines=(("CANDLE-FIG", 2), ("ZINE-04", 1)), now=clock()), 1, "printful")
+    order_id, ours, theirs = str(order["id"]), str(order["line_items"][0]["id"]), str(order["line_items"][1]["id"])
+
+    post_shopify(order)
+    assert container.inbox.process(store).processed == 1
+
+    assert set(reservations(store, SHOPIFY_SHOP, order_id)) == {ours}
+    assert sellable(store, SHOPIFY_SHOP, "ZINE-04") == zine_before
+    lines = {l["line_id"]: l for l in store.order_lines(SHOPIFY_SHOP, order_id)}
+    assert "printful" in lines[theirs]["skip_reason"] and lines[ours]["skip_reason"] is None
+    assert [d["line_id"] for d in store.current_decisions(SHOPIFY_SHOP, order_id)] == [ours]
+    assert store.order(SHOPIFY_SHOP, order_id).status == "routed"
+    assert [e for e in store.open_exceptions(SHOPIFY_SHOP) if e["order_id"] == order_id] == []
+    # Not demand on our network either: the forecast reads only what we ship.
+    assert {sku for sku, *_ in store.sales(SHOPIFY_SHOP, clock() - timedelta(days=1))} == {"CANDLE-FIG"}
+    shown = cli("orders", "show", order["name"]).stdout
+    assert f"line {theirs}: 1 × ZINE-04: not routed, shipped by another fulfillment service (printful)" in shown
+
+
+def test_an_update_handing_a_line_to_another_service_releases_it_and_handing_it_back_routes_it(
+        post_shopify, container, store, clock):
+    order = nyc_order(lines=(("CANDLE-FIG", 2), ("ZINE-04", 1)), updated_at=clock(), now=clock())
+    order_id, ours, theirs = str(order["id"]), str(order["line_items"][0]["id"]), str(order["line_items"][1]["id"])
+    zine_before = sellable(store, SHOPIFY_SHOP, "ZINE-04")
+    post_shopify(order)
+    container.inbox.process(store)
+    assert set(reservations(store, SHOPIFY_SHOP, order_id)) == {ours, theirs}
+
+    post_shopify(_with_service(order, 1, "printful", clock() + timedelta(minutes=5)), "orders/updated")
+    assert container.inbox.process(store).processed == 1
+
+    assert set(reservations(store, SHOPIFY_SHOP, order_id)) == {ours}
+    assert sellable(store, SHOPIFY_SHOP, "ZINE-04") == zine_before
+    assert [d["line_id"] for d in store.current_decisions(SHOPIFY_SHOP, order_id)] == [ours]
+    assert store.order(SHOPIFY_SHOP, order_id).status == "routed"
+
+    post_shopify(_with_service(order, 1, "manual", clock() + timedelta(minutes=9)), "orders/updated")
+    assert container.inbox.process(store).processed == 1
+
+    assert set(reservations(store, SHOPIFY_SHOP, order_id)) == {ours, theirs}
+    assert {l["line_id"]: l["skip_reason"] for l in store.order_lines(SHOPIFY_SHOP, order_id)} == {
+        ours: None, theirs: None}
+    assert store.reservation_totals_drift() == []
+
+
+def test_a_refund_on_an_order_keeps_the_other_services_line_unrouted(post_shopify, container, store, clock):
+    order = _with_service(nyc_order(lines=(("CANDLE-FIG", 2), ("ZINE-04", 1)), now=clock()), 1, "printful")
+    order_id, ours = str(order["id"]), str(order["line_items"][0]["id"])
+    post_shopify(order)
+    container.inbox.process(store)
+
+    post_shopify(_refund_for(order, order["line_items"][0], 1, clock() + timedelta(hours=1)), "refunds/create")
+    assert container.inbox.process(store).processed == 1
+
+    assert {line: (sku, qty) for line, (_, sku, qty) in reservations(store, SHOPIFY_SHOP, order_id).items()} == {
+        ours: ("CANDLE-FIG", 1)}
