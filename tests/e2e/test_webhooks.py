@@ -1046,3 +1046,49 @@ def test_a_refund_on_an_order_keeps_the_other_services_line_unrouted(post_shopif
 
     assert {line: (sku, qty) for line, (_, sku, qty) in reservations(store, SHOPIFY_SHOP, order_id).items()} == {
         ours: ("CANDLE-FIG", 1)}
+
+
+# ---------------------------------------------------------------- an update removing an exception line
+
+
+def _shopify_removing(order: dict, how: str, at: datetime) -> dict:
+    order = copy.deepcopy(order)
+    if how == "dropped":
+        order["line_items"] = order["line_items"][:1]
+    else:  # an order edit: the line stays listed with nothing left
+        order["line_items"][1].update(current_quantity=0, fulfillable_quantity=0)
+    order["updated_at"] = at.isoformat()
+    return order
+
+
+@pytest.mark.parametrize("platform,how", [("shopify", "dropped"), ("shopify", "edited-to-0"),
+                                          ("woocommerce", "dropped")])
+def test_an_update_removing_a_line_that_had_only_an_exception_retires_it_and_recomputes_the_status(
+        post_shopify, post_woo, container, store, clock, cli, platform, how):
+    if platform == "shopify":
+        shop, order = SHOPIFY_SHOP, nyc_order(lines=(("CANDLE-FIG", 2), ("NOT-STOCKED-1", 1)), updated_at=clock(),
+                                              now=clock())
+        post = post_shopify
+    else:
+        shop, order = WOO_SHOP, woo_727_demo()
+        order["line_items"][1]["sku"] = "NOT-STOCKED-1"
+        post = post_woo
+    order_id, kept, removed = str(order["id"]), str(order["line_items"][0]["id"]), str(order["line_items"][1]["id"])
+    post(order)
+    container.inbox.process(store)
+    assert store.order(shop, order_id).status == "partial"
+    assert [e["line_id"] for e in store.open_exceptions(shop) if e["order_id"] == order_id] == [removed]
+    assert removed not in reservations(store, shop, order_id)
+
+    if platform == "shopify":
+        post(_shopify_removing(order, how, clock() + timedelta(minutes=5)), "orders/updated")
+    else:
+        post({**order, "line_items": order["line_items"][:1], "date_modified_gmt": "2017-03-23T09:00:00"},
+             "order.updated")
+    assert container.inbox.process(store).processed == 1
+
+    assert [e for e in store.open_exceptions(shop) if e["order_id"] == order_id] == []
+    assert [d["line_id"] for d in store.current_decisions(shop, order_id)] == [kept]
+    assert store.order(shop, order_id).status == "routed"
+    assert set(reservations(store, shop, order_id)) == {kept}
+    assert "no exceptions" in cli("exceptions", "--shop", shop).stdout
