@@ -25,6 +25,7 @@ from tests.conftest import (
     woo_body,
     woo_headers,
 )
+from tests.support import MALFORMED_CHUNKED
 
 DOC_ORDER_ID = "450789469"  # Shopify's documented order (orders_create.json)
 DOC_LINE_SHIPPED = "518995019"  # current_quantity 1, sku IPOD2008RED
@@ -810,21 +811,6 @@ def test_woo_status_change_within_the_same_second_is_not_a_duplicate(post_woo, c
 
 
 # ---------------------------------------------------------------- a body the server cannot read
-
-
-def _chunks(body: bytes, size: int = 64) -> bytes:
-    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
-
-
-# Chunked framings of a correctly signed body that a dechunker must refuse.
-MALFORMED_CHUNKED = {
-    "bad-chunk-size": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
-    "negative-chunk-size": lambda body: b"-5\r\n" + body + b"\r\n0\r\n\r\n",
-    "chunk-cut-short": lambda body: b"%x\r\n" % (len(body) + 40) + body,
-    "no-final-chunk": lambda body: _chunks(body),
-    "chunk-without-terminator": lambda body: b"%x\r\n" % len(body) + body + b"XX0\r\n\r\n",
-    "empty-stream": lambda body: b"",
-}
 
 
 @pytest.mark.parametrize("platform", ["shopify", "woocommerce"])

@@ -34,21 +34,9 @@ from tests.conftest import (
     woo_headers,
 )
 from tests.integration.test_group_commit import REPO, _env, _free_port, _healthy, wait_until
+from tests.support import MALFORMED_CHUNKED, chunked
 
 UNREADABLE_LINE = re.compile(r"^(shopify|woocommerce) webhook from \S+: request body unreadable, answered 400: .+$")
-
-
-def _chunks(body: bytes, size: int = 64) -> bytes:
-    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
-
-
-# Chunked framings of a correctly signed body that no dechunker may accept.
-MALFORMED_CHUNKED = {
-    "bad-chunk-size": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
-    "chunk-cut-short": lambda body: b"%x\r\n" % (len(body) + 40) + body,
-    "no-final-chunk": lambda body: _chunks(body),
-    "chunk-without-terminator": lambda body: b"%x\r\n" % len(body) + body + b"XX0\r\n\r\n",
-}
 
 
 def signed(platform: str) -> tuple[bytes, dict]:
@@ -90,14 +78,15 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory) -> Path:
+def config(tmp_path_factory) -> tuple[Path, dict]:
+    """The sandbox config as a file (for gunicorn) and as a dict, database initialised."""
     tmp = tmp_path_factory.mktemp("malformed")
     config = sandbox.demo_config(START, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)
     config["web"] = {"process_inbox": False}
     build(settings_from_dict(config)).init_database()
     path = tmp / "connector.toml"
     path.write_text(to_toml(config), encoding="utf-8")
-    return path
+    return path, config
 
 
 class _Records(logging.Handler):
@@ -111,9 +100,10 @@ class _Records(logging.Handler):
 
 @pytest.fixture(scope="module", params=["werkzeug", "gunicorn-gthread", "gunicorn-sync"])
 def server(request, config):
+    config_path, config_dict = config
     if request.param == "werkzeug":
         # What `connector serve` runs (Flask's app.run: a threaded werkzeug server).
-        app = create_app(build(config_path=str(config)), start_worker=False)
+        app = create_app(build(settings_from_dict(config_dict)), start_worker=False)
         httpd = make_server("127.0.0.1", 0, app, threaded=True)
         records = _Records()
         for name in ("connector", "werkzeug"):  # the app's logger is "connector.web"
@@ -129,12 +119,12 @@ def server(request, config):
         return
     port = _free_port()
     workers = ["-k", "gthread", "--threads", "4"] if request.param == "gunicorn-gthread" else []
-    log_path = config.parent / f"{request.param}.log"
+    log_path = config_path.parent / f"{request.param}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "-w", "1", *workers, "-b", f"127.0.0.1:{port}",
              "connector.web:create_app()"],
-            cwd=str(REPO), env={**_env(), "CONNECTOR_CONFIG": str(config)}, stdout=log_file, stderr=log_file,
+            cwd=str(REPO), env={**_env(), "CONNECTOR_CONFIG": str(config_path)}, stdout=log_file, stderr=log_file,
             start_new_session=True)
     try:
         wait_until(lambda: _healthy(port) or process.poll() is not None, "gunicorn to answer", timeout=60)
@@ -156,7 +146,7 @@ def test_malformed_chunked_bodies_are_400_with_one_log_line_each(server, platfor
     answers = {name: send(server.port, request_head(platform, headers, "Transfer-Encoding: chunked"), frame(body))
                for name, frame in MALFORMED_CHUNKED.items()}
     well_formed = send(server.port, request_head(platform, headers, "Transfer-Encoding: chunked"),
-                       _chunks(body) + b"0\r\n\r\n")
+                       chunked(body) + b"0\r\n\r\n")
 
     assert {name: status for name, (status, _) in answers.items()} == {name: 400 for name in MALFORMED_CHUNKED}
     for name, (_, answer) in answers.items():
@@ -177,7 +167,7 @@ def test_bodies_that_are_not_what_content_length_says_and_invalid_headers_are_ne
         "negative-content-length": (["Content-Length: -1"], body),
         "two-content-lengths": ([f"Content-Length: {len(body)}", "Content-Length: 3"], body),
         "content-length-and-chunked": ([f"Content-Length: {len(body)}", "Transfer-Encoding: chunked"],
-                                       _chunks(body) + b"0\r\n\r\n"),
+                                       chunked(body) + b"0\r\n\r\n"),
         "unknown-transfer-encoding": (["Transfer-Encoding: gzip"], body),
         "header-without-colon": ([f"Content-Length: {len(body)}", "NoColonHere"], body),
         "header-with-nul": ([f"Content-Length: {len(body)}", "X-Evil: a\x00b"], body),
