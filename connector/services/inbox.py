@@ -152,14 +152,14 @@ class Inbox:
             event = self.storefronts[platform].parse(shop_id, polled.topic, load_payload(polled.body))
         except (ValueError, PayloadError, RecursionError) as exc:
             inbox_id, duplicate = store.insert_webhook(
-                shop_id=shop_id, platform=platform, topic=polled.topic, dedupe_key=polled.dedupe_key,
+                shop_id=shop_id, platform=platform, topic=polled.topic, dedupe_key=_storable(polled.dedupe_key),
                 webhook_id=None, event_id=None, resource_id=polled.order_id, headers=kept, body=polled.body,
                 received_at=now, status="rejected", last_error=str(exc)[:500],
             )
             return IngestOutcome(400, {"error": "bad_request", "detail": str(exc)[:500], "duplicate": duplicate},
                                  inbox_id)
         return _store_event(store, event, shop_id=shop_id, platform=platform, topic=polled.topic,
-                            dedupe_key=polled.dedupe_key, webhook_id=None, event_id=None,
+                            dedupe_key=_storable(polled.dedupe_key), webhook_id=None, event_id=None,
                             resource_id=polled.order_id, headers=kept, body=polled.body, now=now)
 
     def _shop_for(self, platform: str, storefront, headers: Mapping[str, str]) -> ShopSettings | None:
