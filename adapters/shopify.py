@@ -60,6 +60,9 @@ WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 
 MAX_QUANTITY = 2**31 - 1  # anything larger is not a real line quantity
+# A line's ``fulfillment_service`` when the merchant ships it (§3.1); any other value is
+# the handle of a fulfillment service app that ships the line itself (§4.4).
+MERCHANT_FULFILLMENT = "manual"
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled"})
 TOPICS = ORDER_TOPICS | frozenset(
@@ -236,6 +239,7 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
             title = ""
         elif not isinstance(title, str):
             raise PayloadError(f"{where}.title: expected a string, got {show(title)}")
+        service = optional_text(line, "fulfillment_service", f"{where}.fulfillment_service")
         lines.append(
             OrderLine(
                 line_id=line_id,
@@ -243,6 +247,7 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
                 quantity=quantity,
                 requires_shipping=requires_shipping,
                 title=title,
+                fulfilled_by=None if service is None or service.lower() == MERCHANT_FULFILLMENT else service,
             )
         )
     return tuple(lines)

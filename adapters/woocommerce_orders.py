@@ -140,7 +140,8 @@ def _polled(item: object, index: int) -> PolledOrder:
     key = order_state_key(order_id, item)
     if modified is None or key is None:
         raise PayloadError(f"orders[{index}].date_modified_gmt: missing")
-    body = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # A lone surrogate (JSON "\ud800") is not UTF-8: written back as that same escape.
+    body = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
     return PolledOrder(order_id, modified, POLLED_TOPIC, key, body)
 
 

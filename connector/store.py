@@ -323,6 +323,13 @@ def _forward_amendments(db: sqlite_utils.Database) -> None:
     db["forward_amendments"].create_index(["shop_id", "resolved_at"])
 
 
+@migrations(name="0009_line_fulfilled_by")
+def _line_fulfilled_by(db: sqlite_utils.Database) -> None:
+    # The other fulfillment service that ships a line (NULL: ours), so a line rebuilt
+    # from the store (a refund) is still not routed.
+    db["order_lines"].add_column("fulfilled_by", str)
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -747,10 +754,10 @@ class Store:
         )
         self.conn.execute("DELETE FROM order_lines WHERE shop_id = ? AND order_id = ?", (order.shop_id, order.order_id))
         self.conn.executemany(
-            "INSERT INTO order_lines (shop_id, order_id, line_id, sku, quantity, requires_shipping, title) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(order.shop_id, order.order_id, l.line_id, l.sku, l.quantity, int(l.requires_shipping), l.title)
-             for l in order.lines],
+            "INSERT INTO order_lines (shop_id, order_id, line_id, sku, quantity, requires_shipping, title, "
+            "fulfilled_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(order.shop_id, order.order_id, l.line_id, l.sku, l.quantity, int(l.requires_shipping), l.title,
+              l.fulfilled_by) for l in order.lines],
         )
 
     def set_order_state(self, shop_id: str, order_id: str, state: str, now: datetime) -> None:
@@ -772,7 +779,7 @@ class Store:
 
     def order_lines(self, shop_id: str, order_id: str) -> list[dict]:
         return self._dicts(
-            "SELECT line_id, sku, quantity, requires_shipping, title, skip_reason FROM order_lines "
+            "SELECT line_id, sku, quantity, requires_shipping, title, skip_reason, fulfilled_by FROM order_lines "
             "WHERE shop_id = ? AND order_id = ? ORDER BY rowid",
             (shop_id, order_id),
         )
@@ -1513,7 +1520,7 @@ class Store:
             "SELECT l.sku, o.region_id, o.created_at, l.quantity FROM orders o JOIN order_lines l "
             "ON l.shop_id = o.shop_id AND l.order_id = o.id WHERE o.shop_id = ? AND o.created_at >= ? "
             "AND o.state != 'cancelled' AND o.region_id IS NOT NULL AND l.sku IS NOT NULL AND l.sku != '' "
-            "AND l.requires_shipping = 1 AND l.quantity > 0",
+            "AND l.requires_shipping = 1 AND l.quantity > 0 AND l.fulfilled_by IS NULL",
             (shop_id, ts(since)),
         )
 

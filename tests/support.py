@@ -35,3 +35,20 @@ def woocommerce_orders_factory(http_clock: FakeClock):
                                  monotonic=http_clock.monotonic)
 
     return orders_client
+
+
+def chunked(body: bytes, size: int = 64) -> bytes:
+    """``body`` as HTTP/1.1 chunks of ``size`` bytes, without the final 0-chunk."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
+
+
+# Chunked framings of a body that no dechunker may accept (werkzeug's and gunicorn's
+# both refuse each), by name: framing(body) -> the bytes on the wire.
+MALFORMED_CHUNKED = {
+    "bad-chunk-size": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
+    "negative-chunk-size": lambda body: b"-5\r\n" + body + b"\r\n0\r\n\r\n",
+    "chunk-cut-short": lambda body: b"%x\r\n" % (len(body) + 40) + body,
+    "no-final-chunk": chunked,
+    "chunk-without-terminator": lambda body: b"%x\r\n" % len(body) + body + b"XX0\r\n\r\n",
+    "empty-stream": lambda body: b"",
+}

@@ -185,6 +185,9 @@ class OrderLine:
     quantity: int  # what is still to ship: ordered minus removed/refunded
     requires_shipping: bool = True
     title: str = ""
+    # Another fulfillment service that ships this line (a Shopify fulfillment service
+    # app's handle, e.g. print on demand); None: the merchant's own, ours to route.
+    fulfilled_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -459,6 +459,8 @@ def skip_reason(line: OrderLine) -> str | None:
     """Why a line is not routed at all (recorded on the line), or None."""
     if not line.requires_shipping:
         return "does not require shipping"
+    if line.fulfilled_by:
+        return f"shipped by another fulfillment service ({line.fulfilled_by})"
     if not line.sku:
         return "has no SKU"
     if line.quantity <= 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -120,7 +121,7 @@ class Inbox:
         try:
             if not topic:
                 raise PayloadError("the topic header is missing")
-            payload = json.loads(raw_body)
+            payload = load_payload(raw_body)
             event = storefront.parse(shop.id, topic, payload)
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError is json's
         # answer to deeply nested arrays/objects (a few hundred kB of "[[[[...").
@@ -148,17 +149,17 @@ class Inbox:
         ``rejected`` with the reason, as a webhook would be."""
         kept = {POLLED_HEADER: "reconciliation"}
         try:
-            event = self.storefronts[platform].parse(shop_id, polled.topic, json.loads(polled.body))
+            event = self.storefronts[platform].parse(shop_id, polled.topic, load_payload(polled.body))
         except (ValueError, PayloadError, RecursionError) as exc:
             inbox_id, duplicate = store.insert_webhook(
-                shop_id=shop_id, platform=platform, topic=polled.topic, dedupe_key=polled.dedupe_key,
+                shop_id=shop_id, platform=platform, topic=polled.topic, dedupe_key=_storable(polled.dedupe_key),
                 webhook_id=None, event_id=None, resource_id=polled.order_id, headers=kept, body=polled.body,
                 received_at=now, status="rejected", last_error=str(exc)[:500],
             )
             return IngestOutcome(400, {"error": "bad_request", "detail": str(exc)[:500], "duplicate": duplicate},
                                  inbox_id)
         return _store_event(store, event, shop_id=shop_id, platform=platform, topic=polled.topic,
-                            dedupe_key=polled.dedupe_key, webhook_id=None, event_id=None,
+                            dedupe_key=_storable(polled.dedupe_key), webhook_id=None, event_id=None,
                             resource_id=polled.order_id, headers=kept, body=polled.body, now=now)
 
     def _shop_for(self, platform: str, storefront, headers: Mapping[str, str]) -> ShopSettings | None:
@@ -215,7 +216,7 @@ class Inbox:
         if row.shop_id not in self.settings.shops:
             return "shop_not_configured"
         storefront = self.storefronts[row.platform]
-        event: StorefrontEvent = storefront.parse(row.shop_id, row.topic, json.loads(row.body))
+        event: StorefrontEvent = storefront.parse(row.shop_id, row.topic, load_payload(row.body))
         shop_id = row.shop_id
         if isinstance(event, OrderUpsert):
             return apply_order(store, self.routing(store, shop_id, now), event.order, now)
@@ -277,6 +278,35 @@ def _storable(text: str | None) -> str | None:
     """Payload-derived text as SQLite can store it: JSON may carry lone surrogates
     ("\\ud800"), which are not UTF-8 and would make the insert raise."""
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# How valid UTF-8 JSON text can carry a UTF-16 surrogate: as a string escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def load_payload(raw: bytes | str) -> object:
+    """A body's JSON, decoded as processing will decode it again, and storable.
+
+    ``json.loads`` of bytes decodes them with ``surrogatepass``, so surrogates encoded
+    in the bytes are taken; here they are not text, so a ValueError (400, rejected). A
+    lone surrogate escape (``"\\ud800"``) is valid JSON but not text SQLite can store:
+    in every string (and key) it is replaced by its escape written out (``\\ud800``),
+    so the order is stored and applied, and shows what was sent (see README, webhooks).
+    A valid pair (an emoji) is one character and stays as it is.
+    """
+    text = raw if isinstance(raw, str) else bytes(raw).decode(json.detect_encoding(raw))
+    payload = json.loads(text)
+    return _storable_strings(payload) if _SURROGATE_ESCAPE.search(text) else payload
+
+
+def _storable_strings(value: object) -> object:
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, list):
+        return [_storable_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable_strings(item) for key, item in value.items()}
+    return value
 
 
 def _store_event(store: Store | CommitAlone | GroupCommit, event: StorefrontEvent, *, shop_id: str, platform: str,

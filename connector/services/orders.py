@@ -142,9 +142,10 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             store.release(reservation, shop_id, "quantity increased; rerouted", now)
             to_route.append(line)
     to_route.extend(l for line_id, l in wanted.items() if line_id not in held and line_id not in with_3pl)
-    # Lines that no longer need routing (skipped now) lose any stale decision.
-    store.retire_decisions(shop_id, order_id, [l.line_id for l in order.lines
-                                               if l.line_id not in wanted and l.line_id not in with_3pl])
+    # Lines that no longer need routing (skipped now, or gone from the order) lose any
+    # stale decision: an exception held no stock, so the loop above never saw it.
+    store.retire_decisions(shop_id, order_id, [d["line_id"] for d in store.current_decisions(shop_id, order_id)
+                                               if d["line_id"] not in wanted and d["line_id"] not in with_3pl])
 
     if to_route:
         nodes_before = {r.node_id for r in held.values()}
@@ -211,7 +212,8 @@ def apply_refund(store: Store, routing: ShopRouting, refund: RefundCreated, shop
     if not changed or stored.state != "open":
         return stored.status
     lines = tuple(
-        OrderLine(l["line_id"], l["sku"], l["quantity"], bool(l["requires_shipping"]), l["title"] or "")
+        OrderLine(l["line_id"], l["sku"], l["quantity"], bool(l["requires_shipping"]), l["title"] or "",
+                  l["fulfilled_by"])
         for l in store.order_lines(shop_id, refund.order_id)
     )
     order = Order(

@@ -1,6 +1,8 @@
 """POST /webhooks/shopify and /webhooks/woocommerce: verify, store, answer."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Flask, Request, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -8,6 +10,7 @@ from connector.services.group_commit import CommitAlone, GroupCommit, NotStored
 from connector.web import current_store
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger("connector.web")
 
 # Seconds a sender should wait before redelivering a webhook answered 503.
 RETRY_AFTER_SECONDS = 1
@@ -28,7 +31,19 @@ def _ingest(platform: str):
     # looks them up again (a context-variable lookup, about a microsecond each).
     app, req = current_app._get_current_object(), request._get_current_object()
     container = app.extensions["connector"]
-    raw_body = _raw_body(req, app.config["MAX_CONTENT_LENGTH"])
+    try:
+        raw_body = _raw_body(req, app.config["MAX_CONTENT_LENGTH"])
+    except RequestEntityTooLarge:
+        raise
+    # The server's own stream raises on a malformed body (a bad chunk size, a chunk cut
+    # short, no final 0-chunk, fewer bytes than Content-Length): werkzeug an OSError or
+    # ClientDisconnected, gunicorn its ParseException or NoMoreData. The sender's fault,
+    # so a 400 and one log line, not a 500 with a traceback.
+    except Exception as exc:  # noqa: BLE001 - each server has its own error types
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        log.warning("%s webhook from %s: request body unreadable, answered 400: %s", platform, req.remote_addr,
+                    reason)
+        return jsonify({"error": "bad_request", "detail": f"the request body could not be read: {reason}"}), 400
     try:
         outcome = container.inbox.ingest(_inbox_writer(app, req), platform, raw_body, req.headers)
     except NotStored as exc:

@@ -254,3 +254,22 @@ def test_a_disabled_or_missing_order_webhook_is_reported_until_fixed(container, 
     assert container.reconcile.reconcile(store).shops[0].webhook_problems == []
     assert len(store.events(WOO_SHOP, "webhooks.healthy")) == 1
     assert cli("exceptions").output.strip() == "no exceptions"
+
+
+@pytest.mark.parametrize("field", ["sku", "name", "postcode", "status"])
+def test_an_order_read_back_with_a_lone_surrogate_is_stored_applied_and_keyed_as_its_webhook(
+        container, store, clock, listing, post_woo, field):
+    odd = order_727(clock)
+    {"sku": lambda: odd["line_items"][0].update(sku="SEEDS-MIX\ud800"),
+     "name": lambda: odd["line_items"][0].update(name="Seeds \udfff"),
+     "postcode": lambda: odd["shipping"].update(postcode="E1 6AN\ud800"),
+     "status": lambda: odd.update(status="\ud800")}[field]()
+    listing.by_status["any"].append([odd])
+
+    shop = container.reconcile.reconcile(store).shops[0]
+
+    assert (shop.error, shop.stored) == (None, 1)
+    report = container.inbox.process(store)
+    assert (report.retrying, report.failed) == (0, 0)
+    # The webhook for the same state of the order is the same delivery.
+    assert post_woo(odd, "order.updated").get_json()["duplicate"] is True

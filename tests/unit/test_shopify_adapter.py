@@ -295,6 +295,20 @@ def test_requires_shipping_false_is_kept_and_missing_defaults_to_true():
     assert [line.requires_shipping for line in order.lines] == [False, True]
 
 
+@pytest.mark.parametrize("service,fulfilled_by", [
+    ("manual", None), ("MANUAL", None), (None, None), ("", None),
+    ("printful", "printful"), ("  gelato-print-on-demand ", "gelato-print-on-demand"),
+])
+def test_a_line_of_another_fulfillment_service_names_that_service(service, fulfilled_by):
+    """In current API versions the merchant's own lines say "manual"; a line handled by
+    a fulfillment service app names that app's handle (shopify.md §3.1, §4.4)."""
+    payload = load("orders_create.json")
+    payload["line_items"][1]["fulfillment_service"] = service
+    del payload["line_items"][0]["fulfillment_service"]  # older payloads may lack it
+    order = parse_webhook(SHOP, "orders/create", payload).order
+    assert [line.fulfilled_by for line in order.lines] == [None, fulfilled_by]
+
+
 def test_quantity_falls_back_when_current_quantity_absent_or_null():
     payload = load("orders_create.json")
     del payload["line_items"][0]["current_quantity"]
@@ -439,6 +453,11 @@ def order_with(mutate) -> dict:
             "line_items[0].requires_shipping",
         ),
         ("orders/create", order_with(lambda p: p["line_items"][0].update(sku=5)), "line_items[0].sku"),
+        (
+            "orders/create",
+            order_with(lambda p: p["line_items"][0].update(fulfillment_service=["printful"])),
+            "line_items[0].fulfillment_service",
+        ),
         (
             "orders/create",
             order_with(lambda p: p["line_items"][1].update(id=466157049)),
