@@ -296,29 +296,12 @@ class Router:
         for plan in plans:
             scored.setdefault(tuple(sorted(plan.items())), (self._plan_key(plan, lines, by_node, sellable, chain, opportunity), plan))
         best_key, best = min(scored.values(), key=lambda kp: kp[0])
-        # Runner-ups for the explanation: the best plan with one line moved to
-        # its next-best node. The first key position where the winner beats the
-        # closest of them names the rule that decided.
-        for item in lines:
-            for c in sorted(eligible[item.line.line_id], key=lambda c: node_key(c, item.sku)):
-                if c.node.id != best.get(item.line.line_id):
-                    alternative = {**best, item.line.line_id: c.node.id}
-                    if _fits(alternative, lines, sellable):
-                        scored.setdefault(
-                            tuple(sorted(alternative.items())),
-                            (self._plan_key(alternative, lines, by_node, sellable, chain, opportunity), alternative),
-                        )
-                    break
-        labels = ["coverage", "promise", "availability", *[r.value for r in chain], "tiebreak"]
-        others = sorted(key for key, _ in scored.values() if key != best_key)
-        if not others:
-            deciding = "only_option"
-        else:
-            runner_key = others[0]
-            index = next(i for i, (a, b) in enumerate(zip(best_key, runner_key)) if a != b)
-            deciding = labels[index]
+        others = [key for key, _ in scored.values() if key != best_key]
+        deciding = self._deciding_rule(best, best_key, others, lines, eligible, by_node, sellable, chain,
+                                       opportunity, node_key)
 
         region = self.network.regions[region_id]
+        shipments = len(set(best.values()))
         decisions = []
         for item in lines:
             node_id = best.get(item.line.line_id)
@@ -335,7 +318,7 @@ class Router:
                     quantity=item.line.quantity,
                     node_id=node_id,
                     rule=deciding,
-                    explanation=_explain(item, c, region, deciding, len(set(best.values())),
+                    explanation=_explain(item, c, region, deciding, shipments,
                                          opportunity.get((node_id, item.sku), 0.0)),
                 )
             )
@@ -365,28 +348,56 @@ class Router:
         chain: Sequence[Rule],
         opportunity: Mapping[tuple[str, str], float],
     ) -> tuple:
-        used = sorted(set(plan.values()))
-        cands = [by_node[n] for n in used]
-        unrouted = len(lines) - len(plan)
-        key: list = [unrouted, max(c.stage for c in cands), sum(c.penalty for c in cands)]
-        for rule in chain:
-            if rule is Rule.SINGLE_SHIPMENT:
-                key.append(len(used))
-            elif rule is Rule.FASTEST:
-                key.append(max(c.lane.transit_days for c in cands))
-            elif rule is Rule.PRIORITY:
-                key.append(max(c.node.priority for c in cands))
-            elif rule is Rule.CHEAPEST:
-                drained = sum(
-                    l.line.quantity * opportunity.get((plan[l.line.line_id], l.sku), 0.0)
-                    for l in lines if l.line.line_id in plan
-                ) if opportunity else 0.0
-                key.append(round(sum(c.lane.cost_per_order for c in cands) + drained, 6))
-            elif rule is Rule.MOST_STOCK:
-                left = _left_after(plan, lines, sellable)
-                key.append(-min(left.values()))
-        key.append(tuple(plan.get(l.line.line_id, "") for l in lines))
-        return tuple(key)
+        tally = _Tally(plan, lines, sellable, opportunity, chain)
+        prefix = _key_prefix([by_node[n] for n in tally.used], len(lines) - len(plan), tally.drained,
+                             tally.least_left(), chain)
+        return (*prefix, tuple(plan.get(l.line.line_id, "") for l in lines))
+
+    def _deciding_rule(
+        self,
+        best: Mapping[str, str],
+        best_key: tuple,
+        others: Sequence[tuple],
+        lines: Sequence[_Line],
+        eligible: Mapping[str, list[_Candidate]],
+        by_node: Mapping[str, _Candidate],
+        sellable: Mapping[tuple[str, str], int],
+        chain: Sequence[Rule],
+        opportunity: Mapping[tuple[str, str], float],
+        node_key,
+    ) -> str:
+        """The rule that decided: the first key position where the best plan beats its
+        closest rival. Rivals are the other candidate plans (``others``: their keys) and,
+        for each line, the best plan with that line moved to its next-best node, where
+        that still fits.
+
+        A key's last position (the plan's node per line) differs between any two plans,
+        so a rival that ties the best on every position before it loses to the tiebreak,
+        and only those positions are compared. One moved line changes them only through
+        the nodes used, two (node, SKU) stock levels and one line's opportunity cost, so
+        each moved rival is scored from the best plan's tallies in time that does not grow
+        with the order (scoring each one over the whole order made routing quadratic)."""
+        labels = ["coverage", "promise", "availability", *[r.value for r in chain], "tiebreak"]
+        rivals = [key[:-1] for key in others]
+        tally = _Tally(best, lines, sellable, opportunity, chain)
+        unrouted = len(lines) - len(best)
+        for item in lines:
+            current = best.get(item.line.line_id)
+            runner_up = min((c for c in eligible[item.line.line_id] if c.node.id != current),
+                            key=lambda c: node_key(c, item.sku), default=None)
+            if runner_up is None:
+                continue
+            moved = tally.moved(item, current, runner_up.node.id)
+            if moved is not None:
+                used, drained, least_left = moved
+                rivals.append(_key_prefix([by_node[n] for n in used], unrouted - (current is None), drained,
+                                          least_left, chain))
+        if not rivals:
+            return "only_option"
+        best_prefix, closest = best_key[:-1], min(rivals)
+        if closest == best_prefix:
+            return "tiebreak"
+        return labels[next(i for i, (a, b) in enumerate(zip(best_prefix, closest)) if a != b)]
 
     # ------------------------------------------------------------ exceptions
 
@@ -506,14 +517,81 @@ def _fits(plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tup
     return all(sellable.get(k, 0) >= q for k, q in need.items())
 
 
-def _left_after(plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tuple[str, str], int]) -> dict:
-    left: dict[tuple[str, str], int] = {}
-    for item in lines:
-        node_id = plan.get(item.line.line_id)
-        if node_id is not None:
+def _key_prefix(cands: Sequence[_Candidate], unrouted: int, drained: float, least_left: int,
+                chain: Sequence[Rule]) -> tuple:
+    """A plan's key but for its last (tiebreak) position: lines left unrouted, the latest
+    stage used, shipments from ranked-down nodes, then the mode's rules. ``cands``: the
+    nodes it uses, by id; ``drained``: the opportunity cost of its units; ``least_left``:
+    the least stock any (node, SKU) it draws on keeps."""
+    key: list = [unrouted, max(c.stage for c in cands), sum(c.penalty for c in cands)]
+    for rule in chain:
+        if rule is Rule.SINGLE_SHIPMENT:
+            key.append(len(cands))
+        elif rule is Rule.FASTEST:
+            key.append(max(c.lane.transit_days for c in cands))
+        elif rule is Rule.PRIORITY:
+            key.append(max(c.node.priority for c in cands))
+        elif rule is Rule.CHEAPEST:
+            key.append(round(sum(c.lane.cost_per_order for c in cands) + drained, 6))
+        elif rule is Rule.MOST_STOCK:
+            key.append(-least_left)
+    return tuple(key)
+
+
+class _Tally:
+    """What a plan's key is made of, counted once, so that the same plan with one line
+    moved elsewhere can be scored without going over the order again."""
+
+    def __init__(self, plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tuple[str, str], int],
+                 opportunity: Mapping[tuple[str, str], float], chain: Sequence[Rule]):
+        self.sellable = sellable
+        self.opportunity = opportunity if Rule.CHEAPEST in chain else {}
+        self.lines_at: dict[str, int] = {}  # node -> lines shipped from it
+        self.lines_of: dict[tuple[str, str], int] = {}  # (node, sku) -> lines drawing on it
+        self.left: dict[tuple[str, str], int] = {}  # (node, sku) -> stock left after the plan
+        self.drained = 0.0
+        for item in lines:
+            node_id = plan.get(item.line.line_id)
+            if node_id is None:
+                continue
             key = (node_id, item.sku)
-            left[key] = left.get(key, sellable.get(key, 0)) - item.line.quantity
-    return left or {("", ""): 0}
+            self.lines_at[node_id] = self.lines_at.get(node_id, 0) + 1
+            self.lines_of[key] = self.lines_of.get(key, 0) + 1
+            self.left[key] = self.left.get(key, sellable.get(key, 0)) - item.line.quantity
+            if self.opportunity:
+                self.drained += item.line.quantity * self.opportunity.get(key, 0.0)
+        self.used = sorted(self.lines_at)
+        self._lowest = sorted((v, k) for k, v in self.left.items()) if Rule.MOST_STOCK in chain else None
+
+    def least_left(self) -> int:
+        return self._lowest[0][0] if self._lowest else 0
+
+    def moved(self, item: _Line, from_node: str | None, to_node: str) -> tuple[list[str], float, int] | None:
+        """The plan with ``item`` moved from ``from_node`` (None: unrouted) to ``to_node``:
+        its nodes by id, opportunity cost and least stock left; None when it does not fit."""
+        q = item.line.quantity
+        to_key = (to_node, item.sku)
+        to_left = self.left.get(to_key, self.sellable.get(to_key, 0)) - q
+        if to_left < 0:
+            return None
+        used = self.used if to_node in self.lines_at else sorted([*self.used, to_node])
+        drained = self.drained + q * self.opportunity.get(to_key, 0.0) if self.opportunity else 0.0
+        changed = {to_key: to_left}
+        if from_node is not None:
+            from_key = (from_node, item.sku)
+            if self.lines_at[from_node] == 1:
+                used = [n for n in used if n != from_node]
+            if self.opportunity:
+                drained -= q * self.opportunity.get(from_key, 0.0)
+            if self.lines_of[from_key] > 1:
+                changed[from_key] = self.left[from_key] + q
+            else:
+                changed[from_key] = None  # no line draws on it any more
+        least_left = 0
+        if self._lowest is not None:
+            unchanged = next((v for v, k in self._lowest if k not in changed), None)
+            least_left = min(v for v in (unchanged, *changed.values()) if v is not None)
+        return used, drained, least_left
 
 
 def _greedy_cover(lines, eligible, sellable, node_key) -> dict[str, str] | None:
@@ -540,7 +618,7 @@ def _greedy_cover(lines, eligible, sellable, node_key) -> dict[str, str] | None:
             return None
         for item in _take_fitting(best_node, coverage[best_node], stock, commit=True):
             plan[item.line.line_id] = best_node
-            remaining.remove(item)
+        remaining = [item for item in remaining if item.line.line_id not in plan]
     return plan
 
 
