@@ -156,7 +156,8 @@ class Router:
             if stocked:
                 eligible[item.line.line_id] = stocked
             else:
-                decisions[item.line.line_id] = self._diagnose(item, region.id, candidates, handled, sellable, now)
+                decisions[item.line.line_id] = self._diagnose(item, region.id, candidates, handled, sellable,
+                                                              orders_today, now)
 
         if eligible:
             routable = [item for item in lines if item.line.line_id in eligible]
@@ -178,15 +179,8 @@ class Router:
                 lines.append(_Line(line, line.sku, self.sku_rule(line.sku)))
         return lines, tuple(skipped)
 
-    def _penalties(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> tuple[str, ...]:
-        notes = []
-        if node.status is NodeStatus.DEGRADED:
-            notes.append(f"node degraded ({node.status_note})" if node.status_note else "node degraded")
-        if node.cutoff is not None and now.astimezone(self._tz).time() >= node.cutoff:
-            notes.append(f"past {node.cutoff.strftime('%H:%M')} cutoff")
-        if node.daily_capacity is not None and orders_today.get(node.id, 0) >= node.daily_capacity:
-            notes.append(f"at daily capacity {node.daily_capacity}")
-        return tuple(notes)
+    def node_state(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> "NodeState":
+        return node_state(node, now, self._tz, orders_today)
 
     def _candidates(self, region_id: str, orders_today: Mapping[str, int], now: datetime) -> list[_Candidate]:
         """The region's candidate nodes, usable now, with today's penalties."""
@@ -195,9 +189,9 @@ class Router:
             static = self._static_candidates[region_id] = self._region_candidates(region_id)
         candidates = []
         for node, lane, stage, note in static:
-            if node.usable(now):
-                notes = self._penalties(node, orders_today, now)
-                candidates.append(_Candidate(node, lane, stage, note, len(notes), notes))
+            state = self.node_state(node, orders_today, now)
+            if state.usable:
+                candidates.append(_Candidate(node, lane, stage, note, len(state.ranked_down), state.ranked_down))
         return candidates
 
     def _region_candidates(self, region_id: str) -> list[tuple[Node, Lane, int, str]]:
@@ -408,41 +402,100 @@ class Router:
         candidates: Sequence[_Candidate],
         handled: Sequence[_Candidate],
         sellable: Mapping[tuple[str, str], int],
+        orders_today: Mapping[str, int],
         now: datetime,
     ) -> LineDecision:
-        if not candidates:
-            with_lane = sorted(n.id for n in self.network.nodes.values() if region_id in n.lanes)
-            if not with_lane:
-                return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
-            nodes = [self.network.nodes[n] for n in with_lane]
-            if all(not n.usable(now) for n in nodes):
-                states = ", ".join(f"{n.id} {self._why_unusable(n, now)}" for n in nodes)
-                return _exception(
-                    item, ExceptionReason.NODES_UNAVAILABLE, f"every node serving {region_id} is unavailable: {states}"
-                )
-            region = self.network.regions[region_id]
-            slow = ", ".join(f"{n.id} {n.lanes[region_id].transit_days}d" for n in nodes if n.usable(now))
-            return _exception(
-                item,
-                ExceptionReason.NO_NODE_SERVES_REGION,
-                f"no node reaches {region_id} within its {region.promise_days}d promise ({slow}) "
-                "and no backup or fallback region can",
-            )
-        if not handled:
-            return _exception(
-                item,
-                ExceptionReason.HANDLING_CONSTRAINT,
-                f"{item.sku} needs {_describe_handling(item.rule)}; none of {', '.join(sorted(c.node.id for c in candidates))} qualifies",
-            )
-        stock = ", ".join(f"{c.node.id} has {sellable.get((c.node.id, item.sku), 0)}" for c in sorted(handled, key=lambda c: c.node.id))
-        return _exception(
-            item, ExceptionReason.PARTIAL_STOCK, f"needs {item.line.quantity} × {item.sku}; {stock}"
-        )
+        """Why no node can ship the line: the reason, then every node that could have
+        served the region (its own, backups, fallback regions, slower lanes) and what
+        blocks each one, so the one fix that would route it is in plain sight."""
+        static = self._static_candidates[region_id]
+        allowed = {node.id for node, *_ in static}
+        others = [n for n in self.network.nodes.values() if region_id in n.lanes and n.id not in allowed]
+        if not static and not others:
+            return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
+        blocked = sorted([self._blocker(item, node, lane, region_id, sellable, orders_today, now)
+                          for node, lane, _, _ in static]
+                         + [self._outside_stages(node, region_id) for node in others])
+        why = ", ".join(f"{node_id} {reason}" for node_id, reason in blocked)
+        if handled:
+            return _exception(item, ExceptionReason.PARTIAL_STOCK, f"needs {item.line.quantity} × {item.sku}; {why}")
+        if candidates:
+            return _exception(item, ExceptionReason.HANDLING_CONSTRAINT,
+                              f"{item.sku} needs {_describe_handling(item.rule)}; {why}")
+        restriction, _ = first_stage(self.network, region_id)
+        if restriction is not None:
+            mode = self.network.routing.mode.value
+            return _exception(item, ExceptionReason.NODES_UNAVAILABLE,
+                              f"every node {mode} mode allows for {region_id} is unavailable: {why}")
+        if all(not self.node_state(n, orders_today, now).usable for n in [*(n for n, *_ in static), *others]):
+            return _exception(item, ExceptionReason.NODES_UNAVAILABLE,
+                              f"every node serving {region_id} is unavailable: {why}")
+        promise = self.network.regions[region_id].promise_days
+        return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION,
+                          f"no usable node reaches {region_id} within its {promise}d promise "
+                          f"and no backup or fallback region can: {why}")
 
-    def _why_unusable(self, node: Node, now: datetime) -> str:
+    def _blocker(self, item: _Line, node: Node, lane: Lane, region_id: str, sellable: Mapping[tuple[str, str], int],
+                 orders_today: Mapping[str, int], now: datetime) -> tuple[str, str]:
+        """What keeps one of the region's candidate nodes from shipping the line."""
+        state = self.node_state(node, orders_today, now)
+        if not state.usable:
+            return node.id, state.unusable_because or ""
+        missing = [h.value for h in sorted(item.rule.handling, key=lambda h: h.value) if h.value not in node.capabilities]
+        if missing:
+            return node.id, f"lacks {' and '.join(missing)}"
+        if not item.rule.handled_by(node, lane):
+            return node.id, f"has a {lane.transit_days}d lane ({item.sku} allows {item.rule.max_transit_days}d)"
+        ranked_down = f" (ranked down: {', '.join(state.ranked_down)})" if state.ranked_down else ""
+        return node.id, f"has {sellable.get((node.id, item.sku), 0)}{ranked_down}"
+
+    def _outside_stages(self, node: Node, region_id: str) -> tuple[str, str]:
+        """Why a node with a lane to the region is no candidate for it at all."""
+        if first_stage(self.network, region_id)[0] is not None:
+            return node.id, f"left out by {self.network.routing.mode.value} mode"
+        promise = self.network.regions[region_id].promise_days
+        return node.id, f"has a {node.lanes[region_id].transit_days}d lane (promise {promise}d)"
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """How routing treats a node at one moment: whether it may take orders (and why
+    not), and what ranks it below the others (it still ships when they cannot)."""
+
+    usable: bool
+    unusable_because: str | None = None
+    ranked_down: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if not self.usable:
+            return self.unusable_because or "unusable"
+        return "ranked down: " + ", ".join(self.ranked_down) if self.ranked_down else "active"
+
+
+def node_state(node: Node, now: datetime, tz: ZoneInfo, orders_today: Mapping[str, int]) -> NodeState:
+    """The one place that decides whether routing may use a node at ``now`` and what
+    ranks it down; ``connector nodes`` shows the same, so the two cannot disagree.
+    ``orders_today``: orders routed to each node in the shop's local day (``tz``)."""
+    if not node.usable(now):
         if node.status in (NodeStatus.OFFLINE, NodeStatus.PAUSED):
-            return f"{node.status.value} ({node.status_note})" if node.status_note else node.status.value
-        return "outside its active window"
+            why = f"{node.status.value} ({node.status_note})" if node.status_note else node.status.value
+        elif node.active_from is not None and now < node.active_from:
+            why = f"outside its active window (opens {_local(node.active_from, tz)})"
+        else:
+            why = f"outside its active window (closed {_local(node.active_until, tz)})"
+        return NodeState(False, why)
+    notes = []
+    if node.status is NodeStatus.DEGRADED:
+        notes.append(f"node degraded ({node.status_note})" if node.status_note else "node degraded")
+    if node.cutoff is not None and now.astimezone(tz).time() >= node.cutoff:
+        notes.append(f"past {node.cutoff.strftime('%H:%M')} cutoff")
+    if node.daily_capacity is not None and orders_today.get(node.id, 0) >= node.daily_capacity:
+        notes.append(f"at daily capacity {node.daily_capacity}")
+    return NodeState(True, None, tuple(notes))
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if moment else "?"
 
 
 # ---------------------------------------------------------------- helpers
