@@ -318,17 +318,20 @@ def nodes(ctx: _Context, shop: str | None) -> None:
         for shop_id, settings in container.settings.shops.items():
             if shop and shop_id != shop:
                 continue
-            routing = container.inbox.routing(store, shop_id, container.clock())
+            now = container.clock()
+            routing = container.inbox.routing(store, shop_id, now)
             state = store.sync_state(shop_id)
+            orders_today = store.orders_today(shop_id, routing.local_day(now))
             click.echo(f"{shop_id} (mode {settings.network.routing.mode.value})")
             for node_id, node in routing.network.nodes.items():
                 source = settings.sources[node_id]
                 fed = f"{source.provider}:{source.location or '-'}" if source.provider else "manual counts"
                 synced = state.get(node_id, {})
                 last = synced.get("last_ok_at") or "never"
-                note = f" — {node.status_note}" if node.status_note else ""
+                # Routing's own verdict (status, window, staleness, cutoff, capacity), with any note in it.
+                routed_as = routing.router.node_state(node, orders_today, now).describe()
                 forward = ", forwards orders" if source.forward_orders else ""
-                click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{note}")
+                click.echo(f"  {node_id:<14} {routed_as:<9} {fed}{forward}; last sync {last}")
 
 
 @main.command()

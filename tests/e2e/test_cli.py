@@ -305,3 +305,32 @@ def test_process_retries_then_fails_and_exceptions_lists_the_delivery(cli, conta
     assert len(listed) == 1
     assert "failed" in listed[0] and f"after {max_attempts} attempt(s)" in listed[0] and "simulated failure" in listed[0]
     assert store.order(SHOPIFY_SHOP, "6400001") is None  # nothing half-applied
+
+
+# ---------------------------------------------------------------- nodes
+
+
+@pytest.mark.parametrize("days, shown", [
+    (-2, "outside its active window (opens "),  # the pop-up opens tomorrow
+    (15, "outside its active window (closed "),  # it closed yesterday
+    (0, "active"),
+])
+def test_nodes_shows_how_routing_treats_a_pop_up_now(cli, clock, days, shown):
+    clock.advance(days=days)
+    result = cli("nodes")
+    assert result.exit_code == 0, result.output
+    popup = next(line for line in result.output.splitlines() if line.strip().startswith("popup-soho"))
+    assert popup.split()[1:2] != ["active"] or days == 0, popup
+    assert shown in popup, popup
+
+
+def test_nodes_shows_a_node_at_capacity_as_ranked_down(cli, container, clock):
+    store = container.open_store()
+    try:
+        for _ in range(container.settings.shops[SHOPIFY_SHOP].network.nodes["ne-micro"].daily_capacity):
+            store.count_node_order(SHOPIFY_SHOP, "ne-micro", clock().astimezone(
+                container.inbox.routing(store, SHOPIFY_SHOP, clock()).tz).date().isoformat())
+    finally:
+        store.close()
+    line = next(l for l in cli("nodes").output.splitlines() if l.strip().startswith("ne-micro"))
+    assert "ranked down: " in line and "at daily capacity" in line, line
