@@ -118,12 +118,17 @@ class Router:
         orders_today: Mapping[str, int],
         now: datetime,
         opportunity: Mapping[tuple[str, str], float] | None = None,
+        prepared: "PreparedRoute | None" = None,
     ) -> RoutingResult:
         """``sellable[(node_id, sku)]``: units free to promise (available minus our
         reservations). ``orders_today[node_id]``: orders already routed to the node
         in the shop's current local day. ``now``: an aware datetime.
         ``opportunity[(node_id, sku)]``: the allocation's dual price of one unit
-        there (missing means 0)."""
+        there (missing means 0). ``prepared``: a result ``prepare`` made earlier,
+        returned as it is when these inputs are the ones it was made from."""
+        if prepared is not None and prepared.router is self and prepared.inputs == self._inputs(
+                order, region_id, sellable, orders_today, now, opportunity):
+            return prepared.result
         opportunity = opportunity or {}
         mode = self.network.routing.mode
         lines, skipped = self._routable_lines(order)
@@ -165,6 +170,28 @@ class Router:
                 decisions[decision.line_id] = decision
         ordered = tuple(decisions[item.line.line_id] for item in lines)
         return RoutingResult(region.id, mode, ordered, skipped)
+
+    def prepare(
+        self,
+        order: Order,
+        region_id: str | None,
+        sellable: Mapping[tuple[str, str], int],
+        orders_today: Mapping[str, int],
+        now: datetime,
+        opportunity: Mapping[tuple[str, str], float] | None = None,
+    ) -> "PreparedRoute":
+        """``route`` now, kept with what it was computed from, to be handed to ``route``
+        later (the services route before taking the write lock, and inside it only
+        check that nothing the plan rests on has changed)."""
+        return PreparedRoute(self, self._inputs(order, region_id, sellable, orders_today, now, opportunity),
+                             self.route(order, region_id, sellable, orders_today, now, opportunity))
+
+    def _inputs(self, order, region_id, sellable, orders_today, now, opportunity) -> tuple:
+        """Everything a routing result depends on; ``now`` only through the nodes'
+        states (usable, window, cutoff, capacity), so a plan made a moment earlier
+        still holds unless one of them changed."""
+        return (order.lines, order.ship_to, region_id, dict(sellable), dict(orders_today), dict(opportunity or {}),
+                tuple(self.node_state(n, orders_today, now) for n in self.network.nodes.values()))
 
     # ------------------------------------------------------------ candidates
 
@@ -455,6 +482,15 @@ class Router:
             return node.id, f"left out by {self.network.routing.mode.value} mode"
         promise = self.network.regions[region_id].promise_days
         return node.id, f"has a {node.lanes[region_id].transit_days}d lane (promise {promise}d)"
+
+
+@dataclass(frozen=True)
+class PreparedRoute:
+    """A routing result made ahead by ``Router.prepare``, with its router and inputs."""
+
+    router: Router
+    inputs: tuple
+    result: RoutingResult
 
 
 @dataclass(frozen=True)

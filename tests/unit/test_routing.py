@@ -517,3 +517,44 @@ def test_an_exception_says_which_nodes_a_disruption_mode_leaves_out():
     assert decision.exception is ExceptionReason.NODES_UNAVAILABLE
     assert "midwest paused" in decision.explanation
     assert "coast left out by disruption mode" in decision.explanation
+
+
+# ---------------------------------------------------------------- a result prepared ahead
+
+PREP_CHAIN = (Rule.SINGLE_SHIPMENT, Rule.CHEAPEST, Rule.FASTEST)
+
+
+def prepared_case():
+    quick = node("quick", {"east": (1, 5.0)}, cutoff=time(11, 0), daily_capacity=2)
+    slow = node("slow", {"east": (2, 5.0), "west": (2, 5.0)})
+    net = network([quick, slow], rules=PREP_CHAIN)
+    inputs = dict(order=order(("X", 2)), region_id="east", sellable={("quick", "X"): 5, ("slow", "X"): 5},
+                  orders_today={"quick": 1}, now=NOW, opportunity={})
+    return Router(net), inputs
+
+
+def test_a_prepared_result_is_used_when_nothing_it_rests_on_changed():
+    router, inputs = prepared_case()
+    prepared = router.prepare(**inputs)
+    assert nodes_of(prepared.result) == ["quick"]
+    assert router.route(**inputs, prepared=prepared) is prepared.result
+    assert router.route(**{**inputs, "now": NOW + timedelta(minutes=30)}, prepared=prepared) is prepared.result
+    other = Router(router.network).prepare(**inputs)  # another router (network) made it
+    assert router.route(**inputs, prepared=other) is not other.result
+
+
+@pytest.mark.parametrize("change", [
+    dict(sellable={("quick", "X"): 1, ("slow", "X"): 5}),
+    dict(orders_today={"quick": 2}),  # at capacity now
+    dict(opportunity={("quick", "X"): 9.0}),
+    dict(now=NOW + timedelta(hours=2)),  # past quick's cutoff
+    dict(order=order(("X", 6), ("X", 1))),
+    dict(region_id="west"),
+])
+def test_a_prepared_result_is_not_used_once_an_input_changed(change):
+    router, inputs = prepared_case()
+    prepared = router.prepare(**inputs)
+    now_inputs = {**inputs, **change}
+    fresh = router.route(**now_inputs)
+    assert fresh != prepared.result  # the change matters ...
+    assert router.route(**now_inputs, prepared=prepared) == fresh  # ... and is seen
