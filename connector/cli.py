@@ -361,20 +361,23 @@ def nodes(ctx: _Context, shop: str | None) -> None:
         for shop_id, settings in container.settings.shops.items():
             if shop and shop_id != shop:
                 continue
-            routing = container.inbox.routing(store, shop_id, container.clock())
+            now = container.clock()
+            routing = container.inbox.routing(store, shop_id, now)
             state = store.sync_state(shop_id)
             over = store.over_reserved(shop_id)
+            orders_today = store.orders_today(shop_id, routing.local_day(now))
             click.echo(f"{shop_id} (mode {settings.network.routing.mode.value})")
             for node_id, node in routing.network.nodes.items():
                 source = settings.sources[node_id]
                 fed = f"{source.provider}:{source.location or '-'}" if source.provider else "manual counts"
                 synced = state.get(node_id, {})
                 last = synced.get("last_ok_at") or "never"
-                note = f" — {node.status_note}" if node.status_note else ""
+                # Routing's own verdict (status, window, staleness, cutoff, capacity), with any note in it.
+                routed_as = routing.router.node_state(node, orders_today, now).describe()
                 forward = ", forwards orders" if source.forward_orders else ""
                 failing = (f"; last attempt {synced['last_attempt_at']} FAILED: {synced['last_error']}"
-                           if synced.get("last_error") and synced["last_error"][:120] not in note else "")
-                click.echo(f"  {node_id:<14} {node.status.value:<9} {fed}{forward}; last sync {last}{failing}{note}")
+                           if synced.get("last_error") and synced["last_error"][:120] not in routed_as else "")
+                click.echo(f"  {node_id:<14} {routed_as:<9} {fed}{forward}; last sync {last}{failing}")
                 for row in (r for r in over if r["node_id"] == node_id):
                     click.echo(f"    over-reserved {row['sku']}: holds {row['available']}, {row['reserved']} reserved "
                                f"({row['at_3pl']} for orders already at the 3PL)")

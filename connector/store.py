@@ -945,10 +945,13 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
             [(shop_id, order_id, line_id, node_id, sku, quantity, stamp) for line_id, node_id, sku, quantity in lines],
         )
+        totals: dict[tuple[str, str], int] = {}  # one upsert per node × SKU, not per line
+        for _, node_id, sku, quantity in lines:
+            totals[(node_id, sku)] = totals.get((node_id, sku), 0) + quantity
         self.conn.executemany(
             "INSERT INTO reserved_totals (shop_id, node_id, sku, quantity) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity",
-            [(shop_id, node_id, sku, quantity) for _, node_id, sku, quantity in lines],
+            [(shop_id, node_id, sku, quantity) for (node_id, sku), quantity in totals.items()],
         )
 
     def release(self, reservation: ActiveReservation, shop_id: str, reason: str, now: datetime) -> None:

@@ -118,12 +118,17 @@ class Router:
         orders_today: Mapping[str, int],
         now: datetime,
         opportunity: Mapping[tuple[str, str], float] | None = None,
+        prepared: "PreparedRoute | None" = None,
     ) -> RoutingResult:
         """``sellable[(node_id, sku)]``: units free to promise (available minus our
         reservations). ``orders_today[node_id]``: orders already routed to the node
         in the shop's current local day. ``now``: an aware datetime.
         ``opportunity[(node_id, sku)]``: the allocation's dual price of one unit
-        there (missing means 0)."""
+        there (missing means 0). ``prepared``: a result ``prepare`` made earlier,
+        returned as it is when these inputs are the ones it was made from."""
+        if prepared is not None and prepared.router is self and prepared.inputs == self._inputs(
+                order, region_id, sellable, orders_today, now, opportunity):
+            return prepared.result
         opportunity = opportunity or {}
         mode = self.network.routing.mode
         lines, skipped = self._routable_lines(order)
@@ -156,7 +161,8 @@ class Router:
             if stocked:
                 eligible[item.line.line_id] = stocked
             else:
-                decisions[item.line.line_id] = self._diagnose(item, region.id, candidates, handled, sellable, now)
+                decisions[item.line.line_id] = self._diagnose(item, region.id, candidates, handled, sellable,
+                                                              orders_today, now)
 
         if eligible:
             routable = [item for item in lines if item.line.line_id in eligible]
@@ -164,6 +170,28 @@ class Router:
                 decisions[decision.line_id] = decision
         ordered = tuple(decisions[item.line.line_id] for item in lines)
         return RoutingResult(region.id, mode, ordered, skipped)
+
+    def prepare(
+        self,
+        order: Order,
+        region_id: str | None,
+        sellable: Mapping[tuple[str, str], int],
+        orders_today: Mapping[str, int],
+        now: datetime,
+        opportunity: Mapping[tuple[str, str], float] | None = None,
+    ) -> "PreparedRoute":
+        """``route`` now, kept with what it was computed from, to be handed to ``route``
+        later (the services route before taking the write lock, and inside it only
+        check that nothing the plan rests on has changed)."""
+        return PreparedRoute(self, self._inputs(order, region_id, sellable, orders_today, now, opportunity),
+                             self.route(order, region_id, sellable, orders_today, now, opportunity))
+
+    def _inputs(self, order, region_id, sellable, orders_today, now, opportunity) -> tuple:
+        """Everything a routing result depends on; ``now`` only through the nodes'
+        states (usable, window, cutoff, capacity), so a plan made a moment earlier
+        still holds unless one of them changed."""
+        return (order.lines, order.ship_to, region_id, dict(sellable), dict(orders_today), dict(opportunity or {}),
+                tuple(self.node_state(n, orders_today, now) for n in self.network.nodes.values()))
 
     # ------------------------------------------------------------ candidates
 
@@ -178,15 +206,8 @@ class Router:
                 lines.append(_Line(line, line.sku, self.sku_rule(line.sku)))
         return lines, tuple(skipped)
 
-    def _penalties(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> tuple[str, ...]:
-        notes = []
-        if node.status is NodeStatus.DEGRADED:
-            notes.append(f"node degraded ({node.status_note})" if node.status_note else "node degraded")
-        if node.cutoff is not None and now.astimezone(self._tz).time() >= node.cutoff:
-            notes.append(f"past {node.cutoff.strftime('%H:%M')} cutoff")
-        if node.daily_capacity is not None and orders_today.get(node.id, 0) >= node.daily_capacity:
-            notes.append(f"at daily capacity {node.daily_capacity}")
-        return tuple(notes)
+    def node_state(self, node: Node, orders_today: Mapping[str, int], now: datetime) -> "NodeState":
+        return node_state(node, now, self._tz, orders_today)
 
     def _candidates(self, region_id: str, orders_today: Mapping[str, int], now: datetime) -> list[_Candidate]:
         """The region's candidate nodes, usable now, with today's penalties."""
@@ -195,9 +216,9 @@ class Router:
             static = self._static_candidates[region_id] = self._region_candidates(region_id)
         candidates = []
         for node, lane, stage, note in static:
-            if node.usable(now):
-                notes = self._penalties(node, orders_today, now)
-                candidates.append(_Candidate(node, lane, stage, note, len(notes), notes))
+            state = self.node_state(node, orders_today, now)
+            if state.usable:
+                candidates.append(_Candidate(node, lane, stage, note, len(state.ranked_down), state.ranked_down))
         return candidates
 
     def _region_candidates(self, region_id: str) -> list[tuple[Node, Lane, int, str]]:
@@ -296,29 +317,12 @@ class Router:
         for plan in plans:
             scored.setdefault(tuple(sorted(plan.items())), (self._plan_key(plan, lines, by_node, sellable, chain, opportunity), plan))
         best_key, best = min(scored.values(), key=lambda kp: kp[0])
-        # Runner-ups for the explanation: the best plan with one line moved to
-        # its next-best node. The first key position where the winner beats the
-        # closest of them names the rule that decided.
-        for item in lines:
-            for c in sorted(eligible[item.line.line_id], key=lambda c: node_key(c, item.sku)):
-                if c.node.id != best.get(item.line.line_id):
-                    alternative = {**best, item.line.line_id: c.node.id}
-                    if _fits(alternative, lines, sellable):
-                        scored.setdefault(
-                            tuple(sorted(alternative.items())),
-                            (self._plan_key(alternative, lines, by_node, sellable, chain, opportunity), alternative),
-                        )
-                    break
-        labels = ["coverage", "promise", "availability", *[r.value for r in chain], "tiebreak"]
-        others = sorted(key for key, _ in scored.values() if key != best_key)
-        if not others:
-            deciding = "only_option"
-        else:
-            runner_key = others[0]
-            index = next(i for i, (a, b) in enumerate(zip(best_key, runner_key)) if a != b)
-            deciding = labels[index]
+        others = [key for key, _ in scored.values() if key != best_key]
+        deciding = self._deciding_rule(best, best_key, others, lines, eligible, by_node, sellable, chain,
+                                       opportunity, node_key)
 
         region = self.network.regions[region_id]
+        shipments = len(set(best.values()))
         decisions = []
         for item in lines:
             node_id = best.get(item.line.line_id)
@@ -335,7 +339,7 @@ class Router:
                     quantity=item.line.quantity,
                     node_id=node_id,
                     rule=deciding,
-                    explanation=_explain(item, c, region, deciding, len(set(best.values())),
+                    explanation=_explain(item, c, region, deciding, shipments,
                                          opportunity.get((node_id, item.sku), 0.0)),
                 )
             )
@@ -365,28 +369,56 @@ class Router:
         chain: Sequence[Rule],
         opportunity: Mapping[tuple[str, str], float],
     ) -> tuple:
-        used = sorted(set(plan.values()))
-        cands = [by_node[n] for n in used]
-        unrouted = len(lines) - len(plan)
-        key: list = [unrouted, max(c.stage for c in cands), sum(c.penalty for c in cands)]
-        for rule in chain:
-            if rule is Rule.SINGLE_SHIPMENT:
-                key.append(len(used))
-            elif rule is Rule.FASTEST:
-                key.append(max(c.lane.transit_days for c in cands))
-            elif rule is Rule.PRIORITY:
-                key.append(max(c.node.priority for c in cands))
-            elif rule is Rule.CHEAPEST:
-                drained = sum(
-                    l.line.quantity * opportunity.get((plan[l.line.line_id], l.sku), 0.0)
-                    for l in lines if l.line.line_id in plan
-                ) if opportunity else 0.0
-                key.append(round(sum(c.lane.cost_per_order for c in cands) + drained, 6))
-            elif rule is Rule.MOST_STOCK:
-                left = _left_after(plan, lines, sellable)
-                key.append(-min(left.values()))
-        key.append(tuple(plan.get(l.line.line_id, "") for l in lines))
-        return tuple(key)
+        tally = _Tally(plan, lines, sellable, opportunity, chain)
+        prefix = _key_prefix([by_node[n] for n in tally.used], len(lines) - len(plan), tally.drained,
+                             tally.least_left(), chain)
+        return (*prefix, tuple(plan.get(l.line.line_id, "") for l in lines))
+
+    def _deciding_rule(
+        self,
+        best: Mapping[str, str],
+        best_key: tuple,
+        others: Sequence[tuple],
+        lines: Sequence[_Line],
+        eligible: Mapping[str, list[_Candidate]],
+        by_node: Mapping[str, _Candidate],
+        sellable: Mapping[tuple[str, str], int],
+        chain: Sequence[Rule],
+        opportunity: Mapping[tuple[str, str], float],
+        node_key,
+    ) -> str:
+        """The rule that decided: the first key position where the best plan beats its
+        closest rival. Rivals are the other candidate plans (``others``: their keys) and,
+        for each line, the best plan with that line moved to its next-best node, where
+        that still fits.
+
+        A key's last position (the plan's node per line) differs between any two plans,
+        so a rival that ties the best on every position before it loses to the tiebreak,
+        and only those positions are compared. One moved line changes them only through
+        the nodes used, two (node, SKU) stock levels and one line's opportunity cost, so
+        each moved rival is scored from the best plan's tallies in time that does not grow
+        with the order (scoring each one over the whole order made routing quadratic)."""
+        labels = ["coverage", "promise", "availability", *[r.value for r in chain], "tiebreak"]
+        rivals = [key[:-1] for key in others]
+        tally = _Tally(best, lines, sellable, opportunity, chain)
+        unrouted = len(lines) - len(best)
+        for item in lines:
+            current = best.get(item.line.line_id)
+            runner_up = min((c for c in eligible[item.line.line_id] if c.node.id != current),
+                            key=lambda c: node_key(c, item.sku), default=None)
+            if runner_up is None:
+                continue
+            moved = tally.moved(item, current, runner_up.node.id)
+            if moved is not None:
+                used, drained, least_left = moved
+                rivals.append(_key_prefix([by_node[n] for n in used], unrouted - (current is None), drained,
+                                          least_left, chain))
+        if not rivals:
+            return "only_option"
+        best_prefix, closest = best_key[:-1], min(rivals)
+        if closest == best_prefix:
+            return "tiebreak"
+        return labels[next(i for i, (a, b) in enumerate(zip(best_prefix, closest)) if a != b)]
 
     # ------------------------------------------------------------ exceptions
 
@@ -397,41 +429,109 @@ class Router:
         candidates: Sequence[_Candidate],
         handled: Sequence[_Candidate],
         sellable: Mapping[tuple[str, str], int],
+        orders_today: Mapping[str, int],
         now: datetime,
     ) -> LineDecision:
-        if not candidates:
-            with_lane = sorted(n.id for n in self.network.nodes.values() if region_id in n.lanes)
-            if not with_lane:
-                return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
-            nodes = [self.network.nodes[n] for n in with_lane]
-            if all(not n.usable(now) for n in nodes):
-                states = ", ".join(f"{n.id} {self._why_unusable(n, now)}" for n in nodes)
-                return _exception(
-                    item, ExceptionReason.NODES_UNAVAILABLE, f"every node serving {region_id} is unavailable: {states}"
-                )
-            region = self.network.regions[region_id]
-            slow = ", ".join(f"{n.id} {n.lanes[region_id].transit_days}d" for n in nodes if n.usable(now))
-            return _exception(
-                item,
-                ExceptionReason.NO_NODE_SERVES_REGION,
-                f"no node reaches {region_id} within its {region.promise_days}d promise ({slow}) "
-                "and no backup or fallback region can",
-            )
-        if not handled:
-            return _exception(
-                item,
-                ExceptionReason.HANDLING_CONSTRAINT,
-                f"{item.sku} needs {_describe_handling(item.rule)}; none of {', '.join(sorted(c.node.id for c in candidates))} qualifies",
-            )
-        stock = ", ".join(f"{c.node.id} has {sellable.get((c.node.id, item.sku), 0)}" for c in sorted(handled, key=lambda c: c.node.id))
-        return _exception(
-            item, ExceptionReason.PARTIAL_STOCK, f"needs {item.line.quantity} × {item.sku}; {stock}"
-        )
+        """Why no node can ship the line: the reason, then every node that could have
+        served the region (its own, backups, fallback regions, slower lanes) and what
+        blocks each one, so the one fix that would route it is in plain sight."""
+        static = self._static_candidates[region_id]
+        allowed = {node.id for node, *_ in static}
+        others = [n for n in self.network.nodes.values() if region_id in n.lanes and n.id not in allowed]
+        if not static and not others:
+            return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION, f"no node ships to region {region_id}")
+        blocked = sorted([self._blocker(item, node, lane, region_id, sellable, orders_today, now)
+                          for node, lane, _, _ in static]
+                         + [self._outside_stages(node, region_id) for node in others])
+        why = ", ".join(f"{node_id} {reason}" for node_id, reason in blocked)
+        if handled:
+            return _exception(item, ExceptionReason.PARTIAL_STOCK, f"needs {item.line.quantity} × {item.sku}; {why}")
+        if candidates:
+            return _exception(item, ExceptionReason.HANDLING_CONSTRAINT,
+                              f"{item.sku} needs {_describe_handling(item.rule)}; {why}")
+        restriction, _ = first_stage(self.network, region_id)
+        if restriction is not None:
+            mode = self.network.routing.mode.value
+            return _exception(item, ExceptionReason.NODES_UNAVAILABLE,
+                              f"every node {mode} mode allows for {region_id} is unavailable: {why}")
+        if all(not self.node_state(n, orders_today, now).usable for n in [*(n for n, *_ in static), *others]):
+            return _exception(item, ExceptionReason.NODES_UNAVAILABLE,
+                              f"every node serving {region_id} is unavailable: {why}")
+        promise = self.network.regions[region_id].promise_days
+        return _exception(item, ExceptionReason.NO_NODE_SERVES_REGION,
+                          f"no usable node reaches {region_id} within its {promise}d promise "
+                          f"and no backup or fallback region can: {why}")
 
-    def _why_unusable(self, node: Node, now: datetime) -> str:
+    def _blocker(self, item: _Line, node: Node, lane: Lane, region_id: str, sellable: Mapping[tuple[str, str], int],
+                 orders_today: Mapping[str, int], now: datetime) -> tuple[str, str]:
+        """What keeps one of the region's candidate nodes from shipping the line."""
+        state = self.node_state(node, orders_today, now)
+        if not state.usable:
+            return node.id, state.unusable_because or ""
+        missing = [h.value for h in sorted(item.rule.handling, key=lambda h: h.value) if h.value not in node.capabilities]
+        if missing:
+            return node.id, f"lacks {' and '.join(missing)}"
+        if not item.rule.handled_by(node, lane):
+            return node.id, f"has a {lane.transit_days}d lane ({item.sku} allows {item.rule.max_transit_days}d)"
+        ranked_down = f" (ranked down: {', '.join(state.ranked_down)})" if state.ranked_down else ""
+        return node.id, f"has {sellable.get((node.id, item.sku), 0)}{ranked_down}"
+
+    def _outside_stages(self, node: Node, region_id: str) -> tuple[str, str]:
+        """Why a node with a lane to the region is no candidate for it at all."""
+        if first_stage(self.network, region_id)[0] is not None:
+            return node.id, f"left out by {self.network.routing.mode.value} mode"
+        promise = self.network.regions[region_id].promise_days
+        return node.id, f"has a {node.lanes[region_id].transit_days}d lane (promise {promise}d)"
+
+
+@dataclass(frozen=True)
+class PreparedRoute:
+    """A routing result made ahead by ``Router.prepare``, with its router and inputs."""
+
+    router: Router
+    inputs: tuple
+    result: RoutingResult
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """How routing treats a node at one moment: whether it may take orders (and why
+    not), and what ranks it below the others (it still ships when they cannot)."""
+
+    usable: bool
+    unusable_because: str | None = None
+    ranked_down: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if not self.usable:
+            return self.unusable_because or "unusable"
+        return "ranked down: " + ", ".join(self.ranked_down) if self.ranked_down else "active"
+
+
+def node_state(node: Node, now: datetime, tz: ZoneInfo, orders_today: Mapping[str, int]) -> NodeState:
+    """The one place that decides whether routing may use a node at ``now`` and what
+    ranks it down; ``connector nodes`` shows the same, so the two cannot disagree.
+    ``orders_today``: orders routed to each node in the shop's local day (``tz``)."""
+    if not node.usable(now):
         if node.status in (NodeStatus.OFFLINE, NodeStatus.PAUSED):
-            return f"{node.status.value} ({node.status_note})" if node.status_note else node.status.value
-        return "outside its active window"
+            why = f"{node.status.value} ({node.status_note})" if node.status_note else node.status.value
+        elif node.active_from is not None and now < node.active_from:
+            why = f"outside its active window (opens {_local(node.active_from, tz)})"
+        else:
+            why = f"outside its active window (closed {_local(node.active_until, tz)})"
+        return NodeState(False, why)
+    notes = []
+    if node.status is NodeStatus.DEGRADED:
+        notes.append(f"node degraded ({node.status_note})" if node.status_note else "node degraded")
+    if node.cutoff is not None and now.astimezone(tz).time() >= node.cutoff:
+        notes.append(f"past {node.cutoff.strftime('%H:%M')} cutoff")
+    if node.daily_capacity is not None and orders_today.get(node.id, 0) >= node.daily_capacity:
+        notes.append(f"at daily capacity {node.daily_capacity}")
+    return NodeState(True, None, tuple(notes))
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if moment else "?"
 
 
 # ---------------------------------------------------------------- helpers
@@ -508,14 +608,81 @@ def _fits(plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tup
     return all(sellable.get(k, 0) >= q for k, q in need.items())
 
 
-def _left_after(plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tuple[str, str], int]) -> dict:
-    left: dict[tuple[str, str], int] = {}
-    for item in lines:
-        node_id = plan.get(item.line.line_id)
-        if node_id is not None:
+def _key_prefix(cands: Sequence[_Candidate], unrouted: int, drained: float, least_left: int,
+                chain: Sequence[Rule]) -> tuple:
+    """A plan's key but for its last (tiebreak) position: lines left unrouted, the latest
+    stage used, shipments from ranked-down nodes, then the mode's rules. ``cands``: the
+    nodes it uses, by id; ``drained``: the opportunity cost of its units; ``least_left``:
+    the least stock any (node, SKU) it draws on keeps."""
+    key: list = [unrouted, max(c.stage for c in cands), sum(c.penalty for c in cands)]
+    for rule in chain:
+        if rule is Rule.SINGLE_SHIPMENT:
+            key.append(len(cands))
+        elif rule is Rule.FASTEST:
+            key.append(max(c.lane.transit_days for c in cands))
+        elif rule is Rule.PRIORITY:
+            key.append(max(c.node.priority for c in cands))
+        elif rule is Rule.CHEAPEST:
+            key.append(round(sum(c.lane.cost_per_order for c in cands) + drained, 6))
+        elif rule is Rule.MOST_STOCK:
+            key.append(-least_left)
+    return tuple(key)
+
+
+class _Tally:
+    """What a plan's key is made of, counted once, so that the same plan with one line
+    moved elsewhere can be scored without going over the order again."""
+
+    def __init__(self, plan: Mapping[str, str], lines: Sequence[_Line], sellable: Mapping[tuple[str, str], int],
+                 opportunity: Mapping[tuple[str, str], float], chain: Sequence[Rule]):
+        self.sellable = sellable
+        self.opportunity = opportunity if Rule.CHEAPEST in chain else {}
+        self.lines_at: dict[str, int] = {}  # node -> lines shipped from it
+        self.lines_of: dict[tuple[str, str], int] = {}  # (node, sku) -> lines drawing on it
+        self.left: dict[tuple[str, str], int] = {}  # (node, sku) -> stock left after the plan
+        self.drained = 0.0
+        for item in lines:
+            node_id = plan.get(item.line.line_id)
+            if node_id is None:
+                continue
             key = (node_id, item.sku)
-            left[key] = left.get(key, sellable.get(key, 0)) - item.line.quantity
-    return left or {("", ""): 0}
+            self.lines_at[node_id] = self.lines_at.get(node_id, 0) + 1
+            self.lines_of[key] = self.lines_of.get(key, 0) + 1
+            self.left[key] = self.left.get(key, sellable.get(key, 0)) - item.line.quantity
+            if self.opportunity:
+                self.drained += item.line.quantity * self.opportunity.get(key, 0.0)
+        self.used = sorted(self.lines_at)
+        self._lowest = sorted((v, k) for k, v in self.left.items()) if Rule.MOST_STOCK in chain else None
+
+    def least_left(self) -> int:
+        return self._lowest[0][0] if self._lowest else 0
+
+    def moved(self, item: _Line, from_node: str | None, to_node: str) -> tuple[list[str], float, int] | None:
+        """The plan with ``item`` moved from ``from_node`` (None: unrouted) to ``to_node``:
+        its nodes by id, opportunity cost and least stock left; None when it does not fit."""
+        q = item.line.quantity
+        to_key = (to_node, item.sku)
+        to_left = self.left.get(to_key, self.sellable.get(to_key, 0)) - q
+        if to_left < 0:
+            return None
+        used = self.used if to_node in self.lines_at else sorted([*self.used, to_node])
+        drained = self.drained + q * self.opportunity.get(to_key, 0.0) if self.opportunity else 0.0
+        changed = {to_key: to_left}
+        if from_node is not None:
+            from_key = (from_node, item.sku)
+            if self.lines_at[from_node] == 1:
+                used = [n for n in used if n != from_node]
+            if self.opportunity:
+                drained -= q * self.opportunity.get(from_key, 0.0)
+            if self.lines_of[from_key] > 1:
+                changed[from_key] = self.left[from_key] + q
+            else:
+                changed[from_key] = None  # no line draws on it any more
+        least_left = 0
+        if self._lowest is not None:
+            unchanged = next((v for v, k in self._lowest if k not in changed), None)
+            least_left = min(v for v in (unchanged, *changed.values()) if v is not None)
+        return used, drained, least_left
 
 
 def _greedy_cover(lines, eligible, sellable, node_key) -> dict[str, str] | None:
@@ -542,7 +709,7 @@ def _greedy_cover(lines, eligible, sellable, node_key) -> dict[str, str] | None:
             return None
         for item in _take_fitting(best_node, coverage[best_node], stock, commit=True):
             plan[item.line.line_id] = best_node
-            remaining.remove(item)
+        remaining = [item for item in remaining if item.line.line_id not in plan]
     return plan
 
 

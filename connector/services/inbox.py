@@ -35,7 +35,9 @@ from connector.domain.model import (
 )
 from connector.domain.health import Freshness, StalePolicy, apply_freshness
 from connector.services.group_commit import CommitAlone, GroupCommit
-from connector.services.orders import ShopRouting, apply_order, apply_refund, close_order, request_push
+from connector.services.orders import (
+    ShopRouting, apply_order, apply_refund, close_order, prepare_route, request_push,
+)
 from connector.store import InboxRow, Store, parse_ts
 
 log = logging.getLogger("connector.inbox")
@@ -45,6 +47,13 @@ POLLED_HEADER = "x-connector-source"
 # Headers worth keeping with the body (the rest is transport noise).
 _KEPT_HEADER_PREFIXES = ("x-shopify-", "x-wc-webhook-")
 _KEPT_HEADERS = {"content-type", "user-agent"}
+# A batch ends before the order that would take it past this many lines, so a large order
+# is processed in a transaction of its own, routed just before it (see ``Inbox.process``).
+BATCH_LINES = 500
+# Orders with at least this many lines are routed before the write lock is taken; a smaller
+# one routes in well under a millisecond, and later orders of a batch would find the stock
+# changed by earlier ones and route again anyway.
+PREPARE_LINES = 50
 
 
 @dataclass(frozen=True)
@@ -183,20 +192,50 @@ class Inbox:
         batch = batch_size or self.settings.processing.batch_size
         while limit is None or report.processed + report.failed + report.retrying < limit:
             size = batch if limit is None else min(batch, limit - report.processed - report.failed - report.retrying)
+            # Parse the deliveries and route their new orders before taking the write lock;
+            # inside it, a plan whose inputs are unchanged is only written (see prepare_route).
+            pending = store.next_pending_webhooks(size, self.clock())
+            events = self._prepare(store, pending)
             with store.write():
-                rows = store.next_pending_webhooks(size, self.clock())
+                rows = store.next_pending_webhooks(len(events) or size, self.clock())
                 for row in rows:
-                    self._process_one(store, row, report)
-            if len(rows) < size:
+                    self._process_one(store, row, report, events.get(row.id))
+            if len(rows) < size and len(events) == len(pending):
                 break
             self.pause(self.settings.processing.pause_between_batches_ms / 1000)
         return report
 
-    def _process_one(self, store: Store, row: InboxRow, report: ProcessReport) -> None:
+    def _prepare(self, store: Store, rows: list[InboxRow]) -> dict[int, StorefrontEvent | None]:
+        """The leading ``rows`` that make a batch (up to BATCH_LINES order lines, at least
+        one row), each parsed (None: ``_apply`` will meet and record the error), with the
+        routes of their large new orders prepared in the shops' ``ShopRouting.prepared``."""
+        now = self.clock()
+        events: dict[int, StorefrontEvent | None] = {}
+        lines = 0
+        for _, routing in self._routing.values():
+            routing.prepared.clear()  # plans of rows another drainer took meanwhile
+        for row in rows:
+            try:
+                event = self.storefronts[row.platform].parse(row.shop_id, row.topic, load_payload(row.body))
+            except Exception:  # noqa: BLE001 - parsed again in the transaction, where the error is recorded
+                event = None
+            size = len(event.order.lines) if isinstance(event, OrderUpsert) else 1
+            if events and lines + size > BATCH_LINES:
+                break
+            events[row.id], lines = event, lines + size
+            if isinstance(event, OrderUpsert) and size >= PREPARE_LINES and row.shop_id in self.settings.shops:
+                try:
+                    prepare_route(store, self.routing(store, row.shop_id, now), event.order, now)
+                except Exception:  # noqa: BLE001 - only a head start; processing meets and records any error
+                    log.exception("inbox %s: routing ahead failed; it is routed in the transaction", row.id)
+        return events
+
+    def _process_one(self, store: Store, row: InboxRow, report: ProcessReport,
+                     event: StorefrontEvent | None = None) -> None:
         now = self.clock()
         try:
             with store.savepoint():
-                outcome = self._apply(store, row, now)
+                outcome = self._apply(store, row, now, event)
                 store.mark_webhook(row.id, "processed", now)
         except Exception as exc:  # noqa: BLE001 - one bad delivery must not stop the others
             log.exception("inbox %s (%s %s) failed", row.id, row.shop_id, row.topic)
@@ -212,11 +251,11 @@ class Inbox:
         report.processed += 1
         report.statuses[outcome] = report.statuses.get(outcome, 0) + 1
 
-    def _apply(self, store: Store, row: InboxRow, now: datetime) -> str:
+    def _apply(self, store: Store, row: InboxRow, now: datetime, event: StorefrontEvent | None = None) -> str:
         if row.shop_id not in self.settings.shops:
             return "shop_not_configured"
-        storefront = self.storefronts[row.platform]
-        event: StorefrontEvent = storefront.parse(row.shop_id, row.topic, load_payload(row.body))
+        if event is None:
+            event = self.storefronts[row.platform].parse(row.shop_id, row.topic, load_payload(row.body))
         shop_id = row.shop_id
         if isinstance(event, OrderUpsert):
             return apply_order(store, self.routing(store, shop_id, now), event.order, now)

@@ -16,7 +16,7 @@ from typing import Mapping
 from connector.domain.health import discounted
 from connector.domain.model import Order, OrderLine, RefundCreated
 from connector.domain.regions import RegionIndex
-from connector.domain.routing import Router, skip_reason
+from connector.domain.routing import PreparedRoute, Router, skip_reason
 from connector.store import ActiveReservation, LineAt3pl, Store
 
 
@@ -36,6 +36,7 @@ class ShopRouting:
         self.factors = dict(factors or {})
         self.forward_nodes = dict(forward_nodes or {})
         self.push_after = push_after
+        self.prepared: dict[str, PreparedRoute] = {}  # order id -> routed ahead by prepare_route
 
     def local_day(self, now: datetime) -> str:
         return now.astimezone(self.tz).date().isoformat()
@@ -61,6 +62,28 @@ def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime)
     if order.state != "open":
         return close_order(store, order.shop_id, order.order_id, order.state, now)
     return reconcile(store, routing, order, region_id, now, first_seen=stored is None)
+
+
+def prepare_route(store: Store, routing: ShopRouting, order: Order, now: datetime) -> None:
+    """Before the write lock is taken: route a new order from what the store holds now,
+    as ``reconcile`` would, into ``routing.prepared``. Inside the lock ``reconcile`` reads
+    its inputs again and uses this result only if they are the same (else it routes
+    again), so a large order's planning does not hold up the webhooks waiting to be
+    stored. Reads only; an order already stored or with refunds is left to ``reconcile``."""
+    if order.state != "open" or order.refund_ids or store.order(order.shop_id, order.order_id) is not None:
+        return
+    lines = tuple({l.line_id: l for l in order.lines if skip_reason(l) is None}.values())
+    if not lines:
+        return
+    skus = {l.sku for l in lines}
+    routing.prepared[order.order_id] = routing.router.prepare(
+        replace(order, lines=lines),
+        routing.regions.resolve(order.ship_to, routing.network.default_region),
+        discounted(store.sellable(order.shop_id, skus), routing.factors),
+        store.orders_today(order.shop_id, routing.local_day(now)),
+        now,
+        store.opportunity_costs(order.shop_id, skus),
+    )
 
 
 def _net_of_refunds(store: Store, order: Order, now: datetime) -> Order:
@@ -157,6 +180,7 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             store.orders_today(shop_id, routing.local_day(now)),
             now,
             store.opportunity_costs(shop_id, skus),
+            prepared=routing.prepared.pop(order_id, None),
         )
         store.save_decisions(shop_id, order_id, result.mode.value, result.region_id, result.decisions, now)
         store.reserve_many(shop_id, order_id,

@@ -458,3 +458,32 @@ def test_exceptions_list_a_forward_whose_outcome_is_still_unknown(cli, container
     lines = [line for line in cli("exceptions").stdout.splitlines() if "5001" in line]
     assert len(lines) == 1 and "whether sb holds" in lines[0] and "is unknown after 8 attempt(s)" in lines[0]
     assert error in lines[0]
+
+
+# ---------------------------------------------------------------- nodes
+
+
+@pytest.mark.parametrize("days, shown", [
+    (-2, "outside its active window (opens "),  # the pop-up opens tomorrow
+    (15, "outside its active window (closed "),  # it closed yesterday
+    (0, "active"),
+])
+def test_nodes_shows_how_routing_treats_a_pop_up_now(cli, clock, days, shown):
+    clock.advance(days=days)
+    result = cli("nodes")
+    assert result.exit_code == 0, result.output
+    popup = next(line for line in result.output.splitlines() if line.strip().startswith("popup-soho"))
+    assert popup.split()[1:2] != ["active"] or days == 0, popup
+    assert shown in popup, popup
+
+
+def test_nodes_shows_a_node_at_capacity_as_ranked_down(cli, container, clock):
+    store = container.open_store()
+    try:
+        for _ in range(container.settings.shops[SHOPIFY_SHOP].network.nodes["ne-micro"].daily_capacity):
+            store.count_node_order(SHOPIFY_SHOP, "ne-micro", clock().astimezone(
+                container.inbox.routing(store, SHOPIFY_SHOP, clock()).tz).date().isoformat())
+    finally:
+        store.close()
+    line = next(l for l in cli("nodes").output.splitlines() if l.strip().startswith("ne-micro"))
+    assert "ranked down: " in line and "at daily capacity" in line, line

@@ -238,7 +238,7 @@ def test_lane_beyond_the_promise_is_not_primary():
     decision = result.decisions[0]
     assert decision.node_id is None
     assert decision.exception is ExceptionReason.NO_NODE_SERVES_REGION
-    assert "within its 2d promise (slow 3d)" in decision.explanation
+    assert "within its 2d promise" in decision.explanation and "slow has a 3d lane (promise 2d)" in decision.explanation
 
 
 def test_cold_chain_only_from_cold_nodes_within_max_transit():
@@ -465,3 +465,96 @@ def test_opportunity_cost_applies_across_the_lines_of_one_shipment():
     dual = {("cheap", "X"): 1.1, ("cheap", "Y"): 1.1}
     result = Router(net).route(order(("X", 1), ("Y", 1)), "east", stock, {}, NOW, opportunity=dual)
     assert nodes_of(result) == ["dear", "dear"]
+
+
+# ---------------------------------------------------------------- what blocks a line
+
+EAST_ONLY = {"east": Region("east", "East", promise_days=2, provinces=frozenset({"US-NY"}))}
+COLD = SkuRule("SERUM-*", frozenset({Handling.COLD_CHAIN}), max_transit_days=1)
+
+
+@pytest.mark.parametrize("cause, hq, stock, usage, sku, says", [
+    ("offline", dict(status=NodeStatus.OFFLINE, status_note="flooded"), 5, 0, "X", "hq offline (flooded)"),
+    ("paused", dict(status=NodeStatus.PAUSED), 5, 0, "X", "hq paused"),
+    ("not open yet", dict(active_from=NOW + timedelta(days=1)), 5, 0, "X",
+     "hq outside its active window (opens 2026-11-23 10:00 EST)"),
+    ("closed", dict(active_until=NOW - timedelta(hours=2)), 5, 0, "X",
+     "hq outside its active window (closed 2026-11-22 08:00 EST)"),
+    ("stale, excluded", dict(status=NodeStatus.OFFLINE, status_note="stock data 3 h old; excluded until a sync succeeds"),
+     5, 0, "X", "hq offline (stock data 3 h old; excluded until a sync succeeds)"),
+    ("lacks a capability", dict(lanes_days=1), 5, 0, "SERUM-ROSE", "hq lacks cold_chain"),
+    ("lane too slow for the SKU", dict(lanes_days=2, capabilities=frozenset({"cold_chain"})), 5, 0, "SERUM-ROSE",
+     "hq has a 2d lane (SERUM-ROSE allows 1d)"),
+    ("no stock", {}, 0, 0, "X", "hq has 0"),
+    ("short, past cutoff and at capacity", dict(cutoff=time(9, 0), daily_capacity=3), 1, 3, "X",
+     "hq has 1 (ranked down: past 09:00 cutoff, at daily capacity 3)"),
+    ("lane beyond the promise", dict(lanes_days=5), 5, 0, "X", "hq has a 5d lane (promise 2d)"),
+])
+def test_an_exception_names_every_node_and_what_blocks_it(cause, hq, stock, usage, sku, says):
+    # The case: a node and its backup cannot ship, one far node is left.
+    hq = dict(hq)
+    days = hq.pop("lanes_days", 1)
+    nodes = [node("hq", {"east": (days, 5.0)}, backups=("hq-backup",), **hq),
+             node("hq-backup", {"east": (2, 6.0)}, status=NodeStatus.OFFLINE),
+             node("far", {"east": (5, 4.0)}, capabilities=frozenset({"cold_chain"}))]
+    quantities = {("hq", sku): stock, ("hq-backup", sku): 5, ("far", sku): 5}
+    result = route(network(nodes, regions=EAST_ONLY, skus=[COLD]), order((sku, 2)), stock=quantities,
+                   usage={"hq": usage})
+    decision = result.decisions[0]
+    assert decision.node_id is None, cause
+    assert says in decision.explanation
+    assert "hq-backup offline" in decision.explanation
+    assert "far has a 5d lane (promise 2d)" in decision.explanation
+    assert "\n" not in decision.explanation
+
+
+def test_an_exception_says_which_nodes_a_disruption_mode_leaves_out():
+    midwest = node("midwest", {"east": (4, 8.0)}, status=NodeStatus.PAUSED)
+    coast = node("coast", {"east": (1, 5.0)})
+    net = network([midwest, coast], mode=Mode.DISRUPTION, regions=EAST_ONLY,
+                  restrictions=[Restriction(frozenset({"east"}), ("midwest",))])
+    decision = route(net, order(("X", 1)), stock={("midwest", "X"): 5, ("coast", "X"): 5}).decisions[0]
+    assert decision.exception is ExceptionReason.NODES_UNAVAILABLE
+    assert "midwest paused" in decision.explanation
+    assert "coast left out by disruption mode" in decision.explanation
+
+
+# ---------------------------------------------------------------- a result prepared ahead
+
+PREP_CHAIN = (Rule.SINGLE_SHIPMENT, Rule.CHEAPEST, Rule.FASTEST)
+
+
+def prepared_case():
+    quick = node("quick", {"east": (1, 5.0)}, cutoff=time(11, 0), daily_capacity=2)
+    slow = node("slow", {"east": (2, 5.0), "west": (2, 5.0)})
+    net = network([quick, slow], rules=PREP_CHAIN)
+    inputs = dict(order=order(("X", 2)), region_id="east", sellable={("quick", "X"): 5, ("slow", "X"): 5},
+                  orders_today={"quick": 1}, now=NOW, opportunity={})
+    return Router(net), inputs
+
+
+def test_a_prepared_result_is_used_when_nothing_it_rests_on_changed():
+    router, inputs = prepared_case()
+    prepared = router.prepare(**inputs)
+    assert nodes_of(prepared.result) == ["quick"]
+    assert router.route(**inputs, prepared=prepared) is prepared.result
+    assert router.route(**{**inputs, "now": NOW + timedelta(minutes=30)}, prepared=prepared) is prepared.result
+    other = Router(router.network).prepare(**inputs)  # another router (network) made it
+    assert router.route(**inputs, prepared=other) is not other.result
+
+
+@pytest.mark.parametrize("change", [
+    dict(sellable={("quick", "X"): 1, ("slow", "X"): 5}),
+    dict(orders_today={"quick": 2}),  # at capacity now
+    dict(opportunity={("quick", "X"): 9.0}),
+    dict(now=NOW + timedelta(hours=2)),  # past quick's cutoff
+    dict(order=order(("X", 6), ("X", 1))),
+    dict(region_id="west"),
+])
+def test_a_prepared_result_is_not_used_once_an_input_changed(change):
+    router, inputs = prepared_case()
+    prepared = router.prepare(**inputs)
+    now_inputs = {**inputs, **change}
+    fresh = router.route(**now_inputs)
+    assert fresh != prepared.result  # the change matters ...
+    assert router.route(**now_inputs, prepared=prepared) == fresh  # ... and is seen
