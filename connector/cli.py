@@ -377,7 +377,7 @@ def nodes(ctx: _Context, shop: str | None) -> None:
                 forward = ", forwards orders" if source.forward_orders else ""
                 failing = (f"; last attempt {synced['last_attempt_at']} FAILED: {synced['last_error']}"
                            if synced.get("last_error") and synced["last_error"][:120] not in routed_as else "")
-                click.echo(f"  {node_id:<14} {routed_as:<9} {fed}{forward}; last sync {last}{failing}")
+                click.echo(f"  {node_id:<14} {routed_as}; stock: {fed}{forward}; last sync {last}{failing}")
                 for row in (r for r in over if r["node_id"] == node_id):
                     click.echo(f"    over-reserved {row['sku']}: holds {row['available']}, {row['reserved']} reserved "
                                f"({row['at_3pl']} for orders already at the 3PL)")
