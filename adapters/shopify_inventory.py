@@ -243,8 +243,9 @@ class ShopifyInventory:
 
     # ------------------------------------------------------------ transport
 
-    def _graphql(self, query: str, variables: Mapping[str, Any], operation: str, *, cost: int) -> dict:
-        """Send one document whose cost we estimate at ``cost``; returns ``data``.
+    def graphql(self, query: str, variables: Mapping[str, Any], operation: str, *, cost: int) -> dict:
+        """Send one document whose cost we estimate at ``cost``; returns ``data``. The shop's
+        one paced GraphQL transport: other Shopify adapters (``adapters.shopify_install``) use it too.
 
         THROTTLED answers wait and resend the identical body (a mutation's idempotency key
         included); other GraphQL errors raise.
@@ -368,22 +369,24 @@ class ShopifyInventory:
         return found
 
     def _variant_pages(self, search: str, first: int) -> Iterator[dict]:
+        return self.connection_nodes(VARIANTS_BY_SKU_QUERY, {"query": search}, "productVariants", first=first,
+                                     cost=2 + first * 2)  # connection + per variant: the variant and its inventoryItem
+
+    def connection_nodes(self, query: str, variables: Mapping[str, Any], field: str, *, first: int,
+                         cost: int) -> Iterator[dict]:
+        """Every node of the connection ``field`` (``nodes`` + ``pageInfo``), a page of ``first``
+        at a time; ``query`` takes ``$first`` and ``$after``."""
         def fetch(cursor: str | None) -> tuple[Sequence[dict], str | None]:
-            data = self._graphql(
-                VARIANTS_BY_SKU_QUERY,
-                {"first": first, "after": cursor, "query": search},
-                "productVariants",
-                cost=2 + first * 2,  # connection + per variant: the variant and its inventoryItem
-            )
-            connection = data.get("productVariants")
+            data = self.graphql(query, {**variables, "first": first, "after": cursor}, field, cost=cost)
+            connection = data.get(field)
             nodes = connection.get("nodes") if isinstance(connection, dict) else None
             info = connection.get("pageInfo") if isinstance(connection, dict) else None
             if not isinstance(nodes, list) or not isinstance(info, dict):
-                raise ProviderResponseError("shopify: productVariants lacks nodes/pageInfo")
+                raise ProviderResponseError(f"shopify: {field} lacks nodes/pageInfo")
             if info.get("hasNextPage") is True:
                 end = info.get("endCursor")
                 if not isinstance(end, str) or not end:
-                    raise ProviderResponseError("shopify: productVariants hasNextPage without an endCursor")
+                    raise ProviderResponseError(f"shopify: {field} hasNextPage without an endCursor")
                 return [n for n in nodes if isinstance(n, dict)], end
             return [n for n in nodes if isinstance(n, dict)], None
 
@@ -410,7 +413,7 @@ class ShopifyInventory:
             for id_chunk in chunked(items, per_query):
                 variables: dict[str, Any] = {"ids": id_chunk}
                 variables.update({f"l{i}": loc for i, loc in enumerate(loc_chunk)})
-                data = self._graphql(query, variables, "inventoryLevels",
+                data = self.graphql(query, variables, "inventoryLevels",
                                      cost=levels_query_cost(len(id_chunk), len(loc_chunk)))
                 nodes = data.get("nodes")
                 if not isinstance(nodes, list) or len(nodes) != len(id_chunk):
@@ -464,7 +467,7 @@ class ShopifyInventory:
         }
         attempt = 0
         while True:
-            data = self._graphql(SET_QUANTITIES_MUTATION, variables, "inventorySetQuantities",
+            data = self.graphql(SET_QUANTITIES_MUTATION, variables, "inventorySetQuantities",
                                  cost=_MUTATION_COST + 2)  # + inventoryAdjustmentGroup + userErrors
             result = _set_result(data.get("inventorySetQuantities"), len(quantities))
             if attempt < self.max_concurrent_retries and any(e.code == CONCURRENT_REQUEST for e in result.call_errors):
@@ -480,7 +483,7 @@ class ShopifyInventory:
         (zero for a new level, the old figure for a re-activated one). userErrors raise
         ``ProviderRejected``."""
         variables = {"inventoryItemId": item_gid, "locationId": location_gid, "idempotencyKey": self.new_key()}
-        data = self._graphql(ACTIVATE_MUTATION, variables, "inventoryActivate",
+        data = self.graphql(ACTIVATE_MUTATION, variables, "inventoryActivate",
                              cost=_MUTATION_COST + 3)  # + inventoryLevel, quantities, userErrors
         payload = data.get("inventoryActivate")
         if not isinstance(payload, dict) or not isinstance(payload.get("userErrors"), list):

@@ -31,6 +31,8 @@ from adapters.extensiv import ExtensivWarehouse
 from adapters.shipbob import ShipBobWarehouse
 from adapters.shiphero import ShipHeroWarehouse
 from adapters.shipmonk import ShipMonkWarehouse
+from adapters.shopify_auth import ShopifyOAuth
+from adapters.shopify_install import ShopifyInstall
 from adapters.shopify_inventory import ShopifyInventory
 from adapters.woocommerce_orders import WooCommerceOrders
 from adapters.woocommerce_stock import WooCommerceStock
@@ -94,6 +96,17 @@ CASES = [
          lambda w: w.list_inventory(), (secret("csv-sig"), secret("csv-bearer")), "feeds.csv.test"),
     Case("shopify_inventory", lambda: ShopifyInventory("aurora.myshopify.com", secret("shpat"), sleep=_no_sleep),
          lambda w: w.inventory_items(["CANDLE-FIG"]), (secret("shpat"),), "aurora.myshopify.com", graphql=True),
+    Case("shopify_token_exchange", lambda: ShopifyOAuth("client-id", secret("shpss"), sleep=_no_sleep),
+         lambda o: o.exchange_session_token("aurora.myshopify.com", secret("session-jwt")),
+         (secret("shpss"), secret("session-jwt")), "aurora.myshopify.com"),
+    Case("shopify_token_refresh", lambda: ShopifyOAuth("client-id", secret("shpss"), sleep=_no_sleep),
+         lambda o: o.refresh("aurora.myshopify.com", secret("shprt")),
+         (secret("shpss"), secret("shprt")), "aurora.myshopify.com"),
+    Case("shopify_code_exchange", lambda: ShopifyOAuth("client-id", secret("shpss"), sleep=_no_sleep),
+         lambda o: o.exchange_code("aurora.myshopify.com", secret("code")),
+         (secret("shpss"), secret("code")), "aurora.myshopify.com"),
+    Case("shopify_install", lambda: ShopifyInstall("aurora.myshopify.com", secret("shpat"), sleep=_no_sleep),
+         lambda w: w.locations(), (secret("shpat"),), "aurora.myshopify.com", graphql=True),
     Case("woocommerce_stock", lambda: WooCommerceStock("https://shop.woo.test", secret("ck"), secret("cs"),
                                                        sleep=_no_sleep),
          lambda w: w.find_by_sku(["SEEDS-MIX"]), (secret("ck"), secret("cs"), basic(secret("ck"), secret("cs"))),
