@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Mapping
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
+    PendingConnection,
     ProviderError,
     ProviderOrderRef,
     Shipment,
@@ -357,3 +358,25 @@ class FakeWooStore:
                                "manage_stock": update["manage_stock"], "stock_quantity": product["stock_quantity"],
                                "meta_data": [{"key": k, "value": v} for k, v in product["meta"].items()]})
             return 200, {}, json.dumps({"update": answer}).encode()
+
+
+# ---------------------------------------------------------------- pending WooCommerce connections
+
+
+class InMemoryPendingConnections:
+    """``PendingConnections`` in a dict; ``take`` pops under a lock, so of two callbacks
+    with the same ``user_id`` exactly one gets the connection."""
+
+    def __init__(self):
+        self._pending: dict[str, PendingConnection] = {}
+        self._lock = threading.Lock()
+
+    def create(self, pending: PendingConnection) -> None:
+        with self._lock:
+            if pending.nonce in self._pending:
+                raise ValueError("a pending connection with this nonce already exists")
+            self._pending[pending.nonce] = pending
+
+    def take(self, nonce: str) -> PendingConnection | None:
+        with self._lock:
+            return self._pending.pop(nonce, None)

@@ -63,7 +63,7 @@ class WooCommerceOrders:
                                                  max_pages=self.max_pages, total_pages_required=False)
                for hook in page]
         try:
-            return tuple(_webhook(item, index) for index, item in enumerate(raw))
+            return tuple(store_webhook(item, index) for index, item in enumerate(raw))
         except PayloadError as exc:
             raise ProviderResponseError(f"woocommerce: GET /webhooks: {exc}") from exc
 
@@ -145,7 +145,7 @@ def _polled(item: object, index: int) -> PolledOrder:
     return PolledOrder(order_id, modified, POLLED_TOPIC, key, body)
 
 
-def _webhook(item: object, index: int) -> StoreWebhook:
+def store_webhook(item: object, index: int) -> StoreWebhook:
     if not isinstance(item, Mapping):
         raise PayloadError(f"webhooks[{index}]: expected a webhook object")
     texts = {}

@@ -4,7 +4,8 @@
 a CSV feed). ``Storefront`` is a shop platform's webhook dialect. ``RefundSource``
 reads which lines an order's refunds cover where the webhook does not say (WooCommerce).
 ``OrderFeed`` reads back the orders that changed, for the webhooks that never came, and
-the store's webhooks themselves.
+the store's webhooks themselves. ``PendingConnections`` holds WooCommerce connections
+waiting for their wc-auth callback.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 from connector.domain.model import (
     InventoryRecord,
     OutboundOrder,
+    PendingConnection,
     PolledOrder,
     ProviderOrderRef,
     RefundCreated,
@@ -85,3 +87,15 @@ class OrderFeed(Protocol):
 
     def webhooks(self) -> Sequence[StoreWebhook]:
         """The webhooks the store has configured, whatever their status. Raises ProviderError."""
+
+
+class PendingConnections(Protocol):
+    """WooCommerce connections started and not yet called back (wc-auth's ``user_id``)."""
+
+    def create(self, pending: PendingConnection) -> None:
+        """Remember ``pending`` until it is taken (or expires)."""
+
+    def take(self, nonce: str) -> PendingConnection | None:
+        """The pending connection of ``nonce``, removed in the same atomic step, so of two
+        callbacks carrying the same ``user_id`` exactly one gets it; None when unknown or
+        already taken."""

@@ -292,6 +292,18 @@ class StoreWebhook:
     delivery_url: str
 
 
+@dataclass(frozen=True)
+class PendingConnection:
+    """A WooCommerce connection a creator started on our page, waiting for wc-auth to POST
+    the new API keys to our callback. ``nonce`` is the random part of the signed one-time
+    ``user_id`` sent to wc-auth and the key it is taken back by, once."""
+
+    nonce: str
+    connection_id: str  # ours: what the callback's keys will be saved under
+    store_url: str  # the normalised https address the creator typed: the only one the keys are used on
+    expires_at: datetime
+
+
 StorefrontEvent = Union[
     OrderUpsert,
     OrderDeleted,
