@@ -63,7 +63,7 @@ def fixed_now() -> datetime:
 
 def make_settings(now: datetime, db_path: str, shopify_secret: str = "bench-secret"):
     config = sandbox.demo_config(now, db_path, shopify_secret, "bench-woo-secret")
-    config["web"] = {"process_inbox": False}
+    config["web"] |= {"process_inbox": False}
     return settings_from_dict(config, source="bench")
 
 

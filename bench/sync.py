@@ -285,7 +285,7 @@ def _settings(db_path: str, locations: int):
     from connector.config import settings_from_dict
 
     config = sandbox.demo_config(datetime.now(timezone.utc), db_path, "bench-secret", "bench-woo-secret")
-    config["web"] = {"process_inbox": False}
+    config["web"] |= {"process_inbox": False}
     shop = config["shops"][sandbox.SHOPIFY_SHOP]
     shop["providers"] = {PROVIDER_ID: {"type": "shipbob", "token": TOKEN, "channel_id": "1"}}
     for k, node in enumerate(shop["nodes"][:locations], start=1):

@@ -189,7 +189,7 @@ def write_config(workdir: Path, process_inbox: bool, batch_size: int | None = No
     now = datetime.now(timezone.utc)
     shopify_secret = secrets.token_hex(16)
     config = sandbox.demo_config(now, str(workdir / "connector.db"), shopify_secret, secrets.token_hex(16))
-    config["web"] = {"process_inbox": process_inbox, **(web or {})}
+    config["web"] |= {"process_inbox": process_inbox, **(web or {})}
     if batch_size is not None:
         config["processing"] = {"batch_size": batch_size}
     text = to_toml(config)

@@ -18,6 +18,7 @@ from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.planning import Planning
 from connector.services.sync import StockSync
 from connector.services.transfers import Transfers
+from connector.services.users import Users
 from connector.store import Store
 
 
@@ -41,6 +42,7 @@ class Container:
     planning: Planning
     transfers: Transfers
     availability: Availability
+    users: Users
     storefronts: dict = field(default_factory=dict)
 
     def open_store(self) -> Store:
@@ -88,6 +90,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         planning=planning,
         transfers=Transfers(clock),
         availability=Availability(settings, clock, planning, PerShop(storefront_client_factory or storefront_client)),
+        users=Users(lambda shop_id: shop_id in settings.shops, clock),
         storefronts=storefronts,
     )
 

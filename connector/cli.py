@@ -7,14 +7,17 @@ import os
 import sqlite3
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
 
 from connector.bootstrap import Container, build
-from connector.config import ConfigError
+from connector.config import WEB_SECRET_KEY_ENV, ConfigError
 from connector.services.forwarding import drift_report
+from connector.services.node_status import node_statuses
 from connector.services.stock import set_manual_count
+from connector.services.users import UserError
 from connector.store import lock_timeout
 
 if TYPE_CHECKING:
@@ -82,7 +85,12 @@ def serve(ctx: _Context, host: str, port: int) -> None:
     from connector.web import create_app
 
     ctx.container.init_database()
-    create_app(ctx.container).run(host=host, port=port)
+    try:
+        app = create_app(ctx.container)
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+    app.run(host=host, port=port)
 
 
 @main.command()
@@ -361,24 +369,16 @@ def nodes(ctx: _Context, shop: str | None) -> None:
         for shop_id, settings in container.settings.shops.items():
             if shop and shop_id != shop:
                 continue
-            now = container.clock()
-            routing = container.inbox.routing(store, shop_id, now)
-            state = store.sync_state(shop_id)
-            over = store.over_reserved(shop_id)
-            orders_today = store.orders_today(shop_id, routing.local_day(now))
             click.echo(f"{shop_id} (mode {settings.network.routing.mode.value})")
-            for node_id, node in routing.network.nodes.items():
-                source = settings.sources[node_id]
-                fed = f"{source.provider}:{source.location or '-'}" if source.provider else "manual counts"
-                synced = state.get(node_id, {})
-                last = synced.get("last_ok_at") or "never"
-                # Routing's own verdict (status, window, staleness, cutoff, capacity), with any note in it.
-                routed_as = routing.router.node_state(node, orders_today, now).describe()
-                forward = ", forwards orders" if source.forward_orders else ""
-                failing = (f"; last attempt {synced['last_attempt_at']} FAILED: {synced['last_error']}"
-                           if synced.get("last_error") and synced["last_error"][:120] not in routed_as else "")
-                click.echo(f"  {node_id:<14} {routed_as}; stock: {fed}{forward}; last sync {last}{failing}")
-                for row in (r for r in over if r["node_id"] == node_id):
+            # Routing's own verdict (status, window, staleness, cutoff, capacity), with any note in it.
+            for view in node_statuses(store, settings, container.inbox.routing, container.clock()):
+                routed_as, error = view.routed_as, view.sync_error
+                forward = ", forwards orders" if view.forwards_orders else ""
+                failing = (f"; last attempt {view.last_attempt} FAILED: {error}"
+                           if error and error[:120] not in routed_as else "")
+                click.echo(f"  {view.node.id:<14} {routed_as}; stock: {view.fed_by}{forward}; "
+                           f"last sync {view.last_sync_ok or 'never'}{failing}")
+                for row in view.over_reserved:
                     click.echo(f"    over-reserved {row['sku']}: holds {row['available']}, {row['reserved']} reserved "
                                f"({row['at_3pl']} for orders already at the 3PL)")
 
@@ -619,6 +619,53 @@ transfers.command("ship", help="Mark an approved transfer as shipped (leaves the
             _transfer_step("ship")))))
 transfers.command("receive", help="Mark a transfer as received (counts at the destination from now).")(
     click.argument("transfer_id", type=int)(_by(_transfer_step("receive"))))
+
+
+@main.group()
+def users() -> None:
+    """People who sign in to the web pages."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--shop", required=True, help="The shop whose pages this user sees.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@pass_ctx
+def users_add(ctx: _Context, email: str, shop: str, password_stdin: bool) -> None:
+    """Add a user who signs in with EMAIL and a password (asked for, twice)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _migrated_store(ctx.container) as store:
+        try:
+            user = ctx.container.users.add(store, email, password, shop)
+        except UserError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    click.echo(f"user {user.email} added for shop {user.shop_id}")
+
+
+@users.command("link")
+@click.argument("email")
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
+              help="Where the web app is reached (https://... in production).")
+@click.option("--valid-minutes", default=15, show_default=True, type=click.IntRange(1, 24 * 60))
+@pass_ctx
+def users_link(ctx: _Context, email: str, base_url: str, valid_minutes: int) -> None:
+    """Print a one-time login link for EMAIL (the web app must share this config's secret key)."""
+    secret_key = ctx.container.settings.web_secret_key
+    if not secret_key:
+        click.echo(f"no web secret key: set [web] secret_key or {WEB_SECRET_KEY_ENV}", err=True)
+        sys.exit(2)
+    with _migrated_store(ctx.container) as store:
+        try:
+            token = ctx.container.users.issue_link(store, email, secret_key, timedelta(minutes=valid_minutes))
+        except UserError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    click.echo(f"{base_url.rstrip('/')}/login/link/{token}")
+    click.echo(f"(valid for {valid_minutes} minutes, once)", err=True)
 
 
 def _failing_syncs(container: Container, store: Store, shop: str | None) -> list[str]:

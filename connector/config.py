@@ -43,6 +43,7 @@ from connector.domain.model import (
 )
 
 CONFIG_ENV = "CONNECTOR_CONFIG"
+WEB_SECRET_KEY_ENV = "CONNECTOR_WEB_SECRET_KEY"
 KNOWN_CAPABILITIES = frozenset({"cold_chain", "fragile", "oversized", "pickup", "kitting"})
 DEFAULT_RULES = (Rule.SINGLE_SHIPMENT, Rule.FASTEST, Rule.PRIORITY, Rule.CHEAPEST, Rule.MOST_STOCK)
 
@@ -82,6 +83,12 @@ class DatabaseConfig(_Strict):
 
 class WebConfig(_Strict):
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Signs the pages' session cookies and one-time login links (or CONNECTOR_WEB_SECRET_KEY);
+    # the web app refuses to start without one of at least 32 characters.
+    secret_key: Secret = ""
+    # Reverse proxies in front of the app (nginx: 1): the client's address and scheme are
+    # read from that many X-Forwarded-* hops; 0 trusts none (direct connections).
+    proxy_hops: int = Field(0, ge=0, le=5)
     process_inbox: bool = True  # drain the inbox in a background thread of each web process
     # After a webhook wakes that thread it waits this long, so a burst is applied in
     # a few large batches instead of one write transaction per delivery.
@@ -438,6 +445,7 @@ class Settings:
     sync: SyncConfig = SyncConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    web_secret_key: str = ""  # [web] secret_key, or CONNECTOR_WEB_SECRET_KEY
 
     def shop_by_domain(self, domain: str) -> ShopSettings | None:
         """The shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
@@ -523,6 +531,7 @@ def settings_from_dict(
         sync=parsed.sync,
         scheduler=parsed.scheduler,
         privacy=parsed.privacy,
+        web_secret_key=env.get(WEB_SECRET_KEY_ENV) or parsed.web.secret_key,
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import random
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -33,7 +34,8 @@ def demo_config(now: datetime, database_path: str, shopify_secret: str, woo_secr
     popup_until = (now + timedelta(days=14)).replace(microsecond=0)
     config = {
         "database": {"path": database_path},
-        "web": {"process_inbox": True},
+        # Its own session key: the demo and the tests sign their pages' cookies with it.
+        "web": {"process_inbox": True, "secret_key": secrets.token_urlsafe(32)},
         "shops": {
             SHOPIFY_SHOP: {
                 "platform": "shopify",

@@ -330,6 +330,22 @@ def _line_fulfilled_by(db: sqlite_utils.Database) -> None:
     db["order_lines"].add_column("fulfilled_by", str)
 
 
+@migrations(name="0011_users")
+def _users(db: sqlite_utils.Database) -> None:
+    # People who sign in to the standalone pages (queries: connector/auth_store.py).
+    db["users"].create({"id": int, "email": str, "password_hash": str, "shop_id": str, "created_at": str},
+                       pk="id", not_null={"email", "password_hash", "shop_id", "created_at"})
+    db["users"].create_index(["email"], unique=True)
+    # Failed logins of the last minutes, counted per email and per address to slow guessing.
+    db["login_attempts"].create({"id": int, "email": str, "ip": str, "at": str}, pk="id",
+                                not_null={"email", "ip", "at"})
+    db["login_attempts"].create_index(["email", "at"])
+    db["login_attempts"].create_index(["ip", "at"])
+    # One-time login links: the signed token names a nonce, used at most once.
+    db["login_links"].create({"nonce": str, "user_id": int, "created_at": str, "expires_at": str, "used_at": str},
+                             pk="nonce", not_null={"user_id", "created_at", "expires_at"})
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -1179,6 +1195,10 @@ class Store:
                           "order_polls", "forecasts", "allocations", "opportunity_costs", "transfers",
                           "storefront_items", "push_state", "push_requests", "push_request_skus"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            # The shop's users (their emails) and their login links go with it.
+            counts["login_links"] = self.conn.execute(
+                "DELETE FROM login_links WHERE user_id IN (SELECT id FROM users WHERE shop_id = ?)", (shop_id,)).rowcount
+            counts["users"] = self.conn.execute("DELETE FROM users WHERE shop_id = ?", (shop_id,)).rowcount
             counts["webhook_inbox"] = self.conn.execute(
                 "DELETE FROM webhook_inbox WHERE shop_id = ? AND id IS NOT ?", (shop_id, keep_inbox_id)
             ).rowcount

@@ -32,11 +32,16 @@ def create_app(container: Container | None = None, *, config_path: str | None = 
     from connector.web.api import bp as api_bp
     from connector.web.webhooks import bp as webhooks_bp
 
+    from connector.web.pages import install_pages, page_error, wants_json_error
+
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
+    install_pages(app, container.settings.web_secret_key, web.proxy_hops, json_blueprints=(webhooks_bp, api_bp))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if not wants_json_error():
+            return page_error(exc)
         # JSON for every client error: webhook senders and API callers read it.
         return jsonify({"error": exc.name.lower().replace(" ", "_"), "detail": exc.description}), exc.code
 

@@ -342,7 +342,7 @@ def test_group_commit_off_commits_each_delivery_in_its_request_thread(config_dic
     from connector.config import settings_from_dict
     from connector.web import create_app
 
-    config_dict["web"] = {"process_inbox": False, "group_commit": False}
+    config_dict["web"] |= {"process_inbox": False, "group_commit": False}
     app = create_app(build(settings_from_dict(config_dict), clock=clock))
     assert "connector_group_commit" not in app.extensions
     assert post(app, *delivery(0)).status_code == 200
@@ -435,7 +435,7 @@ def _http_post(port: int, body: bytes, headers: dict) -> int:
 @pytest.mark.parametrize("worker_args", [["-k", "gthread", "--threads", "8"], []], ids=["gthread", "sync"])
 def test_gunicorn_killed_under_load_loses_no_acknowledged_webhook(tmp_path, config_dict, container, store,
                                                                   worker_args):
-    config_dict["web"] = {"process_inbox": False}
+    config_dict["web"] |= {"process_inbox": False}
     config = tmp_path / "killed.toml"
     config.write_text(to_toml(config_dict), encoding="utf-8")
     port = _free_port()

@@ -82,7 +82,7 @@ def config(tmp_path_factory) -> tuple[Path, dict]:
     """The sandbox config as a file (for gunicorn) and as a dict, database initialised."""
     tmp = tmp_path_factory.mktemp("malformed")
     config = sandbox.demo_config(START, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)
-    config["web"] = {"process_inbox": False}
+    config["web"] |= {"process_inbox": False}
     build(settings_from_dict(config)).init_database()
     path = tmp / "connector.toml"
     path.write_text(to_toml(config), encoding="utf-8")

@@ -44,14 +44,15 @@ def test_migrations_are_named_and_applied_once(db_path):
     store = Store.open(db_path)
     names = ["0001_core", "0002_sync_forwarding_jobs", "0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
-             "0009_line_fulfilled_by"]
+             "0009_line_fulfilled_by", "0011_users"]
     assert store.migrate() == names
     assert store.migrate() == []
     assert store.applied_migrations() == names
     tables = set(store.db.table_names())
     assert {"shops", "regions", "nodes", "stock", "webhook_inbox", "orders", "order_lines", "routing_decisions",
             "reservations", "reserved_totals", "events", "forecasts", "allocations", "opportunity_costs",
-            "transfers", "storefront_items", "push_state", "push_requests"} <= tables
+            "transfers", "storefront_items", "push_state", "push_requests", "users", "login_attempts",
+            "login_links"} <= tables
     store.close()
 
 
@@ -78,7 +79,7 @@ def test_stock_rows_survive_the_rekeying_migration(db_path):
                        "raw) VALUES ('s', 'n1', 'A', 5, 1, 4, '2026-11-22T00:00:00+00:00', 'manual', '{}')")
     assert store.migrate() == ["0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
-             "0009_line_fulfilled_by"]
+             "0009_line_fulfilled_by", "0011_users"]
     assert store.sellable("s", ["A"]) == {("n1", "A"): 4}
     assert store.db["stock"].pks == ["shop_id", "sku", "node_id"]
     assert [i.columns for i in store.db["stock"].indexes if i.origin != "pk"] == []  # no second index to maintain

@@ -594,6 +594,7 @@ SECRET_KEY_PLACES = {
     "refresh_token": lambda raw: _provider(raw, {"type": "shiphero"}),
     "client_id": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
     "tpl": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
+    "secret_key": lambda raw: raw.setdefault("web", {}),
 }
 
 

@@ -1,0 +1,94 @@
+"""Every page route, found from the app's url_map (so a new one is covered the day it is
+added): unauthenticated it sends to the login page, a form posted without its CSRF token
+is a 400, and a signed-in user of one shop gets a 404 for anything of another shop."""
+from __future__ import annotations
+
+import pytest
+
+from connector.web.pages import JSON_PREFIXES
+from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
+from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
+
+# Reachable without signing in: the login itself, links, sign-out, and the static files.
+PUBLIC = {"static", "auth.login", "auth.login_link", "auth.logout"}
+# For each URL argument of a page route: a value that exists in the WooCommerce shop
+# only (the signed-in user is the Shopify shop's), and one of the user's own shop.
+FOREIGN = {"node_id": "uk-hub"}
+OWN = {"node_id": "central", "token": "not-a-token", "filename": "app.css"}
+
+
+def page_rules(app):
+    return [rule for rule in app.url_map.iter_rules()
+            if not any(rule.rule == p or rule.rule.startswith(p + "/") for p in JSON_PREFIXES)]
+
+
+def _methods(rule):
+    return sorted(rule.methods - {"HEAD", "OPTIONS"})
+
+
+def _url(app, rule, values):
+    missing = [arg for arg in rule.arguments if arg not in values]
+    assert not missing, f"{rule.rule}: add a sample value for {missing} to this test's OWN/FOREIGN"
+    with app.test_request_context():
+        from flask import url_for
+        return url_for(rule.endpoint, **{arg: values[arg] for arg in rule.arguments})
+
+
+@pytest.fixture
+def users(container):
+    add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
+    add_user(container, WOO_USER, WOO_SHOP)
+
+
+def test_there_are_page_routes_to_check(app):
+    endpoints = {rule.endpoint for rule in page_rules(app)}
+    assert {"settings.status", "settings.node", "auth.login"} <= endpoints
+
+
+def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users):
+    client = app.test_client()
+    token = csrf_token(client)
+    checked = 0
+    for rule in page_rules(app):
+        if rule.endpoint in PUBLIC:
+            continue
+        url = _url(app, rule, OWN)
+        for method in _methods(rule):
+            data = {"csrf_token": token} if method != "GET" else None
+            response = client.open(url, method=method, data=data)
+            assert response.status_code == 302, (method, url, response.status_code)
+            assert response.headers["Location"].startswith("/login?next="), (method, url)
+            checked += 1
+    assert checked >= 2
+
+
+def test_every_form_posted_without_its_csrf_token_is_refused(app, users):
+    client = app.test_client()
+    sign_in(client, SHOPIFY_USER)
+    posts = [(rule, method) for rule in page_rules(app) for method in _methods(rule) if method != "GET"]
+    assert {rule.endpoint for rule, _ in posts} >= {"auth.login", "auth.logout", "auth.login_link"}
+    for rule, method in posts:
+        response = client.open(_url(app, rule, OWN), method=method, data={"email": SHOPIFY_USER})
+        assert response.status_code == 400, (method, rule.rule)
+    assert client.get("/settings/").status_code == 200  # still signed in: the logout was refused too
+
+
+def test_a_user_never_reaches_another_shops_pages(app, users, settings):
+    assert FOREIGN["node_id"] in settings.shops[WOO_SHOP].network.nodes  # exists, only elsewhere
+    assert FOREIGN["node_id"] not in settings.shops[SHOPIFY_SHOP].network.nodes
+    client = app.test_client()
+    sign_in(client, SHOPIFY_USER)
+    checked = 0
+    for rule in page_rules(app):
+        if rule.endpoint in PUBLIC:
+            continue
+        if rule.arguments:
+            assert client.get(_url(app, rule, OWN)).status_code == 200, rule.rule
+            response = client.get(_url(app, rule, FOREIGN))
+            assert response.status_code == 404, rule.rule
+        # Asking for the other shop by name changes nothing: the shop is the user's.
+        text = client.get(_url(app, rule, OWN), query_string={"shop": WOO_SHOP, "shop_id": WOO_SHOP}).get_data(
+            as_text=True)
+        assert WOO_SHOP not in text and FOREIGN["node_id"] not in text, rule.rule
+        checked += 1
+    assert checked >= 2
