@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from connector.config import (
     InvalidShop,
     Settings,
+    ShopConfig,
     ShopSettings,
     resolve_shop,
     secret_keys,
@@ -269,7 +270,7 @@ class ShopConfiguration:
                                    f"(now {row['version']}); reload it and make the change again")
             old = map_secrets(row["document"], secret_keys(), self.box.decrypt)
             plain = self._checked(store, shop_id, _kept_secrets(document, old))
-            diff = _diff(old, plain, reason)
+            diff = _diff(_with_defaults(old), _with_defaults(plain), reason)
             version = configs.save(shop_id, self._sealed(plain), expected_version, actor, diff, self.clock(),
                                    row["active"])
             self._after_save(store, shop_id, plain, version, actor, "shop.config_saved", diff)
@@ -453,6 +454,12 @@ def sync_network(store: Store, shops: Iterable[ShopSettings], now: datetime) -> 
             })
     if shop_rows:
         store.sync_shops(shop_rows, regions, nodes, now)
+
+
+def _with_defaults(document: Mapping) -> dict:
+    """A valid document with every default filled in, so a diff shows what a change really
+    did (a node without ``status`` is active)."""
+    return _plain(ShopConfig.model_validate(document).model_dump())
 
 
 def _plain(value: Any) -> Any:
