@@ -53,7 +53,6 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
         keys_file.touch(mode=0o600)
         keys_file.chmod(0o600)  # it unlocks the shops' secrets
         keys_file.write_text(f"{ENCRYPTION_KEYS_ENV}={key}\n")
-        (workdir / "shops.toml").write_text(shops_toml)
     del config["encryption"]
     settings = replace(settings_from_dict(config, source="sandbox"), encryption_keys=(key,))
     container = build(settings)
