@@ -48,8 +48,6 @@ log = logging.getLogger("connector.shops")
 # writes in place of every secret that is set, and what a form sends for a secret left blank.
 KEEP_SECRET = "(unchanged)"
 SHOP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-NODE_STATUSES = ("active", "degraded", "offline", "paused")
-MODES = ("normal", "peak", "disruption")
 
 # Saves made by any ShopConfiguration in this process: a directory that sees this change
 # re-reads at once; changes from other processes it notices within RECHECK_SECONDS.

@@ -662,3 +662,25 @@ def test_an_error_about_a_whole_table_does_not_show_the_secrets_in_it(config_dic
 def test_other_keys_still_show_the_wrong_value(config_dict):
     shop(config_dict)["timezone"] = 12345
     assert "12345" in config_error(config_dict)
+
+
+def test_the_domain_check_returns_every_problem_on_plain_data(config_dict):
+    """connector.domain.shop_rules works on a plain document (no pydantic, no I/O) and
+    reports each problem with its path, never stopping at the first."""
+    from zoneinfo import ZoneInfo
+
+    from connector.domain.shop_rules import check_shop
+    from connector.config import ShopConfig
+
+    raw = shop(config_dict)
+    raw["nodes"][node_index(config_dict, "popup-soho")]["backups"] = ["nowhere", "popup-soho"]
+    raw["planning"] = {"hub": "ghost"}
+    raw["default_region"] = "atlantis"
+    problems = check_shop(S, ShopConfig.model_validate(raw).model_dump(), ZoneInfo("America/New_York"))
+    popup = node_index(config_dict, "popup-soho")
+    assert {(p.path, p.message) for p in problems} >= {
+        (f"nodes[{popup}].backups[0]", "backup node 'nowhere' is not defined"),
+        (f"nodes[{popup}].backups[1]", "a node cannot be its own backup"),
+        ("planning.hub", "node 'ghost' is not defined"),
+        ("default_region", "region 'atlantis' is not defined"),
+    }
