@@ -10,6 +10,12 @@ import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
+# Shops' secrets are stored encrypted. Every benchmark builds its own fresh database, so,
+# like `connector demo`, it makes its own key when none is set (its subprocesses inherit it).
+os.environ.setdefault("CONNECTOR_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+
 
 def cpu_idle_percent(seconds: float = 1.0) -> float:
     """Share of all CPUs idle over ``seconds`` (from /proc/stat): is anything else running?"""

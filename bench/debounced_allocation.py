@@ -26,7 +26,7 @@ from routing import SHOP, fresh_container  # the same sandbox shop and fresh dat
 
 
 def seed_catalog(container, store, skus: int, rng: random.Random) -> list[str]:
-    shop = container.settings.shops[SHOP]
+    shop = container.shops.require(SHOP)
     nodes = sorted(shop.network.nodes)
     regions = sorted(shop.network.regions)
     now = container.clock()

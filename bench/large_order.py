@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from connector import sandbox  # noqa: E402
 from connector.bootstrap import build  # noqa: E402
-from connector.config import load_settings  # noqa: E402
+from connector.config import file_shops, load_settings  # noqa: E402
 from connector.domain.model import Address, Order, OrderLine  # noqa: E402
 from connector.domain.routing import Router  # noqa: E402
 from connector.store import Store  # noqa: E402
@@ -96,7 +96,7 @@ def p(values: list[float], q: float) -> float:
 
 def bench_route(sizes: list[int], repeat: int, multiplier: int) -> bool:
     now = fixed_now()
-    network = make_settings(now, ":memory:").shops[SHOP].network
+    network = file_shops(make_settings(now, ":memory:"))[SHOP].network
     router = Router(network)
     sellable = {(node, sku): qty * multiplier for node, skus in sandbox.DEMO_STOCK[SHOP].items()
                 for sku, qty in skus.items()}
@@ -169,7 +169,8 @@ def bench_load(workdir: Path, args) -> bool:
     workdir.mkdir(parents=True)
     config_path, secret, _ = write_config(workdir, process_inbox=False)
     init_and_seed(config_path, args.stock_multiplier)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CONNECTOR_") or k == "CONNECTOR_ENCRYPTION_KEYS"}
     env["CONNECTOR_CONFIG"] = str(config_path)
     env["PYTHONPATH"] = str(REPO)
     stop_file, holds_file = workdir / "stop", workdir / "holds.json"

@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from connector import sandbox  # noqa: E402
 from connector.bootstrap import build  # noqa: E402
-from connector.config import settings_from_dict  # noqa: E402
+from connector.config import file_shops, settings_from_dict  # noqa: E402
 from connector.domain.model import Address, Order, OrderLine  # noqa: E402
 from connector.domain.regions import RegionIndex  # noqa: E402
 from connector.domain.routing import Router  # noqa: E402
@@ -98,7 +98,7 @@ def make_orders(count: int, lines: int, seed: int, now: datetime) -> list[Order]
 def bench_routing(n_orders: int, lines: int, repeat: int, seed: int) -> dict:
     now = fixed_now()
     settings = make_settings(now, ":memory:")
-    network = settings.shops[SHOP].network
+    network = file_shops(settings)[SHOP].network
     router = Router(network)
     index = RegionIndex(network.regions.values())
     default_region = network.default_region
@@ -164,7 +164,7 @@ def bench_routing(n_orders: int, lines: int, repeat: int, seed: int) -> dict:
 def seed_stock(container, multiplier: int) -> None:
     store = container.open_store()
     try:
-        sandbox.seed_stock(store, container.clock(), settings=container.settings, multiplier=multiplier)
+        sandbox.seed_stock(store, container.clock(), shops=container.shops, multiplier=multiplier)
     finally:
         store.close()
 

@@ -390,6 +390,7 @@ def child_write(args) -> dict:
     from datetime import datetime, timezone
 
     from connector.bootstrap import build
+    from connector.config import file_shops
     from connector.services import sync as sync_service
     from connector.store import ts
 
@@ -399,9 +400,9 @@ def child_write(args) -> dict:
         records = list(adapter.list_inventory())
     finally:
         adapter.client.close()
-    fed = [s for s in settings.shops[shop].sources.values() if s.provider == PROVIDER_ID]
+    fed = [s for s in file_shops(settings)[shop].sources.values() if s.provider == PROVIDER_ID]
     # The exact mapping StockSync.sync_provider applies (a private helper, called read-only).
-    per_node, _unmapped = sync_service._map_records(records, fed, settings.shops[shop].providers[PROVIDER_ID].sku_map)
+    per_node, _unmapped = sync_service._map_records(records, fed, file_shops(settings)[shop].providers[PROVIDER_ID].sku_map)
     del records
     now = datetime.now(timezone.utc)
     rows_total = sum(len(v) for v in per_node.values())

@@ -205,7 +205,7 @@ def init_and_seed(config_path: Path, stock_multiplier: int) -> Path:
     container.init_database()
     store = container.open_store()
     try:
-        sandbox.seed_stock(store, container.clock(), settings=container.settings, multiplier=stock_multiplier)
+        sandbox.seed_stock(store, container.clock(), shops=container.shops, multiplier=stock_multiplier)
     finally:
         store.close()
     return container.settings.database_path
@@ -670,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bodies: {len(deliveries)} signed orders/create, {args.lines} lines each, mean {mean_body / 1024:.2f} KB "
               f"(min {min(len(b) for _, _, b in deliveries)} B, max {max(len(b) for _, _, b in deliveries)} B)")
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("CONNECTOR_") or k == "CONNECTOR_ENCRYPTION_KEYS"}
         env["CONNECTOR_CONFIG"] = str(config_path)
         env["PYTHONPATH"] = os.pathsep.join([str(workdir), str(REPO)])
         trivial = Gunicorn("trivial_app:app", args.workers, args.threads, env, workdir,

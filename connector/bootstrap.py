@@ -1,19 +1,21 @@
 """The composition root: the one place that builds settings, stores, adapters
-and services. The web app, the CLI, the scheduler and the tests all call
+and services (shops come from the database, through ``Container.shops``). The web app, the CLI, the scheduler and the tests all call
 ``build``; nothing is built at import time."""
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from connector.config import ProviderConfig, Settings, ShopSettings, load_settings
+from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, Settings, ShopSettings, load_settings
+from connector.secrets import KeyMissing, SecretBox
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
 from connector.services.reconcile import OrderReconciliation
 from connector.services.retention import Retention
+from connector.services.shop_config import ImportResult, ShopConfiguration, StoredShopDirectory, resolver, sync_network
 from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.planning import Planning
 from connector.services.sync import StockSync
@@ -43,6 +45,8 @@ class Container:
     transfers: Transfers
     availability: Availability
     users: Users
+    shops: StoredShopDirectory
+    shop_config: ShopConfiguration
     storefronts: dict = field(default_factory=dict)
 
     def open_store(self) -> Store:
@@ -50,12 +54,20 @@ class Container:
         return Store.open(self.settings.database_path, self.settings.busy_timeout_ms)
 
     def init_database(self) -> list[str]:
-        """Create or migrate the database and load shops, regions and nodes from the config."""
+        """Create or migrate the database and import the config file's shops the database lacks."""
+        return self.init_with_shops()[0]
+
+    def init_with_shops(self) -> tuple[list[str], list[ImportResult]]:
+        """Migrate, then import each [shops.*] table of the file the database does not have yet;
+        a shop already there is never overwritten (``kept`` when the file differs)."""
         store = self.open_store()
         try:
             applied = store.migrate()
-            sync_network(store, self.settings, self.clock())
-            return applied
+            imported = self.shop_config.import_documents(store, self.settings.shop_documents, "connector init",
+                                                         replace=False)
+            with store.write():
+                sync_network(store, [self.shops.require(shop_id) for shop_id in self.shops.ids()], self.clock())
+            return applied, imported
         finally:
             store.close()
 
@@ -71,57 +83,72 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     from adapters import shopify, woocommerce
 
     settings = settings if settings is not None else load_settings(config_path)
+    try:
+        box = SecretBox(settings.encryption_keys or os.environ.get(ENCRYPTION_KEYS_ENV, "").split(","))
+    except KeyMissing as exc:
+        raise ConfigError(str(exc)) from None
+    shops = StoredShopDirectory(lambda: Store.open(settings.database_path, settings.busy_timeout_ms),
+                                resolver(settings), box)
     storefronts = {"shopify": shopify.ShopifyStorefront(), "woocommerce": woocommerce.WooCommerceStorefront()}
-    warehouses = WarehouseRegistry(settings, warehouse_factory or build_warehouse)
+    warehouses = WarehouseRegistry(shops, warehouse_factory or build_warehouse)
     contact_readers = {"shopify": shopify.shipping_contact, "woocommerce": woocommerce.shipping_contact}
-    inbox = Inbox(settings, storefronts, clock)
-    planning = Planning(settings, clock, inbox.routing)
+    inbox = Inbox(settings, shops, storefronts, clock)
+    planning = Planning(settings, shops, clock, inbox.routing)
     # One client per WooCommerce shop, for refunds' lines and for reconciliation alike.
     woocommerce_orders = PerShop(woocommerce_orders_factory or woocommerce_orders_client)
     return Container(
         settings=settings,
         clock=clock,
         inbox=inbox,
-        sync=StockSync(settings, warehouses, clock, inbox.routing),
-        forwarding=Forwarding(settings, warehouses, contact_readers, clock),
-        refunds=RefundLookups(settings, woocommerce_orders, inbox.routing, clock),
-        reconcile=OrderReconciliation(settings, woocommerce_orders, inbox, clock),
+        sync=StockSync(settings, shops, warehouses, clock, inbox.routing),
+        forwarding=Forwarding(settings, shops, warehouses, contact_readers, clock),
+        refunds=RefundLookups(settings, shops, woocommerce_orders, inbox.routing, clock),
+        reconcile=OrderReconciliation(settings, shops, woocommerce_orders, inbox, clock),
         retention=Retention(settings, clock),
         planning=planning,
         transfers=Transfers(clock),
-        availability=Availability(settings, clock, planning, PerShop(storefront_client_factory or storefront_client)),
-        users=Users(lambda shop_id: shop_id in settings.shops, clock),
+        availability=Availability(settings, shops, clock, planning,
+                                  PerShop(storefront_client_factory or storefront_client)),
+        shops=shops,
+        shop_config=ShopConfiguration(settings, box, shops, clock),
+        users=Users(lambda shop_id: shops.get(shop_id) is not None, clock),
         storefronts=storefronts,
     )
 
 
 class PerShop:
     """A shop's storefront API client, built on first use and kept (one HTTP session,
-    one throttle state per shop); None, kept too, when the shop has no credentials."""
+    one throttle state per shop); None, kept too, when the shop has no credentials.
+    Built again when the shop's configuration has a new version (new credentials)."""
 
     def __init__(self, factory: Callable[[ShopSettings], object | None]):
         self._factory = factory
-        self._built: dict[str, object | None] = {}
+        self._built: dict[str, tuple[int, object | None]] = {}
 
     def __call__(self, shop: ShopSettings):
-        if shop.id not in self._built:
-            self._built[shop.id] = self._factory(shop)
-        return self._built[shop.id]
+        built = self._built.get(shop.id)
+        if built is None or built[0] != shop.version:
+            built = self._built[shop.id] = (shop.version, self._factory(shop))
+        return built[1]
 
 
 class WarehouseRegistry:
-    """One adapter (and so one HTTP session and token cache) per provider account, built on first use."""
+    """One adapter (and so one HTTP session and token cache) per provider account, built on
+    first use, and again when the account's configuration changes (a new version of the shop
+    that leaves the account as it was keeps its adapter and token)."""
 
-    def __init__(self, settings: Settings, factory: Callable[[ProviderConfig], object]):
-        self._settings = settings
+    def __init__(self, shops, factory: Callable[[ProviderConfig], object]):
+        self._shops = shops
         self._factory = factory
-        self._built: dict[tuple[str, str], object] = {}
+        self._built: dict[tuple[str, str], tuple[ProviderConfig, object]] = {}
 
     def __call__(self, shop_id: str, provider_id: str):
         key = (shop_id, provider_id)
-        if key not in self._built:
-            self._built[key] = self._factory(self._settings.shops[shop_id].providers[provider_id])
-        return self._built[key]
+        config = self._shops.require(shop_id).providers[provider_id]
+        built = self._built.get(key)
+        if built is None or built[0] != config:
+            built = self._built[key] = (config, self._factory(config))
+        return built[1]
 
 
 def build_warehouse(config: ProviderConfig):
@@ -147,34 +174,3 @@ def build_warehouse(config: ProviderConfig):
         # Rows without a location column belong to the feed's node that sets no provider_location.
         return csv_feed.CsvFeedWarehouse(config.url or config.path, default_location=CSV_DEFAULT_LOCATION)
     raise ValueError(f"unknown provider type {config.type!r}")
-
-
-def sync_network(store: Store, settings: Settings, now: datetime) -> None:
-    """Configuration is the source of truth for shops, regions and nodes."""
-    shops, regions, nodes = [], [], []
-    for shop in settings.shops.values():
-        network = shop.network
-        shops.append({"id": shop.id, "platform": shop.platform, "domain": shop.shop_domain or shop.store_url,
-                      "timezone": shop.timezone})
-        for region in network.regions.values():
-            regions.append({
-                "shop_id": shop.id, "id": region.id, "name": region.name, "promise_days": region.promise_days,
-                "fallback": region.fallback,
-                "spec": json.dumps({"countries": sorted(region.countries), "provinces": sorted(region.provinces),
-                                    "postal_prefixes": sorted(region.postal_prefixes)}),
-            })
-        for node in network.nodes.values():
-            nodes.append({
-                "shop_id": shop.id, "id": node.id, "name": node.name, "kind": node.kind, "role": node.role,
-                "status": node.status.value, "priority": node.priority,
-                "spec": json.dumps({
-                    "lanes": {r: {"transit_days": l.transit_days, "cost_per_order": l.cost_per_order}
-                              for r, l in node.lanes.items()},
-                    "capabilities": sorted(node.capabilities),
-                    "cutoff": node.cutoff.isoformat() if node.cutoff else None,
-                    "daily_capacity": node.daily_capacity,
-                    "active_from": node.active_from, "active_until": node.active_until,
-                    "backups": list(node.backups),
-                }, default=str),
-            })
-    store.sync_shops(shops, regions, nodes, now)

@@ -35,7 +35,8 @@ class _Context:
             try:
                 self._container = build(config_path=self.config_path)
             except ConfigError as exc:
-                click.echo(f"config error: {exc}", err=True)
+                for line in str(exc).splitlines():  # every problem, one line each
+                    click.echo(f"config error: {line}", err=True)
                 sys.exit(2)
         return self._container
 
@@ -70,10 +71,18 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @pass_ctx
 def init(ctx: _Context) -> None:
     """Create or migrate the database and load shops, regions and nodes from the config."""
-    applied = ctx.container.init_database()
-    path = ctx.container.settings.database_path
+    container = ctx.container
+    applied, imported = _init(container)
+    path = container.settings.database_path
     click.echo(f"database {path}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
-    click.echo(f"shops: {', '.join(ctx.container.settings.shops)}")
+    for result in imported:
+        if result.outcome == "created":
+            click.echo(f"shop {result.shop_id}: imported from {container.settings.source} (version 1)")
+        elif result.outcome == "kept":
+            click.echo(f"shop {result.shop_id}: the database's version {result.version} differs from "
+                       f"{container.settings.source} and is kept; to replace it with the file: "
+                       f"connector shops import {container.settings.source} --replace")
+    click.echo(f"shops: {', '.join(container.shops.ids())}")
 
 
 @main.command()
@@ -84,7 +93,7 @@ def serve(ctx: _Context, host: str, port: int) -> None:
     """Development server (production: gunicorn, see the README)."""
     from connector.web import create_app
 
-    ctx.container.init_database()
+    _init(ctx.container)
     try:
         app = create_app(ctx.container)
     except ConfigError as exc:
@@ -338,7 +347,7 @@ def stock_set(ctx: _Context, node_id: str, sku: str, quantity: int, shop: str | 
     container = ctx.container
     shop_id = _one_shop(container, shop)
     _check_shop_node(container, shop_id, node_id)
-    source = container.settings.shops[shop_id].sources[node_id]
+    source = container.shops.require(shop_id).sources[node_id]
     if source.provider and not force:
         click.echo(f"node {node_id} takes its stock from provider {source.provider!r}; the next sync would "
                    "overwrite a hand count (use --force to set it anyway)", err=True)
@@ -358,17 +367,22 @@ def _echo_rerouted(rerouted) -> None:
                    f"{r.from_node}: {where}")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--shop", help="Only this shop.")
-@pass_ctx
-def nodes(ctx: _Context, shop: str | None) -> None:
-    """Each node's configured status, how fresh its stock is, and how routing treats it now."""
+@click.pass_context
+def nodes(click_ctx: click.Context, shop: str | None) -> None:
+    """Each node's configured status, how fresh its stock is, and how routing treats it now.
+    `nodes status SHOP NODE STATUS --reason TEXT` sets a node's status (audited)."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx = click_ctx.find_object(_Context)
     container = ctx.container
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
-        for shop_id, settings in container.settings.shops.items():
+        for shop_id in container.shops.ids():
             if shop and shop_id != shop:
                 continue
+            settings = container.shops.require(shop_id)
             click.echo(f"{shop_id} (mode {settings.network.routing.mode.value})")
             # Routing's own verdict (status, window, staleness, cutoff, capacity), with any note in it.
             for view in node_statuses(store, settings, container.inbox.routing, container.clock()):
@@ -391,7 +405,7 @@ def drift(ctx: _Context, shop: str | None) -> None:
     container = ctx.container
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
-        for shop_id in container.settings.shops:
+        for shop_id in container.shops.ids():
             if shop and shop_id != shop:
                 continue
             rows = [r for r in drift_report(store, shop_id) if r["reserved"] or r["provider_committed"]]
@@ -469,7 +483,7 @@ def scheduler(ctx: _Context) -> None:
     from connector.scheduler import build_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.container.init_database()
+    _init(ctx.container)
     sched = build_scheduler(ctx.container)
     click.echo(f"scheduler: {len(sched.get_jobs())} jobs; Ctrl-C to stop")
     try:
@@ -672,7 +686,7 @@ def _failing_syncs(container: Container, store: Store, shop: str | None) -> list
     """One line per provider account whose last sync of some node failed."""
     lines = []
     for shop_id in _shops(container, shop):
-        sources = container.settings.shops[shop_id].sources
+        sources = container.shops.require(shop_id).sources
         by_provider: dict[str, list[dict]] = {}
         for node_id, state in sorted(store.sync_state(shop_id).items()):
             source = sources.get(node_id)
@@ -689,24 +703,40 @@ def _failing_syncs(container: Container, store: Store, shop: str | None) -> list
 
 
 def _shops(container: Container, shop: str | None) -> list[str]:
-    return [shop] if shop else list(container.settings.shops)
+    return [shop] if shop else _shop_ids(container)
+
+
+def _shop_ids(container: Container) -> list[str]:
+    """The active shops in the database (after ``_init``)."""
+    _init(container)
+    return container.shops.ids()
+
+
+def _init(container: Container):
+    """Migrate and import the file's shops the database lacks, once per command."""
+    if not hasattr(container, "_cli_init"):
+        container._cli_init = container.init_with_shops()
+        return container._cli_init
+    return container._cli_init[0], []
 
 
 def _one_shop(container: Container, shop: str | None) -> str:
     if shop:
         return shop
-    if len(container.settings.shops) == 1:
-        return next(iter(container.settings.shops))
-    click.echo(f"several shops are configured ({', '.join(container.settings.shops)}); pass --shop", err=True)
+    ids = _shop_ids(container)
+    if len(ids) == 1:
+        return ids[0]
+    click.echo(f"several shops are configured ({', '.join(ids)}); pass --shop", err=True)
     sys.exit(2)
 
 
 def _check_shop_node(container: Container, shop: str | None, node_id: str | None) -> None:
-    shops = container.settings.shops
-    if shop and shop not in shops:
-        click.echo(f"unknown shop {shop!r} (configured: {', '.join(shops)})", err=True)
+    ids = _shop_ids(container)
+    if shop and shop not in ids:
+        click.echo(f"unknown shop {shop!r} (configured: {', '.join(ids)})", err=True)
         sys.exit(2)
-    if node_id and not any(node_id in s.network.nodes for sid, s in shops.items() if not shop or sid == shop):
+    if node_id and not any(node_id in container.shops.require(sid).network.nodes for sid in ids
+                           if not shop or sid == shop):
         click.echo(f"unknown node {node_id!r}", err=True)
         sys.exit(2)
 
@@ -714,12 +744,186 @@ def _check_shop_node(container: Container, shop: str | None, node_id: str | None
 @contextlib.contextmanager
 def _migrated_store(container: Container) -> Iterator[Store]:
     """The store, its schema migrated first; closed when the command is done with it."""
-    container.init_database()
+    _init(container)
     store = container.open_store()
     try:
         yield store
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- shop configuration
+
+
+@contextlib.contextmanager
+def _config_change(container: Container) -> Iterator[Store]:
+    """A migrated store for a configuration change; its refusals end the command with
+    one line per problem and exit 2 (nothing saved)."""
+    from connector.config import InvalidShop
+    from connector.services.shop_config import ImportRefused, ShopExists, StaleVersion
+
+    with _migrated_store(container) as store:
+        try:
+            yield store
+        except InvalidShop as exc:
+            for problem in exc.problems:
+                click.echo(f"shops.{exc.shop_id}.{problem}", err=True)
+            sys.exit(2)
+        except ImportRefused as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            sys.exit(2)
+        except (StaleVersion, ShopExists) as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        except KeyError as exc:
+            click.echo(str(exc.args[0]) if exc.args else "unknown shop", err=True)
+            sys.exit(2)
+
+
+@main.group()
+def shops() -> None:
+    """Shops' configuration, kept in the database: list, import from TOML, export as TOML."""
+
+
+@shops.command("list")
+@pass_ctx
+def shops_list(ctx: _Context) -> None:
+    """Every shop in the database: version, active, platform, store, current mode, last change."""
+    with _migrated_store(ctx.container) as store:
+        rows = ctx.container.shop_config.list(store)
+    for row in rows:
+        click.echo(f"{row['shop_id']:<20} v{row['version']:<4} {'active' if row['active'] else 'inactive':<8} "
+                   f"{row['platform']:<11} {row['store']}  mode {row['mode']}; changed {row['updated_at']} "
+                   f"by {row['updated_by']}")
+    if not rows:
+        click.echo("no shops (import some: connector shops import FILE)")
+
+
+@shops.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--replace", is_flag=True, help="Overwrite shops the database already has (where the file differs).")
+@_by
+@pass_ctx
+def shops_import(ctx: _Context, file: str, replace: bool, by: str) -> None:
+    """Import the [shops.<id>] tables of FILE (a config file or an export). Everything is
+    validated first: one problem anywhere and nothing is saved."""
+    try:
+        text = open(file, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}", err=True)
+        sys.exit(2)
+    with _config_change(ctx.container) as store:
+        results = ctx.container.shop_config.import_toml(store, text, f"import by {by}", replace=replace)
+    for result in results:
+        note = {"created": "created", "replaced": "replaced", "unchanged": "unchanged",
+                "kept": "differs, kept as it is in the database (--replace to overwrite)"}[result.outcome]
+        click.echo(f"shop {result.shop_id}: {note} (version {result.version})")
+
+
+@shops.command("export")
+@click.argument("shop_id")
+@pass_ctx
+def shops_export(ctx: _Context, shop_id: str) -> None:
+    """SHOP's configuration as TOML on stdout. Secrets are never exported: each one that is
+    set reads "(unchanged)", which an import keeps as stored."""
+    with _config_change(ctx.container) as store:
+        text = ctx.container.shop_config.export_toml(store, shop_id)
+    click.echo(text, nl=False)
+
+
+@shops.command("history")
+@click.argument("shop_id")
+@pass_ctx
+def shops_history(ctx: _Context, shop_id: str) -> None:
+    """Who changed SHOP's configuration, when, and what (secrets only as "(changed)")."""
+    with _migrated_store(ctx.container) as store:
+        rows = ctx.container.shop_config.history(store, shop_id)
+    if not rows:
+        click.echo(f"no configuration history for shop {shop_id!r}", err=True)
+        sys.exit(2)
+    for row in rows:
+        click.echo(f"v{row['version']} {row['at']} {row['actor']}: {json.dumps(row['diff'], sort_keys=True)}")
+
+
+@main.group()
+def mode() -> None:
+    """The routing mode (normal, peak, disruption) a shop routes under."""
+
+
+@mode.command("set")
+@click.argument("shop_id")
+@click.argument("mode_name", metavar="MODE", type=click.Choice(["normal", "peak", "disruption"]))
+@click.option("--restrict", "restrictions", multiple=True, metavar="REGIONS:NODES",
+              help="Only these nodes serve these regions in MODE, e.g. 'nyc-metro,us-northeast:central,ne-micro' "
+                   "('*' for every region); repeat for more. Replaces MODE's restrictions.")
+@click.option("--no-restrict", is_flag=True, help="Clear MODE's restrictions.")
+@_by
+@pass_ctx
+def mode_set(ctx: _Context, shop_id: str, mode_name: str, restrictions: tuple[str, ...], no_restrict: bool,
+             by: str) -> None:
+    """Switch SHOP to MODE (taken up by every running process within 2 s; audited)."""
+    restrict = None
+    if no_restrict and restrictions:
+        click.echo("--restrict and --no-restrict exclude each other", err=True)
+        sys.exit(2)
+    if no_restrict:
+        restrict = []
+    elif restrictions:
+        restrict = []
+        for text in restrictions:
+            regions, sep, nodes_ = text.partition(":")
+            split = lambda part: [item.strip() for item in part.split(",") if item.strip()]  # noqa: E731
+            if not sep or not split(regions) or not split(nodes_):
+                click.echo(f"--restrict {text!r}: expected REGIONS:NODES, e.g. 'nyc-metro:central,ne-micro'", err=True)
+                sys.exit(2)
+            restrict.append({"regions": split(regions), "nodes": split(nodes_)})
+    with _config_change(ctx.container) as store:
+        version = ctx.container.shop_config.set_mode(store, shop_id, mode_name, restrict, by)
+    click.echo(f"shop {shop_id}: mode {mode_name} (version {version})")
+
+
+@nodes.command("status")
+@click.argument("shop_id")
+@click.argument("node_id")
+@click.argument("status", type=click.Choice(["active", "degraded", "offline", "paused"]))
+@click.option("--reason", required=True, help="Why (kept with the change in the history).")
+@_by
+@pass_ctx
+def nodes_status(ctx: _Context, shop_id: str, node_id: str, status: str, reason: str, by: str) -> None:
+    """Set NODE of SHOP to STATUS (taken up by every running process within 2 s; audited)."""
+    with _config_change(ctx.container) as store:
+        version = ctx.container.shop_config.set_node_status(store, shop_id, node_id, status, reason, by)
+    click.echo(f"shop {shop_id}: node {node_id} {status} (version {version})")
+
+
+@main.group()
+def secrets() -> None:
+    """The encryption of the secrets stored in the database."""
+
+
+@secrets.command("rotate")
+@pass_ctx
+def secrets_rotate(ctx: _Context) -> None:
+    """Re-encrypt every stored secret with the first key of CONNECTOR_ENCRYPTION_KEYS (then
+    the older keys can be removed)."""
+    from connector.secrets import SecretUnreadable
+
+    with _migrated_store(ctx.container) as store:
+        try:
+            count = ctx.container.shop_config.rotate_secrets(store)
+        except SecretUnreadable as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+    click.echo(f"re-encrypted the secrets of {count} shop(s) with the first key")
+
+
+@secrets.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new encryption key (put it first in CONNECTOR_ENCRYPTION_KEYS to rotate)."""
+    from connector.secrets import new_key
+
+    click.echo(new_key())
 
 
 if __name__ == "__main__":  # pragma: no cover

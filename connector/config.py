@@ -9,8 +9,13 @@ left out of the file and supplied by environment variables instead:
 - ``CONNECTOR_SHOP_<ID>_<ACCESS_TOKEN|CONSUMER_KEY|CONSUMER_SECRET|API_KEY>`` for the storefront push and API
 - ``CONNECTOR_DATABASE`` overrides ``[database] path``.
 
-Every problem becomes a ``ConfigError`` naming the key; the CLI prints it and
-exits with status 2.
+Every problem becomes a line of a ``ConfigError`` naming the key (all of them, not
+just the first); the CLI prints one ``config error:`` line each and exits with status 2.
+
+Shops are not deployment settings: each ``[shops.<id>]`` table is a shop's configuration
+document in import format. ``validate_shop`` is the one validation every way in uses (this
+file, ``connector shops import``, the settings pages); ``resolve_shop`` turns a stored
+document into ``ShopSettings``.
 """
 from __future__ import annotations
 
@@ -19,7 +24,6 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +31,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connector.domain.allocation import DEGRADED_PENALTY
+from connector.domain.shop_rules import (
+    PROVIDER_SECRET_KEYS,
+    Problem,
+    _env_id,
+    aware,
+    check_shop,
+    provider_secret_env_name,
+    secret_env_name,
+)
 from connector.domain.model import (
     Handling,
     Lane,
@@ -51,7 +64,17 @@ Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=6
 
 
 class ConfigError(Exception):
-    """A configuration problem, already phrased for the person fixing the file."""
+    """A configuration problem, already phrased for the person fixing the file (one
+    problem a line)."""
+
+
+class InvalidShop(ValueError):
+    """A shop document with problems; nothing was saved. ``problems``: every one, with its path."""
+
+    def __init__(self, shop_id: str, problems: list[Problem]):
+        self.shop_id = shop_id
+        self.problems = problems
+        super().__init__("\n".join(f"shops.{shop_id}.{p}" for p in problems))
 
 
 class _Strict(BaseModel):
@@ -220,19 +243,6 @@ class ShopifyAppConfig(_Strict):
     previous_client_secret: Secret = ""  # kept during rotation: Shopify may sign with it for an hour
 
 
-PROVIDER_SECRET_KEYS = ("token", "refresh_token", "client_secret")
-# What each provider needs before it can be built (secrets may come from the environment).
-_PROVIDER_REQUIRED = {
-    "shipbob": ("token",),
-    "shipmonk": ("token",),
-    "shiphero": ("refresh_token",),
-    "extensiv": ("client_id", "client_secret", "tpl", "user_login_id", "customer_id"),
-    "csv": (),
-}
-# What a provider account needs on top to receive orders (a node with forward_orders).
-_FORWARD_REQUIRED = {"shipbob": ("channel_id",), "shipmonk": ("store_id",), "extensiv": ("carrier",)}
-
-
 class ProviderConfig(_Strict):
     """A 3PL account (or feed) that one or more nodes get their stock from."""
 
@@ -252,7 +262,7 @@ class ProviderConfig(_Strict):
     carrier: str | None = None  # Extensiv routingInfo.carrier of forwarded orders, e.g. "UPS"
     billing_code: str = "Prepaid"  # Extensiv order billingCode (Prepaid, Collect, ThirdParty, ...)
     account: str | None = None  # Extensiv routingInfo.account: the carrier account to bill, if any
-    url: str | None = None  # CSV feed over HTTPS
+    url: Secret | None = None  # CSV feed over HTTPS (a secret: feed URLs often carry a signature or token)
     path: str | None = None  # CSV feed on disk
     sku_map: dict[str, str] = {}  # provider SKU -> our SKU, where they differ
 
@@ -383,6 +393,12 @@ class ShopConfig(_Strict):
     storefront: StorefrontConfig = StorefrontConfig()
 
 
+class EncryptionConfig(_Strict):
+    # A file holding CONNECTOR_ENCRYPTION_KEYS=<key>[,<older key>...] (relative to this file), used
+    # when that variable is not set; `connector demo --dir DIR` writes one. Keep it 0600, outside backups.
+    keys_file: str | None = None
+
+
 class FileConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
@@ -391,7 +407,10 @@ class FileConfig(_Strict):
     scheduler: SchedulerConfig = SchedulerConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     shopify: ShopifyAppConfig = ShopifyAppConfig()
-    shops: dict[Identifier, ShopConfig] = Field(min_length=1)
+    encryption: EncryptionConfig = EncryptionConfig()
+    # Each [shops.<id>] table is a shop's configuration in import format: `connector init`
+    # imports the shops the database lacks (validated like every other way in).
+    shops: dict[Identifier, dict[str, Any]] = {}
 
 
 # ---------------------------------------------------------------- resolved settings
@@ -428,6 +447,7 @@ class ShopSettings:
     storefront: StorefrontConfig = StorefrontConfig()  # secrets resolved from the environment
     shopify_locations: Mapping[str, str] = field(default_factory=dict)  # node id -> Shopify location gid
     node_lead_time_days: Mapping[str, int] = field(default_factory=dict)  # replenishment lead time overrides
+    version: int = 0  # of the stored configuration this was resolved from (0: not stored)
 
     @property
     def timezone(self) -> str:
@@ -440,20 +460,18 @@ class Settings:
     busy_timeout_ms: int
     web: WebConfig
     processing: ProcessingConfig
-    shops: Mapping[str, ShopSettings]
+    # The file's [shops.*] tables (already validated): what `connector init` imports. Services
+    # read shops from the database, through a ShopDirectory, never from here.
+    shop_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "<memory>"
     sync: SyncConfig = SyncConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     web_secret_key: str = ""  # [web] secret_key, or CONNECTOR_WEB_SECRET_KEY
-
-    def shop_by_domain(self, domain: str) -> ShopSettings | None:
-        """The shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
-        return self._by_domain.get(domain)
-
-    @cached_property
-    def _by_domain(self) -> dict[str, ShopSettings]:
-        return {shop.shop_domain or shop.store_url or "": shop for shop in self.shops.values()}
+    shopify: ShopifyAppConfig = ShopifyAppConfig()
+    base_dir: Path = Path(".")  # relative paths in shop documents (csv feeds) are read from here
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # secrets a shop may take from the environment
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)  # from the environment or [encryption] keys_file
 
 
 def normalise_store_url(url: str) -> str:
@@ -467,14 +485,6 @@ def normalise_store_url(url: str) -> str:
     return f"{scheme}://{host}{path.rstrip('/')}"
 
 
-def _env_id(value: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "_", value.upper())
-
-
-def secret_env_name(shop_id: str) -> str:
-    return f"CONNECTOR_SHOP_{_env_id(shop_id)}_WEBHOOK_SECRET"
-
-
 STOREFRONT_SECRET_KEYS = ("access_token", "consumer_key", "consumer_secret", "api_key")
 
 
@@ -482,11 +492,10 @@ def storefront_secret_env_name(shop_id: str, key: str) -> str:
     return f"CONNECTOR_SHOP_{_env_id(shop_id)}_{key.upper()}"
 
 
-def provider_secret_env_name(shop_id: str, provider_id: str, key: str) -> str:
-    return f"CONNECTOR_SHOP_{_env_id(shop_id)}_{_env_id(provider_id)}_{key.upper()}"
-
-
 # ---------------------------------------------------------------- loading
+
+
+ENCRYPTION_KEYS_ENV = "CONNECTOR_ENCRYPTION_KEYS"
 
 
 def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -515,9 +524,14 @@ def settings_from_dict(
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from None
     base_dir = base_dir or Path.cwd()
-    shops = {shop_id: _shop_settings(shop_id, shop, parsed.shopify, env, source, base_dir)
-             for shop_id, shop in parsed.shops.items()}
-    _check_unique_domains(shops, source)
+    problems = [problem.under(f"shops.{shop_id}")
+                for shop_id, document in parsed.shops.items()
+                for problem in validate_shop(shop_id, document, app=parsed.shopify, env=env, base_dir=base_dir)]
+    if not problems:
+        problems = [p.under("shops") for p in duplicate_stores(
+            {shop_id: store_key(document) for shop_id, document in parsed.shops.items()})]
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems))
     db_path = Path(env.get("CONNECTOR_DATABASE") or parsed.database.path)
     if not db_path.is_absolute() and str(db_path) != ":memory:":
         db_path = base_dir / db_path
@@ -526,23 +540,70 @@ def settings_from_dict(
         busy_timeout_ms=parsed.database.busy_timeout_ms,
         web=parsed.web,
         processing=parsed.processing,
-        shops=shops,
+        shop_documents=parsed.shops,
         source=source,
         sync=parsed.sync,
         scheduler=parsed.scheduler,
         privacy=parsed.privacy,
         web_secret_key=env.get(WEB_SECRET_KEY_ENV) or parsed.web.secret_key,
+        shopify=parsed.shopify,
+        base_dir=base_dir,
+        env={k: v for k, v in env.items() if k.startswith("CONNECTOR_")},
+        encryption_keys=_encryption_keys(env, parsed.encryption, base_dir, source),
     )
 
 
+def _encryption_keys(env: Mapping[str, str], config: EncryptionConfig, base_dir: Path, source: str) -> tuple[str, ...]:
+    """The keys from CONNECTOR_ENCRYPTION_KEYS, else from [encryption] keys_file (a line
+    ``CONNECTOR_ENCRYPTION_KEYS=...``); empty when neither is there (checked where a key is needed)."""
+    value = env.get(ENCRYPTION_KEYS_ENV, "")
+    if not value and config.keys_file:
+        file = Path(config.keys_file) if Path(config.keys_file).is_absolute() else base_dir / config.keys_file
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"{source}: encryption.keys_file: cannot read {file}: {exc.strerror}") from None
+        for line in lines:
+            name, _, rest = line.strip().partition("=")
+            if name.strip() == ENCRYPTION_KEYS_ENV:
+                value = rest.strip().strip('"')
+        if not value:
+            raise ConfigError(f"{source}: encryption.keys_file: {file} has no {ENCRYPTION_KEYS_ENV}= line")
+    return tuple(key.strip() for key in value.split(",") if key.strip())
+
+
+def store_key(document: Mapping[str, Any]) -> str:
+    """What identifies a shop's store: its Shopify domain or normalised WooCommerce URL."""
+    url = document.get("store_url")
+    return document.get("shop_domain") or (normalise_store_url(url) if isinstance(url, str) else "") or ""
+
+
+def duplicate_stores(keys: Mapping[str, str]) -> list[Problem]:
+    """A problem for each shop whose store another shop (earlier in ``keys``) already is."""
+    seen: dict[str, str] = {}
+    problems = []
+    for shop_id, key in keys.items():
+        if key in seen:
+            problems.append(Problem(shop_id, f"same store as shops.{seen[key]} ({key})"))
+        seen.setdefault(key, shop_id)
+    return problems
+
+
 def _describe(exc: ValidationError) -> str:
-    messages = []
+    messages = [str(problem) for problem in _shape_problems(exc)]
+    shown = messages[:5]
+    more = f" (and {len(messages) - 5} more)" if len(messages) > 5 else ""
+    return "; ".join(shown) + more
+
+
+def _shape_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
     for error in exc.errors():
         key = _key_path(error["loc"])
         if error["type"] == "extra_forbidden":
-            messages.append(f"{key}: unknown key")
+            problems.append(Problem(key, "unknown key"))
         elif error["type"] == "missing":
-            messages.append(f"{key}: required key is missing")
+            problems.append(Problem(key, "required key is missing"))
         else:
             message = error["msg"].removeprefix("Value error, ")
             hidden = _secrets_in(error["loc"], error.get("input"))
@@ -552,10 +613,8 @@ def _describe(exc: ValidationError) -> str:
                 for value in hidden:
                     message = message.replace(value, "***")
                 got = ""
-            messages.append(f"{key}: {message}{got}")
-    shown = messages[:5]
-    more = f" (and {len(messages) - 5} more)" if len(messages) > 5 else ""
-    return "; ".join(shown) + more
+            problems.append(Problem(key, f"{message}{got}"))
+    return problems
 
 
 def _secrets_in(loc: tuple, value: Any) -> list[str] | None:
@@ -589,29 +648,49 @@ def _key_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def _shop_settings(
-    shop_id: str, shop: ShopConfig, app: ShopifyAppConfig, env: Mapping[str, str], source: str, base_dir: Path
-) -> ShopSettings:
-    where = f"shops.{shop_id}"
 
-    def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{source}: {where}.{key}: {problem}")
 
+# ---------------------------------------------------------------- one shop's document
+
+
+def validate_shop(shop_id: str, document: Any, *, app: ShopifyAppConfig | None = None,
+                  env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> list[Problem]:
+    """Every problem of a shop's configuration document, each with its path inside the shop:
+    shape and types (the pydantic models), then meaning (``domain.shop_rules``). Secrets the
+    deployment supplies (``env``, the Shopify app's client secret) count as given."""
+    return _parse_shop(shop_id, document, app or ShopifyAppConfig(), env or {}, base_dir or Path.cwd())[1]
+
+
+def resolve_shop(shop_id: str, document: Any, *, app: ShopifyAppConfig | None = None,
+                 env: Mapping[str, str] | None = None, base_dir: Path | None = None, version: int = 0) -> ShopSettings:
+    """The ``ShopSettings`` of a valid document; ``InvalidShop`` (every problem) otherwise."""
+    parsed, problems = _parse_shop(shop_id, document, app or ShopifyAppConfig(), env or {}, base_dir or Path.cwd())
+    if problems:
+        raise InvalidShop(shop_id, problems)
+    return _build_shop(shop_id, parsed, version)
+
+
+@dataclass(frozen=True)
+class _ParsedShop:
+    shop: "ShopConfig"
+    tz: ZoneInfo
+    secrets: tuple[str, ...]
+    providers: Mapping[str, ProviderConfig]
+    storefront: StorefrontConfig
+
+
+def _parse_shop(shop_id: str, document: Any, app: ShopifyAppConfig, env: Mapping[str, str],
+                base_dir: Path) -> tuple[_ParsedShop | None, list[Problem]]:
     try:
-        ZoneInfo(shop.timezone)
+        shop = ShopConfig.model_validate(document)
+    except ValidationError as exc:
+        return None, _shape_problems(exc)
+    problems: list[Problem] = []
+    try:
+        tz: ZoneInfo | None = ZoneInfo(shop.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise fail("timezone", f"unknown time zone {shop.timezone!r}") from None
-
-    if shop.platform == "shopify":
-        if not shop.shop_domain or not re.fullmatch(r"[a-z0-9][a-z0-9-]*\.myshopify\.com", shop.shop_domain):
-            raise fail("shop_domain", f"must be {{shop}}.myshopify.com for a Shopify shop, got {shop.shop_domain!r}")
-        if shop.store_url:
-            raise fail("store_url", "is for WooCommerce shops; a Shopify shop has shop_domain")
-    else:
-        if not shop.store_url or not re.match(r"^https?://[^/\s]+", shop.store_url):
-            raise fail("store_url", f"must be the store's http(s) home URL for a WooCommerce shop, got {shop.store_url!r}")
-        if shop.shop_domain:
-            raise fail("shop_domain", "is for Shopify shops; a WooCommerce shop has store_url")
+        tz = None
+        problems.append(Problem("timezone", f"unknown time zone {shop.timezone!r}"))
 
     secret = env.get(secret_env_name(shop_id)) or shop.webhook_secret
     secrets: list[str] = [secret] if secret else []
@@ -624,78 +703,52 @@ def _shop_settings(
                 secrets.append(candidate)
     if not secrets:
         hint = " or [shopify] client_secret" if shop.platform == "shopify" else ""
-        raise fail("webhook_secret", f"missing: set it in the file{hint}, or the environment variable {secret_env_name(shop_id)}")
+        problems.append(Problem("webhook_secret", f"missing: set it in the file{hint}, or the environment "
+                                                  f"variable {secret_env_name(shop_id)}"))
 
-    regions = _unique(shop.regions, f"{where}.regions", source)
-    nodes = _unique(shop.nodes, f"{where}.nodes", source)
-    for i, region in enumerate(shop.regions):
-        if region.fallback is not None and region.fallback not in regions:
-            raise fail(f"regions[{i}].fallback", f"region {region.fallback!r} is not defined")
-        if region.fallback == region.id:
-            raise fail(f"regions[{i}].fallback", "a region cannot fall back to itself")
-        if not (region.countries or region.provinces or region.postal_prefixes):
-            raise fail(f"regions[{i}]", f"region {region.id!r} matches nothing: give countries, provinces or postal_prefixes")
-    _check_cycle({r.id: [r.fallback] if r.fallback else [] for r in shop.regions}, f"{where}.regions", "fallbacks",
-                 source)
-    if shop.default_region is not None and shop.default_region not in regions:
-        raise fail("default_region", f"region {shop.default_region!r} is not defined")
+    providers = {}
+    for provider_id, provider in shop.providers.items():
+        overrides: dict[str, Any] = {key: env[name] for key in PROVIDER_SECRET_KEYS
+                                     if (name := provider_secret_env_name(shop_id, provider_id, key)) in env}
+        if provider.path and not Path(provider.path).is_absolute():
+            overrides["path"] = str(base_dir / provider.path)  # relative to the config file, like the database
+        providers[provider_id] = provider.model_copy(update=overrides)
+    storefront = shop.storefront.model_copy(update={
+        key: env[name] for key in STOREFRONT_SECRET_KEYS if (name := storefront_secret_env_name(shop_id, key)) in env
+    })
+    data = shop.model_dump()
+    data["providers"] = {provider_id: provider.model_dump() for provider_id, provider in providers.items()}
+    data["storefront"] = storefront.model_dump()
+    problems += check_shop(shop_id, data, tz)
+    if problems:
+        return None, problems
+    return _ParsedShop(shop, tz, tuple(secrets), providers, storefront), []
 
-    tz = ZoneInfo(shop.timezone)
+
+def _build_shop(shop_id: str, parsed: _ParsedShop, version: int) -> ShopSettings:
+    shop, tz = parsed.shop, parsed.tz
     domain_nodes: dict[str, Node] = {}
-    for i, node in enumerate(shop.nodes):
-        lanes: dict[str, Lane] = {}
-        for j, lane in enumerate(node.lanes):
-            if lane.region not in regions:
-                raise fail(f"nodes[{i}].lanes[{j}].region", f"node {node.id!r} serves undefined region {lane.region!r}")
-            if lane.region in lanes:
-                raise fail(f"nodes[{i}].lanes[{j}].region", f"node {node.id!r} lists region {lane.region!r} twice")
-            lanes[lane.region] = Lane(lane.region, lane.transit_days, lane.cost_per_order)
-        for j, backup in enumerate(node.backups):
-            if backup not in nodes:
-                raise fail(f"nodes[{i}].backups[{j}]", f"backup node {backup!r} is not defined")
-            if backup == node.id:
-                raise fail(f"nodes[{i}].backups[{j}]", "a node cannot be its own backup")
-        active_from = _aware(node.active_from, tz)
-        active_until = _aware(node.active_until, tz)
-        if active_from and active_until and active_from >= active_until:
-            raise fail(f"nodes[{i}].active_until", "must be after active_from")
+    for node in shop.nodes:
         domain_nodes[node.id] = Node(
             id=node.id,
             name=node.name,
             kind=node.kind,
             role=node.role,
-            lanes=lanes,
+            lanes={lane.region: Lane(lane.region, lane.transit_days, lane.cost_per_order) for lane in node.lanes},
             capabilities=frozenset(node.capabilities),
             status=node.status,
             cutoff=time.fromisoformat(node.cutoff) if node.cutoff else None,
             daily_capacity=node.daily_capacity,
-            active_from=active_from,
-            active_until=active_until,
+            active_from=aware(node.active_from, tz),
+            active_until=aware(node.active_until, tz),
             backups=tuple(node.backups),
             priority=node.priority,
         )
-    _check_cycle({n.id: list(n.backups) for n in shop.nodes}, f"{where}.nodes", "backups", source)
-    for i, region in enumerate(shop.regions):
-        if not any(region.id in n.lanes for n in domain_nodes.values()) and region.fallback is None:
-            raise fail(f"regions[{i}]", f"no node serves region {region.id!r} and it has no fallback")
-
     modes: dict[Mode, ModePolicy] = {}
     for mode in Mode:
         mode_config = shop.routing.modes.get(mode, ModeConfig())
-        restrictions = []
-        for k, restriction in enumerate(mode_config.restrict):
-            key = f"routing.modes.{mode.value}.restrict[{k}]"
-            for region_id in restriction.regions:
-                if region_id != "*" and region_id not in regions:
-                    raise fail(f"{key}.regions", f"region {region_id!r} is not defined")
-            for node_id in restriction.nodes:
-                if node_id not in nodes:
-                    raise fail(f"{key}.nodes", f"node {node_id!r} is not defined")
-            restrictions.append(Restriction(frozenset(restriction.regions), tuple(restriction.nodes)))
-        if len(set(mode_config.rules)) != len(mode_config.rules):
-            raise fail(f"routing.modes.{mode.value}.rules", "a rule is listed twice")
-        modes[mode] = ModePolicy(tuple(mode_config.rules), tuple(restrictions))
-
+        restrictions = tuple(Restriction(frozenset(r.regions), tuple(r.nodes)) for r in mode_config.restrict)
+        modes[mode] = ModePolicy(tuple(mode_config.rules), restrictions)
     network = Network(
         shop_id=shop_id,
         timezone=shop.timezone,
@@ -720,170 +773,39 @@ def _shop_settings(
         routing=RoutingPolicy(mode=shop.routing.mode, modes=modes),
         default_region=shop.default_region,
     )
-    providers = {pid: _provider_settings(shop_id, pid, p, env, fail, base_dir) for pid, p in shop.providers.items()}
-    sources = _node_sources(shop, providers, fail)
-    _check_planning(shop, nodes, tz, fail)
-    storefront = shop.storefront.model_copy(update={
-        key: env[name] for key in STOREFRONT_SECRET_KEYS if (name := storefront_secret_env_name(shop_id, key)) in env
-    })
-    if storefront.consumer_key and not (shop.store_url or "").lower().startswith("https://"):
-        # The REST API key goes as HTTP Basic auth: over http:// anyone on the path reads it.
-        raise fail("store_url", f"must be https:// when a REST API key (storefront consumer_key) is set, "
-                                f"got {shop.store_url!r}")
+    sources = {}
+    for node in shop.nodes:
+        if node.stock_source == "manual":
+            sources[node.id] = NodeSource(node.id, None, None, False)
+        else:
+            sources[node.id] = NodeSource(node.id, node.stock_source, node.provider_location, node.forward_orders,
+                                          node.shipping_method, dict(node.shipping_methods))
     planning = shop.planning.model_copy(update={"launches": [
-        launch.model_copy(update={"starts": _aware(launch.starts, tz), "ends": _aware(launch.ends, tz)})
+        launch.model_copy(update={"starts": aware(launch.starts, tz), "ends": aware(launch.ends, tz)})
         for launch in shop.planning.launches
     ]})
-    rebalance = shop.rebalance.model_copy(update={"launch_lock_at": _aware(shop.rebalance.launch_lock_at, tz)})
+    rebalance = shop.rebalance.model_copy(update={"launch_lock_at": aware(shop.rebalance.launch_lock_at, tz)})
     return ShopSettings(
         id=shop_id,
         platform=shop.platform,
         shop_domain=shop.shop_domain,
         store_url=normalise_store_url(shop.store_url) if shop.store_url else None,
-        secrets=tuple(secrets),
+        secrets=parsed.secrets,
         network=network,
-        providers=providers,
+        providers=parsed.providers,
         sources=sources,
         planning=planning,
         rebalance=rebalance,
-        storefront=storefront,
+        storefront=parsed.storefront,
         shopify_locations={n.id: n.shopify_location for n in shop.nodes if n.shopify_location},
         node_lead_time_days={n.id: n.lead_time_days for n in shop.nodes if n.lead_time_days is not None},
+        version=version,
     )
 
 
-def _check_planning(shop: ShopConfig, nodes: set[str], tz: ZoneInfo, fail) -> None:
-    planning, rebalance = shop.planning, shop.rebalance
-    if planning.hub is not None and planning.hub not in nodes:
-        raise fail("planning.hub", f"node {planning.hub!r} is not defined")
-    for i, launch in enumerate(planning.launches):
-        if _aware(launch.ends, tz) <= _aware(launch.starts, tz):
-            raise fail(f"planning.launches[{i}].ends", "must be after starts")
-    seen: set[tuple[str, str]] = set()
-    for i, lane in enumerate(rebalance.lanes):
-        for key in ("from_node", "to_node"):
-            if getattr(lane, key) not in nodes:
-                raise fail(f"rebalance.lanes[{i}].{key}", f"node {getattr(lane, key)!r} is not defined")
-        if lane.from_node == lane.to_node:
-            raise fail(f"rebalance.lanes[{i}]", "a transfer lane needs two different nodes")
-        if (lane.from_node, lane.to_node) in seen:
-            raise fail(f"rebalance.lanes[{i}]", f"lane {lane.from_node} -> {lane.to_node} is listed twice")
-        seen.add((lane.from_node, lane.to_node))
-    for i, node in enumerate(shop.nodes):
-        if node.shopify_location and shop.platform != "shopify":
-            raise fail(f"nodes[{i}].shopify_location", "is for Shopify shops")
-
-
-def _provider_settings(shop_id: str, provider_id: str, provider: ProviderConfig, env: Mapping[str, str],
-                       fail, base_dir: Path) -> ProviderConfig:
-    overrides: dict[str, Any] = {key: env[name] for key in PROVIDER_SECRET_KEYS
-                                 if (name := provider_secret_env_name(shop_id, provider_id, key)) in env}
-    if provider.path and not Path(provider.path).is_absolute():
-        overrides["path"] = str(base_dir / provider.path)  # relative to the config file, like the database
-    provider = provider.model_copy(update=overrides)
-    for key in _PROVIDER_REQUIRED[provider.type]:
-        if not getattr(provider, key):
-            hint = (f" (or the environment variable {provider_secret_env_name(shop_id, provider_id, key)})"
-                    if key in PROVIDER_SECRET_KEYS else "")
-            raise fail(f"providers.{provider_id}.{key}", f"required for a {provider.type} provider{hint}")
-    if provider.type == "csv" and bool(provider.url) == bool(provider.path):
-        raise fail(f"providers.{provider_id}", "a csv provider needs exactly one of url or path")
-    by_ours: dict[str, str] = {}
-    for provider_sku, ours in provider.sku_map.items():
-        if ours in by_ours:
-            # forwarded lines map ours -> theirs: two of theirs for one of ours is ambiguous
-            raise fail(f"providers.{provider_id}.sku_map", f"provider SKUs {by_ours[ours]!r} and {provider_sku!r} "
-                                                           f"both map to our {ours!r}; a forwarded {ours!r} could be "
-                                                           "either (map each to its own SKU)")
-        by_ours[ours] = provider_sku
-    if provider.url and not re.match(r"^https?://", provider.url):
-        raise fail(f"providers.{provider_id}.url", f"must be an http(s) URL, got {provider.url!r}")
-    return provider
-
-
-def _node_sources(shop: ShopConfig, providers: Mapping[str, ProviderConfig], fail) -> dict[str, NodeSource]:
-    sources: dict[str, NodeSource] = {}
-    claimed: dict[tuple[str, str | None], str] = {}
-    for i, node in enumerate(shop.nodes):
-        if (node.shipping_method or node.shipping_methods) and not node.forward_orders:
-            key = "shipping_method" if node.shipping_method else "shipping_methods"
-            raise fail(f"nodes[{i}].{key}", "only used with forward_orders = true")
-        for region_id in node.shipping_methods:
-            if region_id not in {r.id for r in shop.regions}:
-                raise fail(f"nodes[{i}].shipping_methods", f"region {region_id!r} is not defined")
-        if node.forward_orders and not node.shipping_method:
-            if not node.shipping_methods:
-                raise fail(f"nodes[{i}].shipping_method", "required to forward orders: the 3PL's name for the "
-                                                          "service (or shipping_methods per region)")
-            missing = sorted({r.id for r in shop.regions} - set(node.shipping_methods))
-            if missing:
-                raise fail(f"nodes[{i}].shipping_methods", f"no method for region {', '.join(missing)} "
-                                                           "(add them or a default shipping_method)")
-        if node.stock_source == "manual":
-            if node.forward_orders:
-                raise fail(f"nodes[{i}].forward_orders", "needs a stock_source provider to forward orders to")
-            sources[node.id] = NodeSource(node.id, None, None, False)
-            continue
-        provider = providers.get(node.stock_source)
-        if provider is None:
-            raise fail(f"nodes[{i}].stock_source", f"provider {node.stock_source!r} is not defined "
-                                                   "(use \"manual\" or an id from providers)")
-        if provider.type != "csv" and not node.provider_location:
-            raise fail(f"nodes[{i}].provider_location", f"required: which {provider.type} location is node {node.id!r}")
-        if node.forward_orders and provider.type == "csv":
-            raise fail(f"nodes[{i}].forward_orders", "a csv feed cannot receive orders")
-        for key in _FORWARD_REQUIRED.get(provider.type, ()) if node.forward_orders else ():
-            if getattr(provider, key) in (None, ""):
-                raise fail(f"providers.{node.stock_source}.{key}",
-                           f"required to forward orders to {provider.type} (nodes[{i}].forward_orders)")
-        key = (node.stock_source, node.provider_location)
-        if key in claimed:
-            raise fail(f"nodes[{i}].provider_location",
-                       f"{node.stock_source} location {node.provider_location!r} already feeds node {claimed[key]!r}")
-        claimed[key] = node.id
-        sources[node.id] = NodeSource(node.id, node.stock_source, node.provider_location, node.forward_orders,
-                                      node.shipping_method, dict(node.shipping_methods))
-    return sources
-
-
-def _aware(value: datetime | None, tz: ZoneInfo) -> datetime | None:
-    """TOML local date-times are read in the shop's time zone."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=tz)
-
-
-def _unique(items: list, where: str, source: str) -> set[str]:
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        if item.id in seen:
-            raise ConfigError(f"{source}: {where}[{i}].id: {item.id!r} is defined twice")
-        seen.add(item.id)
-    return seen
-
-
-def _check_cycle(graph: Mapping[str, list[str]], where: str, key: str, source: str) -> None:
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(node: str, path: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            cycle = path[path.index(node):] + [node]
-            raise ConfigError(f"{source}: {where}: {key} form a cycle: {' -> '.join(cycle)}")
-        state[node] = 1
-        for nxt in graph.get(node, []):
-            visit(nxt, path + [node])
-        state[node] = 2
-
-    for node in sorted(graph):
-        visit(node, [])
-
-
-def _check_unique_domains(shops: Mapping[str, ShopSettings], source: str) -> None:
-    seen: dict[str, str] = {}
-    for shop in shops.values():
-        key = shop.shop_domain or shop.store_url or ""
-        if key in seen:
-            raise ConfigError(f"{source}: shops.{shop.id}: same store as shops.{seen[key]} ({key})")
-        seen[key] = shop.id
+def file_shops(settings: Settings) -> dict[str, ShopSettings]:
+    """The config file's shops, resolved as they would be once imported (version 0): for
+    benchmarks and tests that route without a database. Services use a ShopDirectory."""
+    return {shop_id: resolve_shop(shop_id, document, app=settings.shopify, env=settings.env,
+                                  base_dir=settings.base_dir)
+            for shop_id, document in settings.shop_documents.items()}

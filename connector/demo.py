@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -20,10 +21,15 @@ from typing import Callable
 import requests
 from werkzeug.serving import make_server
 
-from connector import sandbox
+from connector import sandbox, toml_writer
 from connector.bootstrap import build, utc_now
-from connector.config import settings_from_dict
+from connector.config import ENCRYPTION_KEYS_ENV, settings_from_dict
+from connector.secrets import new_key
 from connector.web import create_app
+
+
+CONFIG_FILE = "connector.toml"
+KEYS_FILE = "connector.keys"
 
 
 def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[[str], None]) -> dict:
@@ -36,18 +42,30 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
     shopify_secret, woo_secret = secrets.token_hex(16), secrets.token_hex(16)
     feed = workdir / "garage-counts.csv"
     feed.write_text(sandbox.garage_csv())
-    settings = settings_from_dict(
-        sandbox.demo_config(now, str(db_path), shopify_secret, woo_secret, garage_feed=str(feed)), source="sandbox"
-    )
+    config = sandbox.demo_config(now, str(db_path), shopify_secret, woo_secret, garage_feed=str(feed))
+    shops_toml = toml_writer.dumps({"shops": config.pop("shops")})
+    # A key of its own for its own fresh database; with --dir it is left next to the config.
+    key = new_key()
+    config["encryption"] = {"keys_file": KEYS_FILE}
+    if directory:
+        (workdir / CONFIG_FILE).write_text(toml_writer.dumps({**config, "database": {"path": db_path.name}}))
+        keys_file = workdir / KEYS_FILE
+        keys_file.touch(mode=0o600)
+        keys_file.chmod(0o600)  # it unlocks the shops' secrets
+        keys_file.write_text(f"{ENCRYPTION_KEYS_ENV}={key}\n")
+    del config["encryption"]
+    settings = replace(settings_from_dict(config, source="sandbox"), encryption_keys=(key,))
     container = build(settings)
     container.init_database()
     store = container.open_store()
     try:
-        sandbox.seed_stock(store, now, settings=settings)
+        # The shops go in as any deployment's do: through the validated import.
+        container.shop_config.import_toml(store, shops_toml, "connector demo", replace=False)
+        sandbox.seed_stock(store, now, shops=container.shops)
     finally:
         store.close()
-    echo(f"sandbox: {len(settings.shops)} shops, database {db_path}")
-    for shop in settings.shops.values():
+    echo(f"sandbox: {len(container.shops.ids())} shops, database {db_path}")
+    for shop in map(container.shops.require, container.shops.ids()):
         echo(f"  {shop.id} ({shop.platform}): {len(shop.network.regions)} regions, {len(shop.network.nodes)} nodes")
     store = container.open_store()
     try:
@@ -100,7 +118,7 @@ def _plan(container) -> dict:
     store = container.open_store()
     try:
         plans = {}
-        for shop_id in container.settings.shops:
+        for shop_id in container.shops.ids():
             container.planning.forecast(store, shop_id)
             allocation = container.planning.allocate(store, shop_id)
             plans[shop_id] = (allocation, container.planning.rebalance(store, shop_id, dry_run=True),
@@ -162,7 +180,7 @@ def _summary(container, echo) -> dict:
         echo(f"inbox: {store.count_webhooks('processed')} processed, {store.count_webhooks('ignored')} ignored, "
              f"{store.count_webhooks('rejected')} rejected, {store.count_webhooks('failed')} failed, "
              f"{store.count_webhooks('pending')} pending")
-        for shop_id in container.settings.shops:
+        for shop_id in container.shops.ids():
             rows = store.routed_summary(shop_id)
             exceptions = store.open_exceptions(shop_id)
             statuses = store.order_status_counts(shop_id)

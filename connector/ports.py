@@ -5,12 +5,12 @@ a CSV feed). ``Storefront`` is a shop platform's webhook dialect. ``RefundSource
 reads which lines an order's refunds cover where the webhook does not say (WooCommerce).
 ``OrderFeed`` reads back the orders that changed, for the webhooks that never came, and
 the store's webhooks themselves. ``PendingConnections`` holds WooCommerce connections
-waiting for their wc-auth callback.
+waiting for their wc-auth callback. ``ShopDirectory`` is where services read shops.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from connector.domain.model import (
     InventoryRecord,
@@ -23,6 +23,9 @@ from connector.domain.model import (
     StorefrontEvent,
     StoreWebhook,
 )
+
+if TYPE_CHECKING:
+    from connector.config import ShopSettings
 
 
 class Warehouse(Protocol):
@@ -99,3 +102,24 @@ class PendingConnections(Protocol):
         """The pending connection of ``nonce``, removed in the same atomic step, so of two
         callbacks carrying the same ``user_id`` exactly one gets it; None when unknown or
         already taken."""
+
+
+class ShopDirectory(Protocol):
+    """The shops' configuration, as every service reads it (never ``Settings``). A running
+    process follows changes made anywhere within a request or batch; each ``ShopSettings``
+    carries the ``version`` it was resolved from."""
+
+    def get(self, shop_id: str) -> "ShopSettings | None":
+        """The active shop, or None."""
+
+    def require(self, shop_id: str) -> "ShopSettings":
+        """The active shop; KeyError naming it when there is none."""
+
+    def by_domain(self, domain: str) -> "ShopSettings | None":
+        """The active shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
+
+    def ids(self) -> list[str]:
+        """The active shops' ids, sorted."""
+
+    def version(self, shop_id: str) -> int:
+        """The shop's current configuration version (0: none)."""

@@ -189,12 +189,12 @@ WOO_DESTINATIONS = [("GB", "", "London", "E1 6AN", 30), ("GB", "", "Bristol", "B
                     ("NL", "", "Amsterdam", "1012 AB", 8), ("US", "NY", "New York", "10001", 2)]
 
 
-def seed_stock(store, now: datetime, *, settings=None, multiplier: int = 1, source: str = "sandbox") -> None:
+def seed_stock(store, now: datetime, *, shops=None, multiplier: int = 1, source: str = "sandbox") -> None:
     """Put DEMO_STOCK (times ``multiplier``) into ``store`` as counts, in one transaction.
-    With ``settings``, nodes whose stock is synced from a provider or feed are left to it."""
+    With ``shops`` (a ShopDirectory), nodes whose stock is synced from a provider or feed are left to it."""
     with store.write():
         for shop_id, nodes in DEMO_STOCK.items():
-            sources = settings.shops[shop_id].sources if settings is not None else {}
+            sources = shops.require(shop_id).sources if shops is not None else {}
             for node_id, skus in nodes.items():
                 if node_id in sources and sources[node_id].provider:
                     continue

@@ -59,9 +59,25 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
     add("privacy-retention", IntervalTrigger(hours=settings.scheduler.retention_every_hours),
         lambda store: container.retention.minimise(store))
     hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))
-    for shop_id, shop in settings.shops.items():
-        add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
-            lambda store, shop_id=shop_id: nightly(container, store, shop_id))
+    nightly_jobs: dict[str, str] = {}  # shop id -> the time zone its job was scheduled in
+
+    def follow_shops() -> None:
+        """One nightly job per active shop, in its time zone: jobs of shops added, removed
+        or moved to another zone since the last look are added, removed, rescheduled."""
+        shops = {shop_id: container.shops.get(shop_id) for shop_id in container.shops.ids()}
+        for shop_id in set(nightly_jobs) - set(shops):
+            scheduler.remove_job(f"sync-nightly:{shop_id}")
+            del nightly_jobs[shop_id]
+        for shop_id, shop in shops.items():
+            if shop is not None and nightly_jobs.get(shop_id) != shop.timezone:
+                add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
+                    lambda store, shop_id=shop_id: nightly(container, store, shop_id))
+                nightly_jobs[shop_id] = shop.timezone
+
+    follow_shops()
+    # Not a recorded job (it would add a run every few seconds): a cheap look at the versions.
+    scheduler.add_job(follow_shops, IntervalTrigger(seconds=settings.scheduler.inbox_every_seconds),
+                      id="follow-shops", name="follow-shops", replace_existing=True)
     return scheduler
 
 

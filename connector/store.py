@@ -330,6 +330,26 @@ def _line_fulfilled_by(db: sqlite_utils.Database) -> None:
     db["order_lines"].add_column("fulfilled_by", str)
 
 
+@migrations(name="0010_shop_configs")
+def _shop_configs(db: sqlite_utils.Database) -> None:
+    # Each shop's configuration document (JSON, secret values encrypted; connector.shop_store)
+    # and its history. version only grows, and a row is never deleted (deactivated instead),
+    # so count + sum of versions changes with every save: processes poll that.
+    db["shop_configs"].create(
+        {"shop_id": str, "version": int, "document": str, "active": int, "updated_at": str, "updated_by": str},
+        pk="shop_id",
+        not_null={"version", "document", "active", "updated_at", "updated_by"},
+    )
+    db["shop_config_history"].create(
+        {"id": int, "shop_id": str, "version": int, "at": str, "actor": str, "diff": str},
+        pk="id",
+        not_null={"shop_id", "version", "at", "actor", "diff"},
+    )
+    db["shop_config_history"].create_index(["shop_id", "version"], unique=True)
+    # The configuration version an order's lines were routed under.
+    db["routing_decisions"].add_column("config_version", int)
+
+
 @migrations(name="0011_users")
 def _users(db: sqlite_utils.Database) -> None:
     # People who sign in to the standalone pages (queries: connector/auth_store.py).
@@ -1070,7 +1090,7 @@ class Store:
     # ------------------------------------------------------------ decisions
 
     def save_decisions(self, shop_id: str, order_id: str, mode: str, region_id: str | None, decisions,
-                       now: datetime) -> None:
+                       now: datetime, config_version: int | None = None) -> None:
         line_ids = [d.line_id for d in decisions]
         if not line_ids:
             return
@@ -1082,9 +1102,10 @@ class Store:
         )
         self.conn.executemany(
             "INSERT INTO routing_decisions (shop_id, order_id, line_id, sku, quantity, node_id, rule, mode, "
-            "region_id, explanation, exception, decided_at, current) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            "region_id, explanation, exception, decided_at, current, config_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             [(shop_id, order_id, d.line_id, d.sku, d.quantity, d.node_id, d.rule, mode, region_id, d.explanation,
-              d.exception.value if d.exception else None, ts(now)) for d in decisions],
+              d.exception.value if d.exception else None, ts(now), config_version) for d in decisions],
         )
 
     def retire_decisions(self, shop_id: str, order_id: str, line_ids: Iterable[str] | None = None) -> None:
@@ -1105,7 +1126,8 @@ class Store:
 
     def current_decisions(self, shop_id: str, order_id: str) -> list[dict]:
         return self._dicts(
-            "SELECT line_id, sku, quantity, node_id, rule, mode, region_id, explanation, exception, decided_at "
+            "SELECT line_id, sku, quantity, node_id, rule, mode, region_id, explanation, exception, decided_at, "
+            "config_version "
             "FROM routing_decisions WHERE shop_id = ? AND order_id = ? AND current = 1 ORDER BY id",
             (shop_id, order_id),
         )

@@ -4,6 +4,7 @@ a TOML config file, and helpers to sign and post webhook deliveries."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from connector import sandbox
 from connector.bootstrap import build
 from connector.config import settings_from_dict
+from connector.secrets import KEYS_ENV, new_key
 from connector.web import create_app
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -259,3 +261,15 @@ def rsps():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
+
+
+# Every command needs a key for the secrets stored in the database: one generated for the
+# session, in the environment from the start (module-scoped fixtures build containers too,
+# and subprocesses inherit it), and again in each test after _hermetic_env.
+TEST_ENCRYPTION_KEY = new_key()
+os.environ[KEYS_ENV] = TEST_ENCRYPTION_KEY
+
+
+@pytest.fixture(autouse=True)
+def _encryption_key(_hermetic_env, monkeypatch):
+    monkeypatch.setenv(KEYS_ENV, TEST_ENCRYPTION_KEY)

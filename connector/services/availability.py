@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from connector.config import Settings, ShopSettings
+from connector.ports import ShopDirectory
 from connector.domain.availability_push import carry_hold
 from connector.domain.model import ProviderError
 from connector.services.planning import Planning
@@ -66,9 +67,10 @@ class Availability:
     WooCommerce REST) for a shop, or None when the shop has no credentials; the
     composition root keeps one per shop."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime], planning: Planning,
+    def __init__(self, settings: Settings, shops: ShopDirectory, clock: Callable[[], datetime], planning: Planning,
                  client_for: Callable[[ShopSettings], object | None]):
         self.settings = settings
+        self.shops = shops
         self.clock = clock
         self.planning = planning
         self.client_for = client_for
@@ -78,7 +80,7 @@ class Availability:
     def lookup(self, store: Store, shop_id: str, sku: str, region_id: str) -> dict | None:
         """Units of ``sku`` the region may buy now, its promise, and the node they ship
         from (the one holding most of them); None for a SKU the shop does not have."""
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         rows = store.allocated_units(shop_id, sku, region_id)
         if not rows and not store.has_sku(shop_id, sku):
             return None
@@ -98,7 +100,7 @@ class Availability:
              dry_run: bool = False) -> PushReport:
         """Re-allocate ``skus`` (default: all) and push the result; a dry run saves
         nothing and sends nothing, and says what it would send."""
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         report = PushReport(shop_id, shop.platform, dry_run)
         if not shop.storefront.push:
             report.skipped = "push is off for this shop ([storefront] push = false)"
@@ -127,7 +129,7 @@ class Availability:
         now = self.clock()
         reports = []
         for shop_id, skus, reasons in store.take_due_pushes(now):
-            if shop_id not in self.settings.shops:
+            if self.shops.get(shop_id) is None:
                 continue
             try:
                 reports.append(self.push(store, shop_id, skus))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Mapping, Sequence
 
 from connector.config import Settings
+from connector.ports import ShopDirectory
 from connector.domain.model import (
     OutboundOrder,
     ProviderError,
@@ -55,9 +56,10 @@ class ShipmentReport:
 
 
 class Forwarding:
-    def __init__(self, settings: Settings, warehouses: Callable[[str, str], object],
+    def __init__(self, settings: Settings, shops: ShopDirectory, warehouses: Callable[[str, str], object],
                  contact_readers: Mapping[str, Callable], clock: Callable[[], datetime]):
         self.settings = settings
+        self.shops = shops
         self.warehouses = warehouses
         self.contact_readers = contact_readers  # platform -> shipping_contact(payload)
         self.clock = clock
@@ -146,7 +148,7 @@ class Forwarding:
         contact = self.contact_readers[platform](json.loads(body))
         if contact is None or not contact.address_lines:
             raise ProviderRejected("the order has no shipping address to hand to the 3PL")
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         source = shop.sources[node_id]
         provider = shop.providers[job["provider"]]
         try:  # the 3PL knows our SKUs under its own names (sku_map read backwards)
@@ -195,7 +197,7 @@ class Forwarding:
     def poll_shipments(self, store: Store) -> ShipmentReport:
         """Record shipment updates; a shipped (order, node) holds no reservation any more."""
         report = ShipmentReport()
-        for shop in self.settings.shops.values():
+        for shop in map(self.shops.require, self.shops.ids()):
             providers = sorted({s.provider for s in shop.sources.values() if s.forward_orders and s.provider})
             for provider in providers:
                 now = self.clock()

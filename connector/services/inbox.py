@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
 from connector.config import Settings, ShopSettings, normalise_store_url
+from connector.ports import ShopDirectory
 from connector.domain.model import (
     AppUninstalled,
     CustomerDataRequest,
@@ -79,9 +80,10 @@ class Inbox:
     """The webhook use cases. One per process; stores are passed per call
     because each thread/request/job has its own connection."""
 
-    def __init__(self, settings: Settings, storefronts: Mapping[str, object], clock: Callable[[], datetime],
+    def __init__(self, settings: Settings, shops: ShopDirectory, storefronts: Mapping[str, object], clock: Callable[[], datetime],
                  pause: Callable[[float], None] = time.sleep):
         self.settings = settings
+        self.shops = shops
         self.storefronts = storefronts
         self.clock = clock
         self.pause = pause
@@ -89,7 +91,7 @@ class Inbox:
 
     def routing(self, store: Store, shop_id: str, now: datetime) -> ShopRouting:
         """The shop's routing with node health folded in; rebuilt only when health changes."""
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         network, factors = shop.network, {}
         synced = [node_id for node_id, source in shop.sources.items() if source.provider]
         if synced:
@@ -100,14 +102,16 @@ class Inbox:
             policy = StalePolicy(timedelta(minutes=sync.stale_after_minutes), sync.stale_policy == "exclude",
                                  sync.stale_discount)
             network, factors = apply_freshness(network, freshness, policy, now)
-        key = tuple(sorted((n.id, n.status.value, n.status_note or "") for n in network.nodes.values()
-                           if n.status_note))
+        # The shop's configuration version too: a changed document is a new routing.
+        key = (shop.version, tuple(sorted((n.id, n.status.value, n.status_note or "") for n in network.nodes.values()
+                                          if n.status_note)))
         cached = self._routing.get(shop_id)
         if cached is None or cached[0] != key:
             forward = {n: s.provider for n, s in shop.sources.items() if s.forward_orders}
             storefront = shop.storefront
             push_after = timedelta(seconds=storefront.debounce_seconds) if storefront.push else None
-            cached = self._routing[shop_id] = (key, ShopRouting(network, factors, forward, push_after))
+            routing = ShopRouting(network, factors, forward, push_after, shop.version)
+            cached = self._routing[shop_id] = (key, routing)
         return cached[1]
 
     # ------------------------------------------------------------ ingest
@@ -177,7 +181,7 @@ class Inbox:
         else:
             source = storefront.source(headers)
             key = normalise_store_url(source) if source else None
-        shop = self.settings.shop_by_domain(key) if key else None
+        shop = self.shops.by_domain(key) if key else None
         return shop if shop is not None and shop.platform == platform else None
 
     @staticmethod
@@ -223,7 +227,7 @@ class Inbox:
             if events and lines + size > BATCH_LINES:
                 break
             events[row.id], lines = event, lines + size
-            if isinstance(event, OrderUpsert) and size >= PREPARE_LINES and row.shop_id in self.settings.shops:
+            if isinstance(event, OrderUpsert) and size >= PREPARE_LINES and self.shops.get(row.shop_id):
                 try:
                     prepare_route(store, self.routing(store, row.shop_id, now), event.order, now)
                 except Exception:  # noqa: BLE001 - only a head start; processing meets and records any error
@@ -252,7 +256,7 @@ class Inbox:
         report.statuses[outcome] = report.statuses.get(outcome, 0) + 1
 
     def _apply(self, store: Store, row: InboxRow, now: datetime, event: StorefrontEvent | None = None) -> str:
-        if row.shop_id not in self.settings.shops:
+        if self.shops.get(row.shop_id) is None:
             return "shop_not_configured"
         if event is None:
             event = self.storefronts[row.platform].parse(row.shop_id, row.topic, load_payload(row.body))

@@ -28,8 +28,10 @@ class ShopRouting:
     does not push)."""
 
     def __init__(self, network, factors: Mapping[str, float] | None = None,
-                 forward_nodes: Mapping[str, str] | None = None, push_after: timedelta | None = None):
+                 forward_nodes: Mapping[str, str] | None = None, push_after: timedelta | None = None,
+                 config_version: int | None = None):
         self.network = network
+        self.config_version = config_version  # recorded on every decision made with this routing
         self.router = Router(network)
         self.regions = RegionIndex(network.regions.values())
         self.tz = ZoneInfo(network.timezone)
@@ -182,7 +184,8 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             store.opportunity_costs(shop_id, skus),
             prepared=routing.prepared.pop(order_id, None),
         )
-        store.save_decisions(shop_id, order_id, result.mode.value, result.region_id, result.decisions, now)
+        store.save_decisions(shop_id, order_id, result.mode.value, result.region_id, result.decisions, now,
+                             routing.config_version)
         store.reserve_many(shop_id, order_id,
                            [(d.line_id, d.node_id, d.sku, d.quantity) for d in result.routed], now)
         for node_id in {d.node_id for d in result.routed} - nodes_before:

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
 from connector.config import Settings, ShopSettings
+from connector.ports import ShopDirectory
 from connector.domain.allocation import SkuAllocation, SkuProblem, allocate, eligible_arcs
 from connector.domain.forecast import (
     Forecast,
@@ -99,15 +100,16 @@ class Planning:
     """``routing_for(store, shop_id, now)`` is the inbox's view of a shop's routing:
     its network with node health folded in and the stale-stock discount factors."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime], routing_for: Callable):
+    def __init__(self, settings: Settings, shops: ShopDirectory, clock: Callable[[], datetime], routing_for: Callable):
         self.settings = settings
+        self.shops = shops
         self.clock = clock
         self.routing_for = routing_for
 
     # ------------------------------------------------------------ forecast
 
     def forecast(self, store: Store, shop_id: str) -> dict[tuple[str, str], Forecast]:
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         now = self.clock()
         weeks = shop.planning.history_weeks
         sales = [(sku, region, parse_ts(at), qty)
@@ -146,7 +148,7 @@ class Planning:
     def targets(self, shop_id: str, forecasts: Mapping[tuple[str, str], Forecast], routing,
                 now: datetime) -> dict[tuple[str, str], NodeTarget]:
         """Per (sku, node), from ``routing``'s view of the network (health folded in)."""
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         return node_targets(routing.network, forecasts, _planning_policy(shop), now, launches=_launches(shop),
                             rule_of=routing.router.sku_rule)
 
@@ -156,7 +158,7 @@ class Planning:
                  save: bool = True) -> AllocationReport:
         """Re-allocates ``skus`` (default: every SKU with stock or a forecast) and, with
         ``save``, stores the result with its dual prices."""
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         now = self.clock()
         skus = None if skus is None else sorted(set(skus))
         routing = self.routing_for(store, shop_id, now)
@@ -226,7 +228,7 @@ class Planning:
             return self._rebalance(store, shop_id, dry_run=False)
 
     def _rebalance(self, store: Store, shop_id: str, *, dry_run: bool) -> RebalanceReport:
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         now = self.clock()
         routing = self.routing_for(store, shop_id, now)
         forecasts = self.stored_forecasts(store, shop_id)
@@ -277,7 +279,7 @@ class Planning:
         return RebalanceReport(shop_id, False, tuple(stored))
 
     def reorder(self, store: Store, shop_id: str) -> list[ReorderSuggestion]:
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         now = self.clock()
         routing = self.routing_for(store, shop_id, now)
         targets = self.targets(shop_id, self.stored_forecasts(store, shop_id), routing, now)

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from connector.config import Settings, ShopSettings
 from connector.domain.model import PolledOrder, ProviderError, StoreWebhook
-from connector.ports import OrderFeed
+from connector.ports import OrderFeed, ShopDirectory
 from connector.services.inbox import Inbox
 from connector.store import Store, parse_ts
 
@@ -72,18 +72,19 @@ class ReconcileReport:
 
 
 class OrderReconciliation:
-    def __init__(self, settings: Settings, clients: Callable[[ShopSettings], OrderFeed | None], inbox: Inbox,
+    def __init__(self, settings: Settings, shops: ShopDirectory, clients: Callable[[ShopSettings], OrderFeed | None], inbox: Inbox,
                  clock: Callable[[], datetime]):
         """``clients``: shop -> its WooCommerce orders client, or None without REST API
         credentials (the composition root keeps one per shop)."""
         self.settings = settings
+        self.shops = shops
         self.clients = clients
         self.inbox = inbox
         self.clock = clock
 
     def reconcile(self, store: Store, shop_id: str | None = None) -> ReconcileReport:
         report = ReconcileReport()
-        for shop in self.settings.shops.values():
+        for shop in map(self.shops.require, self.shops.ids()):
             if shop.platform != "woocommerce" or (shop_id and shop.id != shop_id):
                 continue
             client = self.clients(shop)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from connector.config import Settings, ShopSettings
 from connector.domain.model import ProviderError, ProviderRejected
-from connector.ports import RefundSource
+from connector.ports import RefundSource, ShopDirectory
 from connector.services.forwarding import retry_delay
 from connector.services.orders import ShopRouting, apply_refund
 from connector.store import Store
@@ -32,12 +32,13 @@ class RefundLookupReport:
 
 
 class RefundLookups:
-    def __init__(self, settings: Settings, clients: Callable[[ShopSettings], RefundSource | None],
+    def __init__(self, settings: Settings, shops: ShopDirectory, clients: Callable[[ShopSettings], RefundSource | None],
                  routing: Callable[[Store, str, datetime], ShopRouting], clock: Callable[[], datetime]):
         """``clients``: shop -> its WooCommerce orders client (``order_refunds``), or
         None without REST API credentials (the composition root keeps one per shop).
         ``routing``: ``Inbox.routing``."""
         self.settings = settings
+        self.shops = shops
         self.clients = clients
         self.routing = routing
         self.clock = clock
@@ -47,7 +48,7 @@ class RefundLookups:
         max_attempts = self.settings.scheduler.forward_max_attempts
         for due in store.due_refund_lookups(self.clock(), limit):
             shop_id, order_id, refund_ids = due["shop_id"], due["order_id"], due["refund_ids"]
-            shop = self.settings.shops.get(shop_id)
+            shop = self.shops.get(shop_id)
             client = self.clients(shop) if shop is not None else None
             if client is None:
                 reason = ("the shop is no longer configured" if shop is None else

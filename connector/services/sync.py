@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
 from connector.config import NodeSource, Settings
+from connector.ports import ShopDirectory
 from connector.domain.model import InventoryRecord, ProviderError
 from connector.services.stock import Rerouted, RoutingFor, resolve_over_reserved, when_text
 from connector.store import Store
@@ -36,9 +37,10 @@ class SyncOutcome:
 
 
 class StockSync:
-    def __init__(self, settings: Settings, warehouses: Callable[[str, str], object], clock: Callable[[], datetime],
+    def __init__(self, settings: Settings, shops: ShopDirectory, warehouses: Callable[[str, str], object], clock: Callable[[], datetime],
                  routing: RoutingFor):
         self.settings = settings
+        self.shops = shops
         self.warehouses = warehouses  # (shop id, provider id) -> Warehouse
         self.clock = clock
         self.routing = routing  # Inbox.routing: re-routes what a lower count no longer covers
@@ -46,7 +48,7 @@ class StockSync:
     def plan(self, shop_id: str | None = None, node_id: str | None = None) -> list[tuple[str, str, list[str]]]:
         """(shop, provider, nodes) to sync; ``node_id`` narrows to the one provider feeding it."""
         plan = []
-        for shop in self.settings.shops.values():
+        for shop in map(self.shops.require, self.shops.ids()):
             if shop_id and shop.id != shop_id:
                 continue
             by_provider: dict[str, list[str]] = defaultdict(list)
@@ -58,7 +60,7 @@ class StockSync:
 
     def sync_provider(self, store: Store, shop_id: str, provider_id: str, only_nodes: Iterable[str] | None = None
                       ) -> SyncOutcome:
-        shop = self.settings.shops[shop_id]
+        shop = self.shops.require(shop_id)
         fed = [s for s in shop.sources.values() if s.provider == provider_id]
         if only_nodes is not None:
             wanted = set(only_nodes)

@@ -22,7 +22,7 @@ def availability():
     if missing:
         return jsonify({"error": "bad_request", "detail": f"missing query parameter(s): {', '.join(missing)}"}), 400
     shop_id, sku, region_id = (request.args[name] for name in ("shop", "sku", "region"))
-    shop = container.settings.shops.get(shop_id)
+    shop = container.shops.get(shop_id)
     key = request.headers.get("X-Api-Key", "")
     expected = shop.storefront.api_key if shop is not None else ""
     if not expected or not hmac.compare_digest(key.encode(), expected.encode()):

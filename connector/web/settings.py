@@ -30,7 +30,7 @@ def node(shop_id: str, node_id: str):
 
 def _shop_nodes(shop_id: str):
     container = current_app.extensions["connector"]
-    shop = container.settings.shops.get(shop_id)
+    shop = container.shops.get(shop_id)
     if shop is None:
         abort(404, f"Shop {shop_id} is not configured on this service.")
     return shop, node_statuses(current_store(), shop, container.inbox.routing, container.clock())

@@ -480,7 +480,7 @@ def test_nodes_shows_how_routing_treats_a_pop_up_now(cli, clock, days, shown):
 def test_nodes_shows_a_node_at_capacity_as_ranked_down(cli, container, clock):
     store = container.open_store()
     try:
-        for _ in range(container.settings.shops[SHOPIFY_SHOP].network.nodes["ne-micro"].daily_capacity):
+        for _ in range(container.shops.require(SHOPIFY_SHOP).network.nodes["ne-micro"].daily_capacity):
             store.count_node_order(SHOPIFY_SHOP, "ne-micro", clock().astimezone(
                 container.inbox.routing(store, SHOPIFY_SHOP, clock()).tz).date().isoformat())
     finally:

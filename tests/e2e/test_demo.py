@@ -103,3 +103,27 @@ def test_demo_dir_is_reused_from_scratch(runner, tmp_path):
 def test_demo_misuse(runner, tmp_path, args):
     result = runner.invoke(main, ["demo", *args, "--dir", str(tmp_path / "x")])
     assert result.exit_code == 2 and "Invalid value for '--orders'" in result.stderr
+
+
+def test_demo_needs_no_key_and_leaves_a_config_other_commands_accept(runner, tmp_path, monkeypatch):
+    from connector.secrets import KEYS_ENV
+
+    monkeypatch.delenv(KEYS_ENV)  # a fresh machine: the demo makes its own key
+    result, _ = run_demo(runner, tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+
+    config = tmp_path / "demo" / "connector.toml"
+    keys = tmp_path / "demo" / "connector.keys"
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    listing = runner.invoke(main, ["--config", str(config), "shops", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert SHOPIFY_SHOP in listing.stdout and "by connector demo" in listing.stdout
+    orders = runner.invoke(main, ["--config", str(config), "exceptions"])
+    assert orders.exit_code == 0, orders.output
+    # the shops' secrets went in through the import, encrypted
+    conn = sqlite3.connect(tmp_path / "demo" / "connector.db")
+    try:
+        documents = [row[0] for row in conn.execute("SELECT document FROM shop_configs")]
+    finally:
+        conn.close()
+    assert len(documents) == 2 and all('"webhook_secret": "fernet:' in d for d in documents)

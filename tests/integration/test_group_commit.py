@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from connector import sandbox
+from connector.secrets import KEYS_ENV
 from connector.services.group_commit import GroupCommit
 from connector.store import Store
-from tests.conftest import START, shopify_headers, to_toml
+from tests.conftest import START, TEST_ENCRYPTION_KEY, shopify_headers, to_toml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -412,6 +413,7 @@ def test_killed_before_the_commit_of_a_group_no_row_of_it_was_acknowledged(tmp_p
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     env["PYTHONPATH"] = str(REPO)
+    env[KEYS_ENV] = TEST_ENCRYPTION_KEY  # the key the test database's secrets were stored with
     return env
 
 

@@ -50,7 +50,7 @@ def test_allocation_never_promises_more_than_is_sellable_and_respects_lanes(cont
     assert report.skus > 0 and report.units_allocated > 0
     sellable = store.sellable_all(S)
     promised: dict[tuple[str, str], int] = {}
-    network = container.settings.shops[S].network
+    network = container.shops.require(S).network
     for sku, node, region, units in store.allocations(S):
         promised[(node, sku)] = promised.get((node, sku), 0) + units
         lane = network.nodes[node].lanes[region]

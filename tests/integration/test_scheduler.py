@@ -38,7 +38,7 @@ def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
     scheduler.shutdown(wait=False)
     assert set(jobs) == {"process-inbox", "forward-orders", "poll-shipments", "sync-incremental", "push-due",
                          "look-up-refunds", "reconcile-orders", "privacy-retention", "sync-nightly:aurora-candles",
-                         "sync-nightly:fernleaf-botanics"}
+                         "sync-nightly:fernleaf-botanics", "follow-shops"}
     assert jobs["look-up-refunds"].trigger.interval.total_seconds() == 50
     assert jobs["reconcile-orders"].trigger.interval.total_seconds() == 240
     assert jobs["privacy-retention"].trigger.interval.total_seconds() == 12 * 3600

@@ -6,11 +6,11 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from connector import sandbox
-from connector.bootstrap import sync_network
-from connector.config import settings_from_dict
+from connector.config import file_shops, settings_from_dict
 from connector.domain.model import Address, Order, OrderLine
 from connector.services.inbox import Inbox
 from connector.services.orders import apply_order
+from connector.services.shop_config import StaticShopDirectory, sync_network
 from connector.services.stock import set_manual_count
 from connector.services.transfers import TransferError, Transfers
 from connector.store import Store
@@ -21,6 +21,7 @@ SKU = "CANDLE-FIG"
 # The nodes that hold CANDLE-FIG for New York City: the pop-up, the micro-warehouse and its backup.
 NODES = ["popup-soho", "ne-micro", "central"]
 SETTINGS = settings_from_dict(sandbox.demo_config(START, ":memory:", "s", "w"))
+SHOPS = StaticShopDirectory(file_shops(SETTINGS))
 
 steps = st.lists(st.one_of(
     st.tuples(st.just("recount"), st.sampled_from(NODES), st.integers(0, 12)),
@@ -42,8 +43,9 @@ def test_moving_stock_never_creates_it_and_no_node_stays_over_reserved(initial, 
     clock = FixedClock(START)
     store = Store.open(":memory:")
     store.migrate()
-    sync_network(store, SETTINGS, clock())
-    routing = Inbox(SETTINGS, {}, clock).routing
+    with store.write():
+        sync_network(store, map(SHOPS.require, SHOPS.ids()), clock())
+    routing = Inbox(SETTINGS, SHOPS, {}, clock).routing
     transfers = Transfers(clock)
     for node_id, units in zip(NODES, initial):
         store.set_stock(SHOP, node_id, SKU, on_hand=units, committed=0, available=units, source="test", now=clock())

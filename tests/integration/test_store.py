@@ -44,7 +44,7 @@ def test_migrations_are_named_and_applied_once(db_path):
     store = Store.open(db_path)
     names = ["0001_core", "0002_sync_forwarding_jobs", "0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
-             "0009_line_fulfilled_by", "0011_users"]
+             "0009_line_fulfilled_by", "0010_shop_configs", "0011_users"]
     assert store.migrate() == names
     assert store.migrate() == []
     assert store.applied_migrations() == names
@@ -65,9 +65,11 @@ def test_every_shop_data_table_is_keyed_by_shop(store):
 
 def test_shop_redaction_deletes_from_every_table_keyed_by_shop(store):
     """A table added later is not forgotten: shop/redact must empty every shop-keyed
-    table but the configuration's own (regions and nodes are rewritten from the config)."""
+    table but the configuration's own (regions and nodes are rewritten from the config;
+    the shop's configuration document and its history stay: uninstalling deactivates it)."""
     keyed = {name for name in store.db.table_names() if "shop_id" in store.db[name].columns_dict}
-    assert keyed - set(store.delete_shop_data("nobody")) == {"regions", "nodes", "shops"} & keyed
+    assert keyed - set(store.delete_shop_data("nobody")) == {"regions", "nodes", "shops", "shop_configs",
+                                                            "shop_config_history"} & keyed
 
 
 def test_stock_rows_survive_the_rekeying_migration(db_path):
@@ -79,7 +81,7 @@ def test_stock_rows_survive_the_rekeying_migration(db_path):
                        "raw) VALUES ('s', 'n1', 'A', 5, 1, 4, '2026-11-22T00:00:00+00:00', 'manual', '{}')")
     assert store.migrate() == ["0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
-             "0009_line_fulfilled_by", "0011_users"]
+             "0009_line_fulfilled_by", "0010_shop_configs", "0011_users"]
     assert store.sellable("s", ["A"]) == {("n1", "A"): 4}
     assert store.db["stock"].pks == ["shop_id", "sku", "node_id"]
     assert [i.columns for i in store.db["stock"].indexes if i.origin != "pk"] == []  # no second index to maintain

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.config import file_shops
 from connector.web.pages import JSON_PREFIXES
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
 from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
@@ -74,8 +75,9 @@ def test_every_form_posted_without_its_csrf_token_is_refused(app, users):
 
 
 def test_a_user_never_reaches_another_shops_pages(app, users, settings):
-    assert FOREIGN["node_id"] in settings.shops[WOO_SHOP].network.nodes  # exists, only elsewhere
-    assert FOREIGN["node_id"] not in settings.shops[SHOPIFY_SHOP].network.nodes
+    shops = file_shops(settings)
+    assert FOREIGN["node_id"] in shops[WOO_SHOP].network.nodes  # exists, only elsewhere
+    assert FOREIGN["node_id"] not in shops[SHOPIFY_SHOP].network.nodes
     client = app.test_client()
     sign_in(client, SHOPIFY_USER)
     checked = 0

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from connector.cli import main
-from connector.config import ConfigError, load_settings, secret_env_name, settings_from_dict
+from connector.config import ConfigError, file_shops, load_settings, secret_env_name, settings_from_dict
 from connector.domain.model import Handling, Mode, NodeStatus, Rule
+from connector.services.shop_config import StaticShopDirectory
 from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, WOO_SHOP, WOO_URL, to_toml
 
 S = SHOPIFY_SHOP
@@ -44,14 +45,16 @@ def config_error(raw: dict, env: dict | None = None) -> str:
 
 
 def _check_demo_settings(settings, db_path):
-    assert set(settings.shops) == {S, W}
+    assert set(settings.shop_documents) == {S, W}
     assert settings.database_path == db_path
-    aurora, fern = settings.shops[S], settings.shops[W]
+    shops = file_shops(settings)
+    aurora, fern = shops[S], shops[W]
     assert (aurora.platform, aurora.shop_domain, aurora.store_url) == ("shopify", "aurora-candles.myshopify.com", None)
     assert (fern.platform, fern.shop_domain, fern.store_url) == ("woocommerce", None, WOO_URL)
     assert aurora.secrets == (SHOPIFY_SECRET,) and fern.secrets == (WOO_SECRET,)
-    assert settings.shop_by_domain("aurora-candles.myshopify.com") is aurora
-    assert settings.shop_by_domain(WOO_URL) is fern
+    directory = StaticShopDirectory(shops)
+    assert directory.by_domain("aurora-candles.myshopify.com") is aurora
+    assert directory.by_domain(WOO_URL) is fern
     net = aurora.network
     assert net.timezone == "America/New_York" and net.default_region == "us-rest"
     assert set(net.regions) == {"nyc-metro", "us-northeast", "us-west", "us-rest", "canada"}
@@ -91,7 +94,7 @@ def test_demo_toml_file_loads(tmp_path, config_dict, db_path):
 def test_config_path_from_environment(tmp_path, config_dict, db_path):
     path = tmp_path / "from-env.toml"
     path.write_text(to_toml(config_dict), encoding="utf-8")
-    assert set(load_settings(env={"CONNECTOR_CONFIG": str(path)}).shops) == {S, W}
+    assert set(load_settings(env={"CONNECTOR_CONFIG": str(path)}).shop_documents) == {S, W}
 
 
 def test_relative_database_path_is_relative_to_the_config_file(tmp_path, config_dict):
@@ -131,8 +134,8 @@ nodes = [{ id = "shed", name = "Shed", kind = "garage", lanes = [{ region = "uk"
         encoding="utf-8",
     )
     settings = load_settings(path, env={})
-    assert settings.shops["herbs"].store_url == "https://herbs.example/shop"
-    assert settings.shops["studio"].network.nodes["home"].lanes["us"].transit_days == 2
+    assert file_shops(settings)["herbs"].store_url == "https://herbs.example/shop"
+    assert file_shops(settings)["studio"].network.nodes["home"].lanes["us"].transit_days == 2
     assert settings.database_path == tmp_path / "small.db"
 
 
@@ -329,8 +332,25 @@ BAD = [
     ("woo-with-shop-domain", _woo_shop_with_domain, f"shops.{W}.shop_domain", "Shopify"),
     ("same-store-twice", _same_store_twice, "shops.aurora-copy", "same store"),
     ("negative-days", _negative_days, f"shops.{S}.regions[4].promise_days", "-1"),
-    ("no-shops", _no_shops, "shops", "at least 1"),
+    ("no-shops-table", lambda raw: raw.update(shops=[]), "shops", "dictionary"),
 ]
+
+
+def test_a_deployment_without_shops_loads(config_dict):
+    """Shops live in the database; the file's [shops.*] tables are only an import source."""
+    _no_shops(config_dict)
+    assert settings_from_dict(config_dict).shop_documents == {}
+
+
+def test_every_problem_of_a_file_is_reported_at_once(config_dict):
+    _hub_undefined(config_dict)
+    _backup_cycle(config_dict)
+    node(config_dict, "central")["lanes"][0]["region"] = "atlantis"
+    message = config_error(config_dict)
+    lines = message.splitlines()
+    assert len(lines) >= 3 and all(line.startswith("<dict>: shops.") for line in lines), message
+    assert any("planning.hub" in line for line in lines) and any("atlantis" in line for line in lines)
+    assert any("cycle" in line for line in lines)
 
 
 @pytest.mark.parametrize("provider", [
@@ -340,7 +360,7 @@ BAD = [
 ], ids=lambda p: p["type"])
 def test_a_complete_provider_account_forwarding_orders_loads(config_dict, provider):
     _with_provider(config_dict, provider)
-    assert settings_from_dict(config_dict).shops[S].sources["ne-micro"].forward_orders
+    assert file_shops(settings_from_dict(config_dict))[S].sources["ne-micro"].forward_orders
 
 
 @pytest.mark.parametrize("mutate,key,problem", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
@@ -374,7 +394,7 @@ def test_missing_secret_message_names_the_environment_variable(config_dict):
 def test_secret_from_environment_makes_it_valid(config_dict):
     _missing_secret_woo(config_dict)
     settings = settings_from_dict(config_dict, env={secret_env_name(W): "from-the-env"})
-    assert settings.shops[W].secrets == ("from-the-env",)
+    assert file_shops(settings)[W].secrets == ("from-the-env",)
 
 
 def test_secret_from_process_environment_through_load_settings(tmp_path, config_dict, monkeypatch):
@@ -384,13 +404,13 @@ def test_secret_from_process_environment_through_load_settings(tmp_path, config_
     with pytest.raises(ConfigError, match=re.escape(f"shops.{S}.webhook_secret")):
         load_settings(path)
     monkeypatch.setenv(secret_env_name(S), "env-secret")
-    assert load_settings(path).shops[S].secrets == ("env-secret",)
+    assert file_shops(load_settings(path))[S].secrets == ("env-secret",)
 
 
 def test_shopify_app_client_secret_counts_as_webhook_secret(config_dict):
     _missing_secret_shopify(config_dict)
     config_dict["shopify"] = {"client_secret": "app-secret", "previous_client_secret": "old-secret"}
-    assert settings_from_dict(config_dict).shops[S].secrets == ("app-secret", "old-secret")
+    assert file_shops(settings_from_dict(config_dict))[S].secrets == ("app-secret", "old-secret")
 
 
 def test_invalid_toml_names_the_file(tmp_path):
@@ -483,14 +503,14 @@ def test_cli_without_any_config(runner):
 def test_storefront_secrets_come_from_the_environment(config_dict):
     env = {"CONNECTOR_SHOP_AURORA_CANDLES_ACCESS_TOKEN": "shpat_env", "CONNECTOR_SHOP_AURORA_CANDLES_API_KEY": "k-env"}
     settings = settings_from_dict(config_dict, env=env)
-    assert settings.shops[S].storefront.access_token == "shpat_env"
-    assert settings.shops[S].storefront.api_key == "k-env"
-    assert settings.shops[W].storefront.access_token == ""
+    assert file_shops(settings)[S].storefront.access_token == "shpat_env"
+    assert file_shops(settings)[S].storefront.api_key == "k-env"
+    assert file_shops(settings)[W].storefront.access_token == ""
 
 
 def test_example_config_plans_and_pushes():
     settings = load_settings(Path(__file__).resolve().parents[2] / "config.example.toml", env={})
-    shop_settings = settings.shops["aurora-candles"]
+    shop_settings = file_shops(settings)["aurora-candles"]
     assert shop_settings.planning.hub == "central"
     assert shop_settings.rebalance.launch_lock_at.tzinfo is not None  # read in the shop's zone
     assert shop_settings.shopify_locations["ne-micro"] == "gid://shopify/Location/1002"
@@ -516,7 +536,7 @@ def test_a_forwarding_node_needs_a_shipping_method(config_dict):
 
 def test_shipping_methods_per_region_resolve_with_the_default_for_the_rest(config_dict):
     _forwarding_node(config_dict, shipping_method="Ground", shipping_methods={"nyc-metro": "Next Day"})
-    source = settings_from_dict(config_dict).shops[S].sources["central"]
+    source = file_shops(settings_from_dict(config_dict))[S].sources["central"]
     assert source.shipping_method_for("nyc-metro") == "Next Day"
     assert source.shipping_method_for("us-west") == "Ground"
 
@@ -553,7 +573,7 @@ def test_a_sku_map_that_cannot_be_inverted_is_a_config_error(config_dict):
 def test_provider_sku_inverts_the_map_and_refuses_a_colliding_sku(config_dict):
     _forwarding_node(config_dict, shipping_method="Ground")
     shop(config_dict)["providers"]["sm"]["sku_map"] = {"SM-CANDLE": "CANDLE-01", "CANDLE-02": "CANDLE-XL"}
-    provider = settings_from_dict(config_dict).shops[S].providers["sm"]
+    provider = file_shops(settings_from_dict(config_dict))[S].providers["sm"]
     assert provider.provider_sku("CANDLE-01") == "SM-CANDLE"
     assert provider.provider_sku("SOAP-07") == "SOAP-07"  # not mapped: the same SKU at the 3PL
     with pytest.raises(ValueError, match="CANDLE-02"):  # the 3PL's CANDLE-02 is our CANDLE-XL
@@ -567,7 +587,7 @@ def test_extensiv_forwarding_needs_a_carrier(config_dict):
                                         shipping_method="Ground")
     assert "providers.ex.carrier: required to forward orders to extensiv" in config_error(config_dict)
     shop(config_dict)["providers"]["ex"]["carrier"] = "UPS"
-    provider = settings_from_dict(config_dict).shops[S].providers["ex"]
+    provider = file_shops(settings_from_dict(config_dict))[S].providers["ex"]
     assert (provider.carrier, provider.billing_code) == ("UPS", "Prepaid")
 
 
@@ -595,6 +615,7 @@ SECRET_KEY_PLACES = {
     "client_id": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
     "tpl": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
     "secret_key": lambda raw: raw.setdefault("web", {}),
+    "url": lambda raw: _provider(raw, {"type": "csv"}),
 }
 
 
@@ -642,3 +663,25 @@ def test_an_error_about_a_whole_table_does_not_show_the_secrets_in_it(config_dic
 def test_other_keys_still_show_the_wrong_value(config_dict):
     shop(config_dict)["timezone"] = 12345
     assert "12345" in config_error(config_dict)
+
+
+def test_the_domain_check_returns_every_problem_on_plain_data(config_dict):
+    """connector.domain.shop_rules works on a plain document (no pydantic, no I/O) and
+    reports each problem with its path, never stopping at the first."""
+    from zoneinfo import ZoneInfo
+
+    from connector.domain.shop_rules import check_shop
+    from connector.config import ShopConfig
+
+    raw = shop(config_dict)
+    raw["nodes"][node_index(config_dict, "popup-soho")]["backups"] = ["nowhere", "popup-soho"]
+    raw["planning"] = {"hub": "ghost"}
+    raw["default_region"] = "atlantis"
+    problems = check_shop(S, ShopConfig.model_validate(raw).model_dump(), ZoneInfo("America/New_York"))
+    popup = node_index(config_dict, "popup-soho")
+    assert {(p.path, p.message) for p in problems} >= {
+        (f"nodes[{popup}].backups[0]", "backup node 'nowhere' is not defined"),
+        (f"nodes[{popup}].backups[1]", "a node cannot be its own backup"),
+        ("planning.hub", "node 'ghost' is not defined"),
+        ("default_region", "region 'atlantis' is not defined"),
+    }
