@@ -143,7 +143,7 @@ def test_too_many_failed_logins_are_refused_for_a_while(page, server):
     shot(page, "too-many-laptop")
 
 
-@pytest.mark.parametrize("path", ["/login", "/settings/", "/settings/nodes/popup-soho", "/no-such-page"])
+@pytest.mark.parametrize("path", ["/login", "/settings/", "/settings/nodes/popup-soho", "/settings/store", "/no-such-page"])
 def test_pages_fit_a_phone_without_sideways_scrolling(browser, server, path):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
@@ -166,3 +166,18 @@ def test_node_page_at_laptop_width(page, server):
     page.get_by_role("link", name="Holiday pop-up (SoHo, NYC)").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Holiday pop-up (SoHo, NYC)"
     shot(page, "node-laptop")
+
+
+def test_a_settings_section_saves_with_the_keyboard(page, server):
+    sign_in(page, server)
+    page.wait_for_url(f"{server}/settings/")
+    page.get_by_role("navigation", name="Settings sections").get_by_role("link", name="Store").click()
+    page.get_by_label("Time zone").select_option("America/Chicago")
+    page.get_by_label("Time zone").focus()
+    page.keyboard.press("Tab")  # the region
+    page.keyboard.press("Tab")  # the save button
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/settings/store")
+    assert page.get_by_role("status").inner_text().startswith("Saved (version")
+    assert page.get_by_label("Time zone").input_value() == "America/Chicago"
+    shot(page, "store-laptop")
