@@ -42,6 +42,7 @@ from connector import sandbox  # noqa: E402
 from connector.bootstrap import build  # noqa: E402
 from connector.config import settings_from_dict  # noqa: E402
 from connector.web import create_app  # noqa: E402
+from tests.web import url_arguments  # noqa: E402  (the same ids the page tests use)
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
 SHOP = "bench-big-shop"
@@ -221,24 +222,6 @@ def problem_text(html: str) -> str:
 # ---------------------------------------------------------------- the routes and their arguments
 
 
-def argument_values(document: dict) -> dict[str, str]:
-    """A real value for each URL argument name a settings route may take, from the shop."""
-    values: dict[str, str] = {}
-    for key, value in document.items():
-        singular = key[:-1] if key.endswith("s") else key
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            first = value[0].get("id", value[0].get("pattern"))
-            if first is not None:
-                values |= {singular: first, f"{singular}_id": first}
-            values |= {f"{singular}_index": "0", "index": "0"}
-        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            first = next(iter(value))
-            values |= {singular: first, f"{singular}_id": first}
-    values |= {"mode": document["routing"]["mode"], "mode_id": document["routing"]["mode"],
-               "sku": document["skus"][0]["pattern"], "rule": "0", "rule_index": "0"}
-    return values
-
-
 def settings_get_urls(app, values: dict[str, str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """([(endpoint, url)], [(endpoint, why not measured)]) for every GET route under /settings."""
     from flask import url_for
@@ -249,7 +232,7 @@ def settings_get_urls(app, values: dict[str, str]) -> tuple[list[tuple[str, str]
             continue
         missing = sorted(arg for arg in rule.arguments if arg not in values)
         if missing:
-            skipped.append((rule.endpoint, f"no value for {', '.join(missing)} (add one to argument_values)"))
+            skipped.append((rule.endpoint, f"no value for {', '.join(missing)} (teach tests/web.py url_arguments)"))
             continue
         with app.test_request_context():
             urls.append((rule.endpoint, url_for(rule.endpoint, **{arg: values[arg] for arg in rule.arguments})))
@@ -351,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(container, start_worker=False)
         client = app.test_client()
         sign_in(client)
-        urls, skipped = settings_get_urls(app, argument_values(document))
+        urls, skipped = settings_get_urls(app, {name: ids[0] for name, ids in url_arguments(document).items()})
 
         ok = True
         print(f"\n{'render (GET), ms':<60} {'p50':>8} {'p95':>8} {'max':>8}  n={args.requests}")
