@@ -7,6 +7,7 @@ where and what needs a human.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -54,9 +55,10 @@ def listen(port: int | None) -> socket.socket:
             sock.bind(("127.0.0.1", candidate))
             sock.listen(128)
             return sock
-        except OSError:
+        except OSError as exc:
             sock.close()
-    raise PortTaken(f"port {port} on 127.0.0.1 is in use: stop what uses it or choose another with --port")
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+    raise PortTaken(f"port {port} on 127.0.0.1 {why}: stop what uses it or choose another with --port")
 
 
 def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[[str], None],
@@ -174,16 +176,17 @@ def _serve(container, base: str, config_file: Path, echo) -> None:
             links.append((shop, email, f"{base}/login/link/{token}"))
     finally:
         store.close()
-    echo("")
-    echo(f"serving the settings pages on {base}; sign in with a one-time link "
-         f"(valid for {LINK_VALIDITY.seconds // 60} minutes):")
-    for shop, _, url in links:
-        echo(f"  {shop.id} ({shop.platform}): {url}")
-    echo(f"  a new link: connector --config {config_file} users link {links[0][1]} --base-url {base}")
-    echo("Ctrl-C stops the server.")
+    # Caught from before the links are shown: whoever reads them may stop the server at once.
     stop = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
+        echo("")
+        echo(f"serving the settings pages on {base}; sign in with a one-time link "
+             f"(valid for {LINK_VALIDITY.seconds // 60} minutes):")
+        for shop, _, url in links:
+            echo(f"  {shop.id} ({shop.platform}): {url}")
+        echo(f"  a new link: connector --config {config_file} users link {links[0][1]} --base-url {base}")
+        echo("Ctrl-C stops the server.")
         while not stop.wait(0.5):
             pass
     finally:

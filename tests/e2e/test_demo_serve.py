@@ -151,6 +151,18 @@ def test_demo_serve_on_a_taken_port_says_so_before_running(tmp_path):
     assert not (tmp_path / "demo" / "connector.db").exists()  # said at once, before the demo ran
 
 
+def test_ctrl_c_while_the_demo_runs_stops_it_with_one_line(tmp_path):
+    demo = Demo("--orders", "5000", "--port", str(_free_port()), "--dir", str(tmp_path / "demo"))
+    while not demo.output.startswith("sandbox:"):  # past the imports, into the run
+        line = demo._lines.get(timeout=60)
+        assert line is not None, demo.process.stderr.read()
+        demo.output += line
+    code, stderr = demo.stop(signal.SIGINT)
+    assert code == 130, demo.output
+    assert stderr.strip().splitlines()[-1] == "demo stopped" and "Traceback" not in stderr + demo.output
+    assert "Ctrl-C stops the server." not in demo.output  # stopped before it served
+
+
 def test_demo_serve_falls_back_when_the_default_port_is_taken(tmp_path):
     holder = socket.socket()
     try:
