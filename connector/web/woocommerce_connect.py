@@ -15,6 +15,7 @@ from connector.services.store_connections import FormProblems, NotConfigured
 from connector.services.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from connector.web import current_store
 from connector.web.auth import _sign_in, current_user
+from connector.web.pages import STANDALONE_CSP
 
 bp = Blueprint("woocommerce", __name__, url_prefix="/woocommerce")
 SESSION_KEY = "woocommerce_connection"
@@ -53,8 +54,11 @@ def connect():
         else:
             session[SESSION_KEY] = started.connection_id
             return redirect(started.authorize_url, 303)
-    return render_template("woocommerce/connect.html", form=form, min_password=MIN_PASSWORD_LENGTH,
-                           last=_last_failure())
+    page = render_template("woocommerce/connect.html", form=form, min_password=MIN_PASSWORD_LENGTH,
+                           last=_last_failure(), lookback_hours=_scheduler().reconcile_first_lookback_hours)
+    # The form's answer redirects to the store (another origin), which browsers hold to the
+    # page's form-action: any https origin, since the store is only known once it is typed.
+    return page, {"Content-Security-Policy": STANDALONE_CSP.replace("form-action 'self'", "form-action 'self' https:")}
 
 
 @bp.post("/callback")
@@ -81,8 +85,8 @@ def connected():
             if user is not None:
                 _sign_in(user)
                 session[SESSION_KEY] = connection_id  # a reload shows this page again
-        hours = current_app.extensions["connector"].settings.scheduler.reconcile_first_lookback_hours
-        minutes = max(1, round(current_app.extensions["connector"].settings.scheduler.reconcile_every_seconds / 60))
+        hours = _scheduler().reconcile_first_lookback_hours
+        minutes = max(1, round(_scheduler().reconcile_every_seconds / 60))
         return render_template("woocommerce/connected.html", view="connected", state=state, hours=hours,
                                minutes=minutes)
     if outcome is not None:
@@ -115,3 +119,7 @@ def _last_failure():
 
 def _connections():
     return current_app.extensions["connector"].connections
+
+
+def _scheduler():
+    return current_app.extensions["connector"].settings.scheduler
