@@ -165,6 +165,10 @@ class StoreConnections:
     # ------------------------------------------------------------ 2. the callback
 
     def complete(self, store: Store, body: bytes) -> CallbackAnswer:
+        try:
+            delivery_url = self.public_url() + WEBHOOK_PATH
+        except NotConfigured as exc:  # the user_id stays unspent
+            return CallbackAnswer(503, str(exc))
         pending_connections = self.pending(store)
         try:
             pending = redeem_user_id(pending_connections, self._signer(), _user_id_of(body), self.clock())
@@ -180,7 +184,7 @@ class StoreConnections:
             webhooks = WooCommerceWebhooks(
                 connect_client(pending.store_url, keys, resolve=self.resolve, **self.http_timing), app_name=APP_NAME,
                 new_secret=lambda: secret)
-            setup = webhooks.ensure_order_webhooks(self.public_url() + WEBHOOK_PATH)
+            setup = webhooks.ensure_order_webhooks(delivery_url)
             shop_id = self._save(store, pending, keys, secret, len(setup.webhooks))
         except WooConnectError as exc:
             return self._failed(pending_connections, pending.connection_id, exc.kind, _with_leftovers(exc), 502)

@@ -319,6 +319,57 @@ def test_without_an_https_public_url_the_page_says_it_cannot_connect(config_dict
     assert "[web] public_url" in response.get_data(as_text=True)
 
 
+def test_a_callback_while_no_public_url_is_set_is_refused_and_spends_nothing(config_dict, clock):
+    from adapters.woocommerce_connect import UserIdSigner, start_connection
+
+    container = initialised(build(settings_from_dict(config_dict), clock=clock), clock)
+    s = container.open_store()
+    try:
+        user_id = start_connection(container.connections.pending(s), UserIdSigner(container.settings.web_secret_key),
+                                   connection_id="c1", store_url=STORE, now=clock(), email=EMAIL,
+                                   password_hash="scrypt:x")
+        response = callback(create_app(container, start_worker=False).test_client(), user_id)
+        assert response.status_code == 503 and "[web] public_url" in response.get_json()["detail"]
+        assert not container.connections.state(s, "c1").taken
+    finally:
+        s.close()
+
+
+@pytest.fixture(params=["in-memory fake", "sqlite"])
+def pending_connections(request, container, clock):
+    """Each implementation of the PendingConnections port."""
+    from adapters.fakes import InMemoryPendingConnections
+    from connector.connect_store import SqlitePendingConnections
+
+    if request.param == "in-memory fake":
+        yield InMemoryPendingConnections()
+        return
+    s = container.open_store()
+    yield SqlitePendingConnections(s, clock)
+    s.close()
+
+
+def test_a_pending_connection_is_taken_once_then_keeps_its_outcome(pending_connections, clock):
+    from adapters.woocommerce_connect import UserIdSigner, redeem_user_id, start_connection
+    from adapters.woocommerce_connect import UserIdInvalid
+    from connector.domain.model import ConnectionOutcome
+
+    signer = UserIdSigner("k" * 32)
+    user_id = start_connection(pending_connections, signer, connection_id="c1", store_url=STORE, now=clock(),
+                               email=EMAIL, password_hash="scrypt:x")
+    before = pending_connections.state("c1")
+    assert (before.taken, before.outcome, before.pending.store_url) == (False, None, STORE)
+    taken = redeem_user_id(pending_connections, signer, user_id, clock())
+    assert (taken.connection_id, taken.email, taken.password_hash) == ("c1", EMAIL, "scrypt:x")
+    with pytest.raises(UserIdInvalid):
+        redeem_user_id(pending_connections, signer, user_id, clock())
+    assert pending_connections.state("c1").taken and pending_connections.state("c1").outcome is None
+    outcome = ConnectionOutcome(False, "unreachable", "could not reach the store")
+    pending_connections.finish("c1", outcome)
+    assert pending_connections.state("c1").outcome == outcome
+    assert pending_connections.state("unknown") is None
+
+
 def test_pending_connections_are_taken_once_even_by_two_connections(container, clock):
     """Two callbacks with one user_id in two processes: the UPDATE ... RETURNING lets one in."""
     from adapters.woocommerce_connect import UserIdSigner, start_connection
