@@ -38,8 +38,8 @@ class SqlitePendingConnections:
         """One statement marks it taken: of two callbacks racing with one user_id, one gets it."""
         with self.store.write():
             row = self.conn.execute(
-                f"UPDATE pending_connections SET taken_at = ? WHERE nonce = ? AND taken_at IS NULL RETURNING {_COLUMNS}",
-                (ts(self.clock()), nonce)).fetchone()
+                "UPDATE pending_connections SET taken_at = ? WHERE nonce = ? AND taken_at IS NULL "
+                f"RETURNING {_COLUMNS}", (ts(self.clock()), nonce)).fetchone()
         return _pending(row) if row else None
 
     def finish(self, connection_id: str, outcome: ConnectionOutcome) -> None:

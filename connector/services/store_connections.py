@@ -48,7 +48,7 @@ from connector.config import InvalidShop, Settings
 from connector.domain.model import ConnectionOutcome, ConnectionState
 from connector.ports import PendingConnections
 from connector.services.reconcile import WEBHOOK_PATH
-from connector.services.users import UserError, hash_password
+from connector.services.users import UserError, hash_password, normalise_email
 from connector.shop_store import ShopConfigStore, ShopExists
 from connector.store import Store
 
@@ -153,7 +153,8 @@ class StoreConnections:
             raise FormProblems({k: _sentence(v) for k, v in problems.items()})
         connection_id = secrets.token_urlsafe(16)
         user_id = start_connection(self.pending(store), self._signer(), connection_id=connection_id, store_url=url,
-                                   now=self.clock(), email=email.strip().lower(), password_hash=hash_password(password))
+                                   now=self.clock(), email=normalise_email(email),
+                                   password_hash=hash_password(password))
         target = authorize_url(url, app_name=APP_NAME, user_id=user_id,
                                return_url=f"{public}{RETURN_PATH}?" + urlencode({"c": connection_id}),
                                callback_url=f"{public}{CALLBACK_PATH}")
