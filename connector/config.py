@@ -132,6 +132,9 @@ class WebConfig(_Strict):
     group_commit_max_wait_ms: float = Field(0, ge=0, le=10)
     # Deliveries waiting for a commit, per process; one more is answered 503.
     group_commit_queue_size: int = Field(256, ge=1, le=100_000)
+    # This service's public https address (https://connector.example.com): where stores send
+    # webhooks and the wc-auth callback; connecting a WooCommerce store needs it.
+    public_url: str | None = None
 
 
 class ProcessingConfig(_Strict):
@@ -386,7 +389,7 @@ class ShopConfig(_Strict):
     timezone: str = "UTC"
     default_region: Identifier | None = None
     regions: list[RegionConfig] = Field(min_length=1)
-    nodes: list[NodeConfig] = Field(min_length=1)
+    nodes: list[NodeConfig] = []  # none yet (a store just connected): every order line waits for a human
     skus: list[SkuConfig] = []
     routing: RoutingConfig = RoutingConfig()
     providers: dict[Identifier, ProviderConfig] = {}
