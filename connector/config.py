@@ -663,7 +663,30 @@ def validate_shop(shop_id: str, document: Any, *, app: ShopifyAppConfig | None =
     """Every problem of a shop's configuration document, each with its path inside the shop:
     shape and types (the pydantic models), then meaning (``domain.shop_rules``). Secrets the
     deployment supplies (``env``, the Shopify app's client secret) count as given."""
-    return _parse_shop(shop_id, document, app or ShopifyAppConfig(), env or {}, base_dir or Path.cwd())[1]
+    return check_shop_document(shop_id, document, app=app, env=env, base_dir=base_dir)[1]
+
+
+@dataclass(frozen=True)
+class CheckedShop:
+    """A valid document, parsed once: a save diffs and resolves it without validating again."""
+
+    shop_id: str
+    parsed: "_ParsedShop"
+
+    def with_defaults(self) -> dict:
+        """The document with every default filled in (what a diff compares)."""
+        return self.parsed.shop.model_dump()
+
+    def resolve(self, version: int) -> ShopSettings:
+        return _build_shop(self.shop_id, self.parsed, version)
+
+
+def check_shop_document(shop_id: str, document: Any, *, app: ShopifyAppConfig | None = None,
+               env: Mapping[str, str] | None = None,
+               base_dir: Path | None = None) -> tuple[CheckedShop | None, list[Problem]]:
+    """``validate_shop``, keeping the parsed document when there is no problem."""
+    parsed, problems = _parse_shop(shop_id, document, app or ShopifyAppConfig(), env or {}, base_dir or Path.cwd())
+    return (CheckedShop(shop_id, parsed) if parsed is not None and not problems else None), problems
 
 
 def resolve_shop(shop_id: str, document: Any, *, app: ShopifyAppConfig | None = None,

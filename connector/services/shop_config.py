@@ -8,8 +8,9 @@ reads the versions' fingerprint (at most every RECHECK_SECONDS; at once after a 
 this process), so a change made by any process (a page, the CLI) is followed by every
 other one at its next request or batch, without a restart.
 
-``ShopConfiguration`` validates every change with ``config.validate_shop`` (nothing is
-saved when it finds a problem), refuses a change made on a stale version, encrypts the
+``ShopConfiguration`` validates every change once, with ``config.check_shop_document``
+(the diff and the resolved settings reuse what it parsed; nothing is saved when it finds a
+problem), refuses a change made on a stale version, encrypts the
 secrets, keeps the shops/regions/nodes tables in step and audits each save (a history
 row with the diff and an event), all in one transaction.
 """
@@ -29,6 +30,7 @@ from collections.abc import Mapping  # not typing's alias: its isinstance is sev
 from typing import Any, Callable, Iterable
 
 from connector.config import (
+    CheckedShop,
     InvalidShop,
     Settings,
     ShopConfig,
@@ -36,7 +38,7 @@ from connector.config import (
     resolve_shop,
     secret_keys,
     store_key,
-    validate_shop,
+    check_shop_document,
 )
 from connector.domain.shop_rules import Problem
 from connector.secrets import SecretBox, SecretUnreadable, map_secrets
@@ -274,9 +276,9 @@ class ShopConfiguration:
                 raise InvalidShop(shop_id, [Problem(path, f"{KEEP_SECRET!r} keeps a stored secret, and shop {shop_id} "
                                                           "has none yet: give the value")
                                             for path in _paths_of(document, KEEP_SECRET)])
-            plain = self._checked(store, shop_id, document)
+            plain, checked = self._checked(store, shop_id, document)
             version = configs.create(shop_id, self._sealed(plain), actor, _diff({}, plain), self.clock())
-            self._after_save(store, shop_id, plain, version, actor, "shop.config_created")
+            self._after_save(store, shop_id, checked, version, actor, "shop.config_created")
         self._followed(store)
         return version
 
@@ -293,11 +295,11 @@ class ShopConfiguration:
                 raise StaleVersion(f"shop {shop_id}: the configuration changed since version {expected_version} "
                                    f"(now {row['version']}); reload it and make the change again")
             old = map_secrets(row["document"], secret_keys(), self.box.decrypt)
-            plain = self._checked(store, shop_id, _kept_secrets(document, old))
-            diff = _diff(_with_defaults(old), _with_defaults(plain), reason)
+            plain, checked = self._checked(store, shop_id, _kept_secrets(document, old))
+            diff = _diff(_with_defaults(old), checked.with_defaults(), reason)
             version = configs.save(shop_id, self._sealed(plain), expected_version, actor, diff, self.clock(),
                                    row["active"])
-            self._after_save(store, shop_id, plain, version, actor, "shop.config_saved", diff)
+            self._after_save(store, shop_id, checked, version, actor, "shop.config_saved", diff)
         self._followed(store)
         return version
 
@@ -412,13 +414,14 @@ class ShopConfiguration:
     # ------------------------------------------------------------ internals
 
     def _checked(self, store: Store, shop_id: str, document: Mapping, *,
-                 others_only_outside: set[str] = frozenset()) -> dict:
-        """``document`` as plain JSON data if valid, else InvalidShop with every problem."""
+                 others_only_outside: set[str] = frozenset()) -> tuple[dict, CheckedShop]:
+        """``document`` as plain JSON data, parsed, if valid; else InvalidShop with every problem."""
         problems = [] if SHOP_ID.fullmatch(shop_id) and len(shop_id) <= 64 else [
             Problem("id", f"{shop_id!r}: lower-case letters, digits, - and _ (up to 64)")]
         plain = _plain(document)
-        problems += validate_shop(shop_id, plain, app=self.settings.shopify, env=self.settings.env,
-                                  base_dir=self.settings.base_dir)
+        checked, found = check_shop_document(shop_id, plain, app=self.settings.shopify, env=self.settings.env,
+                                    base_dir=self.settings.base_dir)
+        problems += found
         if not problems:
             key = store_key(plain)
             for row in ShopConfigStore(store).all():
@@ -426,9 +429,9 @@ class ShopConfiguration:
                         and store_key(row["document"]) == key:
                     problems.append(Problem("shop_domain" if plain.get("shop_domain") else "store_url",
                                             f"same store as shops.{row['shop_id']} ({key})"))
-        if problems:
+        if problems or checked is None:
             raise InvalidShop(shop_id, problems)
-        return plain
+        return plain, checked
 
     def _followed(self, store: Store) -> None:
         """This process's directories re-read now, once the change is committed (inside an
@@ -439,10 +442,9 @@ class ShopConfiguration:
     def _sealed(self, plain: Mapping) -> dict:
         return map_secrets(plain, secret_keys(), self.box.encrypt)
 
-    def _after_save(self, store: Store, shop_id: str, plain: Mapping, version: int, actor: str, kind: str,
+    def _after_save(self, store: Store, shop_id: str, checked: CheckedShop, version: int, actor: str, kind: str,
                     diff: dict | None = None) -> None:
-        shop = resolver(self.settings)(shop_id, plain, version)
-        sync_network(store, [shop], self.clock())
+        sync_network(store, [checked.resolve(version)], self.clock())
         store.event(shop_id, kind, shop_id, {"version": version, "actor": actor,
                                              "diff": diff if diff is not None else {"created": True}}, self.clock())
 
