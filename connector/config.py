@@ -130,6 +130,9 @@ class WebConfig(_Strict):
     group_commit_max_wait_ms: float = Field(0, ge=0, le=10)
     # Deliveries waiting for a commit, per process; one more is answered 503.
     group_commit_queue_size: int = Field(256, ge=1, le=100_000)
+    # This service's public https origin (https://connector.example.com): the OAuth redirect URI
+    # (+ /shopify/auth/callback) and API-subscribed webhooks (+ /webhooks/shopify) are built from it.
+    public_url: str = Field("", pattern=r"^(https://[A-Za-z0-9.-]+(:\d+)?)?$")
 
 
 class ProcessingConfig(_Strict):
@@ -239,8 +242,15 @@ class StorefrontConfig(_Strict):
 
 
 class ShopifyAppConfig(_Strict):
+    # The app's client id (Dev Dashboard; shopify.app.toml's client_id). With the client secret
+    # it enables the Shopify app pages: session tokens, token exchange, installs.
+    client_id: str = ""
     client_secret: Secret = ""
     previous_client_secret: Secret = ""  # kept during rotation: Shopify may sign with it for an hour
+    # false: shopify.app.toml's [[webhooks.subscriptions]] deliver every shop's webhooks (the app
+    # is deployed with `shopify app deploy`). true: each install subscribes the order and
+    # app/uninstalled topics through the Admin API to [web] public_url + /webhooks/shopify.
+    subscribe_webhooks: bool = False
 
 
 class ProviderConfig(_Strict):
@@ -384,7 +394,9 @@ class ShopConfig(_Strict):
     timezone: str = "UTC"
     default_region: Identifier | None = None
     regions: list[RegionConfig] = Field(min_length=1)
-    nodes: list[NodeConfig] = Field(min_length=1)
+    # None: every order waits in the exceptions queue ("no node"): a new Shopify install
+    # starts so, until the creator adds a node.
+    nodes: list[NodeConfig] = []
     skus: list[SkuConfig] = []
     routing: RoutingConfig = RoutingConfig()
     providers: dict[Identifier, ProviderConfig] = {}
