@@ -51,6 +51,7 @@ class Container:
     shop_config: ShopConfiguration
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
+    shopify_tokens: SqliteTokenStore | None = None
 
     def open_store(self) -> Store:
         """A new connection: one per thread, request or job."""
@@ -121,6 +122,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         users=Users(lambda shop_id: shops.get(shop_id) is not None, clock),
         storefronts=storefronts,
         shopify_app=_shopify_app(settings, shop_config, shops, tokens, clock),
+        shopify_tokens=tokens,
     )
 
 
