@@ -14,7 +14,6 @@
   });
   document.addEventListener("submit", async function (event) {
     const form = event.target;
-    if (form.dataset.freshToken === "1") return;
     event.preventDefault();
     let field = form.querySelector('input[name="id_token"]');
     if (!field) {
@@ -24,7 +23,13 @@
       form.appendChild(field);
     }
     field.value = await window.shopify.idToken();
-    form.dataset.freshToken = "1";
-    form.requestSubmit(event.submitter || undefined);
+    if (event.submitter && event.submitter.name) {  // submit() leaves the pressed button out
+      const pressed = document.createElement("input");
+      pressed.type = "hidden";
+      pressed.name = event.submitter.name;
+      pressed.value = event.submitter.value;
+      form.appendChild(pressed);
+    }
+    HTMLFormElement.prototype.submit.call(form);  // no second submit event
   });
 })();
