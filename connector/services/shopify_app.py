@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Callable
 
 from connector.config import Settings, ShopSettings
-from connector.services.shop_config import ShopConfiguration
+from connector.services.shop_config import InvalidShop, ShopConfiguration, ShopExists
 from connector.store import Store
 
 log = logging.getLogger("connector.shopify_app")
@@ -92,7 +92,15 @@ class ShopifyApp:
                          if row["platform"] == "shopify" and row["store"] == domain), None)
         if existing is None:
             shop_id = self._new_shop_id(store, domain)
-            self.shop_config.create(store, shop_id, new_shop_document(domain), actor)
+            try:
+                self.shop_config.create(store, shop_id, new_shop_document(domain), actor)
+            except (ShopExists, InvalidShop):
+                # Two first page loads at once: the other one created it (same store, or the id).
+                again = next((row for row in self.shop_config.list(store)
+                              if row["platform"] == "shopify" and row["store"] == domain), None)
+                if again is None:
+                    raise
+                return again["shop_id"]
             log.info("shopify: %s installed the app as shop %s", domain, shop_id)
             return shop_id
         if not existing["active"]:

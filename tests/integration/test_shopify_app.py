@@ -472,3 +472,34 @@ def test_app_uninstalled_deactivates_the_shop_and_drops_its_tokens_and_shop_reda
 def test_the_sandbox_shop_keeps_its_own_webhook_secret(container):
     shop = container.shops.by_domain(SHOPIFY_DOMAIN)
     assert shop.secrets[0] != APP_SECRET and APP_SECRET in shop.secrets
+
+
+def test_two_first_loads_at_once_make_one_shop(client, container, clock, rsps, store):
+    shopify_answers(rsps, SHOP_A)
+    app = container.shopify_app
+    first = app.installed(store, SHOP_A, "test")
+    # The second load read the shop list before the first one created it.
+    real_list = app.shop_config.list
+    calls = []
+
+    def list_without_the_new_shop(s):
+        calls.append(1)
+        rows = real_list(s)
+        return [r for r in rows if r["store"] != SHOP_A] if len(calls) == 1 else rows
+
+    app.shop_config.list = list_without_the_new_shop
+    try:
+        assert app.installed(store, SHOP_A, "test") == first
+    finally:
+        app.shop_config.list = real_list
+    assert [row["shop_id"] for row in real_list(store) if row["store"] == SHOP_A] == [first]
+
+
+def test_shopify_app_toml_points_at_these_routes(app):
+    import tomllib
+
+    toml = tomllib.loads((Path(__file__).resolve().parents[2] / "shopify.app.toml").read_text())
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    assert urlsplit(toml["application_url"]).path in routes
+    assert {urlsplit(url).path for url in toml["auth"]["redirect_urls"]} <= routes
+    assert {urlsplit(sub["uri"]).path for sub in toml["webhooks"]["subscriptions"]} <= routes
