@@ -109,14 +109,15 @@ def _as_embedded(view, args, kwargs):
     if session_token is None:
         return retry_with_new_token()
     token = session_token_text()
+    # Set first: an error page below is an embedded page of this shop too (its CSP, App Bridge).
+    g.embedded = {"embedded": "1", "shop": session_token.shop, "host": request.args.get("host", ""),
+                  "id_token": token}
     try:
         shop_id = app.ensure_installed(current_store(), session_token.shop, token, session_token.user_id)
     except InvalidSubjectToken:
         return retry_with_new_token(bounce=False)
     except ProviderError:
         abort(503, "Shopify did not answer as expected. Reload the page in a moment.")
-    g.embedded = {"embedded": "1", "shop": session_token.shop, "host": request.args.get("host", ""),
-                  "id_token": token}
     return view(*args, shop_id=shop_id, **kwargs)
 
 

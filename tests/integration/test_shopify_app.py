@@ -503,3 +503,15 @@ def test_shopify_app_toml_points_at_these_routes(app):
     assert urlsplit(toml["application_url"]).path in routes
     assert {urlsplit(url).path for url in toml["auth"]["redirect_urls"]} <= routes
     assert {urlsplit(sub["uri"]).path for sub in toml["webhooks"]["subscriptions"]} <= routes
+
+
+def test_shopify_unreachable_at_the_first_load_is_an_error_page_framed_by_the_shop_and_installs_nothing(
+        client, container, clock, rsps):
+    rsps.post(token_url(SHOP_A), status=503)
+
+    page = open_app(client, clock)
+
+    text = page.get_data(as_text=True)
+    assert page.status_code == 503 and "Try again in a moment" in text and "Back to your shop" in text
+    assert page.headers["Content-Security-Policy"].startswith(f"frame-ancestors https://{SHOP_A} ")
+    assert installed_shop(container, SHOP_A) is None and stored_tokens(container, SHOP_A) is None
