@@ -56,7 +56,8 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
 
     @app.before_request
     def _csrf():
-        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE") or request.blueprint in exempt:
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE") or request.blueprint in exempt \
+                or request.endpoint is None:  # no such route or method: its 404/405 follows
             return None
         if embedded_request():
             if embedded_session() is None:
