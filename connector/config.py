@@ -132,9 +132,16 @@ class WebConfig(_Strict):
     group_commit_max_wait_ms: float = Field(0, ge=0, le=10)
     # Deliveries waiting for a commit, per process; one more is answered 503.
     group_commit_queue_size: int = Field(256, ge=1, le=100_000)
-    # This service's public https address (https://connector.example.com): where stores send
-    # webhooks and the wc-auth callback; connecting a WooCommerce store needs it.
-    public_url: str | None = None
+    # This service's public https origin (https://connector.example.com): where stores send webhooks
+    # and the wc-auth callback; the Shopify OAuth redirect URI (+ /shopify/auth/callback) and
+    # API-subscribed webhooks (+ /webhooks/shopify) are built from it. http:// is refused at load
+    # (WooCommerce sends keys only over https; Shopify requires https redirect URIs).
+    public_url: str = Field("", pattern=r"^(https://[A-Za-z0-9.-]+(:\d+)?/?)?$")
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class ProcessingConfig(_Strict):
@@ -244,8 +251,15 @@ class StorefrontConfig(_Strict):
 
 
 class ShopifyAppConfig(_Strict):
+    # The app's client id (Dev Dashboard; shopify.app.toml's client_id). With the client secret
+    # it enables the Shopify app pages: session tokens, token exchange, installs.
+    client_id: str = ""
     client_secret: Secret = ""
     previous_client_secret: Secret = ""  # kept during rotation: Shopify may sign with it for an hour
+    # false: shopify.app.toml's [[webhooks.subscriptions]] deliver every shop's webhooks (the app
+    # is deployed with `shopify app deploy`). true: each install subscribes the order and
+    # app/uninstalled topics through the Admin API to [web] public_url + /webhooks/shopify.
+    subscribe_webhooks: bool = False
 
 
 class ProviderConfig(_Strict):

@@ -84,7 +84,7 @@ class StaticShopDirectory:
         self._shops = {shop.id: shop for shop in values}
         self._by_domain = {shop.shop_domain or shop.store_url or "": shop for shop in self._shops.values()}
 
-    def get(self, shop_id: str) -> ShopSettings | None:
+    def get(self, shop_id: str, *, including_inactive: bool = False) -> ShopSettings | None:
         return self._shops.get(shop_id)
 
     def require(self, shop_id: str) -> ShopSettings:
@@ -93,7 +93,7 @@ class StaticShopDirectory:
             raise KeyError(f"unknown shop {shop_id!r}")
         return shop
 
-    def by_domain(self, domain: str) -> ShopSettings | None:
+    def by_domain(self, domain: str, *, including_inactive: bool = False) -> ShopSettings | None:
         return self._by_domain.get(domain)
 
     def ids(self) -> list[str]:
@@ -121,6 +121,7 @@ class StoredShopDirectory:
         self._data_version: int | None = None
         self._fingerprint: tuple[int, int] | None = None
         self._shops: dict[str, ShopSettings] = {}
+        self._inactive: dict[str, ShopSettings] = {}  # uninstalled shops: their compliance webhooks still come
         self._versions: dict[str, int] = {}
         self._by_domain: dict[str, ShopSettings] = {}
         self._broken: dict[tuple[str, int], str] = {}
@@ -128,9 +129,10 @@ class StoredShopDirectory:
         self._fingerprint_read_at = float("-inf")
 
     # the port
-    def get(self, shop_id: str) -> ShopSettings | None:
+    def get(self, shop_id: str, *, including_inactive: bool = False) -> ShopSettings | None:
         self._follow()
-        return self._shops.get(shop_id)
+        shop = self._shops.get(shop_id)
+        return shop if shop is not None or not including_inactive else self._inactive.get(shop_id)
 
     def require(self, shop_id: str) -> ShopSettings:
         shop = self.get(shop_id)
@@ -138,9 +140,12 @@ class StoredShopDirectory:
             raise KeyError(f"unknown shop {shop_id!r}")
         return shop
 
-    def by_domain(self, domain: str) -> ShopSettings | None:
+    def by_domain(self, domain: str, *, including_inactive: bool = False) -> ShopSettings | None:
         self._follow()
-        return self._by_domain.get(domain)
+        shop = self._by_domain.get(domain)
+        if shop is None and including_inactive:
+            shop = next((s for s in self._inactive.values() if (s.shop_domain or s.store_url) == domain), None)
+        return shop
 
     def ids(self) -> list[str]:
         self._follow()
@@ -195,18 +200,17 @@ class StoredShopDirectory:
         if fingerprint == self._fingerprint:
             return
         versions = configs.versions()
-        shops = {}
+        shops, inactive = {}, {}
         for shop_id, (version, active) in versions.items():
-            if not active:
-                continue
-            cached = self._shops.get(shop_id)
+            into = shops if active else inactive
+            cached = self._shops.get(shop_id) or self._inactive.get(shop_id)
             if cached is not None and cached.version == version:
-                shops[shop_id] = cached
+                into[shop_id] = cached
                 continue
             shop = self._load(configs, shop_id, version)
             if shop is not None:
-                shops[shop_id] = shop
-        self._shops = shops
+                into[shop_id] = shop
+        self._shops, self._inactive = shops, inactive
         self._versions = {shop_id: version for shop_id, (version, _) in versions.items()}
         self._by_domain = {shop.shop_domain or shop.store_url or "": shop for shop in shops.values()}
         self._fingerprint = fingerprint

@@ -7,21 +7,31 @@ import pytest
 
 from connector.config import file_shops
 from connector.web.pages import JSON_PREFIXES
-from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
+from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, with_shopify_app
 from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
 
 # Reachable without signing in: the login itself, links, sign-out, and the static files;
 # connecting a WooCommerce store (its creator has no account yet: the connection makes it),
 # the keys' callback (WooCommerce's server, proven by the one-time user_id) and the page
-# the creator returns to (shows the outcome only to the browser that started it).
+# the creator returns to (shows the outcome only to the browser that started it); the
+# Shopify app's bounce page (App Bridge only) and the authorization-code grant.
 PUBLIC = {"static", "auth.login", "auth.login_link", "auth.logout",
-          "woocommerce.connect", "woocommerce.callback", "woocommerce.connected"}
+          "woocommerce.connect", "woocommerce.callback", "woocommerce.connected",
+          "shopify_app.bounce", "shopify_app.install", "shopify_app.callback"}
 # POSTed by another server, not by a form of ours: no CSRF token to carry.
 CSRF_EXEMPT = {"woocommerce.callback"}
+# Opened only inside the Shopify admin: without a session token, to the bounce page
+# (tests/integration/test_shopify_app.py checks the token itself).
+EMBEDDED_ONLY = {"shopify_app.home"}
 # For each URL argument of a page route: a value that exists in the WooCommerce shop
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 FOREIGN = {"node_id": "uk-hub"}
 OWN = {"node_id": "central", "token": "not-a-token", "filename": "app.css"}
+
+
+@pytest.fixture
+def config_dict(config_dict):
+    return with_shopify_app(config_dict)  # the Shopify app's pages are served
 
 
 def page_rules(app):
@@ -64,7 +74,8 @@ def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users
             data = {"csrf_token": token} if method != "GET" else None
             response = client.open(url, method=method, data=data)
             assert response.status_code == 302, (method, url, response.status_code)
-            assert response.headers["Location"].startswith("/login?next="), (method, url)
+            login = "/shopify/bounce?" if rule.endpoint in EMBEDDED_ONLY else "/login?next="
+            assert response.headers["Location"].startswith(login), (method, url)
             checked += 1
     assert checked >= 2
 
@@ -96,6 +107,9 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings):
             assert client.get(_url(app, rule, OWN)).status_code == 200, rule.rule
             response = client.get(_url(app, rule, FOREIGN))
             assert response.status_code == 404, rule.rule
+        if rule.endpoint in EMBEDDED_ONLY:  # a signed-in user is no session token: only the bounce
+            assert client.get(_url(app, rule, OWN)).headers["Location"].startswith("/shopify/bounce?"), rule.rule
+            continue
         # Asking for the other shop by name changes nothing: the shop is the user's.
         text = client.get(_url(app, rule, OWN), query_string={"shop": WOO_SHOP, "shop_id": WOO_SHOP}).get_data(
             as_text=True)
