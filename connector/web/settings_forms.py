@@ -94,6 +94,7 @@ class Field:
     help: str = ""
     optional: bool = True  # an empty input removes the key (its default applies)
     secret: bool = False  # write-only: shown empty, "(unchanged)" unless a new value is typed
+    placeholder: str = ""  # shown in an empty input, e.g. the default an empty input leaves in force
 
 
 @dataclass

@@ -7,11 +7,12 @@ from __future__ import annotations
 import copy
 import math
 import re
+from dataclasses import replace
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
-from connector.config import DEFAULT_RULES
-from connector.domain.model import Address, Handling, Mode, Rule
+from connector.config import DEFAULT_RULES, PlanningConfig, RebalanceConfig
+from connector.domain.model import Address, ExceptionReason, Handling, Mode, Rule
 from connector.services.routing_preview import preview, preview_order
 from connector.services.transfers import TransferError
 from connector.web import current_store
@@ -43,6 +44,23 @@ RULE_WORDS = {
     Rule.PRIORITY: ("Priority", "The place you ranked first (each place's priority number; lower goes first)."),
     Rule.CHEAPEST: ("Cheapest", "The lowest shipping cost per order."),
     Rule.MOST_STOCK: ("Most stock", "The place with the most units left after this order, so no place runs dry."),
+}
+# What else can decide a line in the preview (steps before a mode's own rules, and the ends).
+DECIDED_WORDS = {
+    "coverage": "covers the most of the order",
+    "promise": "meets the region's delivery promise",
+    "availability": "working normally (not past its cutoff, full or struggling)",
+    "only_option": "the only place that can ship it",
+    "tiebreak": "a tie, settled by the places' order",
+    **{rule.value: words[0] for rule, words in RULE_WORDS.items()},
+}
+EXCEPTION_WORDS = {
+    ExceptionReason.NO_REGION: "the address is in none of your regions",
+    ExceptionReason.NO_NODE_SERVES_REGION: "no place ships to this region",
+    ExceptionReason.NODES_UNAVAILABLE: "the places that ship there are closed or paused",
+    ExceptionReason.HANDLING_CONSTRAINT: "no place can handle this product for this region",
+    ExceptionReason.PARTIAL_STOCK: "not enough stock in any one place",
+    ExceptionReason.NEEDS_HUMAN: "it needs a person's look",
 }
 HANDLING_WORDS = {Handling.COLD_CHAIN.value: "Needs cold storage", Handling.FRAGILE.value: "Fragile",
                   Handling.OVERSIZED.value: "Oversized"}
@@ -186,8 +204,9 @@ def routing(shop_id: str):
         forms.set_path(changed, f"routing.modes.{mode.value}.rules", rules)
         outcome = forms.save(shop_id, changed, request.form.get("version"), _actor())
         if outcome.saved:
-            focus = f"rules-{mode.value}" if action != "add" else f"add-{mode.value}"
-            return redirect(url_for("settings.routing", moved=request.form.get("action")) + f"#{focus}")
+            if action in ("up", "down"):  # the moved rule's button gets the focus back (autofocus, no #fragment)
+                return redirect(url_for("settings.routing", moved=f"{mode.value}:{action}:{value}"))
+            return redirect(url_for("settings.routing") + f"#rules-{mode.value}")
         errors, stale = outcome.errors, outcome.stale
     elif posted == "restrict":
         mode = _mode_or_404(request.form.get("mode"))
@@ -207,7 +226,22 @@ def routing(shop_id: str):
     return render_template("settings/routing.html", document=document, version=version, errors=errors, raw=raw,
                            stale=stale, current=current, modes=modes, rule_words=RULE_WORDS, posted=posted,
                            posted_mode=request.form.get("mode"), all_rules=list(Rule),
-                           moved=request.args.get("moved"), mode_fields=[forms.Field("routing.mode", "Mode")])
+                           focus=_focus_after(request.args.get("moved"), modes), mode_fields=[forms.Field("routing.mode", "Mode")])
+
+
+def _focus_after(moved: str | None, modes: list[dict]) -> str | None:
+    """After a rule moved ("peak:down:0"): "mode:index:button" of the button to focus, the
+    same direction again while the rule can still go that way, else the other one."""
+    parts = (moved or "").split(":")
+    if len(parts) != 3:
+        return None
+    mode, action, index = parts
+    rules = next((m["rules"] for m in modes if m["mode"].value == mode), None)
+    if rules is None or action not in ("up", "down") or not index.isdigit() or len(rules) < 2:
+        return None
+    at = min(max(int(index) + (1 if action == "down" else -1), 0), len(rules) - 1)
+    can_go = at < len(rules) - 1 if action == "down" else at > 0
+    return f"{mode}:{at}:{action if can_go else ('up' if action == 'down' else 'down')}"
 
 
 def _mode_or_404(value: str | None) -> Mode:
@@ -218,6 +252,14 @@ def _mode_or_404(value: str | None) -> Mode:
 
 
 # ---------------------------------------------------------------- planning and rebalancing
+
+
+def _with_defaults(fields: list[forms.Field], model) -> list[forms.Field]:
+    """Each empty input shows the default it leaves in force (from the configuration model)."""
+    def default(spec: forms.Field) -> str:
+        value = model.model_fields[spec.path.rsplit(".", 1)[-1]].default
+        return f"default: {value}" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    return [replace(spec, placeholder=default(spec)) for spec in fields]
 
 
 PLANNING_FIELDS = [
@@ -238,6 +280,7 @@ PLANNING_FIELDS = [
     forms.Field("planning.alpha", "How fast the forecast follows recent sales (0 to 1)", "float"),
     forms.Field("planning.beta", "How much the forecast follows a trend (0 to 1)", "float"),
 ]
+PLANNING_FIELDS = _with_defaults(PLANNING_FIELDS, PlanningConfig)
 REBALANCE_FIELDS = [
     forms.Field("rebalance.launch_lock_at", "Launch lock from", "datetime",
                 help="From then on no stock moves without approval, except emergencies (local time)."),
@@ -248,6 +291,7 @@ REBALANCE_FIELDS = [
                 help="may be topped up without approval, even after the launch lock."),
     forms.Field("rebalance.min_transfer_units", "Smallest transfer (units)", "int"),
 ]
+REBALANCE_FIELDS = _with_defaults(REBALANCE_FIELDS, RebalanceConfig)
 
 
 def _planning_rows(document: dict) -> list[forms.Rows]:
@@ -392,7 +436,7 @@ def preview_page(shop_id: str):
             ship_to = Address(values["country"].upper(), province, values["postcode"] or None)
             previews = preview(store, routing_view, preview_order(shop_id, shop.platform, ship_to, lines, now), now)
     return render_template("settings/preview.html", values=values, errors=errors, previews=previews,
-                           rule_words=RULE_WORDS, mode_words=MODE_WORDS)
+                           decided_words=DECIDED_WORDS, exception_words=EXCEPTION_WORDS, mode_words=MODE_WORDS)
 
 
 # ---------------------------------------------------------------- history

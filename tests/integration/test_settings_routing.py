@@ -12,7 +12,9 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from connector import sandbox
+from connector.domain.model import ExceptionReason
 from connector.web.settings_forms import Field, Rows, apply_form, apply_rows, moved
+from connector.web.settings_routing import DECIDED_WORDS, EXCEPTION_WORDS
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, shopify_headers
 from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
 
@@ -203,7 +205,7 @@ def test_rules_move_up_and_down_with_buttons(signed_in, container, store):
     rules = lambda: _document(container, store)[0]["routing"]["modes"]["peak"]["rules"]  # noqa: E731
     assert rules() == ["fastest", "single_shipment", "most_stock", "cheapest"]
     response = _post(signed_in, "/settings/routing", {"form": "rules", "mode": "peak", "action": "down:0"})
-    assert response.status_code == 302 and response.headers["Location"].endswith("#rules-peak")
+    assert response.status_code == 302 and response.headers["Location"] == "/settings/routing?moved=peak:down:0"
     assert rules() == ["single_shipment", "fastest", "most_stock", "cheapest"]
     _post(signed_in, "/settings/routing", {"form": "rules", "mode": "peak", "action": "up:3"})
     assert rules() == ["single_shipment", "fastest", "cheapest", "most_stock"]
@@ -448,13 +450,16 @@ def test_the_preview_agrees_with_routing_the_same_order_for_real(signed_in, cont
     container.inbox.process(store)
     decisions = store.current_decisions(SHOPIFY_SHOP, "7000001")
     assert len(decisions) == 3 and decisions[0]["mode"] == "disruption"
+    assert [d["node_id"] is None for d in decisions] == [False, False, True]  # routed lines and an exception
     for decision in decisions:
+        line = f"{decision['quantity']} × {decision['sku']} : "
         if decision["node_id"]:
-            assert f"{decision['quantity']} × {decision['sku']} : from {decision['node_id']} , decided by" in current
-            assert decision["explanation"] in current
+            assert (f"{line}from {decision['node_id']} , decided by {DECIDED_WORDS[decision['rule']]} . "
+                    f"{decision['explanation']}") in current
         else:
-            assert f"{decision['quantity']} × {decision['sku']} : needs a person" in current
-            assert decision["explanation"] in current
+            reason = ExceptionReason(decision["exception"])
+            assert (f"{line}needs a person: {EXCEPTION_WORDS[reason]}. "
+                    f"{decision['explanation'].removeprefix(reason.value + ': ')}") in current
 
 
 # ---------------------------------------------------------------- history
