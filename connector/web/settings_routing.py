@@ -191,7 +191,7 @@ def routing(shop_id: str):
                 return redirect(url_for("settings.routing"))
             errors, stale = outcome.errors, outcome.stale
     elif posted == "rules":
-        mode = _mode_or_404(request.form.get("mode"))
+        mode = _posted_mode(request.form.get("mode"))
         rules = _mode_rules(document, mode)
         action, _, value = (request.form.get("action") or "").partition(":")
         if action in ("up", "down") and value.isdigit():
@@ -200,6 +200,8 @@ def routing(shop_id: str):
             rules.remove(value)
         elif action == "add" and request.form.get("rule") in {r.value for r in Rule}:
             rules.append(request.form["rule"])
+        else:  # nothing asked that this form offers: nothing to save
+            return redirect(url_for("settings.routing") + f"#rules-{mode.value}")
         changed = copy.deepcopy(document)
         forms.set_path(changed, f"routing.modes.{mode.value}.rules", rules)
         outcome = forms.save(shop_id, changed, request.form.get("version"), _actor())
@@ -209,7 +211,7 @@ def routing(shop_id: str):
             return redirect(url_for("settings.routing") + f"#rules-{mode.value}")
         errors, stale = outcome.errors, outcome.stale
     elif posted == "restrict":
-        mode = _mode_or_404(request.form.get("mode"))
+        mode = _posted_mode(request.form.get("mode"))
         rows = _restrict_rows(document, mode)
         result = forms.apply_rows(document, request.form, rows)
         errors, raw = result.errors, result.raw
@@ -226,7 +228,8 @@ def routing(shop_id: str):
     return render_template("settings/routing.html", document=document, version=version, errors=errors, raw=raw,
                            stale=stale, current=current, modes=modes, rule_words=RULE_WORDS, posted=posted,
                            posted_mode=request.form.get("mode"), all_rules=list(Rule),
-                           focus=_focus_after(request.args.get("moved"), modes), mode_fields=[forms.Field("routing.mode", "Mode")])
+                           focus=_focus_after(request.args.get("moved"), modes),
+                           mode_fields=[forms.Field("routing.mode", "Mode")])
 
 
 def _focus_after(moved: str | None, modes: list[dict]) -> str | None:
@@ -244,7 +247,7 @@ def _focus_after(moved: str | None, modes: list[dict]) -> str | None:
     return f"{mode}:{at}:{action if can_go else ('up' if action == 'down' else 'down')}"
 
 
-def _mode_or_404(value: str | None) -> Mode:
+def _posted_mode(value: str | None) -> Mode:
     try:
         return Mode(value)
     except ValueError:

@@ -216,6 +216,14 @@ def test_rules_move_up_and_down_with_buttons(signed_in, container, store):
         container.shops.require(SHOPIFY_SHOP).network.routing.mode.__class__("peak")].rules[0].value == "single_shipment"
 
 
+@pytest.mark.parametrize("action", ["sideways:1", "add", "remove:teleport", ""])
+def test_a_rules_button_the_form_does_not_offer_saves_nothing(signed_in, container, store, action):
+    _, version = _document(container, store)
+    response = _post(signed_in, "/settings/routing", {"form": "rules", "mode": "peak", "action": action,
+                                                      "rule": "teleport"})
+    assert response.status_code == 302 and _document(container, store)[1] == version
+
+
 def test_a_mode_without_rules_of_its_own_starts_from_the_default_chain(signed_in, container, store):
     document, version = _document(container, store)
     document["routing"]["modes"].pop("normal", None)
@@ -478,3 +486,11 @@ def test_history_shows_who_when_and_what_with_secrets_only_as_changed(signed_in,
     assert "timezone : America/New_York → America/Chicago" in text and "cli:alex" in text
     assert text.index(f"web:{SHOPIFY_USER}") < text.index("cli:alex")  # newest first
     assert "routing.mode : normal → peak" in text
+
+
+def test_a_shipment_of_part_of_a_transfer_and_bad_units(signed_in, store, clock):
+    transfer_id = _transfer(store, clock, status="approved", units=5)
+    response = _act(signed_in, transfer_id, "ship", units="a few")
+    assert response.status_code == 409 and "units must be a whole number" in _text(response)
+    assert _act(signed_in, transfer_id, "ship", units="3").status_code == 302
+    assert store.transfer(transfer_id)["units"] == 3 and store.transfer(transfer_id)["status"] == "in_transit"
