@@ -102,6 +102,20 @@ class FormResult:
     document: dict
     errors: dict[str, str] = field(default_factory=dict)  # path -> message
     raw: dict[str, str] = field(default_factory=dict)  # what was typed, shown back on errors
+    # Rows renumbered by removals: saved path prefix -> the prefix of the row's inputs as shown.
+    shown_as: dict[str, str] = field(default_factory=dict)
+
+    def as_shown(self, errors: Mapping[str, str]) -> dict[str, str]:
+        """``errors`` from saving this document, each path back on the row the creator sees
+        (a row after a removed one is one place further down on the page than in the list)."""
+        renamed: dict[str, str] = {}
+        for path, message in errors.items():
+            for saved, shown in self.shown_as.items():
+                if path == saved or path.startswith((saved + ".", saved + "[")):
+                    path = shown + path[len(saved):]
+                    break
+            renamed[path] = message
+        return renamed
 
 
 def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field]) -> FormResult:
@@ -277,4 +291,5 @@ def apply_rows(document: Mapping, form: Mapping[str, str], rows: Rows) -> FormRe
                 result.raw.pop(spec.path, None)
     items = get_path(result.document, rows.path) or []
     set_path(result.document, rows.path, [items[i] for i in kept if i < len(items)] or None)
+    result.shown_as.update({f"{rows.path}[{new}]": f"{rows.path}[{old}]" for new, old in enumerate(kept) if new != old})
     return result

@@ -220,7 +220,7 @@ def routing(shop_id: str):
             if outcome.saved:
                 flash(f"Restrictions for {mode.value} saved (version {outcome.version}).")
                 return redirect(url_for("settings.routing") + f"#restrict-{mode.value}")
-            errors, stale = outcome.errors, outcome.stale
+            errors, stale = result.as_shown(outcome.errors), outcome.stale
     current = Mode(forms.get_path(document, "routing.mode") or Mode.NORMAL.value)
     modes = [{"mode": m, "words": MODE_WORDS[m], "rules": _mode_rules(document, m),
               "restrict": forms.get_path(document, f"routing.modes.{m.value}.restrict") or [],
@@ -330,12 +330,13 @@ def planning(shop_id: str):
             result.document = part.document
             errors.update(part.errors)
             raw.update(part.raw)
+            result.shown_as.update(part.shown_as)
         if not errors:
             outcome = forms.save(shop_id, result.document, request.form.get("version"), _actor())
             if outcome.saved:
                 flash(f"Saved (version {outcome.version}).")
                 return redirect(url_for("settings.planning"))
-            errors, stale = outcome.errors, outcome.stale
+            errors, stale = result.as_shown(outcome.errors), outcome.stale
     all_fields = PLANNING_FIELDS + REBALANCE_FIELDS + [f for each in rows for f in each.fields()]
     return render_template("settings/planning.html", document=document, version=version, errors=errors, raw=raw,
                            stale=stale, planning_fields=PLANNING_FIELDS, rebalance_fields=REBALANCE_FIELDS,

@@ -84,6 +84,16 @@ def test_rows_remove_ticked_rows_add_a_filled_empty_row_and_ignore_a_blank_one()
     assert half.errors == {"rebalance.lanes[2].to_node": "required"}  # beside the new row's input
 
 
+def test_rows_say_where_each_saved_row_is_shown():
+    rows = Rows("lanes", [Field("to", "To", optional=False)], 3)
+    result = apply_rows({"lanes": [{"to": "a"}, {"to": "b"}, {"to": "c"}]},
+                        {"lanes[0].to": "a", "remove:lanes[0]": "on", "lanes[1].to": "b", "lanes[2].to": "c",
+                         "lanes[3].to": "d"}, rows)
+    assert [lane["to"] for lane in result.document["lanes"]] == ["b", "c", "d"]
+    assert result.as_shown({"lanes[0].to": "x", "lanes[2]": "y", "lanes[10].to": "z", "other": "w"}) == {
+        "lanes[1].to": "x", "lanes[3]": "y", "lanes[10].to": "z", "other": "w"}
+
+
 def test_a_multi_choice_field_keeps_only_its_choices():
     spec = Field("skus[0].handling", "Handling", "multi", (("fragile", "Fragile"), ("cold_chain", "Cold")))
     form = MultiDict([("skus[0].handling", "fragile"), ("skus[0].handling", "cold_chain")])
@@ -312,6 +322,8 @@ def test_planning_and_rebalance_save_with_their_rows(signed_in, container, store
     assert document["rebalance"]["lanes"][-1] == {"from_node": "popup-soho", "to_node": "cold-room",
                                                   "cost_per_unit": 0.45, "lead_days": 2}
     assert container.shop_config.history(store, SHOPIFY_SHOP)[-1]["actor"] == f"web:{SHOPIFY_USER}"
+    page = signed_in.get("/settings/planning").get_data(as_text=True)
+    assert re.search(r'name="planning.review_days" value=""[^>]*placeholder="default: 7"', page)  # empty: default
     again = _planning_form(signed_in)  # the saved values read back into the same inputs
     assert again["planning.launches[0].starts"] == "2026-11-27T00:00" and again["planning.lead_time_days"] == "10"
 
@@ -329,6 +341,17 @@ def test_a_bad_planning_value_is_shown_beside_its_field(signed_in, container, st
     data[field] = value
     response = _post(signed_in, "/settings/planning", data)
     assert message in _error_beside(response.get_data(as_text=True), field_id)
+    assert _document(container, store)[1] == version
+
+
+def test_a_problem_in_a_row_after_a_removed_one_lands_beside_that_row(signed_in, container, store):
+    data = _planning_form(signed_in)
+    data["remove:rebalance.lanes[0]"] = "on"
+    data["rebalance.lanes[2].to_node"] = "nowhere"  # saved as lanes[1], shown as the page's third lane
+    _, version = _document(container, store)
+    page = _post(signed_in, "/settings/planning", data).get_data(as_text=True)
+    assert "nowhere" in _error_beside(page, "f-rebalance-lanes-2-to_node")
+    assert 'id="f-rebalance-lanes-1-to_node-error"' not in page
     assert _document(container, store)[1] == version
 
 
