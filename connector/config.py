@@ -19,6 +19,7 @@ document into ``ShopSettings``.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -89,6 +90,7 @@ class _SecretKey:
 Secret = Annotated[str, _SecretKey()]
 
 
+@functools.cache  # fixed once the models are defined; asked for at every level of every document walked
 def secret_keys() -> frozenset[str]:
     """The names of every key marked ``Secret`` (or ``Secret | None``) in any config section."""
     def marked(info) -> bool:
