@@ -307,10 +307,13 @@ class ShopConfiguration:
         self._followed(store)
         return version
 
-    def set_mode(self, store: Store, shop_id: str, mode: str, restrict: list[dict] | None, actor: str) -> int:
+    def set_mode(self, store: Store, shop_id: str, mode: str, restrict: list[dict] | None, actor: str,
+                 expected_version: int | None = None) -> int:
         """Switch the routing mode; ``restrict`` (list of {regions, nodes}) replaces that mode's
-        restrictions when given ([] clears them)."""
+        restrictions when given ([] clears them). ``expected_version``: the version the person
+        saw (a web form): refused as stale when someone saved since."""
         document, version = self.document(store, shop_id)
+        version = version if expected_version is None else expected_version
         routing = document.setdefault("routing", {})
         routing["mode"] = mode
         if restrict is not None:

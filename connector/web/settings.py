@@ -86,3 +86,7 @@ def _store_fields(document: dict) -> list[forms.Field]:
         forms.Field("default_region", "Region for addresses no region matches", "choice", tuple(regions),
                     help="Leave empty to list such orders as exceptions instead."),
     ]
+
+
+# Sections in their own modules, on this blueprint (imported last: they extend SECTIONS).
+from connector.web import settings_routing  # noqa: E402,F401

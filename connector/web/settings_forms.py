@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from flask import current_app
 
@@ -65,6 +65,8 @@ def set_path(document: dict, path: str, value: Any) -> None:
     target: Any = document
     for step, following in zip(steps, steps[1:]):
         if isinstance(step, int):
+            if step == len(target):  # the row a form adds at the end of a list
+                target.append([] if isinstance(following, int) else {})
             target = target[step]
         else:
             if target.get(step) is None:
@@ -81,8 +83,9 @@ def set_path(document: dict, path: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Field:
-    """One input of a section. ``kind``: text, int, float, bool, choice, lines (one list item
-    per line or comma), time (HH:MM), datetime (a local ISO date-time, as the TOML takes)."""
+    """One input of a section. ``kind``: text, int, float, bool, choice, multi (a list of
+    choices, one checkbox each), lines (one list item per line or comma), time (HH:MM),
+    datetime (a local ISO date-time, as the TOML takes)."""
 
     path: str
     label: str
@@ -91,6 +94,7 @@ class Field:
     help: str = ""
     optional: bool = True  # an empty input removes the key (its default applies)
     secret: bool = False  # write-only: shown empty, "(unchanged)" unless a new value is typed
+    placeholder: str = ""  # shown in an empty input, e.g. the default an empty input leaves in force
 
 
 @dataclass
@@ -98,6 +102,20 @@ class FormResult:
     document: dict
     errors: dict[str, str] = field(default_factory=dict)  # path -> message
     raw: dict[str, str] = field(default_factory=dict)  # what was typed, shown back on errors
+    # Rows renumbered by removals: saved path prefix -> the prefix of the row's inputs as shown.
+    shown_as: dict[str, str] = field(default_factory=dict)
+
+    def as_shown(self, errors: Mapping[str, str]) -> dict[str, str]:
+        """``errors`` from saving this document, each path back on the row the creator sees
+        (a row after a removed one is one place further down on the page than in the list)."""
+        renamed: dict[str, str] = {}
+        for path, message in errors.items():
+            for saved, shown in self.shown_as.items():
+                if path == saved or path.startswith((saved + ".", saved + "[")):
+                    path = shown + path[len(saved):]
+                    break
+            renamed[path] = message
+        return renamed
 
 
 def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field]) -> FormResult:
@@ -105,6 +123,15 @@ def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Fiel
     for spec in fields:
         if spec.kind == "bool":
             set_path(result.document, spec.path, spec.path in form)
+            continue
+        if spec.kind == "multi":
+            picked = [v for v in (form.getlist(spec.path) if hasattr(form, "getlist") else
+                                  [form.get(spec.path)]) if v]
+            result.raw[spec.path] = ",".join(picked)
+            if any(v not in {value for value, _ in spec.choices} for v in picked):
+                result.errors[spec.path] = "pick among the choices"
+            else:
+                set_path(result.document, spec.path, picked or None)
             continue
         text = (form.get(spec.path) or "").strip()
         result.raw[spec.path] = "" if spec.secret else text
@@ -163,12 +190,26 @@ def load(shop_id: str) -> tuple[dict, int]:
 def save(shop_id: str, document: Mapping, expected_version: int | str | None, actor: str,
          *, reason: str | None = None) -> SaveOutcome:
     container = current_app.extensions["connector"]
+    return _saving(expected_version, lambda expected: container.shop_config.update(
+        current_store(), shop_id, document, expected, actor, reason=reason))
+
+
+def set_mode(shop_id: str, mode: str, restrict: list[dict] | None, expected_version: int | str | None,
+             actor: str) -> SaveOutcome:
+    """Switch the routing mode as ``connector mode set`` does (same service call, same audit),
+    refused like any form when someone saved since the page was loaded."""
+    container = current_app.extensions["connector"]
+    return _saving(expected_version, lambda expected: container.shop_config.set_mode(
+        current_store(), shop_id, mode, restrict, actor, expected_version=expected))
+
+
+def _saving(expected_version: int | str | None, attempt: Callable[[int], int]) -> SaveOutcome:
     try:
         expected = int(expected_version)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return SaveOutcome(stale="The form was missing its version; reload the page and make the change again.")
     try:
-        version = container.shop_config.update(current_store(), shop_id, document, expected, actor, reason=reason)
+        version = attempt(expected)
     except StaleVersion:
         return SaveOutcome(stale="Someone saved this shop's settings after you opened this page. Nothing was "
                                  "saved: reload the page to see their change, then make yours again.")
@@ -180,6 +221,17 @@ def save(shop_id: str, document: Mapping, expected_version: int | str | None, ac
     return SaveOutcome(version=version)
 
 
+def moved(items: Sequence[Any], index: int, step: int) -> list[Any]:
+    """``items`` with the one at ``index`` moved ``step`` places (-1: up, 1: down); at an
+    end it stays. Reordering by buttons, so a keyboard does it as well as a mouse."""
+    items = list(items)
+    target = index + step
+    if not (0 <= index < len(items)) or not (0 <= target < len(items)):
+        return items
+    items[index], items[target] = items[target], items[index]
+    return items
+
+
 def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = None) -> str:
     """The text an input shows: what the creator typed (after an error), else the document's."""
     if spec.secret:
@@ -189,8 +241,8 @@ def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = 
     value = get_path(document, spec.path)
     if value is None:
         return ""
-    if spec.kind == "lines":
-        return ", ".join(str(v) for v in value)
+    if spec.kind in ("lines", "multi"):
+        return ("," if spec.kind == "multi" else ", ").join(str(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else ""
     return str(value)
@@ -201,3 +253,43 @@ def unplaced(errors: Mapping[str, str], fields: Iterable[Field]) -> list[tuple[s
     section as a whole): listed at the top of the form so none is hidden."""
     shown = {spec.path for spec in fields}
     return [(path, message) for path, message in errors.items() if path not in shown]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A list of tables in the document edited as rows (``path``: the list, ``item``: the
+    fields of one row, their paths relative to it, ``count``: the rows stored). The form
+    shows each row with a "remove" box, and one empty row that adds an item when filled."""
+
+    path: str
+    item: Sequence[Field]
+    count: int
+
+    def row(self, index: int) -> list[Field]:
+        return [replace(spec, path=f"{self.path}[{index}].{spec.path}") for spec in self.item]
+
+    def fields(self) -> list[Field]:
+        return [spec for index in range(self.count + 1) for spec in self.row(index)]
+
+    def remove_name(self, index: int) -> str:
+        return f"remove:{self.path}[{index}]"
+
+
+def apply_rows(document: Mapping, form: Mapping[str, str], rows: Rows) -> FormResult:
+    """The rows written into a copy of ``document``: those ticked "remove" dropped, the empty
+    row added when something was typed into it. Errors and typed text keep the rows' indices
+    as shown, so they land beside the row's inputs."""
+    def blank(index: int) -> bool:
+        return all(not (form.get(spec.path) or "").strip() for spec in rows.row(index) if spec.kind != "bool")
+
+    kept = [i for i in range(rows.count + 1)
+            if rows.remove_name(i) not in form and not (i == rows.count and blank(i))]
+    result = apply_form(document, form, [spec for i in kept for spec in rows.row(i)])
+    for i in range(rows.count + 1):
+        if i not in kept:
+            for spec in rows.row(i):
+                result.raw.pop(spec.path, None)
+    items = get_path(result.document, rows.path) or []
+    set_path(result.document, rows.path, [items[i] for i in kept if i < len(items)] or None)
+    result.shown_as.update({f"{rows.path}[{new}]": f"{rows.path}[{old}]" for new, old in enumerate(kept) if new != old})
+    return result

@@ -16,7 +16,7 @@ from connector.bootstrap import build, utc_now
 from connector.config import settings_from_dict
 from connector.web import create_app
 from tests.conftest import APP_CLIENT_ID, SHOPIFY_SECRET, WOO_SECRET, with_shopify_app
-from tests.e2e.test_browser import LAPTOP, PHONE, browser, shot  # noqa: F401 - the browser fixture
+from tests.e2e.conftest import LAPTOP, PHONE, shot
 from tests.integration import test_shopify_app as app_test
 
 APP_BRIDGE_URL = "https://cdn.shopify.com/shopifycloud/app-bridge.js"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from tests.e2e.test_browser import LAPTOP, PHONE, PUBLIC_URL, browser, server, shot  # noqa: F401 - fixtures
+from tests.e2e.conftest import LAPTOP, PHONE, PUBLIC_URL, shot
 from tests.web import PASSWORD
 
 STORE_GRANT = "https://shop.example.com/wc-auth/v1/authorize"

@@ -25,8 +25,10 @@ CSRF_EXEMPT = {"woocommerce.callback"}
 EMBEDDED_ONLY = {"shopify_app.home"}
 # For each URL argument of a page route: a value that exists in the WooCommerce shop
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
-FOREIGN = {"node_id": "uk-hub"}
-OWN = {"node_id": "central", "token": "not-a-token", "filename": "app.css"}
+# (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
+# shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
+FOREIGN = {"node_id": "uk-hub", "transfer_id": 2, "rule": 3}
+OWN = {"node_id": "central", "token": "not-a-token", "filename": "app.css", "transfer_id": 1, "rule": 0}
 
 
 @pytest.fixture
@@ -52,9 +54,14 @@ def _url(app, rule, values):
 
 
 @pytest.fixture
-def users(container):
+def users(container, store, clock):
     add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
     add_user(container, WOO_USER, WOO_SHOP)
+    with store.write():  # a transfer in each shop: OWN["transfer_id"], then FOREIGN["transfer_id"]
+        for shop_id, sku, from_node, to_node in ((SHOPIFY_SHOP, "CANDLE-FIG", "central", "ne-micro"),
+                                                 (WOO_SHOP, "TERRARIUM-S", "uk-hub", "garage")):
+            store.add_transfer(shop_id, sku=sku, from_node=from_node, to_node=to_node, units=3, unit_cost=0.5,
+                               lead_days=2, status="proposed", emergency=False, approval_reason="test", now=clock())
 
 
 def test_there_are_page_routes_to_check(app):
@@ -93,10 +100,12 @@ def test_every_form_posted_without_its_csrf_token_is_refused(app, users):
     assert client.get("/settings/").status_code == 200  # still signed in: the logout was refused too
 
 
-def test_a_user_never_reaches_another_shops_pages(app, users, settings):
+def test_a_user_never_reaches_another_shops_pages(app, users, settings, store):
     shops = file_shops(settings)
     assert FOREIGN["node_id"] in shops[WOO_SHOP].network.nodes  # exists, only elsewhere
     assert FOREIGN["node_id"] not in shops[SHOPIFY_SHOP].network.nodes
+    assert [t["id"] for t in store.transfers(WOO_SHOP)] == [FOREIGN["transfer_id"]]
+    assert [t["id"] for t in store.transfers(SHOPIFY_SHOP)] == [OWN["transfer_id"]]
     client = app.test_client()
     sign_in(client, SHOPIFY_USER)
     checked = 0
