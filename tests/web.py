@@ -53,3 +53,18 @@ def url_arguments(document: dict) -> dict[str, list[str]]:
     if "skus" in values:
         values |= {"rule": values["sku_index"], "rule_index": values["sku_index"]}
     return values
+
+
+def form_version(page: str) -> str:
+    """The configuration version a settings form was loaded at (its hidden ``version`` field)."""
+    return re.search(r'name="version" value="(\d+)"', page).group(1)
+
+
+def sign_in_both_shops_users(client, container):
+    """A user for each sample shop; the client signed in as the Shopify shop's."""
+    from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
+
+    add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
+    add_user(container, WOO_USER, WOO_SHOP)
+    sign_in(client, SHOPIFY_USER)
+    return client

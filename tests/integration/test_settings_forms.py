@@ -9,24 +9,17 @@ import pytest
 
 from connector.web.settings_forms import Field, apply_form, get_path, path_steps, set_path
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
-from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
+from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, form_version, sign_in, sign_in_both_shops_users
 
 
 @pytest.fixture
 def signed_in(client, container):
-    add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
-    add_user(container, WOO_USER, WOO_SHOP)
-    sign_in(client, SHOPIFY_USER)
-    return client
-
-
-def _version(page: str) -> str:
-    return re.search(r'name="version" value="(\d+)"', page).group(1)
+    return sign_in_both_shops_users(client, container)
 
 
 def _post_store(client, **fields):
     page = client.get("/settings/store").get_data(as_text=True)
-    data = {"csrf_token": csrf_token(client, "/settings/store"), "version": _version(page),
+    data = {"csrf_token": csrf_token(client, "/settings/store"), "version": form_version(page),
             "timezone": "America/Chicago", "default_region": ""}
     data.update(fields)
     return client.post("/settings/store", data=data)
@@ -119,7 +112,7 @@ def test_a_problem_the_validation_finds_lands_beside_the_field(signed_in, contai
 
 def test_a_stale_form_is_refused_whole_never_merged(signed_in, container, store):
     page = signed_in.get("/settings/store").get_data(as_text=True)
-    token, stale_version = csrf_token(signed_in, "/settings/store"), _version(page)
+    token, stale_version = csrf_token(signed_in, "/settings/store"), form_version(page)
     document, version = _document(container, store)
     container.shop_config.set_mode(store, SHOPIFY_SHOP, "disruption", None, "cli:someone")  # saved meanwhile
     response = signed_in.post("/settings/store", data={"csrf_token": token, "version": stale_version,

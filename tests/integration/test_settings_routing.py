@@ -16,19 +16,12 @@ from connector.domain.model import ExceptionReason
 from connector.web.settings_forms import Field, Rows, apply_form, apply_rows, moved
 from connector.web.settings_routing import DECIDED_WORDS, EXCEPTION_WORDS
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, shopify_headers
-from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
+from tests.web import SHOPIFY_USER, csrf_token, form_version, sign_in_both_shops_users
 
 
 @pytest.fixture
 def signed_in(client, container):
-    add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
-    add_user(container, WOO_USER, WOO_SHOP)
-    sign_in(client, SHOPIFY_USER)
-    return client
-
-
-def _version(page: str) -> str:
-    return re.search(r'name="version" value="(\d+)"', page).group(1)
+    return sign_in_both_shops_users(client, container)
 
 
 def _text(response) -> str:
@@ -37,7 +30,7 @@ def _text(response) -> str:
 
 def _post(client, path, data, version=None):
     page = client.get(path).get_data(as_text=True)
-    form = MultiDict({"csrf_token": csrf_token(client, path), "version": version or _version(page)})
+    form = MultiDict({"csrf_token": csrf_token(client, path), "version": version or form_version(page)})
     for key, value in (data.items() if isinstance(data, dict) else data):
         form.add(key, value)
     return client.post(path, data=form)
@@ -153,7 +146,7 @@ def test_editing_and_removing_a_sku_rule(signed_in, container, store):
 
 def test_a_stale_sku_rule_form_is_refused(signed_in, container, store):
     page = signed_in.get("/settings/sku-rules/0").get_data(as_text=True)
-    stale = _version(page)
+    stale = form_version(page)
     container.shop_config.set_mode(store, SHOPIFY_SHOP, "peak", None, "cli:someone")
     text = _post(signed_in, "/settings/sku-rules/0", {"skus[0].pattern": "CANDLE-NEW-*"}, version=stale)
     assert "Someone saved this shop" in text.get_data(as_text=True)
@@ -204,7 +197,7 @@ def test_an_unknown_mode_is_refused_beside_the_switch(signed_in, container, stor
 
 
 def test_a_stale_mode_switch_is_refused(signed_in, container, store):
-    stale = _version(signed_in.get("/settings/routing").get_data(as_text=True))
+    stale = form_version(signed_in.get("/settings/routing").get_data(as_text=True))
     container.shop_config.set_mode(store, SHOPIFY_SHOP, "peak", None, "cli:someone")
     page = _post(signed_in, "/settings/routing", {"form": "mode", "mode": "disruption"}, version=stale)
     assert "Someone saved this shop" in page.get_data(as_text=True)
