@@ -20,7 +20,7 @@ SECTIONS: list[tuple[str, str]] = [("settings.status", "Status"), ("settings.sto
 
 @bp.context_processor
 def _form_helpers():
-    return {"field_value": forms.field_value, "unplaced": forms.unplaced, "sections": SECTIONS,
+    return {"field_value": forms.field_value, "unplaced": forms.unplaced, "sections": SECTIONS, "chosen": forms.chosen,
             "document_has": lambda document, path: forms.get_path(document, path) not in (None, "")}
 
 
@@ -86,3 +86,7 @@ def _store_fields(document: dict) -> list[forms.Field]:
         forms.Field("default_region", "Region for addresses no region matches", "choice", tuple(regions),
                     help="Leave empty to list such orders as exceptions instead."),
     ]
+
+
+# The network sections (regions, nodes, 3PL connections) register on this blueprint.
+from connector.web import settings_network  # noqa: E402,F401  (after bp and SECTIONS exist)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
@@ -28,7 +30,8 @@ from connector.config import InvalidShop
 from connector.shop_store import StaleVersion
 from connector.web import current_store
 
-_STEP = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
+# A key may start with a digit (ids like "3pl-east" are keys of ``providers``).
+_STEP = re.compile(r"([A-Za-z0-9_][\w-]*)|\[(\d+)\]")
 
 
 def path_steps(path: str) -> list[str | int]:
@@ -81,8 +84,9 @@ def set_path(document: dict, path: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Field:
-    """One input of a section. ``kind``: text, int, float, bool, choice, lines (one list item
-    per line or comma), time (HH:MM), datetime (a local ISO date-time, as the TOML takes)."""
+    """One input of a section. ``kind``: text, int, float, bool, choice, multi (a checkbox per
+    choice: a list), lines (one list item per line or comma), time (HH:MM), datetime (a local
+    date-time in the shop's zone, as the TOML takes)."""
 
     path: str
     label: str
@@ -98,31 +102,111 @@ class FormResult:
     document: dict
     errors: dict[str, str] = field(default_factory=dict)  # path -> message
     raw: dict[str, str] = field(default_factory=dict)  # what was typed, shown back on errors
+    rows_changed: bool = False  # a row was added or removed: show the form again, save nothing
 
 
-def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field]) -> FormResult:
+@dataclass(frozen=True)
+class Rows:
+    """A list of tables edited as rows of one form (a node's lanes). ``columns`` are the
+    row's fields, their paths relative to a row (``region``). The form carries the number of
+    rows it shows; its "add" button appends an empty row and a row's "remove" button drops
+    that row, both without saving (a page without script); on save a row left wholly empty
+    is dropped."""
+
+    path: str  # the list, e.g. "nodes[2].lanes"
+    label: str
+    columns: Sequence[Field]
+    add_label: str = "Add a row"
+
+    @property
+    def count_name(self) -> str:
+        return f"rows:{self.path}"
+
+    @property
+    def add_name(self) -> str:
+        return f"add:{self.path}"
+
+    @property
+    def remove_name(self) -> str:
+        return f"remove:{self.path}"
+
+    def row(self, index: int) -> list[Field]:
+        return [replace(column, path=f"{self.path}[{index}].{column.path}") for column in self.columns]
+
+    def count(self, document: Mapping) -> int:
+        items = get_path(document, self.path)
+        return len(items) if isinstance(items, list) else 0
+
+
+MAX_ROWS = 200  # a form never makes more rows than this, whatever its count says
+
+
+def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field | Rows]) -> FormResult:
     result = FormResult(copy.deepcopy(dict(document)))
     for spec in fields:
-        if spec.kind == "bool":
-            set_path(result.document, spec.path, spec.path in form)
-            continue
-        text = (form.get(spec.path) or "").strip()
-        result.raw[spec.path] = "" if spec.secret else text
-        if spec.secret:
-            if text:
-                set_path(result.document, spec.path, text)
-            continue  # nothing typed: the stored secret stays ("(unchanged)" in the document)
-        if text == "":
-            if spec.optional:
-                set_path(result.document, spec.path, None)
-            else:
-                result.errors[spec.path] = "required"
-            continue
-        try:
-            set_path(result.document, spec.path, _typed(spec, text))
-        except ValueError as exc:
-            result.errors[spec.path] = str(exc)
+        if isinstance(spec, Rows):
+            _apply_rows(result, form, spec)
+        else:
+            _apply_field(result, form, spec, spec.path)
     return result
+
+
+def _apply_field(result: FormResult, form: Mapping[str, str], spec: Field, name: str) -> None:
+    """Write the input called ``name`` (``spec.path`` unless its row moved up) at ``spec.path``."""
+    if spec.kind == "bool":
+        set_path(result.document, spec.path, name in form)
+        return
+    if spec.kind == "multi":
+        offered = [value for value, _ in spec.choices]
+        picked = set(form.getlist(name)) if hasattr(form, "getlist") else set(form.get(name) or ())
+        unknown = picked - set(offered)
+        if unknown:
+            result.errors[spec.path] = "pick among the choices"
+            return
+        # Those already chosen keep their order (backups are tried in it), new ones follow.
+        before = [v for v in (get_path(result.document, spec.path) or []) if v in picked]
+        set_path(result.document, spec.path, before + [v for v in offered if v in picked and v not in before])
+        return
+    text = (form.get(name) or "").strip()
+    result.raw[spec.path] = "" if spec.secret else text
+    if spec.secret:
+        if text:
+            set_path(result.document, spec.path, text)
+        return  # nothing typed: the stored secret stays ("(unchanged)" in the document)
+    if text == "":
+        if spec.optional:
+            set_path(result.document, spec.path, None)
+        else:
+            result.errors[spec.path] = "required"
+        return
+    try:
+        set_path(result.document, spec.path, _typed(spec, text))
+    except ValueError as exc:
+        result.errors[spec.path] = str(exc)
+
+
+def _apply_rows(result: FormResult, form: Mapping[str, str], rows: Rows) -> None:
+    existing = get_path(result.document, rows.path)
+    existing = existing if isinstance(existing, list) else []
+    try:
+        count = min(max(int(form.get(rows.count_name, len(existing))), 0), MAX_ROWS)
+    except (TypeError, ValueError):
+        count = len(existing)
+    removed, adding = form.get(rows.remove_name), rows.add_name in form
+    result.rows_changed = result.rows_changed or adding or removed is not None
+    kept: list[tuple[int, dict]] = []  # (the row's index in the form, its table)
+    for index in range(count):
+        if removed == str(index):
+            continue
+        names = [f"{rows.path}[{index}].{column.path}" for column in rows.columns]
+        if not result.rows_changed and not any((form.get(name) or "").strip() for name in names):
+            continue  # left empty: no row
+        item = existing[index] if index < len(existing) and isinstance(existing[index], dict) else {}
+        kept.append((index, copy.deepcopy(item)))
+    set_path(result.document, rows.path, [item for _, item in kept] + ([{}] if adding else []))
+    for position, (index, _) in enumerate(kept):
+        for column, spec in zip(rows.columns, rows.row(position)):
+            _apply_field(result, form, spec, f"{rows.path}[{index}].{column.path}")
 
 
 def _typed(spec: Field, text: str) -> Any:
@@ -141,6 +225,14 @@ def _typed(spec: Field, text: str) -> Any:
         return text
     if spec.kind == "lines":
         return [item.strip() for item in re.split(r"[\n,]", text) if item.strip()]
+    if spec.kind == "time" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+        raise ValueError("must be a time of day like 14:30")
+    if spec.kind == "datetime":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("must be a date and time like 2026-11-27 09:00") from None
+        return moment.isoformat()
     return text
 
 
@@ -189,6 +281,8 @@ def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = 
     value = get_path(document, spec.path)
     if value is None:
         return ""
+    if spec.kind == "datetime":
+        return _local_input(value, document.get("timezone") or "UTC")
     if spec.kind == "lines":
         return ", ".join(str(v) for v in value)
     if isinstance(value, bool):
@@ -196,8 +290,53 @@ def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = 
     return str(value)
 
 
+def _local_input(value: Any, timezone: str) -> str:
+    """A stored date-time as a datetime-local input shows it: in the shop's zone, to the minute."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(ZoneInfo(timezone))
+    except (ValueError, KeyError):
+        return str(value)
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def chosen(document: Mapping, spec: Field) -> list[str]:
+    """The values a ``multi`` field has ticked."""
+    value = get_path(document, spec.path)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def placed(errors: Mapping[str, str], fields: Iterable[Field | Rows], document: Mapping) -> dict[str, str]:
+    """``errors`` re-keyed so each lands on a field the form shows: a problem inside a value
+    (``regions[0].countries[1]``, ``nodes[0].shipping_methods.x``) goes to the nearest field
+    above it; one that no field holds keeps its path (listed at the top of the form). A format
+    message from the shape check becomes the field's own help, which says what is expected."""
+    specs: dict[str, Field] = {}
+    for spec in fields:
+        if isinstance(spec, Rows):
+            specs[spec.path] = Field(spec.path, spec.label)
+            for index in range(spec.count(document)):
+                specs.update((row.path, row) for row in spec.row(index))
+        else:
+            specs[spec.path] = spec
+    out: dict[str, str] = {}
+    for path, message in errors.items():
+        target = path
+        while target not in specs and re.search(r"(\.[^.\[]+|\[\d+\])$", target):
+            target = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", target)
+        if target not in specs:
+            target = path
+        elif message.startswith("String should match pattern") and specs[target].help:
+            message = f"not in the expected form: {specs[target].help}"
+        out[target] = f"{out[target]}; {message}" if target in out and message not in out[target] else message
+    return out
+
+
 def unplaced(errors: Mapping[str, str], fields: Iterable[Field]) -> list[tuple[str, str]]:
     """Problems no field of the form shows (about another part of the document, or the
     section as a whole): listed at the top of the form so none is hidden."""
     shown = {spec.path for spec in fields}
-    return [(path, message) for path, message in errors.items() if path not in shown]
+    rows = [spec.path for spec in fields if isinstance(spec, Rows)]
+    return [(path, message) for path, message in errors.items()
+            if path not in shown and not any(path.startswith(f"{prefix}[") for prefix in rows)]
