@@ -325,7 +325,13 @@ def _node_form(shop_id: str, node_id: str | None, status_form: dict | None = Non
         shop = _container().shops.get(shop_id)
         views = node_statuses(current_store(), shop, _container().inbox.routing, _container().clock()) if shop else []
         view = next((v for v in views if v.node.id == node_id), None)
+    groups = _node_groups(shop_id, document, index, new=node_id is None)
+    # Forwarding stays folded away unless the node forwards orders or a problem is in it.
+    node = document["nodes"][index]
+    folded = {heading for heading, specs in groups[-1:]
+              if not node.get("forward_orders") and not errors.keys() & {spec.path for spec in specs}}
     return render_template("settings/node_form.html", document=document, version=version, fields=fields,
+                           groups=groups, folded=folded,
                            errors=errors, raw=raw, stale=stale, index=index, node_id=node_id, view=view,
                            statuses=STATUSES, status_form=status_form or {"errors": {}},
                            current_status=(items[index].get("status") or "active") if node_id else None)
@@ -360,57 +366,66 @@ def shopify_location_choices(shop_id: str) -> list[tuple[str, str]] | None:
 
 
 def _node_fields(shop_id: str, document: dict, index: int, *, new: bool) -> list:
+    return [spec for _, specs in _node_groups(shop_id, document, index, new=new) for spec in specs]
+
+
+def _node_groups(shop_id: str, document: dict, index: int, *, new: bool) -> list[tuple[str, list]]:
+    """The node form's fields in the groups the page shows them in: (heading, fields)."""
     at = f"nodes[{index}]"
-    node = (document.get("nodes") or [{}])[index] if index < len(document.get("nodes") or []) else {}
     regions = [(r["id"], r.get("name") or r["id"]) for r in document.get("regions") or [] if isinstance(r, dict)]
     others = [(n["id"], n.get("name") or n["id"]) for i, n in enumerate(document.get("nodes") or [])
               if i != index and isinstance(n, dict) and n.get("id")]
     providers = [("manual", "Typed in by hand (no 3PL)")] + [
         (pid, f"{pid} ({PROVIDER_TYPES.get(p.get('type'), p.get('type'))})")
         for pid, p in (document.get("providers") or {}).items()]
-    fields: list = [forms.Field(f"{at}.id", "Short id", help=ID_HELP, optional=False)] if new else []
-    fields += [
+    basics: list = [forms.Field(f"{at}.id", "Short id", help=ID_HELP, optional=False)] if new else []
+    basics += [
         forms.Field(f"{at}.name", "Name", help="Where it is, like Holiday pop-up (SoHo).", optional=False),
         forms.Field(f"{at}.kind", "Kind of place", "choice", tuple(KINDS), optional=False),
         forms.Field(f"{at}.role", "Role", "choice", tuple(ROLES), help="Empty: everyday stock."),
         forms.Field(f"{at}.capabilities", "What it can handle", "multi",
                     tuple((c, CAPABILITIES.get(c, c)) for c in sorted(KNOWN_CAPABILITIES))),
+    ]
+    when = [
         forms.Field(f"{at}.cutoff", "Order cutoff (local time)", "time",
                     help="Orders after this ship tomorrow; empty: no cutoff."),
         forms.Field(f"{at}.daily_capacity", "Orders per day at most", "int", help="Empty: no limit."),
         forms.Field(f"{at}.priority", "Priority", "int", help="Lower numbers are preferred. Empty: 100."),
         forms.Field(f"{at}.backups", "When it cannot ship, use", "multi", tuple(others)),
         forms.Field(f"{at}.active_from", "Open from", "datetime",
-                    help="For a pop-up or event: orders go here only between these times."),
+                    help="For a pop-up or event: orders go here only between these times. Empty: always open."),
         forms.Field(f"{at}.active_until", "Open until", "datetime"),
-        forms.Rows(f"{at}.lanes", "Where it ships", (
-            forms.Field("region", "Region", "choice", tuple(regions), optional=False),
-            forms.Field("transit_days", "Days on the way", "int", optional=False),
-            forms.Field("cost_per_order", "Cost per order", "float", optional=False),
-        ), add_label="Add a region it ships to"),
+    ]
+    lanes = [forms.Rows(f"{at}.lanes", "Regions it ships to", (
+        forms.Field("region", "Region", "choice", tuple(regions), optional=False),
+        forms.Field("transit_days", "Days on the way", "int", optional=False),
+        forms.Field("cost_per_order", "Cost per order", "float", optional=False),
+    ), add_label="Add a region it ships to")]
+    stock = [
         forms.Field(f"{at}.stock_source", "Stock counts come from", "choice", tuple(providers),
-                    help="Empty: typed in by hand."),
+                    help="A 3PL connection, or typed in by hand. Empty: typed in by hand."),
         forms.Field(f"{at}.provider_location", "Warehouse id at the 3PL", help=(
             "Which of the 3PL's warehouses this is (its fulfillment center or facility number).")),
     ]
     if document.get("platform") == "shopify":
         choices = shopify_location_choices(shop_id)
         if choices is not None:
-            fields.append(forms.Field(f"{at}.shopify_location", "Shopify location", "choice", tuple(choices),
-                                      help="The location in your Shopify admin that shows this stock."))
+            stock.append(forms.Field(f"{at}.shopify_location", "Shopify location", "choice", tuple(choices),
+                                     help="The location in your Shopify admin that shows this stock."))
         else:
-            fields.append(forms.Field(f"{at}.shopify_location", "Shopify location", help=(
+            stock.append(forms.Field(f"{at}.shopify_location", "Shopify location", help=(
                 "In your Shopify admin open Settings › Locations and click the location: paste the page's "
                 "address, or the number at its end. Empty: this stock is not shown in Shopify.")))
-    fields += [
+    forwarding = [
         forms.Field(f"{at}.forward_orders", "Send its orders to the 3PL", "bool",
                     help="Off when the 3PL's own Shopify or WooCommerce app picks orders up."),
         forms.Field(f"{at}.shipping_method", "Shipping method at the 3PL", help=(
             "The 3PL's name for the service, like Standard. Needed to send orders.")),
     ]
-    fields += [forms.Field(f"{at}.shipping_methods.{rid}", f"Shipping method for {name}",
-                           help="Only where it differs, like Next Day.") for rid, name in regions]
-    return fields
+    forwarding += [forms.Field(f"{at}.shipping_methods.{rid}", f"Shipping method for {name}",
+                               help="Only where it differs, like Next Day.") for rid, name in regions]
+    return [("About it", basics), ("When and how much", when), ("Where it ships", lanes),
+            ("Stock", stock), ("Sending orders to a 3PL", forwarding)]
 
 
 # ---------------------------------------------------------------- 3PL connections

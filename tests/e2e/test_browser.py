@@ -3,85 +3,11 @@ one) against the real app served on 127.0.0.1 over a temporary SQLite database.
 Screenshots go to test-artifacts/screenshots/ (kept by CI as artifacts)."""
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
 from connector import sandbox
-from connector.bootstrap import build, utc_now
-from connector.config import settings_from_dict
-from connector.web import create_app
-from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET
-from tests.web import PASSWORD, add_user
-
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-USER = "maker@candles.example"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (shutil.which(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        message = (f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium), "
-                   "as README command 2 does; the browser tests never download a browser")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-background-networking"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The real app (no inbox worker) on a random port, with the sandbox shops and one user."""
-    now = utc_now()
-    tmp = tmp_path_factory.mktemp("browser")
-    container = build(settings_from_dict(sandbox.demo_config(now, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)))
-    container.init_database()
-    store = container.open_store()
-    try:
-        sandbox.seed_stock(store, now)
-    finally:
-        store.close()
-    add_user(container, USER, SHOPIFY_SHOP)
-    for n in range(3):  # one account per test that fails logins, so their counts stay apart
-        add_user(container, f"typo{n}@candles.example", SHOPIFY_SHOP)
-    httpd = make_server("127.0.0.1", 0, create_app(container, start_worker=False), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=LAPTOP)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, server, email=USER, password=PASSWORD) -> None:
-    page.goto(f"{server}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+from tests.e2e.conftest import PHONE, USER, shot, sign_in
+from tests.web import PASSWORD
 
 
 def test_a_wrong_password_is_shown_beside_the_password_field(page, server):

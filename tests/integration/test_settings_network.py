@@ -500,3 +500,31 @@ def test_removing_a_connection_a_node_uses_is_refused_beside_it(signed_in, conta
     assert post_form(signed_in, "/settings/providers", action="/settings/providers/spare/remove",
                      button=None).status_code == 302
     assert "spare" not in container.shops.require(SHOPIFY_SHOP).providers
+
+
+def _attributes(page: str, element_id: str) -> dict:
+    from html.parser import HTMLParser
+
+    found: dict = {}
+
+    class Find(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if dict(attrs).get("id") == element_id:
+                found.update(attrs)
+
+    Find().feed(page)
+    return found
+
+
+@pytest.mark.parametrize("changes, element_id", [
+    ({"nodes[5].lanes[0].transit_days": "99"}, "f-nodes-5-lanes-0-transit_days"),  # a required number
+    ({"nodes[5].lanes[0].cost_per_order": "-1"}, "f-nodes-5-lanes-0-cost_per_order"),  # a float (step)
+    ({"nodes[5].kind": "moon"}, "f-nodes-5-kind"),  # a required choice
+    ({"nodes[5].forward_orders": "on"}, "f-nodes-5-forward_orders"),  # a ticked switch
+])
+def test_each_kind_of_input_carries_its_error_as_separate_attributes(signed_in, changes, element_id):
+    page = post_form(signed_in, "/settings/nodes/new", {**NEW_NODE, **changes}).get_data(as_text=True)
+    attributes = _attributes(page, element_id)
+    assert attributes.get("aria-invalid") == "true", attributes
+    assert attributes.get("aria-describedby") == f"{element_id}-error", attributes
+    assert not any(name.startswith(("required", "step", "checked")) and len(name) > 8 for name in attributes)
