@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from connector.config import KNOWN_CAPABILITIES, InvalidShop
-from connector.domain.model import NodeStatus, ProviderError
+from connector.domain.model import ProviderError
 from connector.services.node_status import node_statuses
 from connector.shop_store import StaleVersion
 from connector.web import current_store
@@ -349,6 +349,12 @@ def shopify_location_choices(shop_id: str) -> list[tuple[str, str]] | None:
     """The store's own locations to pick a node's from, or None (the page then takes the
     location's number). Offered when the container can reach the shop's Admin API:
     ``container.shopify_install(shop)`` -> ``adapters.shopify_install.ShopifyInstall`` or None."""
+    if "shopify_locations" not in g:  # asked once per request (the form is built more than once)
+        g.shopify_locations = _ask_shopify_locations(shop_id)
+    return g.shopify_locations
+
+
+def _ask_shopify_locations(shop_id: str) -> list[tuple[str, str]] | None:
     container = _container()
     install_for = getattr(container, "shopify_install", None)
     shop = container.shops.get(shop_id)
@@ -409,6 +415,11 @@ def _node_groups(shop_id: str, document: dict, index: int, *, new: bool) -> list
     ]
     if document.get("platform") == "shopify":
         choices = shopify_location_choices(shop_id)
+        current = (document.get("nodes") or [{}])[index].get("shopify_location") if index < len(
+            document.get("nodes") or []) else None
+        if choices is not None and current and current not in dict(choices):
+            # kept (not silently cleared by the next save) though the store no longer lists it
+            choices = [*choices, (current, f"{current} (not in your store's list)")]
         if choices is not None:
             stock.append(forms.Field(f"{at}.shopify_location", "Shopify location", "choice", tuple(choices),
                                      help="The location in your Shopify admin that shows this stock."))

@@ -16,7 +16,7 @@ from adapters.shopify_install import ShopLocation
 from connector.domain.model import ProviderUnavailable
 from connector.web.settings_forms import Field, Rows, apply_form, field_value, placed
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
-from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, csrf_token, form_data, post_form, sign_in
+from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, form_data, post_form, sign_in
 
 TOKEN = "pat-SECRET-candles-0042"
 
@@ -297,8 +297,10 @@ def test_a_shopify_location_may_be_pasted_as_its_number_or_admin_address(signed_
 class _Install:
     def __init__(self, fail=False):
         self.fail = fail
+        self.calls = 0
 
     def locations(self):
+        self.calls += 1
         if self.fail:
             raise ProviderUnavailable("shopify: timed out")
         return [ShopLocation("gid://shopify/Location/11", "Columbus warehouse", True, True, "US", "OH", None, None),
@@ -306,7 +308,8 @@ class _Install:
 
 
 def test_the_stores_own_locations_are_offered_when_the_store_can_be_asked(signed_in, container, store, monkeypatch):
-    monkeypatch.setattr(container, "shopify_install", lambda shop: _Install(), raising=False)
+    install = _Install()
+    monkeypatch.setattr(container, "shopify_install", lambda shop: install, raising=False)
     page = _text(signed_in.get("/settings/nodes/central/edit"))
     assert re.search(r'<select id="f-nodes-0-shopify_location"', page)
     assert "Columbus warehouse" in page and "Old studio (inactive)" in page
@@ -314,6 +317,12 @@ def test_the_stores_own_locations_are_offered_when_the_store_can_be_asked(signed
                          {"nodes[0].shopify_location": "gid://shopify/Location/11"})
     assert response.status_code == 302
     assert _node(_doc(container, store)[0], "central")["shopify_location"] == "gid://shopify/Location/11"
+    assert install.calls == 3  # once per page: the form shown, and the one posted back
+    document, version = _doc(container, store)
+    _node(document, "central")["shopify_location"] = "gid://shopify/Location/99"  # gone from the store since
+    container.shop_config.update(store, SHOPIFY_SHOP, document, version, "test")
+    assert post_form(signed_in, "/settings/nodes/central/edit", {"nodes[0].daily_capacity": "1500"}).status_code == 302
+    assert _node(_doc(container, store)[0], "central")["shopify_location"] == "gid://shopify/Location/99"
     monkeypatch.setattr(container, "shopify_install", lambda shop: _Install(fail=True), raising=False)
     page = _text(signed_in.get("/settings/nodes/central/edit"))  # the store did not answer: type the number
     assert re.search(r'<input id="f-nodes-0-shopify_location"', page)
