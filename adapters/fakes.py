@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
 from connector.domain.model import (
+    ConnectionOutcome,
+    ConnectionState,
     InventoryRecord,
     OutboundOrder,
     PendingConnection,
@@ -364,11 +366,13 @@ class FakeWooStore:
 
 
 class InMemoryPendingConnections:
-    """``PendingConnections`` in a dict; ``take`` pops under a lock, so of two callbacks
-    with the same ``user_id`` exactly one gets the connection."""
+    """``PendingConnections`` in a dict; ``take`` marks a connection taken under a lock, so of
+    two callbacks with the same ``user_id`` exactly one gets it."""
 
     def __init__(self):
         self._pending: dict[str, PendingConnection] = {}
+        self._taken: set[str] = set()
+        self._outcomes: dict[str, ConnectionOutcome] = {}
         self._lock = threading.Lock()
 
     def create(self, pending: PendingConnection) -> None:
@@ -379,4 +383,19 @@ class InMemoryPendingConnections:
 
     def take(self, nonce: str) -> PendingConnection | None:
         with self._lock:
-            return self._pending.pop(nonce, None)
+            pending = self._pending.get(nonce)
+            if pending is None or nonce in self._taken:
+                return None
+            self._taken.add(nonce)
+            return pending
+
+    def finish(self, connection_id: str, outcome: ConnectionOutcome) -> None:
+        with self._lock:
+            self._outcomes[connection_id] = outcome
+
+    def state(self, connection_id: str) -> ConnectionState | None:
+        with self._lock:
+            for nonce, pending in self._pending.items():
+                if pending.connection_id == connection_id:
+                    return ConnectionState(pending, nonce in self._taken, self._outcomes.get(connection_id))
+        return None

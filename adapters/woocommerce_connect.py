@@ -308,11 +308,11 @@ def _whole_second(moment: datetime) -> datetime:
 
 
 def start_connection(pending: PendingConnections, signer: UserIdSigner, *, connection_id: str, store_url: str,
-                     now: datetime, ttl: timedelta = USER_ID_TTL) -> str:
-    """Record a pending connection to ``store_url`` (already validated) and return the
-    one-time ``user_id`` to send to wc-auth."""
+                     now: datetime, ttl: timedelta = USER_ID_TTL, email: str = "", password_hash: str = "") -> str:
+    """Record a pending connection to ``store_url`` (already validated), with the account
+    to create when it completes, and return the one-time ``user_id`` to send to wc-auth."""
     token, claims = signer.issue(connection_id, now, ttl)
-    pending.create(PendingConnection(claims.nonce, connection_id, store_url, claims.expires_at))
+    pending.create(PendingConnection(claims.nonce, connection_id, store_url, claims.expires_at, email, password_hash))
     return token
 
 

@@ -18,6 +18,7 @@ from connector.services.retention import Retention
 from connector.services.shop_config import ImportResult, ShopConfiguration, StoredShopDirectory, resolver, sync_network
 from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.planning import Planning
+from connector.services.store_connections import StoreConnections
 from connector.services.sync import StockSync
 from connector.services.transfers import Transfers
 from connector.services.users import Users
@@ -47,6 +48,7 @@ class Container:
     users: Users
     shops: StoredShopDirectory
     shop_config: ShopConfiguration
+    connections: StoreConnections
     storefronts: dict = field(default_factory=dict)
 
     def open_store(self) -> Store:
@@ -76,11 +78,14 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
           clock: Callable[[], datetime] = utc_now,
           warehouse_factory: Callable[[ProviderConfig], object] | None = None,
           storefront_client_factory: Callable[[ShopSettings], object | None] | None = None,
-          woocommerce_orders_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
+          woocommerce_orders_factory: Callable[[ShopSettings], object | None] | None = None,
+          resolve_host: Callable[[str, int], object] | None = None) -> Container:
     """``warehouse_factory``, ``storefront_client_factory`` and ``woocommerce_orders_factory``
-    replace the real 3PL, storefront inventory and WooCommerce orders adapters (tests and
-    benchmarks pass their own)."""
+    replace the real 3PL, storefront inventory and WooCommerce orders adapters, and
+    ``resolve_host`` the DNS lookup of a store being connected (tests and benchmarks pass their own)."""
     from adapters import shopify, woocommerce
+    from adapters.woocommerce_connect import resolve_addresses
+    from connector.connect_store import SqlitePendingConnections
 
     settings = settings if settings is not None else load_settings(config_path)
     try:
@@ -96,6 +101,8 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     planning = Planning(settings, shops, clock, inbox.routing)
     # One client per WooCommerce shop, for refunds' lines and for reconciliation alike.
     woocommerce_orders = PerShop(woocommerce_orders_factory or woocommerce_orders_client)
+    shop_config = ShopConfiguration(settings, box, shops, clock)
+    users = Users(lambda shop_id: shops.get(shop_id) is not None, clock)
     return Container(
         settings=settings,
         clock=clock,
@@ -110,8 +117,11 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         availability=Availability(settings, shops, clock, planning,
                                   PerShop(storefront_client_factory or storefront_client)),
         shops=shops,
-        shop_config=ShopConfiguration(settings, box, shops, clock),
-        users=Users(lambda shop_id: shops.get(shop_id) is not None, clock),
+        shop_config=shop_config,
+        users=users,
+        connections=StoreConnections(settings, shop_config, users, shops, clock,
+                                     lambda store: SqlitePendingConnections(store, clock),
+                                     resolve=resolve_host or resolve_addresses),
         storefronts=storefronts,
     )
 

@@ -291,12 +291,27 @@ def retention(ctx: _Context, dry_run: bool) -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False),
               help="Keep the demo's config and database here (default: a temporary folder).")
 @click.option("--seed", default=7, show_default=True, type=int)
-def demo(order_count: int, directory: str | None, seed: int) -> None:
+@click.option("--serve", is_flag=True, help="Then keep the web server up and print a login link per shop.")
+@click.option("--port", type=click.IntRange(1, 65535), help="With --serve: this port (default 8000, or a free one).")
+def demo(order_count: int, directory: str | None, seed: int, serve: bool, port: int | None) -> None:
     """Run the whole path on sandbox data: a creator store, a burst of signed
     webhooks through a real HTTP server, processing, and a summary."""
-    from connector.demo import run_demo
+    from connector.demo import DEFAULT_PORT, PortTaken, listen, run_demo
 
-    run_demo(order_count=order_count, directory=directory, seed=seed, echo=click.echo)
+    listener = None
+    if serve:
+        try:
+            listener = listen(port)
+        except PortTaken as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        if port is None and listener.getsockname()[1] != DEFAULT_PORT:
+            click.echo(f"port {DEFAULT_PORT} is in use; serving on port {listener.getsockname()[1]} instead")
+    try:
+        run_demo(order_count=order_count, directory=directory, seed=seed, echo=click.echo, listener=listener)
+    except KeyboardInterrupt:  # Ctrl-C before the summary
+        click.echo("demo stopped", err=True)
+        sys.exit(130)
 
 
 @main.command()

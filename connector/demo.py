@@ -7,13 +7,18 @@ where and what needs a human.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import secrets
+import signal
+import socket
 import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -22,6 +27,7 @@ import requests
 from werkzeug.serving import make_server
 
 from connector import sandbox, toml_writer
+from connector.auth_store import AuthStore
 from connector.bootstrap import build, utc_now
 from connector.config import ENCRYPTION_KEYS_ENV, settings_from_dict
 from connector.secrets import new_key
@@ -30,9 +36,35 @@ from connector.web import create_app
 
 CONFIG_FILE = "connector.toml"
 KEYS_FILE = "connector.keys"
+DEFAULT_PORT = 8000
+LINK_VALIDITY = timedelta(minutes=15)
 
 
-def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[[str], None]) -> dict:
+class PortTaken(Exception):
+    """The port asked for with --port is in use (said before the demo runs)."""
+
+
+def listen(port: int | None) -> socket.socket:
+    """The socket ``--serve`` will serve on, bound before the demo runs so a taken port
+    is known at once. No port given: 8000, or a free one when 8000 is taken."""
+    for candidate in ([port] if port is not None else [DEFAULT_PORT, 0]):
+        sock = socket.socket()
+        if os.name == "posix":  # rebind at once after a previous run (elsewhere it would share the port)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", candidate))
+            sock.listen(128)
+            return sock
+        except OSError as exc:
+            sock.close()
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+    raise PortTaken(f"port {port} on 127.0.0.1 {why}: stop what uses it or choose another with --port")
+
+
+def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[[str], None],
+             listener: socket.socket | None = None) -> dict:
+    """With ``listener`` (from ``listen``) the web server stays up on it after the run,
+    with a one-time login link per shop, until Ctrl-C or SIGTERM."""
     workdir = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="connector-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / "connector.db"
@@ -47,7 +79,7 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
     # A key of its own for its own fresh database; with --dir it is left next to the config.
     key = new_key()
     config["encryption"] = {"keys_file": KEYS_FILE}
-    if directory:
+    if directory or listener is not None:  # what a newcomer goes on with: see the README
         (workdir / CONFIG_FILE).write_text(toml_writer.dumps({**config, "database": {"path": db_path.name}}))
         keys_file = workdir / KEYS_FILE
         keys_file.touch(mode=0o600)
@@ -78,10 +110,15 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the summary
     app = create_app(container, start_worker=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    if listener is None:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+    else:
+        server = make_server("127.0.0.1", listener.getsockname()[1], app, threaded=True, fd=listener.fileno())
+        listener.close()  # the server holds its own copy
     thread = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = f"http://127.0.0.1:{server.port}"
+    serving = False
     try:
         hooks = list(sandbox.demo_burst(order_count, now, shopify_secret, woo_secret, seed))
         ping = requests.post(f"{base}/webhooks/woocommerce", data=b"webhook_id=3", timeout=5,
@@ -94,9 +131,10 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
         widget = requests.get(f"{base}/api/availability", timeout=5,
                               params={"shop": sandbox.SHOPIFY_SHOP, "sku": "CANDLE-FIG", "region": "nyc-metro"},
                               headers={"X-Api-Key": sandbox.DEMO_API_KEY})
+        serving = listener is not None
     finally:
-        server.shutdown()
-        app.extensions["inbox_worker"].stop()
+        if not serving:
+            _stop(server, app)
 
     statuses = Counter(code for code, _ in answers)
     duplicates = sum(1 for code, body in answers if code == 200 and body.get("duplicate"))
@@ -109,7 +147,51 @@ def run_demo(order_count: int, directory: str | None, seed: int, echo: Callable[
     _plan_summary(plans, widget, echo)
     result["plans"] = {shop_id: {"allocated": allocation.units_allocated, "transfers": len(rebalance.transfers)}
                        for shop_id, (allocation, rebalance, _) in plans.items()}
+    if serving:
+        try:
+            _serve(container, base, workdir / CONFIG_FILE, echo)
+        finally:
+            _stop(server, app)
+        echo("stopped serving")
     return result
+
+
+def _stop(server, app) -> None:
+    server.shutdown()
+    server.server_close()
+    app.extensions["inbox_worker"].stop()
+
+
+def _serve(container, base: str, config_file: Path, echo) -> None:
+    """A user per sample shop and a one-time link to its pages; then wait for Ctrl-C/SIGTERM."""
+    store = container.open_store()
+    try:
+        links = []
+        for shop in map(container.shops.require, container.shops.ids()):
+            email = f"demo@{shop.id}.example"
+            if AuthStore(store).user_by_email(email) is None:
+                # Nobody types this password: the link signs in, and `users link` makes another.
+                container.users.add(store, email, secrets.token_urlsafe(24), shop.id)
+            token = container.users.issue_link(store, email, container.settings.web_secret_key, LINK_VALIDITY)
+            links.append((shop, email, f"{base}/login/link/{token}"))
+    finally:
+        store.close()
+    # Caught from before the links are shown: whoever reads them may stop the server at once.
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        echo("")
+        echo(f"serving the settings pages on {base}; sign in with a one-time link "
+             f"(valid for {LINK_VALIDITY.seconds // 60} minutes):")
+        for shop, _, url in links:
+            echo(f"  {shop.id} ({shop.platform}): {url}")
+        echo(f"  a new link: connector --config {config_file} users link {links[0][1]} --base-url {base}")
+        echo("Ctrl-C stops the server.")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _plan(container) -> dict:

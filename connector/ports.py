@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from connector.domain.model import (
+    ConnectionOutcome,
+    ConnectionState,
     InventoryRecord,
     OutboundOrder,
     PendingConnection,
@@ -102,6 +104,12 @@ class PendingConnections(Protocol):
         """The pending connection of ``nonce``, removed in the same atomic step, so of two
         callbacks carrying the same ``user_id`` exactly one gets it; None when unknown or
         already taken."""
+
+    def finish(self, connection_id: str, outcome: ConnectionOutcome) -> None:
+        """Record how the taken connection ``connection_id`` ended."""
+
+    def state(self, connection_id: str) -> ConnectionState | None:
+        """The connection, whether it was taken and how it ended; None when unknown."""
 
 
 class ShopDirectory(Protocol):

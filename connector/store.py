@@ -366,6 +366,18 @@ def _users(db: sqlite_utils.Database) -> None:
                              pk="nonce", not_null={"user_id", "created_at", "expires_at"})
 
 
+@migrations(name="0012_pending_connections")
+def _pending_connections(db: sqlite_utils.Database) -> None:
+    # WooCommerce connections waiting for their wc-auth callback, then how each ended
+    # (queries: connector/connect_store.py). The password is only ever a hash here.
+    db["pending_connections"].create(
+        {"nonce": str, "connection_id": str, "store_url": str, "email": str, "password_hash": str,
+         "created_at": str, "expires_at": str, "taken_at": str, "outcome": str},
+        pk="nonce", not_null={"connection_id", "store_url", "email", "password_hash", "created_at", "expires_at"})
+    db["pending_connections"].create_index(["connection_id"], unique=True)
+    db["pending_connections"].create_index(["expires_at"])
+
+
 # ---------------------------------------------------------------- rows
 
 

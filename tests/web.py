@@ -1,4 +1,5 @@
-"""Helpers for the web page tests: users, CSRF tokens read from the forms, signing in."""
+"""Helpers for the web page tests (and bench/settings_pages): users, CSRF tokens read from
+the forms, signing in, and real values for page routes' URL arguments."""
 from __future__ import annotations
 
 import re
@@ -98,3 +99,25 @@ def post_form(client, path: str, changes: dict | None = None, *, action: str | N
     if button:
         fields.append(button)
     return client.post(action or path, data=MultiDict(fields))
+
+
+def url_arguments(document: dict) -> dict[str, list[str]]:
+    """Every real value a page route's URL argument may take in a shop, by the argument's
+    name as routes spell it: from each list of tables (``nodes`` -> ``node_id``/``node``:
+    each id; ``skus`` -> each pattern; ``..._index``: each position), each table of tables
+    (``providers`` -> ``provider_id``/``provider``) and the routing modes."""
+    values: dict[str, list[str]] = {}
+    for key, value in document.items():
+        singular = key[:-1] if key.endswith("s") else key
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            ids = [str(v.get("id", v.get("pattern"))) for v in value if v.get("id", v.get("pattern")) is not None]
+            if ids:
+                values |= {singular: ids, f"{singular}_id": ids}
+            values[f"{singular}_index"] = [str(i) for i in range(len(value))]
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            values |= {singular: list(value), f"{singular}_id": list(value)}
+    modes = list((document.get("routing") or {}).get("modes") or {}) or ["normal", "peak", "disruption"]
+    values |= {"mode": modes, "mode_id": modes}
+    if "skus" in values:
+        values |= {"rule": values["sku_index"], "rule_index": values["sku_index"]}
+    return values

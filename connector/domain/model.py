@@ -302,6 +302,27 @@ class PendingConnection:
     connection_id: str  # ours: what the callback's keys will be saved under
     store_url: str  # the normalised https address the creator typed: the only one the keys are used on
     expires_at: datetime
+    # The account the creator asked for on our page, created with the shop (never the password itself).
+    email: str = ""
+    password_hash: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class ConnectionOutcome:
+    """How a pending WooCommerce connection ended, for the page the creator returns to."""
+
+    connected: bool
+    kind: str  # "connected", or the failure's kind (adapters.woocommerce_connect.WooConnectError.kind, "save")
+    message: str  # for the creator; never a key or a secret
+    shop_id: str | None = None
+    webhooks: int = 0  # order webhooks active on the store
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    pending: PendingConnection
+    taken: bool  # its callback came (the one-time user_id is spent)
+    outcome: ConnectionOutcome | None  # None: not taken yet, or the callback is still at work
 
 
 StorefrontEvent = Union[

@@ -41,6 +41,10 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
 @cache
 def _no_such_user_hash() -> str:
     """Checked against when the email is unknown, so both cases cost one hash."""
@@ -53,17 +57,34 @@ class Users:
         self._clock = clock
 
     def add(self, store: Store, email: str, password: str, shop_id: str) -> User:
-        email = normalise_email(email)
-        if not _EMAIL.match(email):
-            raise UserError(f"{email!r} is not an email address")
+        problems = self.account_problems(store, email, password, check_taken=False)
+        if "email" in problems:
+            raise UserError(problems["email"])
         if not self._known_shop(shop_id):
             raise UserError(f"unknown shop {shop_id!r}")
+        if "password" in problems:
+            raise UserError(problems["password"])
+        with store.write():
+            return self.add_hashed(store, email, hash_password(password), shop_id)
+
+    def account_problems(self, store: Store, email: str, password: str, *, check_taken: bool = True) -> dict[str, str]:
+        """What is wrong with a new account's email and password, by field (empty: nothing)."""
+        email = normalise_email(email)
+        problems = {}
+        if not _EMAIL.match(email):
+            problems["email"] = f"{email!r} is not an email address"
+        elif check_taken and AuthStore(store).user_by_email(email) is not None:
+            problems["email"] = f"a user {email} exists already"
         if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-            raise UserError(f"the password must have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+            problems["password"] = f"the password must have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        return problems
+
+    def add_hashed(self, store: Store, email: str, password_hash: str, shop_id: str) -> User:
+        """A user whose password was hashed earlier (``hash_password``), inside the caller's
+        transaction (which may be creating the shop too, so the shop is not checked here)."""
+        email = normalise_email(email)
         try:
-            with store.write():
-                return AuthStore(store).add_user(email, generate_password_hash(password, method="scrypt"), shop_id,
-                                                 self._clock())
+            return AuthStore(store).add_user(email, password_hash, shop_id, self._clock())
         except DuplicateEmail:
             raise UserError(f"a user {email} exists already") from None
 

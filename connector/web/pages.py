@@ -50,9 +50,12 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
 
     from connector.web.auth import bp as auth_bp, current_user
     from connector.web.settings import bp as settings_bp
+    from connector.web.woocommerce_connect import bp as woocommerce_bp, callback as woocommerce_callback
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(woocommerce_bp)
+    csrf.exempt(woocommerce_callback)  # WooCommerce's server POSTs the keys; the one-time user_id proves it
     app.context_processor(lambda: {"current_user": current_user()})
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.add_template_filter(local_time)

@@ -473,6 +473,8 @@ def _providers_page(shop_id: str, refused: dict | None = None, tested: dict | No
 @login_required
 def provider_new(shop_id: str):
     """Step 1 (the list page's small form) names the account and its type; step 2 is its form."""
+    if "type" not in request.values and "id" not in request.values:
+        return _providers_page(shop_id)  # nothing asked yet: the list with its "Add a connection" form
     kind, provider_id = request.values.get("type", ""), (request.values.get("id") or "").strip()
     document, _ = forms.load(shop_id)
     problems = {}

@@ -24,6 +24,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 USER = "maker@candles.example"
+PUBLIC_URL = "https://connector.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,9 @@ def start_server(tmp: Path, prepare: Callable | None = None):
     """The real app (no inbox worker) on a random port, with the sandbox shops and one user
     (``prepare(container)`` adds more); yields its address, stops it after."""
     now = utc_now()
-    container = build(settings_from_dict(sandbox.demo_config(now, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)))
+    config = sandbox.demo_config(now, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)
+    config["web"]["public_url"] = PUBLIC_URL  # only written into links to stores: nothing is fetched from it
+    container = build(settings_from_dict(config))
     container.init_database()
     store = container.open_store()
     try:

@@ -10,8 +10,14 @@ from connector.web.pages import JSON_PREFIXES
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
 from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, csrf_token, sign_in
 
-# Reachable without signing in: the login itself, links, sign-out, and the static files.
-PUBLIC = {"static", "auth.login", "auth.login_link", "auth.logout"}
+# Reachable without signing in: the login itself, links, sign-out, and the static files;
+# connecting a WooCommerce store (its creator has no account yet: the connection makes it),
+# the keys' callback (WooCommerce's server, proven by the one-time user_id) and the page
+# the creator returns to (shows the outcome only to the browser that started it).
+PUBLIC = {"static", "auth.login", "auth.login_link", "auth.logout",
+          "woocommerce.connect", "woocommerce.callback", "woocommerce.connected"}
+# POSTed by another server, not by a form of ours: no CSRF token to carry.
+CSRF_EXEMPT = {"woocommerce.callback"}
 # For each URL argument of a page route: a value that exists in the WooCommerce shop
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet"}
@@ -69,8 +75,10 @@ def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users
 def test_every_form_posted_without_its_csrf_token_is_refused(app, users):
     client = app.test_client()
     sign_in(client, SHOPIFY_USER)
-    posts = [(rule, method) for rule in page_rules(app) for method in _methods(rule) if method != "GET"]
-    assert {rule.endpoint for rule, _ in posts} >= {"auth.login", "auth.logout", "auth.login_link"}
+    posts = [(rule, method) for rule in page_rules(app) for method in _methods(rule)
+             if method != "GET" and rule.endpoint not in CSRF_EXEMPT]
+    assert {rule.endpoint for rule, _ in posts} >= {"auth.login", "auth.logout", "auth.login_link",
+                                                    "woocommerce.connect"}
     for rule, method in posts:
         response = client.open(_url(app, rule, OWN), method=method, data={"email": SHOPIFY_USER})
         assert response.status_code == 400, (method, rule.rule)

@@ -714,3 +714,24 @@ def test_a_csv_feed_url_over_plain_http_is_refused_without_showing_it(config_dic
     _with_provider(config_dict, {"type": "csv", "url": feed}, forward=False)
     message = config_error(config_dict)
     assert f"shops.{S}.providers.acct.url: must be an https:// address" in message and "s3cr3t" not in message
+
+
+def test_a_just_connected_store_without_nodes_and_with_a_catch_all_region_is_valid():
+    """What connecting a WooCommerce store saves (store_connections.starter_document):
+    no nodes yet, one default region matching every address."""
+    from connector.config import validate_shop
+    from connector.services.store_connections import starter_document
+
+    document = starter_document("https://shop.example.com", "s" * 43, "ck_" + "a" * 40, "cs_" + "b" * 40)
+    assert validate_shop("new", document) == []
+    # a region matching nothing is still a mistake unless it is the default region...
+    stray = {**document, "regions": [*document["regions"], {"id": "eu", "name": "EU", "promise_days": 3}]}
+    assert [str(p) for p in validate_shop("new", stray)] == [
+        "regions[1]: region 'eu' matches nothing: give countries, provinces or postal_prefixes"]
+    # ...and once there are nodes, a region none serves is one again
+    node = {"id": "hub", "name": "Hub", "kind": "central_warehouse",
+            "lanes": [{"region": "us", "transit_days": 2, "cost_per_order": 5}]}
+    served = {**document, "regions": [*document["regions"], {"id": "us", "name": "US", "promise_days": 3,
+                                                               "countries": ["US"]}], "nodes": [node]}
+    assert [str(p) for p in validate_shop("new", served)] == [
+        "regions[0]: no node serves region 'everywhere' and it has no fallback"]
