@@ -16,6 +16,7 @@ from connector.services.inbox import Inbox
 from connector.services.reconcile import OrderReconciliation
 from connector.services.retention import Retention
 from connector.services.shop_config import ImportResult, ShopConfiguration, StoredShopDirectory, resolver, sync_network
+from connector.services import shopify_app
 from connector.services.refunds import RefundLookups, woocommerce_orders_client
 from connector.services.planning import Planning
 from connector.services.store_connections import StoreConnections
@@ -23,6 +24,7 @@ from connector.services.sync import StockSync
 from connector.services.transfers import Transfers
 from connector.services.users import Users
 from connector.store import Store
+from connector.token_store import SqliteTokenStore
 
 
 CSV_DEFAULT_LOCATION = "default"
@@ -50,6 +52,8 @@ class Container:
     shop_config: ShopConfiguration
     connections: StoreConnections
     storefronts: dict = field(default_factory=dict)
+    shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
+    shopify_tokens: SqliteTokenStore | None = None
 
     def open_store(self) -> Store:
         """A new connection: one per thread, request or job."""
@@ -103,6 +107,9 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     woocommerce_orders = PerShop(woocommerce_orders_factory or woocommerce_orders_client)
     shop_config = ShopConfiguration(settings, box, shops, clock)
     users = Users(lambda shop_id: shops.get(shop_id) is not None, clock)
+    tokens = SqliteTokenStore(lambda: Store.open(settings.database_path, settings.busy_timeout_ms), box, clock)
+    inbox.uninstalled = lambda store, shop_id, domain: shopify_app.uninstalled(store, shop_config, tokens, shop_id,
+                                                                               domain)
     return Container(
         settings=settings,
         clock=clock,
@@ -123,7 +130,30 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
                                      lambda store: SqlitePendingConnections(store, clock),
                                      resolve=resolve_host or resolve_addresses),
         storefronts=storefronts,
+        shopify_app=_shopify_app(settings, shop_config, shops, tokens, clock),
+        shopify_tokens=tokens,
     )
+
+
+def shopify_client_secrets(settings: Settings) -> tuple[str, ...]:
+    """The app's client secret, then the previous one during a rotation (environment first)."""
+    app, env = settings.shopify, settings.env
+    found = (env.get("CONNECTOR_SHOPIFY_CLIENT_SECRET") or app.client_secret,
+             env.get("CONNECTOR_SHOPIFY_PREVIOUS_CLIENT_SECRET") or app.previous_client_secret)
+    return tuple(secret for secret in found if secret)
+
+
+def _shopify_app(settings: Settings, shop_config: ShopConfiguration, shops, tokens: SqliteTokenStore,
+                 clock) -> shopify_app.ShopifyApp | None:
+    from adapters.shopify_auth import ShopifyOAuth, TokenKeeper
+    from adapters.shopify_install import ShopifyInstall
+
+    secrets = shopify_client_secrets(settings)
+    if not settings.shopify.client_id or not secrets:
+        return None
+    keeper = TokenKeeper(ShopifyOAuth(settings.shopify.client_id, secrets[0], now=clock), tokens, now=clock)
+    return shopify_app.ShopifyApp(settings, shop_config, shops, keeper, tokens,
+                                  lambda domain: ShopifyInstall(domain, auth=keeper.auth(domain)), clock)
 
 
 class PerShop:

@@ -927,10 +927,12 @@ def secrets_rotate(ctx: _Context) -> None:
     with _migrated_store(ctx.container) as store:
         try:
             count = ctx.container.shop_config.rotate_secrets(store)
+            with store.write():
+                tokens = ctx.container.shopify_tokens.rotate(store)
         except SecretUnreadable as exc:
             click.echo(str(exc), err=True)
             sys.exit(1)
-    click.echo(f"re-encrypted the secrets of {count} shop(s) with the first key")
+    click.echo(f"re-encrypted the secrets of {count} shop(s) and {tokens} Shopify token set(s) with the first key")
 
 
 @secrets.command("new-key")

@@ -132,9 +132,16 @@ class WebConfig(_Strict):
     group_commit_max_wait_ms: float = Field(0, ge=0, le=10)
     # Deliveries waiting for a commit, per process; one more is answered 503.
     group_commit_queue_size: int = Field(256, ge=1, le=100_000)
-    # This service's public https address (https://connector.example.com): where stores send
-    # webhooks and the wc-auth callback; connecting a WooCommerce store needs it.
-    public_url: str | None = None
+    # This service's public https origin (https://connector.example.com): where stores send webhooks
+    # and the wc-auth callback; the Shopify OAuth redirect URI (+ /shopify/auth/callback) and
+    # API-subscribed webhooks (+ /webhooks/shopify) are built from it. http:// is refused at load
+    # (WooCommerce sends keys only over https; Shopify requires https redirect URIs).
+    public_url: str = Field("", pattern=r"^(https://[A-Za-z0-9.-]+(:\d+)?/?)?$")
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class ProcessingConfig(_Strict):
@@ -244,8 +251,15 @@ class StorefrontConfig(_Strict):
 
 
 class ShopifyAppConfig(_Strict):
+    # The app's client id (Dev Dashboard; shopify.app.toml's client_id). With the client secret
+    # it enables the Shopify app pages: session tokens, token exchange, installs.
+    client_id: str = ""
     client_secret: Secret = ""
     previous_client_secret: Secret = ""  # kept during rotation: Shopify may sign with it for an hour
+    # false: shopify.app.toml's [[webhooks.subscriptions]] deliver every shop's webhooks (the app
+    # is deployed with `shopify app deploy`). true: each install subscribes the order and
+    # app/uninstalled topics through the Admin API to [web] public_url + /webhooks/shopify.
+    subscribe_webhooks: bool = False
 
 
 class ProviderConfig(_Strict):
@@ -663,7 +677,30 @@ def validate_shop(shop_id: str, document: Any, *, app: ShopifyAppConfig | None =
     """Every problem of a shop's configuration document, each with its path inside the shop:
     shape and types (the pydantic models), then meaning (``domain.shop_rules``). Secrets the
     deployment supplies (``env``, the Shopify app's client secret) count as given."""
-    return _parse_shop(shop_id, document, app or ShopifyAppConfig(), env or {}, base_dir or Path.cwd())[1]
+    return check_shop_document(shop_id, document, app=app, env=env, base_dir=base_dir)[1]
+
+
+@dataclass(frozen=True)
+class CheckedShop:
+    """A valid document, parsed once: a save diffs and resolves it without validating again."""
+
+    shop_id: str
+    parsed: "_ParsedShop"
+
+    def with_defaults(self) -> dict:
+        """The document with every default filled in (what a diff compares)."""
+        return self.parsed.shop.model_dump()
+
+    def resolve(self, version: int) -> ShopSettings:
+        return _build_shop(self.shop_id, self.parsed, version)
+
+
+def check_shop_document(shop_id: str, document: Any, *, app: ShopifyAppConfig | None = None,
+               env: Mapping[str, str] | None = None,
+               base_dir: Path | None = None) -> tuple[CheckedShop | None, list[Problem]]:
+    """``validate_shop``, keeping the parsed document when there is no problem."""
+    parsed, problems = _parse_shop(shop_id, document, app or ShopifyAppConfig(), env or {}, base_dir or Path.cwd())
+    return (CheckedShop(shop_id, parsed) if parsed is not None and not problems else None), problems
 
 
 def resolve_shop(shop_id: str, document: Any, *, app: ShopifyAppConfig | None = None,

@@ -117,14 +117,15 @@ class ShopDirectory(Protocol):
     process follows changes made anywhere within a request or batch; each ``ShopSettings``
     carries the ``version`` it was resolved from."""
 
-    def get(self, shop_id: str) -> "ShopSettings | None":
-        """The active shop, or None."""
+    def get(self, shop_id: str, *, including_inactive: bool = False) -> "ShopSettings | None":
+        """The active shop (or, ``including_inactive``, a deactivated one too), or None."""
 
     def require(self, shop_id: str) -> "ShopSettings":
         """The active shop; KeyError naming it when there is none."""
 
-    def by_domain(self, domain: str) -> "ShopSettings | None":
-        """The active shop whose Shopify domain or normalised WooCommerce URL is ``domain``."""
+    def by_domain(self, domain: str, *, including_inactive: bool = False) -> "ShopSettings | None":
+        """The active shop whose Shopify domain or normalised WooCommerce URL is ``domain``
+        (``including_inactive``: an uninstalled one too, for the webhooks that follow an uninstall)."""
 
     def ids(self) -> list[str]:
         """The active shops' ids, sorted."""

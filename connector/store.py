@@ -378,6 +378,16 @@ def _pending_connections(db: sqlite_utils.Database) -> None:
     db["pending_connections"].create_index(["expires_at"])
 
 
+@migrations(name="0013_shopify_tokens")
+def _shopify_tokens(db: sqlite_utils.Database) -> None:
+    # Each Shopify shop's offline access token and refresh token, encrypted (connector/token_store.py);
+    # keyed by the shop's domain, as Shopify names it in session tokens and webhooks.
+    db["shopify_tokens"].create(
+        {"shop_domain": str, "access_token": str, "scopes": str, "expires_at": str, "refresh_token": str,
+         "refresh_token_expires_at": str, "updated_at": str},
+        pk="shop_domain", not_null={"access_token", "scopes", "updated_at"})
+
+
 # ---------------------------------------------------------------- rows
 
 

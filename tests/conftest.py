@@ -25,6 +25,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 SHOPIFY_SECRET = "shpss_test_0123456789abcdef"
 WOO_SECRET = "wc_test_secret_fedcba9876543210"
+# The Shopify app (session tokens, token exchange, installs): tests/integration/test_shopify_app.py.
+APP_CLIENT_ID = "a61950a2cbd5f32876b0b55587ec7a27"
+APP_SECRET = "shpss_app_0123456789abcdef0123456789"
+PUBLIC_URL = "https://connector.example.com"
 SHOPIFY_SHOP = sandbox.SHOPIFY_SHOP
 SHOPIFY_DOMAIN = sandbox.SHOPIFY_DOMAIN
 WOO_SHOP = sandbox.WOO_SHOP
@@ -85,6 +89,13 @@ def db_path(tmp_path) -> Path:
 @pytest.fixture
 def config_dict(clock, db_path) -> dict:
     return sandbox.demo_config(clock(), str(db_path), SHOPIFY_SECRET, WOO_SECRET)
+
+
+def with_shopify_app(config: dict) -> dict:
+    """``config`` set up as the Shopify app (client id and secret, public URL)."""
+    config["shopify"] = {"client_id": APP_CLIENT_ID, "client_secret": APP_SECRET}
+    config["web"]["public_url"] = PUBLIC_URL
+    return config
 
 
 @pytest.fixture

@@ -118,6 +118,6 @@ def url_arguments(document: dict) -> dict[str, list[str]]:
             values |= {singular: list(value), f"{singular}_id": list(value)}
     modes = list((document.get("routing") or {}).get("modes") or {}) or ["normal", "peak", "disruption"]
     values |= {"mode": modes, "mode_id": modes}
-    if "skus" in values:
-        values |= {"rule": values["sku_index"], "rule_index": values["sku_index"]}
+    rules = values.get("sku_index", [])  # a SKU rule's page is by its position (none: no such page)
+    values |= {"rule": rules, "rule_index": rules}
     return values

@@ -84,8 +84,9 @@ def check_shop(shop_id: str, doc: Mapping[str, Any], tz: tzinfo | None) -> list[
             fail(f"regions[{i}].fallback", f"region {fallback!r} is not defined")
         if fallback == region["id"]:
             fail(f"regions[{i}].fallback", "a region cannot fall back to itself")
+        # The default region takes every address no other region matches; any other needs a rule.
         if not (region.get("countries") or region.get("provinces") or region.get("postal_prefixes")) \
-                and region["id"] != doc.get("default_region"):  # the default region catches every other address
+                and region["id"] != doc.get("default_region"):
             fail(f"regions[{i}]", f"region {region['id']!r} matches nothing: give countries, provinces or "
                                   "postal_prefixes")
     _check_cycle({r["id"]: [r["fallback"]] if r.get("fallback") else [] for r in regions_list}, "regions",
@@ -114,7 +115,8 @@ def check_shop(shop_id: str, doc: Mapping[str, Any], tz: tzinfo | None) -> list[
                 fail(f"nodes[{i}].active_until", "must be after active_from")
     _check_cycle({n["id"]: list(n.get("backups") or ()) for n in nodes_list}, "nodes", "backups", fail)
     for i, region in enumerate(regions_list):
-        if nodes_list and region["id"] not in served and region.get("fallback") is None:  # no nodes: not set up yet
+        # A shop without nodes (a new install) routes nothing yet: every order waits for a human.
+        if nodes_list and region["id"] not in served and region.get("fallback") is None:
             fail(f"regions[{i}]", f"no node serves region {region['id']!r} and it has no fallback")
 
     for mode in MODES:

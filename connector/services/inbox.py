@@ -48,6 +48,9 @@ POLLED_HEADER = "x-connector-source"
 # Headers worth keeping with the body (the rest is transport noise).
 _KEPT_HEADER_PREFIXES = ("x-shopify-", "x-wc-webhook-")
 _KEPT_HEADERS = {"content-type", "user-agent"}
+# Deliveries for a shop that is no longer active (uninstalled): the uninstall itself and the
+# privacy requests Shopify sends afterwards (shop/redact 48 hours later).
+AFTER_UNINSTALL_TOPICS = frozenset({"app/uninstalled", "shop/redact", "customers/redact", "customers/data_request"})
 # A batch ends before the order that would take it past this many lines, so a large order
 # is processed in a transaction of its own, routed just before it (see ``Inbox.process``).
 BATCH_LINES = 500
@@ -88,6 +91,8 @@ class Inbox:
         self.clock = clock
         self.pause = pause
         self._routing: dict[str, tuple[tuple, ShopRouting]] = {}
+        # (store, shop id, shop domain) on app/uninstalled: deactivate the shop, drop its tokens.
+        self.uninstalled: Callable[[Store, str, str | None], None] | None = None
 
     def routing(self, store: Store, shop_id: str, now: datetime) -> ShopRouting:
         """The shop's routing with node health folded in; rebuilt only when health changes."""
@@ -181,7 +186,8 @@ class Inbox:
         else:
             source = storefront.source(headers)
             key = normalise_store_url(source) if source else None
-        shop = self.shops.by_domain(key) if key else None
+        after_uninstall = storefront.topic(headers) in AFTER_UNINSTALL_TOPICS
+        shop = self.shops.by_domain(key, including_inactive=after_uninstall) if key else None
         return shop if shop is not None and shop.platform == platform else None
 
     @staticmethod
@@ -256,7 +262,7 @@ class Inbox:
         report.statuses[outcome] = report.statuses.get(outcome, 0) + 1
 
     def _apply(self, store: Store, row: InboxRow, now: datetime, event: StorefrontEvent | None = None) -> str:
-        if self.shops.get(row.shop_id) is None:
+        if self.shops.get(row.shop_id, including_inactive=row.topic in AFTER_UNINSTALL_TOPICS) is None:
             return "shop_not_configured"
         if event is None:
             event = self.storefronts[row.platform].parse(row.shop_id, row.topic, load_payload(row.body))
@@ -290,6 +296,9 @@ class Inbox:
         if isinstance(event, AppUninstalled):
             store.set_shop_status(shop_id, "uninstalled", now)
             store.event(shop_id, "shop.uninstalled", shop_id, {}, now)
+            if self.uninstalled is not None:
+                shop = self.shops.get(shop_id, including_inactive=True)
+                self.uninstalled(store, shop_id, shop.shop_domain if shop else None)
             self._minimise(store, row, {})
             return "uninstalled"
         return "ignored"

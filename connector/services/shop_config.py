@@ -8,8 +8,9 @@ reads the versions' fingerprint (at most every RECHECK_SECONDS; at once after a 
 this process), so a change made by any process (a page, the CLI) is followed by every
 other one at its next request or batch, without a restart.
 
-``ShopConfiguration`` validates every change with ``config.validate_shop`` (nothing is
-saved when it finds a problem), refuses a change made on a stale version, encrypts the
+``ShopConfiguration`` validates every change once, with ``config.check_shop_document``
+(the diff and the resolved settings reuse what it parsed; nothing is saved when it finds a
+problem), refuses a change made on a stale version, encrypts the
 secrets, keeps the shops/regions/nodes tables in step and audits each save (a history
 row with the diff and an event), all in one transaction.
 """
@@ -29,6 +30,7 @@ from collections.abc import Mapping  # not typing's alias: its isinstance is sev
 from typing import Any, Callable, Iterable
 
 from connector.config import (
+    CheckedShop,
     InvalidShop,
     Settings,
     ShopConfig,
@@ -36,7 +38,7 @@ from connector.config import (
     resolve_shop,
     secret_keys,
     store_key,
-    validate_shop,
+    check_shop_document,
 )
 from connector.domain.shop_rules import Problem
 from connector.secrets import SecretBox, SecretUnreadable, map_secrets
@@ -82,7 +84,7 @@ class StaticShopDirectory:
         self._shops = {shop.id: shop for shop in values}
         self._by_domain = {shop.shop_domain or shop.store_url or "": shop for shop in self._shops.values()}
 
-    def get(self, shop_id: str) -> ShopSettings | None:
+    def get(self, shop_id: str, *, including_inactive: bool = False) -> ShopSettings | None:
         return self._shops.get(shop_id)
 
     def require(self, shop_id: str) -> ShopSettings:
@@ -91,7 +93,7 @@ class StaticShopDirectory:
             raise KeyError(f"unknown shop {shop_id!r}")
         return shop
 
-    def by_domain(self, domain: str) -> ShopSettings | None:
+    def by_domain(self, domain: str, *, including_inactive: bool = False) -> ShopSettings | None:
         return self._by_domain.get(domain)
 
     def ids(self) -> list[str]:
@@ -119,6 +121,7 @@ class StoredShopDirectory:
         self._data_version: int | None = None
         self._fingerprint: tuple[int, int] | None = None
         self._shops: dict[str, ShopSettings] = {}
+        self._inactive: dict[str, ShopSettings] = {}  # uninstalled shops: their compliance webhooks still come
         self._versions: dict[str, int] = {}
         self._by_domain: dict[str, ShopSettings] = {}
         self._broken: dict[tuple[str, int], str] = {}
@@ -126,9 +129,10 @@ class StoredShopDirectory:
         self._fingerprint_read_at = float("-inf")
 
     # the port
-    def get(self, shop_id: str) -> ShopSettings | None:
+    def get(self, shop_id: str, *, including_inactive: bool = False) -> ShopSettings | None:
         self._follow()
-        return self._shops.get(shop_id)
+        shop = self._shops.get(shop_id)
+        return shop if shop is not None or not including_inactive else self._inactive.get(shop_id)
 
     def require(self, shop_id: str) -> ShopSettings:
         shop = self.get(shop_id)
@@ -136,9 +140,12 @@ class StoredShopDirectory:
             raise KeyError(f"unknown shop {shop_id!r}")
         return shop
 
-    def by_domain(self, domain: str) -> ShopSettings | None:
+    def by_domain(self, domain: str, *, including_inactive: bool = False) -> ShopSettings | None:
         self._follow()
-        return self._by_domain.get(domain)
+        shop = self._by_domain.get(domain)
+        if shop is None and including_inactive:
+            shop = next((s for s in self._inactive.values() if (s.shop_domain or s.store_url) == domain), None)
+        return shop
 
     def ids(self) -> list[str]:
         self._follow()
@@ -193,18 +200,17 @@ class StoredShopDirectory:
         if fingerprint == self._fingerprint:
             return
         versions = configs.versions()
-        shops = {}
+        shops, inactive = {}, {}
         for shop_id, (version, active) in versions.items():
-            if not active:
-                continue
-            cached = self._shops.get(shop_id)
+            into = shops if active else inactive
+            cached = self._shops.get(shop_id) or self._inactive.get(shop_id)
             if cached is not None and cached.version == version:
-                shops[shop_id] = cached
+                into[shop_id] = cached
                 continue
             shop = self._load(configs, shop_id, version)
             if shop is not None:
-                shops[shop_id] = shop
-        self._shops = shops
+                into[shop_id] = shop
+        self._shops, self._inactive = shops, inactive
         self._versions = {shop_id: version for shop_id, (version, _) in versions.items()}
         self._by_domain = {shop.shop_domain or shop.store_url or "": shop for shop in shops.values()}
         self._fingerprint = fingerprint
@@ -274,9 +280,9 @@ class ShopConfiguration:
                 raise InvalidShop(shop_id, [Problem(path, f"{KEEP_SECRET!r} keeps a stored secret, and shop {shop_id} "
                                                           "has none yet: give the value")
                                             for path in _paths_of(document, KEEP_SECRET)])
-            plain = self._checked(store, shop_id, document)
+            plain, checked = self._checked(store, shop_id, document)
             version = configs.create(shop_id, self._sealed(plain), actor, _diff({}, plain), self.clock())
-            self._after_save(store, shop_id, plain, version, actor, "shop.config_created")
+            self._after_save(store, shop_id, checked, version, actor, "shop.config_created")
         self._followed(store)
         return version
 
@@ -293,18 +299,21 @@ class ShopConfiguration:
                 raise StaleVersion(f"shop {shop_id}: the configuration changed since version {expected_version} "
                                    f"(now {row['version']}); reload it and make the change again")
             old = map_secrets(row["document"], secret_keys(), self.box.decrypt)
-            plain = self._checked(store, shop_id, _kept_secrets(document, old))
-            diff = _diff(_with_defaults(old), _with_defaults(plain), reason)
+            plain, checked = self._checked(store, shop_id, _kept_secrets(document, old))
+            diff = _diff(_with_defaults(old), checked.with_defaults(), reason)
             version = configs.save(shop_id, self._sealed(plain), expected_version, actor, diff, self.clock(),
                                    row["active"])
-            self._after_save(store, shop_id, plain, version, actor, "shop.config_saved", diff)
+            self._after_save(store, shop_id, checked, version, actor, "shop.config_saved", diff)
         self._followed(store)
         return version
 
-    def set_mode(self, store: Store, shop_id: str, mode: str, restrict: list[dict] | None, actor: str) -> int:
+    def set_mode(self, store: Store, shop_id: str, mode: str, restrict: list[dict] | None, actor: str,
+                 expected_version: int | None = None) -> int:
         """Switch the routing mode; ``restrict`` (list of {regions, nodes}) replaces that mode's
-        restrictions when given ([] clears them)."""
+        restrictions when given ([] clears them). ``expected_version``: the version the person
+        saw (a web form): refused as stale when someone saved since."""
         document, version = self.document(store, shop_id)
+        version = version if expected_version is None else expected_version
         routing = document.setdefault("routing", {})
         routing["mode"] = mode
         if restrict is not None:
@@ -415,13 +424,14 @@ class ShopConfiguration:
     # ------------------------------------------------------------ internals
 
     def _checked(self, store: Store, shop_id: str, document: Mapping, *,
-                 others_only_outside: set[str] = frozenset()) -> dict:
-        """``document`` as plain JSON data if valid, else InvalidShop with every problem."""
+                 others_only_outside: set[str] = frozenset()) -> tuple[dict, CheckedShop]:
+        """``document`` as plain JSON data, parsed, if valid; else InvalidShop with every problem."""
         problems = [] if SHOP_ID.fullmatch(shop_id) and len(shop_id) <= 64 else [
             Problem("id", f"{shop_id!r}: lower-case letters, digits, - and _ (up to 64)")]
         plain = _plain(document)
-        problems += validate_shop(shop_id, plain, app=self.settings.shopify, env=self.settings.env,
-                                  base_dir=self.settings.base_dir)
+        checked, found = check_shop_document(shop_id, plain, app=self.settings.shopify, env=self.settings.env,
+                                    base_dir=self.settings.base_dir)
+        problems += found
         if not problems:
             key = store_key(plain)
             for row in ShopConfigStore(store).all():
@@ -429,9 +439,9 @@ class ShopConfiguration:
                         and store_key(row["document"]) == key:
                     problems.append(Problem("shop_domain" if plain.get("shop_domain") else "store_url",
                                             f"same store as shops.{row['shop_id']} ({key})"))
-        if problems:
+        if problems or checked is None:
             raise InvalidShop(shop_id, problems)
-        return plain
+        return plain, checked
 
     def _followed(self, store: Store) -> None:
         """This process's directories re-read now, once the change is committed (inside an
@@ -442,10 +452,9 @@ class ShopConfiguration:
     def _sealed(self, plain: Mapping) -> dict:
         return map_secrets(plain, secret_keys(), self.box.encrypt)
 
-    def _after_save(self, store: Store, shop_id: str, plain: Mapping, version: int, actor: str, kind: str,
+    def _after_save(self, store: Store, shop_id: str, checked: CheckedShop, version: int, actor: str, kind: str,
                     diff: dict | None = None) -> None:
-        shop = resolver(self.settings)(shop_id, plain, version)
-        sync_network(store, [shop], self.clock())
+        sync_network(store, [checked.resolve(version)], self.clock())
         store.event(shop_id, kind, shop_id, {"version": version, "actor": actor,
                                              "diff": diff if diff is not None else {"created": True}}, self.clock())
 

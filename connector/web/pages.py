@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -44,22 +44,43 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
     if proxy_hops:
         # The client's address (login limits) and scheme (links) from the proxies' headers.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)
+    # CSRF on every form, checked below: inside the Shopify admin by the session token instead.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf = CSRFProtect(app)
-    for blueprint in json_blueprints:  # signed (webhooks) or keyed (API) requests, not forms
-        csrf.exempt(blueprint)
+    exempt = {blueprint.name for blueprint in json_blueprints}  # signed (webhooks) or keyed (API), not forms
 
-    from connector.web.auth import bp as auth_bp, current_user
+    from connector.web.auth import (bp as auth_bp, carry_session_token, current_user, embedded_headers,
+                                    embedded_request, embedded_session, retry_with_new_token, shopify_app)
     from connector.web.settings import bp as settings_bp
-    from connector.web.woocommerce_connect import bp as woocommerce_bp, callback as woocommerce_callback
+    from connector.web.shopify_app import bp as shopify_app_bp
+    from connector.web.woocommerce_connect import bp as woocommerce_bp
+    # WooCommerce's server POSTs the keys there; the one-time user_id proves it.
+    exempt_endpoints = {"woocommerce.callback"}
+
+    @app.before_request
+    def _csrf():
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE") or request.blueprint in exempt \
+                or request.endpoint is None or request.endpoint in exempt_endpoints:  # None: its 404/405 follows
+            return None
+        if embedded_request():
+            if embedded_session() is None:
+                return retry_with_new_token()
+            g.csrf_valid = True  # Flask-WTF's forms then skip their own token check
+            return None
+        csrf.protect()
+        return None
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(shopify_app_bp)
     app.register_blueprint(woocommerce_bp)
-    csrf.exempt(woocommerce_callback)  # WooCommerce's server POSTs the keys; the one-time user_id proves it
-    app.context_processor(lambda: {"current_user": current_user()})
+    app.url_defaults(carry_session_token)
+    app.context_processor(lambda: {"current_user": current_user(), "embedded": g.get("embedded"),
+                                   "shopify_api_key": shopify_app().client_id if shopify_app() else ""})
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.add_template_filter(local_time)
     app.after_request(_security_headers)
+    app.after_request(embedded_headers)  # runs first: its per-shop CSP wins over the default
 
 
 def wants_json_error() -> bool:

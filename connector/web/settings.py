@@ -20,7 +20,7 @@ SECTIONS: list[tuple[str, str]] = [("settings.status", "Status"), ("settings.sto
 
 @bp.context_processor
 def _form_helpers():
-    return {"field_value": forms.field_value, "unplaced": forms.unplaced, "sections": SECTIONS, "chosen": forms.chosen,
+    return {"field_value": forms.field_value, "unplaced": forms.unplaced, "sections": SECTIONS,
             "document_has": lambda document, path: forms.get_path(document, path) not in (None, "")}
 
 
@@ -88,5 +88,5 @@ def _store_fields(document: dict) -> list[forms.Field]:
     ]
 
 
-# The network sections (regions, nodes, 3PL connections) register on this blueprint.
-from connector.web import settings_network  # noqa: E402,F401  (after bp and SECTIONS exist)
+# Sections in their own modules, on this blueprint (imported last: they extend SECTIONS).
+from connector.web import settings_network, settings_routing  # noqa: E402,F401

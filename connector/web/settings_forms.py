@@ -6,7 +6,9 @@ caused them, and one mechanism serves every section:
 
 - ``load(shop_id)`` reads the document and its version (secrets read as "(unchanged)");
 - ``apply_form(document, form, fields)`` writes the posted values into a copy, typed per
-  field, collecting what cannot even be read ("must be a whole number");
+  field, collecting what cannot even be read ("must be a whole number"); a list of tables
+  among the fields is a ``Rows`` (each stored row with a "remove" box, one empty row that
+  adds an item when filled: one save does it all, no script, every control a keyboard's);
 - ``save(shop_id, document, expected_version, actor)`` saves through the shop
   configuration service: validated there as on every other way in, refused whole when
   anything is wrong, refused when someone saved since the form was loaded (a stale form
@@ -21,7 +23,7 @@ import copy
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -68,6 +70,8 @@ def set_path(document: dict, path: str, value: Any) -> None:
     target: Any = document
     for step, following in zip(steps, steps[1:]):
         if isinstance(step, int):
+            if step == len(target):  # the row a form adds at the end of a list
+                target.append([] if isinstance(following, int) else {})
             target = target[step]
         else:
             if target.get(step) is None:
@@ -84,9 +88,9 @@ def set_path(document: dict, path: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Field:
-    """One input of a section. ``kind``: text, int, float, bool, choice, multi (a checkbox per
-    choice: a list), lines (one list item per line or comma), time (HH:MM), datetime (a local
-    date-time in the shop's zone, as the TOML takes)."""
+    """One input of a section. ``kind``: text, int, float, bool, choice, multi (a list of
+    choices, one checkbox each), lines (one list item per line or comma), time (HH:MM),
+    datetime (a local date-time in the shop's zone, as the TOML takes)."""
 
     path: str
     label: str
@@ -95,6 +99,7 @@ class Field:
     help: str = ""
     optional: bool = True  # an empty input removes the key (its default applies)
     secret: bool = False  # write-only: shown empty, "(unchanged)" unless a new value is typed
+    placeholder: str = ""  # shown in an empty input, e.g. the default an empty input leaves in force
 
 
 @dataclass
@@ -102,72 +107,56 @@ class FormResult:
     document: dict
     errors: dict[str, str] = field(default_factory=dict)  # path -> message
     raw: dict[str, str] = field(default_factory=dict)  # what was typed, shown back on errors
-    rows_changed: bool = False  # a row was added or removed: show the form again, save nothing
+    # Rows renumbered by removals: saved path prefix -> the prefix of the row's inputs as shown.
+    shown_as: dict[str, str] = field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class Rows:
-    """A list of tables edited as rows of one form (a node's lanes). ``columns`` are the
-    row's fields, their paths relative to a row (``region``). The form carries the number of
-    rows it shows; its "add" button appends an empty row and a row's "remove" button drops
-    that row, both without saving (a page without script); on save a row left wholly empty
-    is dropped."""
-
-    path: str  # the list, e.g. "nodes[2].lanes"
-    label: str
-    columns: Sequence[Field]
-    add_label: str = "Add a row"
-
-    @property
-    def count_name(self) -> str:
-        return f"rows:{self.path}"
-
-    @property
-    def add_name(self) -> str:
-        return f"add:{self.path}"
-
-    @property
-    def remove_name(self) -> str:
-        return f"remove:{self.path}"
-
-    def row(self, index: int) -> list[Field]:
-        return [replace(column, path=f"{self.path}[{index}].{column.path}") for column in self.columns]
-
-    def count(self, document: Mapping) -> int:
-        items = get_path(document, self.path)
-        return len(items) if isinstance(items, list) else 0
-
-
-MAX_ROWS = 200  # a form never makes more rows than this, whatever its count says
+    def as_shown(self, errors: Mapping[str, str]) -> dict[str, str]:
+        """``errors`` from saving this document, each path back on the row the creator sees
+        (a row after a removed one is one place further down on the page than in the list)."""
+        renamed: dict[str, str] = {}
+        for path, message in errors.items():
+            for saved, shown in self.shown_as.items():
+                if path == saved or path.startswith((saved + ".", saved + "[")):
+                    path = shown + path[len(saved):]
+                    break
+            renamed[path] = message
+        return renamed
 
 
 def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field | Rows]) -> FormResult:
+    """The posted ``fields`` written into a copy of ``document``; a ``Rows`` among them as
+    ``apply_rows`` does (its errors and typed text under the rows' indices as shown)."""
     result = FormResult(copy.deepcopy(dict(document)))
     for spec in fields:
         if isinstance(spec, Rows):
-            _apply_rows(result, form, spec)
+            part = apply_rows(result.document, form, spec)
+            result.document = part.document
+            result.errors.update(part.errors)
+            result.raw.update(part.raw)
+            result.shown_as.update(part.shown_as)
         else:
-            _apply_field(result, form, spec, spec.path)
+            _apply_field(result, form, spec)
     return result
 
 
-def _apply_field(result: FormResult, form: Mapping[str, str], spec: Field, name: str) -> None:
-    """Write the input called ``name`` (``spec.path`` unless its row moved up) at ``spec.path``."""
+def _apply_field(result: FormResult, form: Mapping[str, str], spec: Field) -> None:
     if spec.kind == "bool":
-        set_path(result.document, spec.path, name in form)
+        set_path(result.document, spec.path, spec.path in form)
+        result.raw[spec.path] = "on" if spec.path in form else ""
         return
     if spec.kind == "multi":
         offered = [value for value, _ in spec.choices]
-        picked = set(form.getlist(name)) if hasattr(form, "getlist") else set(form.get(name) or ())
-        unknown = picked - set(offered)
-        if unknown:
+        picked = [v for v in (form.getlist(spec.path) if hasattr(form, "getlist") else [form.get(spec.path)]) if v]
+        if set(picked) - set(offered):
             result.errors[spec.path] = "pick among the choices"
             return
         # Those already chosen keep their order (backups are tried in it), new ones follow.
         before = [v for v in (get_path(result.document, spec.path) or []) if v in picked]
-        set_path(result.document, spec.path, before + [v for v in offered if v in picked and v not in before])
+        ticked = before + [v for v in offered if v in picked and v not in before]
+        result.raw[spec.path] = ",".join(ticked)
+        set_path(result.document, spec.path, ticked or None)  # none ticked: the key goes (its default, [])
         return
-    text = (form.get(name) or "").strip()
+    text = (form.get(spec.path) or "").strip()
     result.raw[spec.path] = "" if spec.secret else text
     if spec.secret:
         if text:
@@ -183,30 +172,6 @@ def _apply_field(result: FormResult, form: Mapping[str, str], spec: Field, name:
         set_path(result.document, spec.path, _typed(spec, text))
     except ValueError as exc:
         result.errors[spec.path] = str(exc)
-
-
-def _apply_rows(result: FormResult, form: Mapping[str, str], rows: Rows) -> None:
-    existing = get_path(result.document, rows.path)
-    existing = existing if isinstance(existing, list) else []
-    try:
-        count = min(max(int(form.get(rows.count_name, len(existing))), 0), MAX_ROWS)
-    except (TypeError, ValueError):
-        count = len(existing)
-    removed, adding = form.get(rows.remove_name), rows.add_name in form
-    result.rows_changed = result.rows_changed or adding or removed is not None
-    kept: list[tuple[int, dict]] = []  # (the row's index in the form, its table)
-    for index in range(count):
-        if removed == str(index):
-            continue
-        names = [f"{rows.path}[{index}].{column.path}" for column in rows.columns]
-        if not result.rows_changed and not any((form.get(name) or "").strip() for name in names):
-            continue  # left empty: no row
-        item = existing[index] if index < len(existing) and isinstance(existing[index], dict) else {}
-        kept.append((index, copy.deepcopy(item)))
-    set_path(result.document, rows.path, [item for _, item in kept] + ([{}] if adding else []))
-    for position, (index, _) in enumerate(kept):
-        for column, spec in zip(rows.columns, rows.row(position)):
-            _apply_field(result, form, spec, f"{rows.path}[{index}].{column.path}")
 
 
 def _typed(spec: Field, text: str) -> Any:
@@ -232,7 +197,8 @@ def _typed(spec: Field, text: str) -> Any:
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError("must be a date and time like 2026-11-27 09:00") from None
-        return moment.isoformat()
+        # As typed (a datetime-local input sends minutes), with a "T" between date and time.
+        return moment.isoformat(timespec="minutes" if not (moment.second or moment.microsecond) else "auto")
     return text
 
 
@@ -255,12 +221,26 @@ def load(shop_id: str) -> tuple[dict, int]:
 def save(shop_id: str, document: Mapping, expected_version: int | str | None, actor: str,
          *, reason: str | None = None) -> SaveOutcome:
     container = current_app.extensions["connector"]
+    return _saving(expected_version, lambda expected: container.shop_config.update(
+        current_store(), shop_id, document, expected, actor, reason=reason))
+
+
+def set_mode(shop_id: str, mode: str, restrict: list[dict] | None, expected_version: int | str | None,
+             actor: str) -> SaveOutcome:
+    """Switch the routing mode as ``connector mode set`` does (same service call, same audit),
+    refused like any form when someone saved since the page was loaded."""
+    container = current_app.extensions["connector"]
+    return _saving(expected_version, lambda expected: container.shop_config.set_mode(
+        current_store(), shop_id, mode, restrict, actor, expected_version=expected))
+
+
+def _saving(expected_version: int | str | None, attempt: Callable[[int], int]) -> SaveOutcome:
     try:
         expected = int(expected_version)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return SaveOutcome(stale="The form was missing its version; reload the page and make the change again.")
     try:
-        version = container.shop_config.update(current_store(), shop_id, document, expected, actor, reason=reason)
+        version = attempt(expected)
     except StaleVersion:
         return SaveOutcome(stale="Someone saved this shop's settings after you opened this page. Nothing was "
                                  "saved: reload the page to see their change, then make yours again.")
@@ -270,6 +250,17 @@ def save(shop_id: str, document: Mapping, expected_version: int | str | None, ac
             errors.setdefault(problem.path or "", problem.message)
         return SaveOutcome(errors=errors)
     return SaveOutcome(version=version)
+
+
+def moved(items: Sequence[Any], index: int, step: int) -> list[Any]:
+    """``items`` with the one at ``index`` moved ``step`` places (-1: up, 1: down); at an
+    end it stays. Reordering by buttons, so a keyboard does it as well as a mouse."""
+    items = list(items)
+    target = index + step
+    if not (0 <= index < len(items)) or not (0 <= target < len(items)):
+        return items
+    items[index], items[target] = items[target], items[index]
+    return items
 
 
 def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = None) -> str:
@@ -283,8 +274,8 @@ def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = 
         return ""
     if spec.kind == "datetime":
         return _local_input(value, document.get("timezone") or "UTC")
-    if spec.kind == "lines":
-        return ", ".join(str(v) for v in value)
+    if spec.kind in ("lines", "multi"):
+        return ("," if spec.kind == "multi" else ", ").join(str(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else ""
     return str(value)
@@ -301,13 +292,7 @@ def _local_input(value: Any, timezone: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-def chosen(document: Mapping, spec: Field) -> list[str]:
-    """The values a ``multi`` field has ticked."""
-    value = get_path(document, spec.path)
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def placed(errors: Mapping[str, str], fields: Iterable[Field | Rows], document: Mapping) -> dict[str, str]:
+def placed(errors: Mapping[str, str], fields: Iterable[Field | Rows]) -> dict[str, str]:
     """``errors`` re-keyed so each lands on a field the form shows: a problem inside a value
     (``regions[0].countries[1]``, ``nodes[0].shipping_methods.x``) goes to the nearest field
     above it; one that no field holds keeps its path (listed at the top of the form). A format
@@ -315,9 +300,8 @@ def placed(errors: Mapping[str, str], fields: Iterable[Field | Rows], document: 
     specs: dict[str, Field] = {}
     for spec in fields:
         if isinstance(spec, Rows):
-            specs[spec.path] = Field(spec.path, spec.label)
-            for index in range(spec.count(document)):
-                specs.update((row.path, row) for row in spec.row(index))
+            specs[spec.path] = Field(spec.path, spec.path)  # a problem with the list as a whole
+            specs.update((row.path, row) for row in spec.fields())
         else:
             specs[spec.path] = spec
     out: dict[str, str] = {}
@@ -333,10 +317,59 @@ def placed(errors: Mapping[str, str], fields: Iterable[Field | Rows], document: 
     return out
 
 
-def unplaced(errors: Mapping[str, str], fields: Iterable[Field]) -> list[tuple[str, str]]:
+def unplaced(errors: Mapping[str, str], fields: Iterable[Field | Rows]) -> list[tuple[str, str]]:
     """Problems no field of the form shows (about another part of the document, or the
-    section as a whole): listed at the top of the form so none is hidden."""
+    section as a whole): listed at the top of the form so none is hidden. A list edited as
+    rows shows its own problems and its rows' above them."""
+    fields = list(fields)
     shown = {spec.path for spec in fields}
     rows = [spec.path for spec in fields if isinstance(spec, Rows)]
     return [(path, message) for path, message in errors.items()
             if path not in shown and not any(path.startswith(f"{prefix}[") for prefix in rows)]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A list of tables in the document edited as rows (``path``: the list, ``item``: the
+    fields of one row, their paths relative to it, ``count``: the rows stored). The form
+    shows each row with a "remove" box, and one empty row that adds an item when filled."""
+
+    path: str
+    item: Sequence[Field]
+    count: int
+
+    def row(self, index: int) -> list[Field]:
+        return [replace(spec, path=f"{self.path}[{index}].{spec.path}") for spec in self.item]
+
+    def fields(self) -> list[Field]:
+        return [spec for index in range(self.count + 1) for spec in self.row(index)]
+
+    def shown(self, index: int) -> list[Field]:
+        """The inputs the page shows for row ``index``: the empty row's may all stay empty
+        (a list starts at "—"), so leaving it alone adds nothing; typed into, it is checked
+        as any row (``apply_rows`` reads it with ``row``)."""
+        specs = self.row(index)
+        return [replace(spec, optional=True) for spec in specs] if index == self.count else specs
+
+    def remove_name(self, index: int) -> str:
+        return f"remove:{self.path}[{index}]"
+
+
+def apply_rows(document: Mapping, form: Mapping[str, str], rows: Rows) -> FormResult:
+    """The rows written into a copy of ``document``: those ticked "remove" dropped, the empty
+    row added when something was typed into it. Errors and typed text keep the rows' indices
+    as shown, so they land beside the row's inputs."""
+    def blank(index: int) -> bool:
+        return all(not (form.get(spec.path) or "").strip() for spec in rows.row(index) if spec.kind != "bool")
+
+    kept = [i for i in range(rows.count + 1)
+            if rows.remove_name(i) not in form and not (i == rows.count and blank(i))]
+    result = apply_form(document, form, [spec for i in kept for spec in rows.row(i)])
+    for i in range(rows.count + 1):
+        if i not in kept:
+            for spec in rows.row(i):
+                result.raw.pop(spec.path, None)
+    items = get_path(result.document, rows.path) or []
+    set_path(result.document, rows.path, [items[i] for i in kept if i < len(items)] or None)
+    result.shown_as.update({f"{rows.path}[{new}]": f"{rows.path}[{old}]" for new, old in enumerate(kept) if new != old})
+    return result

@@ -104,13 +104,15 @@ def _problems(document: dict, errors: dict[str, str]) -> list[str]:
     return [f"{_where(document, path)}: {message}" if path else message for path, message in errors.items()]
 
 
-def _save_or_errors(shop_id: str, document: dict, fields, version):
-    """Save ``document``; (None, None) when saved, else (errors placed on the fields, stale)."""
+def _save_or_errors(shop_id: str, document: dict, fields, version, result: forms.FormResult | None = None):
+    """Save ``document``; (None, None) when saved, else (errors placed on the fields, stale).
+    With the form's ``result``, a problem in a row lands on that row as the page shows it."""
     outcome = forms.save(shop_id, document, version, _actor())
     if outcome.saved:
         flash(f"Saved (version {outcome.version}).")
         return None, None
-    return forms.placed(outcome.errors, fields, document), outcome.stale
+    errors = result.as_shown(outcome.errors) if result is not None else outcome.errors
+    return forms.placed(errors, fields), outcome.stale
 
 
 def _remove(shop_id: str, key: str, item_id: str):
@@ -301,25 +303,25 @@ def _node_form(shop_id: str, node_id: str | None, status_form: dict | None = Non
     items = document.setdefault("nodes", [])
     index = _index(items, node_id) if node_id is not None else len(items)
     if node_id is None:
-        items.append({"lanes": [{}]})  # a new node starts with one empty lane row
+        items.append({})  # a new node: its lanes start as the one empty row
     fields = _node_fields(shop_id, document, index, new=node_id is None)
     errors, raw, stale = {}, {}, None
+    node = document["nodes"][index]
     if request.method == "POST" and status_form is None:
         result = forms.apply_form(document, request.form, fields)
         node = result.document["nodes"][index]
+        node.setdefault("lanes", [])  # every lane removed: "at least 1", not a missing key
         location = node.get("shopify_location")
         if isinstance(location, str):
             node["shopify_location"] = shopify_location_gid(location)
-        document, raw = result.document, result.raw
-        fields = _node_fields(shop_id, document, index, new=node_id is None)  # the rows it has now
-        if not result.rows_changed:
-            errors = result.errors
-            if node_id is None:
-                errors.update(_new_id_problem(items[:index], node.get("id"), f"nodes[{index}].id"))
-            if not errors:
-                errors, stale = _save_or_errors(shop_id, document, fields, request.form.get("version"))
-                if errors is None:
-                    return redirect(url_for("settings.node_edit", node_id=node["id"]))
+        # The page comes back as posted (its rows where they were, what was typed in them).
+        errors, raw = result.errors, result.raw
+        if node_id is None:
+            errors.update(_new_id_problem(items[:index], node.get("id"), f"nodes[{index}].id"))
+        if not errors:
+            errors, stale = _save_or_errors(shop_id, result.document, fields, request.form.get("version"), result)
+            if errors is None:
+                return redirect(url_for("settings.node_edit", node_id=node["id"]))
     view = None
     if node_id is not None:
         shop = _container().shops.get(shop_id)
@@ -327,7 +329,6 @@ def _node_form(shop_id: str, node_id: str | None, status_form: dict | None = Non
         view = next((v for v in views if v.node.id == node_id), None)
     groups = _node_groups(shop_id, document, index, new=node_id is None)
     # Forwarding stays folded away unless the node forwards orders or a problem is in it.
-    node = document["nodes"][index]
     folded = {heading for heading, specs in groups[-1:]
               if not node.get("forward_orders") and not errors.keys() & {spec.path for spec in specs}}
     return render_template("settings/node_form.html", document=document, version=version, fields=fields,
@@ -402,11 +403,12 @@ def _node_groups(shop_id: str, document: dict, index: int, *, new: bool) -> list
                     help="For a pop-up or event: orders go here only between these times. Empty: always open."),
         forms.Field(f"{at}.active_until", "Open until", "datetime"),
     ]
-    lanes = [forms.Rows(f"{at}.lanes", "Regions it ships to", (
+    stored = forms.get_path(document, f"{at}.lanes")
+    lanes = [forms.Rows(f"{at}.lanes", (
         forms.Field("region", "Region", "choice", tuple(regions), optional=False),
         forms.Field("transit_days", "Days on the way", "int", optional=False),
         forms.Field("cost_per_order", "Cost per order", "float", optional=False),
-    ), add_label="Add a region it ships to")]
+    ), len(stored) if isinstance(stored, list) else 0)]
     stock = [
         forms.Field(f"{at}.stock_source", "Stock counts come from", "choice", tuple(providers),
                     help="A 3PL connection, or typed in by hand. Empty: typed in by hand."),

@@ -1,13 +1,12 @@
-"""Browser fixtures shared by the browser tests: Playwright driving Debian's Chromium
-(never a downloaded one) against the real app served on 127.0.0.1 over a temporary SQLite
-database, one server per test module. Screenshots go to test-artifacts/screenshots/."""
+"""What the browser tests share: Debian's Chromium driven by Playwright (never a downloaded
+browser), the real app served on 127.0.0.1 over a temporary SQLite database (one per test
+module), a page per test, screenshots under test-artifacts/screenshots/, signing in."""
 from __future__ import annotations
 
 import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from werkzeug.serving import make_server
@@ -44,10 +43,11 @@ def browser():
         browser.close()
 
 
-def start_server(tmp: Path, prepare: Callable | None = None):
-    """The real app (no inbox worker) on a random port, with the sandbox shops and one user
-    (``prepare(container)`` adds more); yields its address, stops it after."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The container behind ``server`` (to set up or check what the pages change)."""
     now = utc_now()
+    tmp = tmp_path_factory.mktemp("browser")
     config = sandbox.demo_config(now, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)
     config["web"]["public_url"] = PUBLIC_URL  # only written into links to stores: nothing is fetched from it
     container = build(settings_from_dict(config))
@@ -58,24 +58,19 @@ def start_server(tmp: Path, prepare: Callable | None = None):
     finally:
         store.close()
     add_user(container, USER, SHOPIFY_SHOP)
-    if prepare is not None:
-        prepare(container)
-    httpd = make_server("127.0.0.1", 0, create_app(container, start_worker=False), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
+    for n in range(3):  # one account per test that fails logins, so their counts stay apart
+        add_user(container, f"typo{n}@candles.example", SHOPIFY_SHOP)
+    return container
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    def typo_users(container):
-        for n in range(3):  # one account per test that fails logins, so their counts stay apart
-            add_user(container, f"typo{n}@candles.example", SHOPIFY_SHOP)
-
-    yield from start_server(tmp_path_factory.mktemp("browser"), typo_users)
+def server(served):
+    """The real app (no inbox worker) on a random port, with the sandbox shops and one user."""
+    httpd = make_server("127.0.0.1", 0, create_app(served, start_worker=False), threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
 
 
 @pytest.fixture

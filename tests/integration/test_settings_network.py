@@ -51,42 +51,41 @@ def _text(response) -> str:
 # ---------------------------------------------------------------- the mechanism: rows, boxes, times
 
 
-LANES = Rows("nodes[0].lanes", "Lanes", (Field("region", "Region", "choice", (("a", "A"), ("b", "B")), optional=False),
-                                         Field("transit_days", "Days", "int", optional=False)))
+LANES = Rows("nodes[0].lanes", (Field("region", "Region", "choice", (("a", "A"), ("b", "B")), optional=False),
+                                Field("transit_days", "Days", "int", optional=False)), 1)
 
 
 def _lane_form(rows: list[tuple[str, str]], **extra) -> MultiDict:
-    data = MultiDict({"rows:nodes[0].lanes": str(len(rows)), **extra})
+    data = MultiDict(extra)
     for index, (region, days) in enumerate(rows):
         data.add(f"nodes[0].lanes[{index}].region", region)
         data.add(f"nodes[0].lanes[{index}].transit_days", days)
     return data
 
 
-def test_rows_are_read_in_order_and_a_wholly_empty_row_is_dropped_on_save():
+def test_rows_keep_what_no_input_shows_and_a_problem_stays_on_its_row():
     document = {"nodes": [{"id": "n", "lanes": [{"region": "a", "transit_days": 1, "cost_per_order": 2.5}]}]}
-    result = apply_form(document, _lane_form([("a", "3"), ("", ""), ("b", "x")]), [LANES])
-    assert not result.rows_changed
+    result = apply_form(document, _lane_form([("a", "3"), ("b", "x")]), [LANES])
     assert result.document["nodes"][0]["lanes"] == [{"region": "a", "transit_days": 3, "cost_per_order": 2.5},
                                                     {"region": "b"}]  # keys no input shows are kept
-    assert result.errors == {"nodes[0].lanes[1].transit_days": "must be a whole number"}  # at its new place
+    assert result.errors == {"nodes[0].lanes[1].transit_days": "must be a whole number"}  # the new row's
     assert result.raw["nodes[0].lanes[1].transit_days"] == "x"
+    assert apply_form(document, _lane_form([("a", "1"), ("", "")]), [LANES]).document == document  # blank: no row
 
 
-def test_adding_or_removing_a_row_shows_the_form_again_with_what_was_typed():
+def test_a_removed_row_is_dropped_and_the_next_moves_up_with_what_was_typed():
     document = {"nodes": [{"id": "n", "lanes": [{"region": "a", "transit_days": 1}, {"region": "b"}]}]}
-    added = apply_form(document, _lane_form([("a", "4"), ("b", "")], **{"add:nodes[0].lanes": "1"}), [LANES])
-    assert added.rows_changed and len(added.document["nodes"][0]["lanes"]) == 3
-    assert added.document["nodes"][0]["lanes"][0]["transit_days"] == 4
-    removed = apply_form(document, _lane_form([("a", "4"), ("b", "9")], **{"remove:nodes[0].lanes": "0"}), [LANES])
-    assert removed.rows_changed and removed.document["nodes"][0]["lanes"] == [{"region": "b", "transit_days": 9}]
-    assert removed.raw["nodes[0].lanes[0].transit_days"] == "9"  # the second row moved up, with its input
+    rows = Rows(LANES.path, LANES.item, 2)
+    removed = apply_form(document, _lane_form([("a", "4"), ("b", "9")], **{"remove:nodes[0].lanes[0]": "on"}),
+                         [rows])
+    assert removed.document["nodes"][0]["lanes"] == [{"region": "b", "transit_days": 9}]
+    assert removed.as_shown({"nodes[0].lanes[0].region": "x"}) == {"nodes[0].lanes[1].region": "x"}
 
 
-def test_a_forged_row_count_makes_no_more_than_the_limit():
-    result = apply_form({"nodes": [{"lanes": []}]}, MultiDict({"rows:nodes[0].lanes": "99999999",
-                                                               "add:nodes[0].lanes": "1"}), [LANES])
-    assert len(result.document["nodes"][0]["lanes"]) <= 201
+def test_rows_past_the_stored_ones_and_their_empty_row_are_never_read():
+    forged = _lane_form([("a", "1"), ("b", "2"), ("a", "3"), ("b", "4")])
+    result = apply_form({"nodes": [{"lanes": [{"region": "a", "transit_days": 1}]}]}, forged, [LANES])
+    assert len(result.document["nodes"][0]["lanes"]) == 2
 
 
 def test_ticked_boxes_keep_the_order_already_chosen_and_refuse_unknown_values():
@@ -94,7 +93,7 @@ def test_ticked_boxes_keep_the_order_already_chosen_and_refuse_unknown_values():
     document = {"nodes": [{"backups": ["c", "a"]}]}
     form = MultiDict([("nodes[0].backups", "a"), ("nodes[0].backups", "b"), ("nodes[0].backups", "c")])
     assert apply_form(document, form, [spec]).document["nodes"][0]["backups"] == ["c", "a", "b"]
-    assert apply_form(document, MultiDict(), [spec]).document["nodes"][0]["backups"] == []
+    assert "backups" not in apply_form(document, MultiDict(), [spec]).document["nodes"][0]  # none: the default
     forged = apply_form(document, MultiDict([("nodes[0].backups", "z")]), [spec])
     assert forged.errors == {"nodes[0].backups": "pick among the choices"}
 
@@ -118,10 +117,9 @@ def test_times_that_cannot_be_read_are_named_beside_their_field(kind, text, mess
 
 def test_a_problem_inside_a_value_is_placed_on_its_field_with_the_fields_help():
     fields = [Field("regions[0].countries", "Countries", "lines", help="Two-letter codes, like US."), LANES]
-    document = {"nodes": [{"lanes": [{}]}]}
     errors = {"regions[0].countries[1]": "String should match pattern '^[A-Z]{2}$' (got 'USA')",
               "nodes[0].lanes[0].region": "undefined", "planning.hub": "node 'x' is not defined"}
-    assert placed(errors, fields, document) == {
+    assert placed(errors, fields) == {
         "regions[0].countries": "not in the expected form: Two-letter codes, like US.",
         "nodes[0].lanes[0].region": "undefined", "planning.hub": "node 'x' is not defined"}
 
@@ -247,20 +245,14 @@ def test_adding_a_node_with_a_lane_saves_it(signed_in, container, store):
     assert shop.shopify_locations["garage"] == "gid://shopify/Location/777"
 
 
-def test_a_lane_row_is_added_and_removed_without_saving(signed_in, container, store):
-    _, version = _doc(container, store)
-    page = _text(post_form(signed_in, "/settings/nodes/new", NEW_NODE, button=("add:nodes[5].lanes", "1")))
-    assert 'name="nodes[5].lanes[1].region"' in page and "Nothing was saved" not in page
+def test_a_lane_row_is_added_and_another_removed_in_one_save(signed_in, container, store):
+    assert post_form(signed_in, "/settings/nodes/new", NEW_NODE).status_code == 302
+    page = _text(signed_in.get("/settings/nodes/garage/edit"))
+    assert 'name="nodes[5].lanes[1].region"' in page  # the empty row that adds a lane
     assert re.search(r'name="nodes\[5\]\.lanes\[0\]\.cost_per_order" value="5.25"', page)
-    assert _doc(container, store)[1] == version
-    data = [(k, v) for k, v in form_data(page) if not k.startswith(("rows:", "nodes[5].lanes[1]"))] + [
-        ("rows:nodes[5].lanes", "2"), ("nodes[5].lanes[1].region", "us-northeast"),
-        ("nodes[5].lanes[1].transit_days", "2"), ("nodes[5].lanes[1].cost_per_order", "7"),
-        ("remove:nodes[5].lanes", "0")]
-    page = _text(signed_in.post("/settings/nodes/new", data=MultiDict(data)))
-    assert 'name="nodes[5].lanes[1].region"' not in page
-    assert re.search(r'<option value="us-northeast" selected>', page)
-    response = signed_in.post("/settings/nodes/new", data=MultiDict(form_data(page) + [("save", "1")]))
+    response = post_form(signed_in, "/settings/nodes/garage/edit", {
+        "nodes[5].lanes[1].region": "us-northeast", "nodes[5].lanes[1].transit_days": "2",
+        "nodes[5].lanes[1].cost_per_order": "7", "remove:nodes[5].lanes[0]": "on"})
     assert response.status_code == 302
     assert _node(_doc(container, store)[0], "garage")["lanes"] == [
         {"region": "us-northeast", "transit_days": 2, "cost_per_order": 7.0}]
@@ -537,3 +529,14 @@ def test_each_kind_of_input_carries_its_error_as_separate_attributes(signed_in, 
     assert attributes.get("aria-invalid") == "true", attributes
     assert attributes.get("aria-describedby") == f"{element_id}-error", attributes
     assert not any(name.startswith(("required", "step", "checked")) and len(name) > 8 for name in attributes)
+
+
+def test_a_problem_in_a_lane_after_a_removed_one_lands_beside_that_lane(signed_in, container, store):
+    _, version = _doc(container, store)
+    assert len(_node(_doc(container, store)[0], "central")["lanes"]) >= 2
+    page = _text(post_form(signed_in, "/settings/nodes/central/edit", {
+        "remove:nodes[0].lanes[0]": "on", "nodes[0].lanes[1].transit_days": "99"}))  # saved as lanes[0]
+    assert "less than or equal to 60" in (_error(page, "nodes[0].lanes[1].transit_days") or ""), page
+    assert _error(page, "nodes[0].lanes[0].transit_days") is None
+    assert re.search(r'name="remove:nodes\[0\]\.lanes\[0\]" checked', page)  # the removal is still asked for
+    assert _doc(container, store)[1] == version

@@ -7,22 +7,34 @@ import pytest
 
 from connector.config import file_shops
 from connector.web.pages import JSON_PREFIXES
-from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
+from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, with_shopify_app
 from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, csrf_token, sign_in
 
 # Reachable without signing in: the login itself, links, sign-out, and the static files;
 # connecting a WooCommerce store (its creator has no account yet: the connection makes it),
 # the keys' callback (WooCommerce's server, proven by the one-time user_id) and the page
-# the creator returns to (shows the outcome only to the browser that started it).
+# the creator returns to (shows the outcome only to the browser that started it); the
+# Shopify app's bounce page (App Bridge only) and the authorization-code grant.
 PUBLIC = {"static", "auth.login", "auth.login_link", "auth.logout",
-          "woocommerce.connect", "woocommerce.callback", "woocommerce.connected"}
+          "woocommerce.connect", "woocommerce.callback", "woocommerce.connected",
+          "shopify_app.bounce", "shopify_app.install", "shopify_app.callback"}
 # POSTed by another server, not by a form of ours: no CSRF token to carry.
 CSRF_EXEMPT = {"woocommerce.callback"}
+# Opened only inside the Shopify admin: without a session token, to the bounce page
+# (tests/integration/test_shopify_app.py checks the token itself).
+EMBEDDED_ONLY = {"shopify_app.home"}
 # For each URL argument of a page route: a value that exists in the WooCommerce shop
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
-FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet"}
+# (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
+# shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
+FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css"}
+       "filename": "app.css", "transfer_id": 1, "rule": 0}
+
+
+@pytest.fixture
+def config_dict(config_dict):
+    return with_shopify_app(config_dict)  # the Shopify app's pages are served
 
 
 def page_rules(app):
@@ -43,11 +55,16 @@ def _url(app, rule, values):
 
 
 @pytest.fixture
-def users(container):
+def users(container, store, clock):
     add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
     add_user(container, WOO_USER, WOO_SHOP)
     add_provider(container, SHOPIFY_SHOP, OWN["provider_id"], {"type": "csv", "path": "popup.csv"})
     add_provider(container, WOO_SHOP, FOREIGN["provider_id"], {"type": "csv", "path": "garage.csv"})
+    with store.write():  # a transfer in each shop: OWN["transfer_id"], then FOREIGN["transfer_id"]
+        for shop_id, sku, from_node, to_node in ((SHOPIFY_SHOP, "CANDLE-FIG", "central", "ne-micro"),
+                                                 (WOO_SHOP, "TERRARIUM-S", "uk-hub", "garage")):
+            store.add_transfer(shop_id, sku=sku, from_node=from_node, to_node=to_node, units=3, unit_cost=0.5,
+                               lead_days=2, status="proposed", emergency=False, approval_reason="test", now=clock())
 
 
 def test_there_are_page_routes_to_check(app):
@@ -67,7 +84,8 @@ def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users
             data = {"csrf_token": token} if method != "GET" else None
             response = client.open(url, method=method, data=data)
             assert response.status_code == 302, (method, url, response.status_code)
-            assert response.headers["Location"].startswith("/login?next="), (method, url)
+            login = "/shopify/bounce?" if rule.endpoint in EMBEDDED_ONLY else "/login?next="
+            assert response.headers["Location"].startswith(login), (method, url)
             checked += 1
     assert checked >= 2
 
@@ -89,6 +107,8 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings, containe
     shops = file_shops(settings)
     assert FOREIGN["node_id"] in shops[WOO_SHOP].network.nodes  # exists, only elsewhere
     assert FOREIGN["node_id"] not in shops[SHOPIFY_SHOP].network.nodes
+    assert [t["id"] for t in store.transfers(WOO_SHOP)] == [FOREIGN["transfer_id"]]
+    assert [t["id"] for t in store.transfers(SHOPIFY_SHOP)] == [OWN["transfer_id"]]
     client = app.test_client()
     sign_in(client, SHOPIFY_USER)
     token = csrf_token(client, "/settings/store")
@@ -108,6 +128,9 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings, containe
                                        data={"csrf_token": token, "version": version, "status": "paused",
                                              "reason": "probe"})
                 assert response.status_code == 404, (method, rule.rule)
+        if rule.endpoint in EMBEDDED_ONLY:  # a signed-in user is no session token: only the bounce
+            assert client.get(_url(app, rule, OWN)).headers["Location"].startswith("/shopify/bounce?"), rule.rule
+            continue
         if "GET" not in rule.methods:
             continue
         # Asking for the other shop by name changes nothing: the shop is the user's.

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from connector.bootstrap import build
-from connector.config import settings_from_dict
+from connector.config import ConfigError, settings_from_dict
 from connector.web import create_app
 from tests.conftest import fixture_json, initialised, woo_body, woo_headers
 from tests.integration.test_woocommerce_connect import API, KEYS, STORE, Store, public
@@ -308,15 +308,23 @@ def test_a_store_connected_already_is_refused(app, container, store, shop_store)
     assert 'id="store_url-error"' in text and "connected already" in text
 
 
-@pytest.mark.parametrize("public_url", [None, "http://connector.example.com"])
-def test_without_an_https_public_url_the_page_says_it_cannot_connect(config_dict, clock, public_url):
+def test_without_a_public_url_the_page_says_it_cannot_connect(config_dict, clock):
     config = copy.deepcopy(config_dict)
-    config["web"]["public_url"] = public_url
+    config["web"].pop("public_url", None)
     container = initialised(build(settings_from_dict(config), clock=clock), clock)
     client = create_app(container, start_worker=False).test_client()
     response = client.get("/woocommerce/connect")
     assert response.status_code == 503
     assert "[web] public_url" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("public_url", ["http://connector.example.com", "connector.example.com",
+                                        "https://connector.example.com/path"])
+def test_a_public_url_that_is_not_an_https_origin_is_a_config_error(config_dict, public_url):
+    config = copy.deepcopy(config_dict)
+    config["web"]["public_url"] = public_url
+    with pytest.raises(ConfigError, match=r"web\.public_url"):
+        settings_from_dict(config)
 
 
 def test_a_callback_while_no_public_url_is_set_is_refused_and_spends_nothing(config_dict, clock):
