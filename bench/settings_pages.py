@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(container, start_worker=False)
         client = app.test_client()
         sign_in(client)
-        urls, skipped = settings_get_urls(app, {name: ids[0] for name, ids in url_arguments(document).items()})
+        urls, skipped = settings_get_urls(app, {name: ids[0] for name, ids in url_arguments(document).items() if ids})
 
         ok = True
         print(f"\n{'render (GET), ms':<60} {'p50':>8} {'p95':>8} {'max':>8} {'cpu p95':>8}  n={args.requests}")

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
 MODES = ("normal", "peak", "disruption")
 PROVIDER_SECRET_KEYS = ("token", "refresh_token", "client_secret")
@@ -172,9 +173,28 @@ def _check_provider(shop_id: str, provider_id: str, provider: Mapping[str, Any],
                                                      "either (map each to its own SKU)")
             continue
         by_ours[ours] = provider_sku
-    url = provider.get("url")
-    if url and not re.match(r"^https?://", url):
-        fail(f"providers.{provider_id}.url", f"must be an http(s) URL, got {url!r}")
+    # Credentials travel with every request: over plain http anyone on the path reads them.
+    # A 3PL simulated on this machine (tests, the sandbox) may use http on a loopback host.
+    for key in ("base_url", "url"):
+        url = provider.get(key)
+        if url and not _https_or_loopback(url):
+            shown = f", got {url!r}" if key == "base_url" else ""  # a feed URL may carry a token: never shown
+            fail(f"providers.{provider_id}.{key}", f"must be an https:// address (http:// only for "
+                                                   f"127.0.0.1 or localhost){shown}")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _https_or_loopback(url: str) -> bool:
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:  # e.g. a broken [IPv6] host
+        return False
+    if not host:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
 
 
 def _check_node_sources(doc: Mapping[str, Any], providers: Mapping[str, Mapping], regions: set[str], fail) -> None:

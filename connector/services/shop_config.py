@@ -320,8 +320,11 @@ class ShopConfiguration:
             routing.setdefault("modes", {}).setdefault(mode, {})["restrict"] = restrict
         return self.update(store, shop_id, document, version, actor)
 
-    def set_node_status(self, store: Store, shop_id: str, node_id: str, status: str, reason: str, actor: str) -> int:
+    def set_node_status(self, store: Store, shop_id: str, node_id: str, status: str, reason: str, actor: str,
+                        expected_version: int | None = None) -> int:
+        """``expected_version`` (a page's form): refused as stale when someone saved since."""
         document, version = self.document(store, shop_id)
+        version = version if expected_version is None else expected_version
         nodes = [n for n in document.get("nodes", []) if isinstance(n, dict) and n.get("id") == node_id]
         if not nodes:
             raise InvalidShop(shop_id, [Problem("nodes", f"node {node_id!r} is not defined")])

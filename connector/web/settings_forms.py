@@ -6,7 +6,9 @@ caused them, and one mechanism serves every section:
 
 - ``load(shop_id)`` reads the document and its version (secrets read as "(unchanged)");
 - ``apply_form(document, form, fields)`` writes the posted values into a copy, typed per
-  field, collecting what cannot even be read ("must be a whole number");
+  field, collecting what cannot even be read ("must be a whole number"); a list of tables
+  among the fields is a ``Rows`` (each stored row with a "remove" box, one empty row that
+  adds an item when filled: one save does it all, no script, every control a keyboard's);
 - ``save(shop_id, document, expected_version, actor)`` saves through the shop
   configuration service: validated there as on every other way in, refused whole when
   anything is wrong, refused when someone saved since the form was loaded (a stale form
@@ -20,7 +22,9 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
@@ -28,7 +32,8 @@ from connector.config import InvalidShop
 from connector.shop_store import StaleVersion
 from connector.web import current_store
 
-_STEP = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
+# A key may start with a digit (ids like "3pl-east" are keys of ``providers``).
+_STEP = re.compile(r"([A-Za-z0-9_][\w-]*)|\[(\d+)\]")
 
 
 def path_steps(path: str) -> list[str | int]:
@@ -85,7 +90,7 @@ def set_path(document: dict, path: str, value: Any) -> None:
 class Field:
     """One input of a section. ``kind``: text, int, float, bool, choice, multi (a list of
     choices, one checkbox each), lines (one list item per line or comma), time (HH:MM),
-    datetime (a local ISO date-time, as the TOML takes)."""
+    datetime (a local date-time in the shop's zone, as the TOML takes)."""
 
     path: str
     label: str
@@ -118,38 +123,55 @@ class FormResult:
         return renamed
 
 
-def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field]) -> FormResult:
+def apply_form(document: Mapping, form: Mapping[str, str], fields: Iterable[Field | Rows]) -> FormResult:
+    """The posted ``fields`` written into a copy of ``document``; a ``Rows`` among them as
+    ``apply_rows`` does (its errors and typed text under the rows' indices as shown)."""
     result = FormResult(copy.deepcopy(dict(document)))
     for spec in fields:
-        if spec.kind == "bool":
-            set_path(result.document, spec.path, spec.path in form)
-            continue
-        if spec.kind == "multi":
-            picked = [v for v in (form.getlist(spec.path) if hasattr(form, "getlist") else
-                                  [form.get(spec.path)]) if v]
-            result.raw[spec.path] = ",".join(picked)
-            if any(v not in {value for value, _ in spec.choices} for v in picked):
-                result.errors[spec.path] = "pick among the choices"
-            else:
-                set_path(result.document, spec.path, picked or None)
-            continue
-        text = (form.get(spec.path) or "").strip()
-        result.raw[spec.path] = "" if spec.secret else text
-        if spec.secret:
-            if text:
-                set_path(result.document, spec.path, text)
-            continue  # nothing typed: the stored secret stays ("(unchanged)" in the document)
-        if text == "":
-            if spec.optional:
-                set_path(result.document, spec.path, None)
-            else:
-                result.errors[spec.path] = "required"
-            continue
-        try:
-            set_path(result.document, spec.path, _typed(spec, text))
-        except ValueError as exc:
-            result.errors[spec.path] = str(exc)
+        if isinstance(spec, Rows):
+            part = apply_rows(result.document, form, spec)
+            result.document = part.document
+            result.errors.update(part.errors)
+            result.raw.update(part.raw)
+            result.shown_as.update(part.shown_as)
+        else:
+            _apply_field(result, form, spec)
     return result
+
+
+def _apply_field(result: FormResult, form: Mapping[str, str], spec: Field) -> None:
+    if spec.kind == "bool":
+        set_path(result.document, spec.path, spec.path in form)
+        result.raw[spec.path] = "on" if spec.path in form else ""
+        return
+    if spec.kind == "multi":
+        offered = [value for value, _ in spec.choices]
+        picked = [v for v in (form.getlist(spec.path) if hasattr(form, "getlist") else [form.get(spec.path)]) if v]
+        if set(picked) - set(offered):
+            result.errors[spec.path] = "pick among the choices"
+            return
+        # Those already chosen keep their order (backups are tried in it), new ones follow.
+        before = [v for v in (get_path(result.document, spec.path) or []) if v in picked]
+        ticked = before + [v for v in offered if v in picked and v not in before]
+        result.raw[spec.path] = ",".join(ticked)
+        set_path(result.document, spec.path, ticked or None)  # none ticked: the key goes (its default, [])
+        return
+    text = (form.get(spec.path) or "").strip()
+    result.raw[spec.path] = "" if spec.secret else text
+    if spec.secret:
+        if text:
+            set_path(result.document, spec.path, text)
+        return  # nothing typed: the stored secret stays ("(unchanged)" in the document)
+    if text == "":
+        if spec.optional:
+            set_path(result.document, spec.path, None)
+        else:
+            result.errors[spec.path] = "required"
+        return
+    try:
+        set_path(result.document, spec.path, _typed(spec, text))
+    except ValueError as exc:
+        result.errors[spec.path] = str(exc)
 
 
 def _typed(spec: Field, text: str) -> Any:
@@ -168,6 +190,15 @@ def _typed(spec: Field, text: str) -> Any:
         return text
     if spec.kind == "lines":
         return [item.strip() for item in re.split(r"[\n,]", text) if item.strip()]
+    if spec.kind == "time" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+        raise ValueError("must be a time of day like 14:30")
+    if spec.kind == "datetime":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("must be a date and time like 2026-11-27 09:00") from None
+        # As typed (a datetime-local input sends minutes), with a "T" between date and time.
+        return moment.isoformat(timespec="minutes" if not (moment.second or moment.microsecond) else "auto")
     return text
 
 
@@ -241,6 +272,8 @@ def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = 
     value = get_path(document, spec.path)
     if value is None:
         return ""
+    if spec.kind == "datetime":
+        return _local_input(value, document.get("timezone") or "UTC")
     if spec.kind in ("lines", "multi"):
         return ("," if spec.kind == "multi" else ", ").join(str(v) for v in value)
     if isinstance(value, bool):
@@ -248,11 +281,51 @@ def field_value(document: Mapping, spec: Field, raw: Mapping[str, str] | None = 
     return str(value)
 
 
-def unplaced(errors: Mapping[str, str], fields: Iterable[Field]) -> list[tuple[str, str]]:
+def _local_input(value: Any, timezone: str) -> str:
+    """A stored date-time as a datetime-local input shows it: in the shop's zone, to the minute."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(ZoneInfo(timezone))
+    except (ValueError, KeyError):
+        return str(value)
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def placed(errors: Mapping[str, str], fields: Iterable[Field | Rows]) -> dict[str, str]:
+    """``errors`` re-keyed so each lands on a field the form shows: a problem inside a value
+    (``regions[0].countries[1]``, ``nodes[0].shipping_methods.x``) goes to the nearest field
+    above it; one that no field holds keeps its path (listed at the top of the form). A format
+    message from the shape check becomes the field's own help, which says what is expected."""
+    specs: dict[str, Field] = {}
+    for spec in fields:
+        if isinstance(spec, Rows):
+            specs[spec.path] = Field(spec.path, spec.path)  # a problem with the list as a whole
+            specs.update((row.path, row) for row in spec.fields())
+        else:
+            specs[spec.path] = spec
+    out: dict[str, str] = {}
+    for path, message in errors.items():
+        target = path
+        while target not in specs and re.search(r"(\.[^.\[]+|\[\d+\])$", target):
+            target = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", target)
+        if target not in specs:
+            target = path
+        elif message.startswith("String should match pattern") and specs[target].help:
+            message = f"not in the expected form: {specs[target].help}"
+        out[target] = f"{out[target]}; {message}" if target in out and message not in out[target] else message
+    return out
+
+
+def unplaced(errors: Mapping[str, str], fields: Iterable[Field | Rows]) -> list[tuple[str, str]]:
     """Problems no field of the form shows (about another part of the document, or the
-    section as a whole): listed at the top of the form so none is hidden."""
+    section as a whole): listed at the top of the form so none is hidden. A list edited as
+    rows shows its own problems and its rows' above them."""
+    fields = list(fields)
     shown = {spec.path for spec in fields}
-    return [(path, message) for path, message in errors.items() if path not in shown]
+    rows = [spec.path for spec in fields if isinstance(spec, Rows)]
+    return [(path, message) for path, message in errors.items()
+            if path not in shown and not any(path.startswith(f"{prefix}[") for prefix in rows)]
 
 
 @dataclass(frozen=True)
@@ -270,6 +343,13 @@ class Rows:
 
     def fields(self) -> list[Field]:
         return [spec for index in range(self.count + 1) for spec in self.row(index)]
+
+    def shown(self, index: int) -> list[Field]:
+        """The inputs the page shows for row ``index``: the empty row's may all stay empty
+        (a list starts at "—"), so leaving it alone adds nothing; typed into, it is checked
+        as any row (``apply_rows`` reads it with ``row``)."""
+        specs = self.row(index)
+        return [replace(spec, optional=True) for spec in specs] if index == self.count else specs
 
     def remove_name(self, index: int) -> str:
         return f"remove:{self.path}[{index}]"

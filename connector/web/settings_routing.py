@@ -213,7 +213,7 @@ def routing(shop_id: str):
     elif posted == "restrict":
         mode = _posted_mode(request.form.get("mode"))
         rows = _restrict_rows(document, mode)
-        result = forms.apply_rows(document, request.form, rows)
+        result = forms.apply_form(document, request.form, [rows])
         errors, raw = result.errors, result.raw
         if not errors:
             outcome = forms.save(shop_id, result.document, request.form.get("version"), _actor())
@@ -323,14 +323,8 @@ def planning(shop_id: str):
     raw: dict[str, str] = {}
     stale = None
     if request.method == "POST":
-        result = forms.apply_form(document, request.form, PLANNING_FIELDS + REBALANCE_FIELDS)
+        result = forms.apply_form(document, request.form, PLANNING_FIELDS + REBALANCE_FIELDS + rows)
         errors, raw = result.errors, result.raw
-        for each in rows:
-            part = forms.apply_rows(result.document, request.form, each)
-            result.document = part.document
-            errors.update(part.errors)
-            raw.update(part.raw)
-            result.shown_as.update(part.shown_as)
         if not errors:
             outcome = forms.save(shop_id, result.document, request.form.get("version"), _actor())
             if outcome.saved:

@@ -1,4 +1,4 @@
-"""The "Connect your WooCommerce store" page in Chromium (fixtures from test_browser):
+"""The "Connect your WooCommerce store" page in Chromium (fixtures from tests/e2e/conftest.py):
 each problem beside its field, then a valid form sending the browser to the store's
 wc-auth grant screen (answered here by page.route: the store is never contacted); at
 laptop and phone widths, with screenshots."""
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from tests.e2e.conftest import LAPTOP, PHONE, PUBLIC_URL, shot
+from tests.e2e.conftest import LAPTOP, PHONE, PUBLIC_URL, shot  # browser, server, page: fixtures of conftest
 from tests.web import PASSWORD
 
 STORE_GRANT = "https://shop.example.com/wc-auth/v1/authorize"

@@ -12,9 +12,10 @@ import pytest
 from flask import url_for
 
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
-from tests.web import SHOPIFY_USER, WOO_USER, add_user, sign_in, url_arguments
+from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, sign_in, url_arguments
 
 USERS = {SHOPIFY_SHOP: SHOPIFY_USER, WOO_SHOP: WOO_USER}
+TRANSFERS = {SHOPIFY_SHOP: ("CANDLE-FIG", "central", "ne-micro"), WOO_SHOP: ("TERRARIUM-S", "uk-hub", "garage")}
 # Text a page shows only when an object reached the template instead of its value.
 PYTHON_INTERNALS = [
     re.compile(r"Traceback \(most recent call last\)"),
@@ -87,12 +88,18 @@ def settings_urls(app, values: dict[str, list[str]]) -> list[str]:
 
 
 @pytest.mark.parametrize("shop_id", [SHOPIFY_SHOP, WOO_SHOP])
-def test_every_settings_page_answers_plainly_with_labelled_fields(app, container, store, shop_id):
+def test_every_settings_page_answers_plainly_with_labelled_fields(app, container, store, clock, shop_id):
     add_user(container, USERS[shop_id], shop_id)
+    add_provider(container, shop_id, "counts-sheet", {"type": "csv", "path": "counts.csv"})  # its pages too
+    sku, from_node, to_node = TRANSFERS[shop_id]
+    with store.write():  # a transfer awaiting a decision, for its page too
+        store.add_transfer(shop_id, sku=sku, from_node=from_node, to_node=to_node, units=3, unit_cost=0.5,
+                           lead_days=2, status="proposed", emergency=False, approval_reason="test", now=clock())
     client = app.test_client()
     assert sign_in(client, USERS[shop_id]).status_code == 302
     document, _ = container.shop_config.document(store, shop_id)
-    urls = settings_urls(app, url_arguments(document))
+    values = url_arguments(document) | {"transfer_id": [str(t["id"]) for t in store.transfers(shop_id)]}
+    urls = settings_urls(app, values)
     assert "/settings/" in urls and any(u.startswith("/settings/nodes/") for u in urls)  # the walk found pages
     for url in urls:
         response = client.get(url)

@@ -8,7 +8,7 @@ import pytest
 from connector.config import file_shops
 from connector.web.pages import JSON_PREFIXES
 from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, with_shopify_app
-from tests.web import SHOPIFY_USER, WOO_USER, add_user, csrf_token, sign_in
+from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, csrf_token, sign_in
 
 # Reachable without signing in: the login itself, links, sign-out, and the static files;
 # connecting a WooCommerce store (its creator has no account yet: the connection makes it),
@@ -27,8 +27,9 @@ EMBEDDED_ONLY = {"shopify_app.home"}
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-FOREIGN = {"node_id": "uk-hub", "transfer_id": 2, "rule": 3}
-OWN = {"node_id": "central", "token": "not-a-token", "filename": "app.css", "transfer_id": 1, "rule": 0}
+FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3}
+OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
+       "filename": "app.css", "transfer_id": 1, "rule": 0}
 
 
 @pytest.fixture
@@ -57,6 +58,8 @@ def _url(app, rule, values):
 def users(container, store, clock):
     add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
     add_user(container, WOO_USER, WOO_SHOP)
+    add_provider(container, SHOPIFY_SHOP, OWN["provider_id"], {"type": "csv", "path": "popup.csv"})
+    add_provider(container, WOO_SHOP, FOREIGN["provider_id"], {"type": "csv", "path": "garage.csv"})
     with store.write():  # a transfer in each shop: OWN["transfer_id"], then FOREIGN["transfer_id"]
         for shop_id, sku, from_node, to_node in ((SHOPIFY_SHOP, "CANDLE-FIG", "central", "ne-micro"),
                                                  (WOO_SHOP, "TERRARIUM-S", "uk-hub", "garage")):
@@ -100,7 +103,7 @@ def test_every_form_posted_without_its_csrf_token_is_refused(app, users):
     assert client.get("/settings/").status_code == 200  # still signed in: the logout was refused too
 
 
-def test_a_user_never_reaches_another_shops_pages(app, users, settings, store):
+def test_a_user_never_reaches_another_shops_pages(app, users, settings, container, store):
     shops = file_shops(settings)
     assert FOREIGN["node_id"] in shops[WOO_SHOP].network.nodes  # exists, only elsewhere
     assert FOREIGN["node_id"] not in shops[SHOPIFY_SHOP].network.nodes
@@ -108,16 +111,27 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings, store):
     assert [t["id"] for t in store.transfers(SHOPIFY_SHOP)] == [OWN["transfer_id"]]
     client = app.test_client()
     sign_in(client, SHOPIFY_USER)
+    token = csrf_token(client, "/settings/store")
+    woo_before = container.shop_config.document(store, WOO_SHOP)
     checked = 0
     for rule in page_rules(app):
         if rule.endpoint in PUBLIC:
             continue
-        if rule.arguments:
+        if rule.arguments and "GET" in rule.methods:
             assert client.get(_url(app, rule, OWN)).status_code == 200, rule.rule
             response = client.get(_url(app, rule, FOREIGN))
             assert response.status_code == 404, rule.rule
+        if rule.arguments:  # nor changes them: every form posted about another shop's item is a 404
+            version = str(container.shop_config.document(store, SHOPIFY_SHOP)[1])
+            for method in set(_methods(rule)) - {"GET"}:
+                response = client.open(_url(app, rule, FOREIGN), method=method,
+                                       data={"csrf_token": token, "version": version, "status": "paused",
+                                             "reason": "probe"})
+                assert response.status_code == 404, (method, rule.rule)
         if rule.endpoint in EMBEDDED_ONLY:  # a signed-in user is no session token: only the bounce
             assert client.get(_url(app, rule, OWN)).headers["Location"].startswith("/shopify/bounce?"), rule.rule
+            continue
+        if "GET" not in rule.methods:
             continue
         # Asking for the other shop by name changes nothing: the shop is the user's.
         text = client.get(_url(app, rule, OWN), query_string={"shop": WOO_SHOP, "shop_id": WOO_SHOP}).get_data(
@@ -125,3 +139,4 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings, store):
         assert WOO_SHOP not in text and FOREIGN["node_id"] not in text, rule.rule
         checked += 1
     assert checked >= 2
+    assert container.shop_config.document(store, WOO_SHOP) == woo_before  # the other shop is as it was

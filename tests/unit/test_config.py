@@ -687,6 +687,35 @@ def test_the_domain_check_returns_every_problem_on_plain_data(config_dict):
     }
 
 
+_ACCOUNTS = {"shipbob": {"type": "shipbob", "token": "pat", "channel_id": "1"},
+             "shipmonk": {"type": "shipmonk", "token": "key", "store_id": 48213},
+             "shiphero": {"type": "shiphero", "refresh_token": "r"},
+             "extensiv": {**_EXTENSIV, "carrier": "UPS"}}
+
+
+@pytest.mark.parametrize("kind", sorted(_ACCOUNTS))
+@pytest.mark.parametrize("base_url, allowed", [
+    ("https://sandbox-api.example.com", True), ("http://127.0.0.1:8080", True), ("http://localhost:9", True),
+    ("http://sandbox-api.example.com", False), ("http://127.0.0.1.evil.example", False),
+    ("ftp://api.example.com", False), ("sandbox-api.example.com", False),
+])
+def test_a_provider_base_url_must_be_https_outside_a_local_test_3pl(config_dict, kind, base_url, allowed):
+    """Credentials go with every request: plain http only to a 3PL simulated on this machine."""
+    _with_provider(config_dict, {**_ACCOUNTS[kind], "base_url": base_url})
+    if allowed:
+        assert file_shops(settings_from_dict(config_dict))[S].providers["acct"].base_url == base_url
+    else:
+        message = config_error(config_dict)
+        assert f"shops.{S}.providers.acct.base_url: must be an https:// address" in message, message
+
+
+def test_a_csv_feed_url_over_plain_http_is_refused_without_showing_it(config_dict):
+    feed = "http://sheets.example/feed.csv?token=s3cr3t-feed-token"
+    _with_provider(config_dict, {"type": "csv", "url": feed}, forward=False)
+    message = config_error(config_dict)
+    assert f"shops.{S}.providers.acct.url: must be an https:// address" in message and "s3cr3t" not in message
+
+
 def test_a_just_connected_store_without_nodes_and_with_a_catch_all_region_is_valid():
     """What connecting a WooCommerce store saves (store_connections.starter_document):
     no nodes yet, one default region matching every address."""
