@@ -201,7 +201,8 @@ def post_forms(page_url: str, html: str) -> list[dict]:
     out = []
     for form in parser.forms:
         action = urlsplit(urljoin("http://bench" + page_url, form["action"]))
-        if action.path.startswith("/settings"):
+        # Not timed: a removal changes the shop under measurement, a connection test calls the 3PL.
+        if action.path.startswith("/settings") and not action.path.endswith(("/remove", "/test")):
             fields = form["fields"] + ([form["submit"]] if form["submit"] else [])
             out.append({"page": page_url, "action": action.path + (f"?{action.query}" if action.query else ""),
                         "fields": fields})
