@@ -3,6 +3,8 @@ routing treats it, and the sections that edit the shop's configuration (each thr
 ``settings_forms``: one document, saved whole, validated, versioned, audited)."""
 from __future__ import annotations
 
+import json
+
 from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -28,7 +30,26 @@ def _form_helpers():
 @login_required
 def status(shop_id: str):
     shop, views = _shop_nodes(shop_id)
-    return render_template("settings/status.html", shop=shop, nodes=views)
+    store = current_store()
+    poll = store.order_poll(shop_id) if shop.platform == "woocommerce" else None
+    return render_template("settings/status.html", shop=shop, nodes=views, providers=_provider_health(shop, views),
+                           webhook_problems=json.loads((poll or {}).get("webhook_problems") or "[]"),
+                           webhooks_checked=(poll or {}).get("last_ok_at") or None,
+                           reconcile_error=(poll or {}).get("last_error"),
+                           failed_deliveries=len(store.failed_webhooks(shop_id)))
+
+
+def _provider_health(shop, views) -> list[dict]:
+    """Each 3PL connection with the nodes it feeds, its newest good sync and, when its last
+    attempt failed, why: what the status page shows beside its Test connection button."""
+    health = []
+    for provider_id, provider in shop.providers.items():
+        fed = [view for view in views if shop.sources[view.node.id].provider == provider_id]
+        synced = [view.last_sync_ok for view in fed if view.last_sync_ok]
+        errors = [view.sync_error for view in fed if view.sync_error]
+        health.append({"id": provider_id, "type": provider.type, "nodes": [view.node for view in fed],
+                       "last_sync_ok": max(synced) if synced else None, "error": errors[0] if errors else None})
+    return health
 
 
 @bp.get("/nodes/<node_id>")
