@@ -34,7 +34,7 @@ ORDER_LEVEL = ""  # metric_days.node_id of the counters that belong to a whole o
 # The metric_days counters, as read by the metrics.
 COUNTERS = ("orders_decided", "orders_routed", "orders_with_exception", "exception_lines", "orders_shipped",
             "split_orders", "parts_routed", "shipped", "on_time", "in_full", "delivered", "delivery_days",
-            "first_attempt_known", "first_attempt_ok", "damaged", "lost", "returned", "cost", "cost_known",
+            "first_attempt_known", "first_attempt_ok", "damaged", "lost", "returned", "problems", "cost", "cost_known",
             "split_parts")
 
 _FACT_COLUMNS = ("shipped_at", "delivered_at", "carrier", "tracking_number", "tracking_url", "first_attempt_ok",

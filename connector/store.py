@@ -412,7 +412,7 @@ def _shipment_facts(db: sqlite_utils.Database) -> None:
     # Order-level counters sit on node_id '' (an order is counted once, whatever its nodes).
     counters = ("orders_decided", "orders_routed", "orders_with_exception", "exception_lines", "orders_shipped",
                 "split_orders", "parts_routed", "shipped", "on_time", "in_full", "delivered", "first_attempt_known",
-                "first_attempt_ok", "damaged", "lost", "returned", "cost_known", "split_parts")
+                "first_attempt_ok", "damaged", "lost", "returned", "problems", "cost_known", "split_parts")
     db["metric_days"].create(
         {"shop_id": str, "day": str, "node_id": str, "region_id": str, **{c: int for c in counters},
          "delivery_days": float, "cost": float},

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, time, timedelta, tzinfo
 
+from connector.domain.model import FulfillmentReported, Shipment
+
 SOURCES_PREFIXES = ("3pl:", "shopify", "woocommerce", "manual")
 
 
@@ -44,9 +46,10 @@ class ShipmentFact:
 def merge(earlier: ShipmentFact | None, later: ShipmentFact) -> ShipmentFact:
     """The part's fact after ``later`` arrives: every value ``later`` states replaces the
     earlier one, and what it leaves unsaid (None) keeps the earlier value — a later fact
-    never erases what was known. Two exceptions: the part shipped when its first parcel
-    left (the earliest ``shipped_at`` stays), and once damaged, lost or returned it stays
-    so. ``source`` is the last one heard from."""
+    never erases what was known. Three exceptions: the part shipped when its first parcel
+    left (the earliest ``shipped_at`` stays); once damaged, lost or returned it stays so;
+    and a failed first delivery attempt stays failed when a later attempt succeeds.
+    ``source`` is the last one heard from."""
     if earlier is None:
         return later
     changes = {}
@@ -58,9 +61,59 @@ def merge(earlier: ShipmentFact | None, later: ShipmentFact) -> ShipmentFact:
             changes[f.name] = min(old, new)
         elif f.name in ("damaged", "lost", "returned"):
             changes[f.name] = bool(old) or new
+        elif f.name == "first_attempt_ok" and old is False:
+            changes[f.name] = False
         else:
             changes[f.name] = new
     return replace(earlier, **changes)
+
+
+# ---------------------------------------------------------------- what each source says
+
+# Shopify's shipment_status values (FulfillmentEventStatus) that mean a delivery attempt failed.
+FAILED_ATTEMPT = frozenset({"attempted_delivery", "failure", "not_delivered"})
+# A fulfillment in these states never left (or was taken back): it says nothing about shipping.
+NOT_SHIPPED = frozenset({"cancelled", "error", "failure"})
+
+
+def fact_from_fulfillment(event: FulfillmentReported, in_full: bool | None) -> ShipmentFact | None:
+    """A Shopify fulfillment as a fact: a successful one shipped when it was created (a
+    pending or open one, at a fulfillment service, has not left yet); the carrier's
+    ``delivered`` is the delivery at its last update, and an attempted delivery or a
+    failure means the first attempt did not succeed. A cancelled or failed fulfillment
+    says nothing (None); one cancelled after it shipped leaves the ship time known."""
+    if event.status in NOT_SHIPPED:
+        return None
+    shipment = event.shipment_status
+    delivered = shipment == "delivered"
+    return ShipmentFact(
+        source="shopify",
+        shipped_at=event.created_at if event.status == "success" else None,
+        delivered_at=event.updated_at if delivered else None,
+        carrier=event.tracking_company,
+        tracking_number=", ".join(event.tracking_numbers) or None,
+        tracking_url=event.tracking_urls[0] if event.tracking_urls else None,
+        first_attempt_ok=False if shipment in FAILED_ATTEMPT else (True if delivered else None),
+        in_full=in_full,
+    )
+
+
+def fact_from_3pl(provider: str, shipment: Shipment) -> ShipmentFact:
+    """A 3PL's shipment as a fact: its ship and delivery times, carrier and tracking; a
+    status or exception that names a return, a loss or damage sets that flag. A 3PL ships
+    everything it was handed for the order, so a shipped part is in full."""
+    words = f"{shipment.status} {shipment.exception_detail or ''}".lower()
+    return ShipmentFact(
+        source=f"3pl:{provider}",
+        shipped_at=shipment.shipped_at,
+        delivered_at=shipment.delivered_at,
+        carrier=shipment.carrier,
+        tracking_number=shipment.tracking_number,
+        returned=True if "return" in words else None,
+        lost=True if "lost" in words else None,
+        damaged=True if "damage" in words else None,
+        in_full=True if shipment.shipped_at is not None else None,
+    )
 
 
 # ---------------------------------------------------------------- definitions
@@ -111,11 +164,12 @@ class Contribution:
     damaged: int = 0
     lost: int = 0
     returned: int = 0
+    problems: int = 0  # damaged, lost or returned (counted once however many)
     cost: float = 0.0
     cost_known: int = 0
 
     COUNTERS = ("shipped", "on_time", "in_full", "delivered", "delivery_days", "first_attempt_known",
-                "first_attempt_ok", "damaged", "lost", "returned", "cost", "cost_known")
+                "first_attempt_ok", "damaged", "lost", "returned", "problems", "cost", "cost_known")
 
     def counters(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in self.COUNTERS}
@@ -143,6 +197,7 @@ def contribution(fact: ShipmentFact, *, placed_at: datetime, region_id: str | No
         damaged=int(bool(fact.damaged)),
         lost=int(bool(fact.lost)),
         returned=int(bool(fact.returned)),
+        problems=int(bool(fact.damaged or fact.lost or fact.returned)),
         cost=lane_cost if lane_cost is not None else 0.0,
         cost_known=int(lane_cost is not None),
     )

@@ -6,8 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from connector.domain.model import FulfillmentReported, Shipment
 from connector.domain.shipments import (
-    ShipmentFact, average, contribution, delivery_days, merge, rate, ship_due, shipped_on_time,
+    ShipmentFact, average, contribution, delivery_days, fact_from_3pl, fact_from_fulfillment, merge, rate, ship_due,
+    shipped_on_time,
 )
 
 NY = ZoneInfo("America/New_York")
@@ -25,9 +27,16 @@ def test_a_later_fact_never_erases_a_known_value():
 
 
 def test_a_stated_value_replaces_the_earlier_one():
-    merged = merge(ShipmentFact(source="manual", tracking_number="OLD", first_attempt_ok=False),
-                   ShipmentFact(source="manual", tracking_number="NEW", first_attempt_ok=True))
-    assert (merged.tracking_number, merged.first_attempt_ok) == ("NEW", True)
+    merged = merge(ShipmentFact(source="manual", tracking_number="OLD", carrier="UPS", in_full=False),
+                   ShipmentFact(source="manual", tracking_number="NEW", carrier="DHL", in_full=True))
+    assert (merged.tracking_number, merged.carrier, merged.in_full) == ("NEW", "DHL", True)
+
+
+def test_a_failed_first_attempt_stays_failed_when_a_later_one_succeeds():
+    merged = merge(ShipmentFact(source="shopify", first_attempt_ok=False),
+                   ShipmentFact(source="shopify", first_attempt_ok=True, delivered_at=PLACED + timedelta(days=3)))
+    assert merged.first_attempt_ok is False
+    assert merge(ShipmentFact(source="shopify"), ShipmentFact(source="shopify", first_attempt_ok=True)).first_attempt_ok
 
 
 def test_the_earliest_ship_time_stays_and_problems_stick():
@@ -105,3 +114,42 @@ def test_late_or_short_parts_are_not_otif_and_unknown_lanes_cost_nothing():
     made_short = contribution(short, placed_at=PLACED, region_id="nyc", cutoff=time(14), tz=NY, lane_cost=None)
     assert (made_late.on_time, made_late.in_full, made_late.cost_known) == (0, 0, 0)
     assert (made_short.on_time, made_short.in_full) == (1, 0)
+
+
+# ---------------------------------------------------------------- what each source says
+
+
+def fulfillment(**changes) -> FulfillmentReported:
+    base = dict(fulfillment_id="1", order_id="2", location_id="3", status="success", shipment_status=None,
+                created_at=PLACED + timedelta(hours=2), updated_at=PLACED + timedelta(days=2),
+                tracking_company="UPS", tracking_numbers=("1Z1", "1Z2"), tracking_urls=("https://u/1",))
+    return FulfillmentReported(**(base | changes))
+
+
+def test_a_successful_fulfillment_shipped_when_it_was_made():
+    fact = fact_from_fulfillment(fulfillment(), in_full=True)
+    assert fact.shipped_at == PLACED + timedelta(hours=2) and fact.delivered_at is None
+    assert (fact.carrier, fact.tracking_number, fact.tracking_url) == ("UPS", "1Z1, 1Z2", "https://u/1")
+    assert fact.first_attempt_ok is None and fact.in_full is True
+
+
+def test_delivered_and_failed_attempts_from_the_carriers_status():
+    delivered = fact_from_fulfillment(fulfillment(shipment_status="delivered"), in_full=None)
+    assert delivered.delivered_at == PLACED + timedelta(days=2) and delivered.first_attempt_ok is True
+    attempted = fact_from_fulfillment(fulfillment(shipment_status="attempted_delivery"), in_full=None)
+    assert attempted.delivered_at is None and attempted.first_attempt_ok is False
+
+
+def test_pending_fulfillments_have_not_left_and_cancelled_ones_say_nothing():
+    assert fact_from_fulfillment(fulfillment(status="pending"), in_full=None).shipped_at is None
+    assert fact_from_fulfillment(fulfillment(status="cancelled"), in_full=None) is None
+
+
+def test_a_3pl_shipment_names_returns_losses_and_damage_in_its_status():
+    shipped = Shipment("p1", "ref", "Completed", "1Z", "UPS", shipped_at=PLACED)
+    fact = fact_from_3pl("shipbob", shipped)
+    assert (fact.source, fact.carrier, fact.in_full, fact.returned) == ("3pl:shipbob", "UPS", True, None)
+    returned = fact_from_3pl("shipmonk", Shipment("p1", "ref", "ReturnedToSender", shipped_at=PLACED))
+    lost = fact_from_3pl("shiphero", Shipment("p1", "ref", "exception", exception=True,
+                                              exception_detail="Carrier reports parcel lost"))
+    assert returned.returned is True and lost.lost is True and lost.in_full is None
