@@ -88,7 +88,7 @@ def classify(*, sellable: int, position: int, weekly_demand: float, lead_time_da
 class Projection:
     node_id: str
     units: tuple[float, ...]  # projected sellable units at the end of day 0 (today), 1, 2, ...
-    runs_out_on: int | None   # the first day with nothing left, or None within the horizon
+    runs_out_on: int | None   # the first day that ends with nothing left (None: not within the horizon)
 
 
 def project_units(node_id: str, *, sellable: int, weekly_demand: float, arrivals: Mapping[int, int],
@@ -108,7 +108,7 @@ def project_units(node_id: str, *, sellable: int, weekly_demand: float, arrivals
     for day in range(1, days):
         level = max(0.0, level - daily) + arrivals.get(day, 0)
         units.append(round(level, 1))
-        if runs_out_on is None and daily > 0 and level - arrivals.get(day, 0) <= 0:
+        if runs_out_on is None and daily > 0 and level <= 0:
             runs_out_on = day
     return Projection(node_id, tuple(units), runs_out_on)
 

@@ -25,10 +25,13 @@ DASHES = ("", "7 4", "2 3", "10 3 2 3", "4 2 1 2 1 2")
 MARKERS = ("circle", "square", "triangle", "diamond", "triangle-down", "plus")
 PATTERNS = ("solid", "diagonal", "dots", "crosshatch", "horizontal", "vertical")
 
-FONT_SIZE = 13       # viewBox units: about 10 px on a 390 px phone, 13 px on a laptop
+# Drawn 400 units wide: on a 390 px phone (about 330 px inside a card) text of 13 units is
+# 11 px; on a laptop the chart is capped at 34rem (app.css), so it stays about 16 px.
+FONT_SIZE = 13
 CHAR_WIDTH = 7.2     # an average glyph at FONT_SIZE in a sans-serif face, to size margins
 LABEL_GAP = 15       # end labels closer than this are spread apart so none overlap
-MAX_LABEL_CHARS = 14
+MAX_LABEL_CHARS = 14  # an end label or axis label; the legend and the table carry the whole name
+MAX_BAR_LABEL_CHARS = 20
 MARKERS_PER_LINE = 8  # beyond this a line with a marker on every point turns into a smear
 MAX_SUMMARY_ITEMS = 6
 
@@ -152,7 +155,7 @@ def line_chart(series: Sequence[Series], *, title: str, y_label: str, summary: s
                unit: str = "", value_format: Callable[[float], str] | None = None,
                y_min: float | None = None, y_max: float | None = None,
                references: Sequence[tuple[float, str]] = (),
-               width: float = 480, height: float = 280) -> Chart:
+               width: float = 400, height: float = 300) -> Chart:
     """Several series over the same categories (days, weeks, ...), left to right in the order
     the categories first appear. The value axis includes 0 unless `y_min` says otherwise."""
     categories = _categories(series)
@@ -225,7 +228,7 @@ def line_chart(series: Sequence[Series], *, title: str, y_label: str, summary: s
 
 def bar_chart(series: Sequence[Series], *, title: str, y_label: str, summary: str | None = None,
               unit: str = "", value_format: Callable[[float], str] | None = None,
-              horizontal: bool = False, width: float = 480, height: float | None = None) -> Chart:
+              horizontal: bool = False, width: float = 400, height: float | None = None) -> Chart:
     """Bars per category, one bar per series side by side (grouped). Horizontal bars suit
     many categories or long names (nodes, regions): each name gets its own line, and the
     chart grows downwards instead of squeezing the labels."""
@@ -244,15 +247,17 @@ def bar_chart(series: Sequence[Series], *, title: str, y_label: str, summary: st
     if horizontal:
         bar = 16.0 if n == 1 else 12.0
         band = n * bar + 14
-        label_width = CHAR_WIDTH * min(max((len(c) for c in categories), default=0), MAX_LABEL_CHARS)
-        left = min(12 + label_width, width * 0.4)
+        label_chars = min(max((len(c) for c in categories), default=0), MAX_BAR_LABEL_CHARS,
+                          int((width * 0.4 - 12) // CHAR_WIDTH))
+        left = 12 + CHAR_WIDTH * label_chars
         right = width - (10 + CHAR_WIDTH * longest_value)
         top = 14.0
         bottom = top + band * max(1, len(categories))
         height = bottom + 34
         x_of = _scale(lo, hi, left, right)
         zero = x_of(min(max(0.0, lo), hi))
-        category_ticks = tuple(Tick(i, _truncate(c), top + band * i + band / 2) for i, c in enumerate(categories))
+        category_ticks = tuple(Tick(i, _truncate(c, label_chars), top + band * i + band / 2)
+                               for i, c in enumerate(categories))
         for s, style in zip(series, styles):
             for category, value in s.points:
                 if value is None:

@@ -183,7 +183,7 @@ def test_the_macro_draws_an_accessible_svg_with_a_table_of_values():
                        title="Projected units", y_label="Units")
     html = render(chart)
     svg = svg_of(html)
-    assert svg.get("role") == "img" and svg.get("width") == "100%" and svg.get("viewBox") == "0 0 480 280"
+    assert svg.get("role") == "img" and svg.get("width") == "100%" and svg.get("viewBox") == "0 0 400 300"
     assert svg.get("aria-labelledby") == f"{chart.id}-title {chart.id}-desc"
     assert svg.find("title").text == "Projected units"
     assert svg.find("desc").text == chart.summary
