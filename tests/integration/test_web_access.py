@@ -140,3 +140,13 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings, containe
         checked += 1
     assert checked >= 2
     assert container.shop_config.document(store, WOO_SHOP) == woo_before  # the other shop is as it was
+
+
+def test_the_metrics_page_is_walked_and_keeps_to_the_users_shop(app, users):
+    assert "metrics.index" in {rule.endpoint for rule in page_rules(app)}
+    client = app.test_client()
+    assert client.get("/metrics").headers["Location"].startswith("/login")
+    sign_in(client, SHOPIFY_USER)
+    text = client.get("/metrics", query_string={"node": FOREIGN["node_id"]}).get_data(as_text=True)
+    assert "That place is not one of this shop&#39;s" in text
+    assert FOREIGN["node_id"] not in text and "UK hub" not in text
