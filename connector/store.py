@@ -1336,6 +1336,9 @@ class Store:
                     f"WHERE shop_id = ? AND resource_id IN ({id_marks})",
                     (shop_id, *all_ids),
                 )
+                from connector.shipment_store import ShipmentStore  # builds on this module
+
+                ShipmentStore(self).forget_tracking(shop_id, all_ids)
         return len(ids)
 
     def delete_shop_data(self, shop_id: str, keep_inbox_id: int | None = None) -> dict[str, int]:
