@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, datetime, time
-from typing import Iterable, Sequence
+from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.chunks import chunked
@@ -256,18 +256,29 @@ class ShipmentStore:
 
     # ------------------------------------------------------------ reading the counters
 
-    def day_rows(self, shop_id: str, since: date, until: date, node_ids: Iterable[str] | None = None) -> list[dict]:
-        """metric_days rows of days ``since``..``until`` (inclusive): day, node_id, region_id
-        and the counters. With ``node_ids``, those nodes' rows and the order-level ones."""
+    # The columns the counters may be grouped by (names from the calling code, never from input).
+    GROUPINGS = frozenset({"node_id", "day", "region_id"})
+
+    def sums(self, shop_id: str, since: date, until: date, *, parts: bool, by: Sequence[str] = (),
+             node_id: str | None = None) -> list[dict]:
+        """The counters summed over days ``since``..``until`` (inclusive), grouped ``by``
+        some of node_id, day and region_id: ``parts`` the node rows (only ``node_id``'s
+        with it), else the order-level ones. One index range read of the period's rows."""
+        if not set(by) <= self.GROUPINGS:
+            raise ValueError(f"cannot group the counters by {sorted(set(by) - self.GROUPINGS)}")
         where, params = "shop_id = ? AND day >= ? AND day <= ?", [shop_id, since.isoformat(), until.isoformat()]
-        if node_ids is not None:
-            nodes = [ORDER_LEVEL, *node_ids]
-            where += f" AND node_id IN ({', '.join('?' * len(nodes))})"
-            params += nodes
-        cursor = self.conn.execute(f"SELECT day, node_id, region_id, {', '.join(COUNTERS)} FROM metric_days "
-                                   f"WHERE {where} ORDER BY day, node_id, region_id", params)
+        if not parts:
+            where, params = where + " AND node_id = ?", params + [ORDER_LEVEL]
+        elif node_id is not None:
+            where, params = where + " AND node_id = ?", params + [node_id]
+        else:
+            where, params = where + " AND node_id != ?", params + [ORDER_LEVEL]
+        columns = ", ".join([*by, *(f"SUM({c}) AS {c}" for c in COUNTERS)])
+        group = f" GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}" if by else ""
+        cursor = self.conn.execute(f"SELECT {columns} FROM metric_days WHERE {where}{group}", params)
         names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [{name: (value or 0) if name in COUNTERS else value for name, value in zip(names, row)}
+                for row in cursor.fetchall()]
 
     def stockouts(self, shop_id: str, since: date, until: date) -> list[dict]:
         """SKUs with lines no node had the stock for, most lines first."""

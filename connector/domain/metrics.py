@@ -9,7 +9,7 @@ figure (the page, the CLI's --explain and the README say the same).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from connector.domain.shipments import average, rate
 
@@ -61,16 +61,6 @@ class Figures:
     @property
     def not_shipped(self) -> int:
         return max(self.parts_routed - self.shipped, 0)
-
-
-def add_up(rows: Iterable[Mapping[str, float]], names: Iterable[str]) -> dict[str, float]:
-    """The counters ``names`` summed over ``rows`` (missing or None counts as 0)."""
-    names = tuple(names)
-    totals = dict.fromkeys(names, 0)
-    for row in rows:
-        for name in names:
-            totals[name] += row.get(name) or 0
-    return totals
 
 
 def shop_figures(parts: Mapping[str, float], orders: Mapping[str, float]) -> Figures:

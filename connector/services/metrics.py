@@ -8,13 +8,12 @@ whenever they ship.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from connector.config import ShopSettings
-from connector.domain.metrics import Figures, add_up, node_figures, shop_figures
-from connector.shipment_store import COUNTERS, ORDER_LEVEL, ShipmentStore
+from connector.domain.metrics import Figures, node_figures, shop_figures
+from connector.shipment_store import COUNTERS, ShipmentStore
 from connector.store import Store
 
 HEADLINE_DAYS = 7
@@ -74,60 +73,62 @@ def metrics(store: Store, shop: ShopSettings | str, *, since: date, until: date,
             now: datetime) -> MetricsReport:
     """The figures of orders placed from ``since`` to ``until`` (inclusive, shop's days),
     per node, region and day; with ``node_id`` only that node's parcels. ``now`` bounds
-    ``until`` to the shop's today."""
+    ``until`` to the shop's today. SQLite sums the counters (a few range reads of the
+    period's rows); Python only turns sums into figures."""
     if since > until:
         raise MetricsError(f"the period starts ({since}) after it ends ({until})")
     until = min(until, today(store, shop, now))
     shop_id = _shop_id(shop)
-    rows = ShipmentStore(store).day_rows(shop_id, since, until, None if node_id is None else [node_id])
-    parts_rows = [r for r in rows if r["node_id"] != ORDER_LEVEL]
-    order_rows = [r for r in rows if r["node_id"] == ORDER_LEVEL]
+    facts = ShipmentStore(store)
 
-    def figures(part_slice: list[dict], order_slice: list[dict]) -> Figures:
+    def parts(*by: str) -> list[dict]:
+        return facts.sums(shop_id, since, until, parts=True, by=by, node_id=node_id)
+
+    def orders(*by: str) -> dict:
+        """Order-level sums keyed by ``by``'s value (none with a node filter: a node has no orders of its own)."""
         if node_id is not None:
-            return node_figures(add_up(part_slice, COUNTERS))
-        return shop_figures(add_up(part_slice, COUNTERS), add_up(order_slice, COUNTERS))
+            return {}
+        return {tuple(row[b] for b in by): row for row in facts.sums(shop_id, since, until, parts=False, by=by)}
 
-    by_node, by_region, by_day = defaultdict(list), defaultdict(list), defaultdict(list)
-    orders_by_region, orders_by_day = defaultdict(list), defaultdict(list)
-    by_node_day: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for row in parts_rows:
-        by_node[row["node_id"]].append(row)
-        by_region[row["region_id"]].append(row)
-        by_day[row["day"]].append(row)
-        by_node_day[row["node_id"]][row["day"]].append(row)
-    for row in order_rows:
-        orders_by_region[row["region_id"]].append(row)
-        orders_by_day[row["day"]].append(row)
+    def figures(part_sums: dict | None, order_sums: dict | None) -> Figures:
+        if node_id is not None:
+            return node_figures(part_sums or {})
+        return shop_figures(part_sums or {}, order_sums or {})
+
     days = [(since + timedelta(days=i)).isoformat() for i in range((until - since).days + 1)] if since <= until else []
+    [total] = parts()
+    part_days = {row["day"]: row for row in parts("day")}
+    part_regions = {row["region_id"]: row for row in parts("region_id")}
+    order_days, order_regions = orders("day"), orders("region_id")
+    node_days: dict[str, dict[str, Figures]] = {}
+    for row in parts("node_id", "day"):
+        node_days.setdefault(row["node_id"], {})[row["day"]] = node_figures(row)
+    empty = node_figures({})
     return MetricsReport(
         shop_id=shop_id, since=since, until=until, node_id=node_id,
-        total=figures(parts_rows, order_rows),
-        nodes={n: node_figures(add_up(by_node[n], COUNTERS)) for n in sorted(by_node)},
-        regions={r: figures(by_region.get(r, []), orders_by_region.get(r, []))
-                 for r in sorted(set(by_region) | (set(orders_by_region) if node_id is None else set()))},
-        days={d: figures(by_day.get(d, []), orders_by_day.get(d, [])) for d in days},
-        node_days={n: {d: node_figures(add_up(by_node_day[n].get(d, []), COUNTERS)) for d in days}
-                   for n in sorted(by_node_day)},
-        stockouts=[] if node_id is not None else
-        [StockOut(**row) for row in ShipmentStore(store).stockouts(shop_id, since, until)],
+        total=figures(total, orders().get((), {})),
+        nodes={row["node_id"]: node_figures(row) for row in parts("node_id")},
+        regions={region: figures(part_regions.get(region), order_regions.get((region,)))
+                 for region in sorted(set(part_regions) | {key[0] for key in order_regions})},
+        days={day: figures(part_days.get(day), order_days.get((day,))) for day in days},
+        node_days={node: {day: by_day.get(day, empty) for day in days} for node, by_day in sorted(node_days.items())},
+        stockouts=[] if node_id is not None else [StockOut(**row) for row in facts.stockouts(shop_id, since, until)],
     )
 
 
 def headline(store: Store, shop: ShopSettings | str, now: datetime) -> Headline:
     """Orders routed today, the last 7 days' on-time and split rates and parcels shipped,
-    and the open exceptions: a read of 7 days × nodes × regions counter rows and one
+    and the open exceptions: sums over 7 days × nodes × regions counter rows and one
     count over the open exceptions' index."""
     shop_id = _shop_id(shop)
     until = today(store, shop_id, now)
+    since = until - timedelta(days=HEADLINE_DAYS - 1)
     facts = ShipmentStore(store)
-    rows = facts.day_rows(shop_id, until - timedelta(days=HEADLINE_DAYS - 1), until)
-    week = shop_figures(add_up([r for r in rows if r["node_id"] != ORDER_LEVEL], COUNTERS),
-                        add_up([r for r in rows if r["node_id"] == ORDER_LEVEL], COUNTERS))
-    routed_today = add_up([r for r in rows if r["node_id"] == ORDER_LEVEL and r["day"] == until.isoformat()],
-                          ("orders_routed",))["orders_routed"]
-    return Headline(orders_routed_today=int(routed_today), on_time_rate_7d=week.on_time_rate,
-                    split_rate_7d=week.split_rate, shipped_7d=week.shipped,
+    [parts] = facts.sums(shop_id, since, until, parts=True)
+    order_days = {row["day"]: row for row in facts.sums(shop_id, since, until, parts=False, by=("day",))}
+    week = shop_figures(parts, {name: sum(row[name] for row in order_days.values()) for name in COUNTERS})
+    return Headline(orders_routed_today=int(order_days.get(until.isoformat(), {}).get("orders_routed", 0)),
+                    on_time_rate_7d=week.on_time_rate, split_rate_7d=week.split_rate, shipped_7d=week.shipped,
                     open_exceptions=facts.open_exception_lines(shop_id))
 
 
