@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from connector.domain.metrics import DEFINITIONS, NOTHING_YET, node_figures, shop_figures, shown
 from connector.domain.model import FulfillmentReported, Shipment
 from connector.domain.shipments import (
     ShipmentFact, average, contribution, delivery_days, fact_from_3pl, fact_from_fulfillment, merge, rate, ship_due,
@@ -153,3 +154,32 @@ def test_a_3pl_shipment_names_returns_losses_and_damage_in_its_status():
     lost = fact_from_3pl("shiphero", Shipment("p1", "ref", "exception", exception=True,
                                               exception_detail="Carrier reports parcel lost"))
     assert returned.returned is True and lost.lost is True and lost.in_full is None
+
+
+# ---------------------------------------------------------------- figures from counters
+
+
+def test_shop_figures_are_per_order_and_node_figures_per_parcel():
+    parts = {"parts_routed": 12, "shipped": 10, "on_time": 9, "in_full": 8, "delivered": 4, "delivery_days": 10.0,
+             "first_attempt_known": 4, "first_attempt_ok": 3, "damaged": 1, "lost": 0, "returned": 1, "problems": 2,
+             "cost": 60.0, "cost_known": 10, "split_parts": 4}
+    orders = {"orders_decided": 10, "orders_routed": 9, "orders_with_exception": 1, "orders_shipped": 8,
+              "split_orders": 2}
+    shop = shop_figures(parts, orders)
+    assert (shop.orders_routed, shop.shipped, shop.not_shipped) == (9, 10, 2)
+    assert (shop.on_time_rate, shop.otif_rate, shop.first_attempt_rate) == (0.9, 0.8, 0.75)
+    assert (shop.split_rate, shop.exception_rate, shop.cost_per_order) == (0.25, 0.1, 7.5)
+    assert (shop.avg_delivery_days, shop.damage_rate, shop.return_rate) == (2.5, 0.1, 0.1)
+    node = node_figures(parts)
+    assert (node.orders_routed, node.split_rate, node.exception_rate, node.cost_per_order) == (12, 0.4, 0.2, 6.0)
+
+
+def test_figures_of_nothing_say_so_in_words():
+    nothing = shop_figures({}, {})
+    assert nothing.on_time_rate is None and nothing.cost_per_order is None and nothing.not_shipped == 0
+    assert shown("on_time_rate", nothing.on_time_rate) == "no shipments yet"
+    assert shown("exception_rate", None) == "no orders yet"
+    assert shown("avg_delivery_days", None) == "no deliveries yet"
+    assert (shown("on_time_rate", 0.923), shown("avg_delivery_days", 2.04), shown("cost_per_order", 7.1)) == (
+        "92%", "2.0 days", "7.10")
+    assert all(DEFINITIONS[name] for name in NOTHING_YET)  # every figure has its sentence
