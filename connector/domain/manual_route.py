@@ -18,8 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from connector.domain.model import Network, NodeStatus
+from connector.domain.model import ExceptionReason, Network, NodeStatus
 from connector.domain.routing import Router, first_stage
+
+
+# Each reason routing gives for an exception, in the words of the person running the shop.
+REASON_TEXT = {
+    ExceptionReason.NO_REGION.value: "The delivery address is in none of your regions, and no default region is set.",
+    ExceptionReason.NO_NODE_SERVES_REGION.value:
+        "None of your nodes ships to this region within its promise, and no backup or fallback region can.",
+    ExceptionReason.NODES_UNAVAILABLE.value:
+        "Every node that ships to this region is offline, paused or outside its open dates right now.",
+    ExceptionReason.HANDLING_CONSTRAINT.value:
+        "This product needs handling (such as cold chain) that no node shipping to this region offers.",
+    ExceptionReason.PARTIAL_STOCK.value: "No node that ships to this region has enough of this product right now.",
+    ExceptionReason.NEEDS_HUMAN.value:
+        "This line needs a person to decide (for example an oversized item no node is set up to ship).",
+}
 
 
 @dataclass(frozen=True)
