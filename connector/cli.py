@@ -197,6 +197,8 @@ def exceptions(click_ctx: click.Context, shop: str | None) -> None:
     for row in rows:
         click.echo(f"{row['shop_id']} order {row['number']} line {row['line_id']} "
                    f"({row['quantity']} × {row['sku']}): {row['explanation']}")
+    if rows:
+        click.echo("  (what each node would mean for a line: `connector exceptions options ORDER LINE`)")
     for hook in failed:
         click.echo(f"{hook['shop_id']} webhook #{hook['id']} {hook['topic']} {hook['status']} "
                    f"after {hook['attempts']} attempt(s): {hook['last_error']}")

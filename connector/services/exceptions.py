@@ -204,6 +204,8 @@ class ExceptionActions:
         in a transaction of its own: a batch of the oldest orders with exception lines,
         routed again with the new configuration. A busy database leaves them to the
         periodic re-check."""
+        if self.shops.get(shop_id) is None:  # a deactivated shop routes nothing
+            return []
         now = self.clock()
         try:
             with store.write():

@@ -65,6 +65,7 @@ def test_dismiss_and_reevaluate(cli, container, store, clock):
     assert dismissed.stdout.strip() == f"order 7102 line {fig} dismissed: sent from the studio"
     listed = cli("exceptions").stdout
     assert "#7102" not in listed and "#7103" in listed
+    assert listed.splitlines()[-1] == "  (what each node would mean for a line: `connector exceptions options ORDER LINE`)"
     shown = cli("exceptions", "options", "7102", fig).stdout
     assert "dismissed by " in shown and ": sent from the studio" in shown
 
