@@ -13,10 +13,8 @@ re-evaluating and dismissing them. After every step:
 """
 from __future__ import annotations
 
-import json
 import random
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
