@@ -1305,6 +1305,8 @@ class Store:
             for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
                           "metric_stockouts"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            for table in ("store_handoffs", "handoff_refusals"):
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(
                 "DELETE FROM login_links WHERE user_id IN (SELECT id FROM users WHERE shop_id = ?)", (shop_id,)).rowcount

@@ -371,7 +371,7 @@ class StoreHandoff:
                 store.adjust_stock(shop_id, node_id, reservation.sku, -reservation.quantity, "shipped", now)
             record_shipment(store, shop_id, order["id"], node_id,
                             ShipmentFact(shipped_at=now, carrier=carrier, tracking_number=tracking_number,
-                                         tracking_url=tracking_url, source="manual"), now)
+                                         tracking_url=tracking_url, in_full=True, source="manual"), now)
             handoff_store.queue_shipment(store, shop_id, order["id"], node_id,
                                          {"carrier": carrier, "tracking_number": tracking_number,
                                           "tracking_url": tracking_url, "lines": lines, "by": by}, now)
