@@ -483,12 +483,17 @@ def handoff(ctx: _Context, shop: str | None) -> None:
         report = container.handoff.process_due(store, shop)
         refused = [(shop_id, r) for shop_id in _shops(container, shop)
                    for r in handoff_store.refused_moves(store, shop_id)]
+        failed = handoff_store.handoffs(store, shop, statuses=["failed"])
     click.echo(f"written {report.done}, retrying {report.retrying}, failed {report.failed}, "
                f"skipped {report.skipped} (no API access to the store)")
     for error in report.errors:
         click.echo(f"  {error}", err=True)
     for shop_id, r in refused:
         click.echo(f"  {shop_id} order {r['number']} -> {r['node_id']}: not moved: {r['reason']}", err=True)
+    for row in failed:
+        what = "decision" if row["kind"] == handoff_store.DECISION else f"shipment from {row['node_id']}"
+        click.echo(f"  {row['shop_id']} order {row['order_id']}: the store was not told of its {what}: "
+                   f"{row['last_error']}", err=True)
     if report.failed:
         sys.exit(1)
 

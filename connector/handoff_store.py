@@ -178,3 +178,17 @@ def to_pack(store: Store, shop_id: str, node_id: str) -> list[dict]:
         "ORDER BY r.created_at, r.order_id, r.line_id",
         (shop_id, node_id),
     )
+
+
+def shipped_from(store: Store, shop_id: str, node_id: str, limit: int = 20) -> list[dict]:
+    """The node's latest "mark shipped"s and how far telling the store has got: order_id,
+    number, status, attempts, last_error, detail (carrier, tracking), created_at, done_at."""
+    rows = store._dicts(
+        "SELECT h.order_id, o.number, h.status, h.attempts, h.last_error, h.detail, h.created_at, h.done_at "
+        "FROM store_handoffs h JOIN orders o ON o.shop_id = h.shop_id AND o.id = h.order_id "
+        "WHERE h.shop_id = ? AND h.kind = ? AND h.node_id = ? ORDER BY h.id DESC LIMIT ?",
+        (shop_id, SHIPMENT, node_id, limit),
+    )
+    for row in rows:
+        row["detail"] = json.loads(row["detail"]) if row["detail"] else {}
+    return rows

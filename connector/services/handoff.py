@@ -132,7 +132,9 @@ class StoreHandoff:
             try:
                 client = self.clients(shop) if shop is not None else None
                 if client is None:
-                    why = "the shop is not active" if shop is None else "no API access to the store"
+                    why = ("the shop is not active" if shop is None else
+                           "no API access to the store: the connector holds no Admin API token (Shopify) or "
+                           "REST API key (WooCommerce) for it")
                     with store.write():
                         handoff_store.finish(store, row, status="skipped", now=now, error=why)
                     report.skipped += 1

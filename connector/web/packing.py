@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 
+from connector import handoff_store
 from connector.services.handoff import ShipError, packing_nodes, pick_list_csv
 from connector.web import current_store
 from connector.web.auth import current_user, login_required
@@ -87,7 +88,9 @@ def ship(shop_id: str):
 
 def _page(shop_id: str, template: str, errors: dict | None = None, values: dict | None = None):
     container, shop, nodes, node_id, day = _choice(shop_id)
-    packed = container.handoff.pick_list(current_store(), shop, node_id, day) if nodes else None
+    store = current_store()
+    packed = container.handoff.pick_list(store, shop, node_id, day) if nodes else None
+    shipped = handoff_store.shipped_from(store, shop_id, node_id) if nodes else []
     names = {n: shop.network.nodes[n].name for n in nodes}
     return render_template(template, shop=shop, nodes=nodes, names=names, node_id=node_id, day=day, packed=packed,
-                           errors=errors or {}, values=values or {})
+                           shipped=shipped, errors=errors or {}, values=values or {})

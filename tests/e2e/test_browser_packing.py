@@ -149,6 +149,10 @@ def test_mark_shipped(page, server, served, routed, fake_shopify):
         assert served.handoff.process_due(store).done == 1
     finally:
         store.close()
+    page.reload()
+    shipped = page.get_by_role("row", name="#3001")
+    assert "USPS 9400111899223197428490" in shipped.inner_text() and "written" in shipped.inner_text()
+    shot(page, "packing-shipped")
     [fulfillment] = fake_shopify.fulfillments
     assert (fulfillment["carrier"], fulfillment["tracking_number"], fulfillment["notify_customer"]) == (
         "USPS", "9400111899223197428490", True)
