@@ -3,11 +3,16 @@ added): unauthenticated it sends to the login page, a form posted without its CS
 is a 400, and a signed-in user of one shop gets a 404 for anything of another shop."""
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
+from connector import sandbox
 from connector.config import file_shops
 from connector.web.pages import JSON_PREFIXES
-from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, with_shopify_app
+from tests.conftest import (SHOPIFY_SHOP, WOO_SHOP, fixture_json, shopify_headers, with_shopify_app, woo_body,
+                            woo_headers)
 from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, csrf_token, sign_in
 
 # Reachable without signing in: the login itself, links, sign-out, and the static files;
@@ -23,15 +28,17 @@ CSRF_EXEMPT = {"woocommerce.callback"}
 # Opened only inside the Shopify admin: without a session token, to the bounce page
 # (tests/integration/test_shopify_app.py checks the token itself).
 EMBEDDED_ONLY = {"shopify_app.home"}
+# The packing pages take their node and order from the query and the form, not the path:
+# tests/e2e/test_packing.py checks that another shop's are a 404 there.
 # For each URL argument of a page route: a value that exists in the WooCommerce shop
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-# The packing pages take their node and order from the query and the form, not the path:
-# tests/e2e/test_packing.py checks that another shop's are a 404 there.
-FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3}
+# (Orders: an exception line in each shop, stored by the ``users`` fixture.)
+FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3,
+           "order_id": "727", "line_id": "316"}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css", "transfer_id": 1, "rule": 0}
+       "filename": "app.css", "transfer_id": 1, "rule": 0, "order_id": "7400001", "line_id": "7400011"}
 
 
 @pytest.fixture
@@ -67,6 +74,18 @@ def users(container, store, clock):
                                                  (WOO_SHOP, "TERRARIUM-S", "uk-hub", "garage")):
             store.add_transfer(shop_id, sku=sku, from_node=from_node, to_node=to_node, units=3, unit_cost=0.5,
                                lead_days=2, status="proposed", emergency=False, approval_reason="test", now=clock())
+    # An exception line in each shop: the Shopify shop's (more candles than any node has) and
+    # WooCommerce's documented order (to San Francisco: the Woo shop has no region there).
+    own = sandbox.shopify_order(random.Random(1), int(OWN["order_id"]), 7401, clock(), lines=1)
+    own["line_items"][0].update(id=int(OWN["line_id"]), sku="CANDLE-CEDAR", quantity=900, current_quantity=900)
+    own["shipping_address"].update(country_code="US", province_code="NY", zip="10012")
+    for platform, body in (("shopify", json.dumps(own).encode()),
+                           ("woocommerce", woo_body(fixture_json("woocommerce", "order_727.json")))):
+        hooks = shopify_headers(body) if platform == "shopify" else woo_headers(body)
+        assert container.inbox.ingest(store, platform, body, hooks).status == 200
+    container.inbox.process(store)
+    assert {(e["order_id"], e["line_id"]) for e in store.open_exceptions()} == {
+        (OWN["order_id"], OWN["line_id"]), (FOREIGN["order_id"], FOREIGN["line_id"])}
 
 
 def test_there_are_page_routes_to_check(app):
