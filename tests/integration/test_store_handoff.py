@@ -3,11 +3,9 @@ and WooCommerce's REST API (``responses``, answers shaped from the docs under
 tests/fixtures/), through the real adapters, the service and the database."""
 from __future__ import annotations
 
-import copy
 import json
 import random
 import re
-from datetime import timedelta
 
 import graphql
 import pytest
@@ -16,13 +14,12 @@ import responses
 
 from adapters.shopify_fulfillment import FULFILLMENT_CREATE, FULFILLMENT_ORDER_MOVE, ORDER_FULFILLMENT_ORDERS_QUERY
 from connector import handoff_store, sandbox
-from tests.conftest import (SHOPIFY_DOMAIN, SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, WOO_SHOP, WOO_URL,
-                            fixture_json)
+from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, WOO_SHOP, WOO_URL, fixture_json
+from tests.shopify_admin import ShopifyAdmin
 
 LOCATIONS = {"central": "gid://shopify/Location/101", "ne-micro": "gid://shopify/Location/102",
              "west-3pl": "gid://shopify/Location/103", "cold-room": "gid://shopify/Location/104",
              "popup-soho": "gid://shopify/Location/105"}
-GRAPHQL_URL = f"https://{SHOPIFY_DOMAIN}/admin/api/2026-04/graphql.json"
 ORDER_ID = "450789469"  # the fixtures' order; its lines are 4507894690 and 4507894691
 TRACKING = "9400111899223197428490"
 WOO_API = f"{WOO_URL}/wp-json/wc/v3"
@@ -36,68 +33,6 @@ def config_dict(config_dict):
         node["shopify_location"] = LOCATIONS[node["id"]]
     config_dict["shops"][WOO_SHOP]["storefront"] = {"consumer_key": "ck_handoff_test", "consumer_secret": "cs_handoff_test"}
     return config_dict
-
-
-class ShopifyAdmin:
-    """Shopify's GraphQL endpoint for one order: answers with the fixtures, keeps the order's
-    fulfillment orders as a move or a fulfillment leaves them, and checks every document
-    sent parses (graphql-core)."""
-
-    def __init__(self, rsps, state_fixture: str = "fulfillment_orders_open.json"):
-        self.state = fixture_json("shopify", state_fixture)
-        self.move_answer = "fulfillment_order_move_moved.json"
-        self.create_answer = "fulfillment_create_created.json"
-        self.lose_answer_of: set[str] = set()  # operations applied whose answer never arrives
-        self.sent: list[tuple[str, dict]] = []
-        rsps.add_callback(responses.POST, GRAPHQL_URL, callback=self._answer, content_type="application/json")
-
-    def operations(self, name: str) -> list[dict]:
-        return [variables for operation, variables in self.sent if operation == name]
-
-    def _answer(self, request):
-        body = json.loads(request.body)
-        document = graphql.parse(body["query"])  # a document Shopify could not parse fails every call
-        operation = document.definitions[0].name.value
-        variables = body["variables"]
-        self.sent.append((operation, variables))
-        if operation == "orderFulfillmentOrders":
-            answer = copy.deepcopy(self.state)
-        elif operation == "fulfillmentOrderMove":
-            answer = fixture_json("shopify", self.move_answer)
-            if not answer["data"]["fulfillmentOrderMove"]["userErrors"]:
-                self._moved(variables, answer)
-        else:
-            answer = fixture_json("shopify", self.create_answer)
-            if not answer["data"]["fulfillmentCreate"]["userErrors"]:
-                self._fulfilled(variables)
-        if operation in self.lose_answer_of:
-            self.lose_answer_of.discard(operation)
-            raise requests.exceptions.ReadTimeout("the answer never came")
-        return 200, {}, json.dumps(answer)
-
-    def _fulfillment_orders(self) -> list[dict]:
-        return self.state["data"]["order"]["fulfillmentOrders"]["nodes"]
-
-    def _moved(self, variables, answer) -> None:
-        assert variables["fulfillmentOrderLineItems"] is None  # these tests move whole fulfillment orders
-        for node in self._fulfillment_orders():
-            if node["id"] == variables["id"]:
-                node["assignedLocation"]["location"]["id"] = variables["newLocationId"]
-        moved = answer["data"]["fulfillmentOrderMove"]["movedFulfillmentOrder"]
-        moved["assignedLocation"]["location"]["id"] = variables["newLocationId"]
-
-    def _fulfilled(self, variables) -> None:
-        fulfillment = variables["fulfillment"]
-        for pair in fulfillment["lineItemsByFulfillmentOrder"]:
-            units = {line["id"]: line["quantity"] for line in pair["fulfillmentOrderLineItems"]}
-            for node in self._fulfillment_orders():
-                if node["id"] == pair["fulfillmentOrderId"]:
-                    for line in node["lineItems"]["nodes"]:
-                        line["remainingQuantity"] -= units.get(line["id"], 0)
-                    if all(line["remainingQuantity"] == 0 for line in node["lineItems"]["nodes"]):
-                        node["status"], node["supportedActions"] = "CLOSED", []
-        self.state["data"]["order"]["fulfillments"].append(
-            {"id": "gid://shopify/Fulfillment/1", "trackingInfo": [fulfillment["trackingInfo"]]})
 
 
 def shopify_order(container, store):
