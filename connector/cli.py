@@ -587,8 +587,10 @@ def forward_amended(ctx: _Context, job_id: int, by: str) -> None:
 
 @main.command()
 @click.option("--shop", help="Only this shop.")
+@click.option("--retry", "retry_order", metavar="ORDER",
+              help="First queue this order again (after the store's reason for refusing went away).")
 @pass_ctx
-def handoff(ctx: _Context, shop: str | None) -> None:
+def handoff(ctx: _Context, shop: str | None, retry_order: str | None) -> None:
     """Tell the stores what was decided and shipped now (the scheduler does this every
     handoff_every_seconds): Shopify fulfillment orders moved to the chosen node's location,
     WooCommerce meta and notes, fulfillments and notes for what the packing room shipped.
@@ -596,6 +598,12 @@ def handoff(ctx: _Context, shop: str | None) -> None:
     container = ctx.container
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
+        if retry_order:
+            try:
+                container.handoff.retry(store, _one_shop(container, shop), retry_order, "cli")
+            except ShipError as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(1)
         report = container.handoff.process_due(store, shop)
         refused = [(shop_id, r) for shop_id in _shops(container, shop)
                    for r in handoff_store.refused_moves(store, shop_id)]

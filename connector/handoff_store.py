@@ -48,6 +48,17 @@ def _queue(store: Store, shop_id: str, order_id: str, kind: str, node_id: str, d
     )
 
 
+def queue_again(store: Store, shop_id: str, order_id: str, now: datetime) -> int:
+    """Someone asks for another try (a location chosen, a fulfillment order marked open in
+    Shopify): the order's decision is told again, and its shipments the store did not get are
+    tried again now. Returns how many hand-offs are due."""
+    queue_decision_change(store, shop_id, order_id, now)
+    return 1 + store.conn.execute(
+        "UPDATE store_handoffs SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? "
+        "WHERE shop_id = ? AND order_id = ? AND kind = ? AND status IN ('failed', 'skipped', 'pending')",
+        (ts(now), ts(now), shop_id, order_id, SHIPMENT)).rowcount
+
+
 def claim_due(store: Store, now: datetime, limit: int, shop_id: str | None = None,
               stale_claim_after_s: int = 600) -> list[dict]:
     """Claim due rows in one write transaction of its own (oldest first). A claim older

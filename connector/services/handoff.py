@@ -168,6 +168,19 @@ class StoreHandoff:
             handoff_store.finish(store, row, status="done", now=self.clock(), written=written)
         report.done += 1
 
+    def retry(self, store: Store, shop_id: str, order_ref: str, by: str) -> dict:
+        """Tell the store about the order again at the next hand-off (after its reason for
+        refusing went away); audited. Returns the order (id, number) and how many are due."""
+        found = store.find_orders(order_ref, shop_id)
+        if not found:
+            raise ShipError(f"no order {order_ref} in this shop", "order")
+        order = found[0]
+        now = self.clock()
+        with store.write():
+            due = handoff_store.queue_again(store, shop_id, order["id"], now)
+            store.event(shop_id, "handoff.retry", order["id"], {"by": by, "due": due}, now)
+        return {"order_id": order["id"], "number": order["number"], "due": due}
+
     # ------------------------------------------------------------ decisions
 
     def _decision(self, store: Store, shop: ShopSettings, client, row: dict, report: HandoffReport) -> None:

@@ -94,3 +94,19 @@ def _page(shop_id: str, template: str, errors: dict | None = None, values: dict 
     names = {n: shop.network.nodes[n].name for n in nodes}
     return render_template(template, shop=shop, nodes=nodes, names=names, node_id=node_id, day=day, packed=packed,
                            shipped=shipped, errors=errors or {}, values=values or {})
+
+
+@bp.post("/handoffs/<order_id>/retry")
+@login_required
+def retry_handoff(shop_id: str, order_id: str):
+    """Tell the store about the order again (the action beside a refused move)."""
+    store = current_store()
+    found = store.find_orders(order_id, shop_id)
+    if not found or found[0]["id"] != order_id:  # another shop's order: this shop has none
+        abort(404)
+    done = current_app.extensions["connector"].handoff.retry(store, shop_id, order_id, _actor())
+    flash(f"Order {done['number']} will be written to the store again at the next hand-off, in under a minute.")
+    back = request.form.get("next") or ""
+    # Only a path of this site: never an address elsewhere (browsers read //host and /\host as one).
+    local = back.startswith("/") and not back.startswith(("//", "/\\"))
+    return redirect(back if local else url_for("packing.index"))

@@ -130,6 +130,16 @@ def test_a_node_without_a_shopify_location_is_a_refused_move_saying_what_to_do(c
     assert admin.operations("fulfillmentOrderMove") == []
     assert handoff_store.refused_moves(store, SHOPIFY_SHOP)[0]["reason"] == (
         f"{node} has no Shopify location: choose its Shopify location in Settings › Nodes")
+    # The creator picks the location, then asks for another try (the action beside the refusal).
+    document, version = container.shop_config.document(store, SHOPIFY_SHOP)
+    next(n for n in document["nodes"] if n["id"] == node)["shopify_location"] = LOCATIONS[node]
+    container.shop_config.update(store, SHOPIFY_SHOP, document, version, "test")
+    container.shops.refresh()
+    assert container.handoff.retry(store, SHOPIFY_SHOP, "#1042", "web:maker@candles.example")["due"] == 1
+    assert container.handoff.process_due(store).done == 1
+    assert [m["newLocationId"] for m in admin.operations("fulfillmentOrderMove")] == [LOCATIONS[node]]
+    assert handoff_store.refused_moves(store, SHOPIFY_SHOP) == []
+    assert store.events(SHOPIFY_SHOP, "handoff.retry")[0]["detail"]["by"] == "web:maker@candles.example"
 
 
 def test_a_move_whose_answer_is_lost_is_looked_up_and_never_sent_twice(container, store, rsps, clock):
