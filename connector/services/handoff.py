@@ -406,5 +406,11 @@ def pick_list_csv(day: PackingDay) -> str:
     writer = csv.writer(out)
     writer.writerow(["node", "day", "sku", "title", "quantity", "orders"])
     for pick in day.picks:
-        writer.writerow([day.node_id, day.day.isoformat(), pick.sku, pick.title, pick.quantity, " ".join(pick.orders)])
+        writer.writerow([day.node_id, day.day.isoformat(), pick.sku, _cell(pick.title), pick.quantity,
+                         " ".join(pick.orders)])
     return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A product title as a spreadsheet shows it, never run as a formula (=, +, -, @ first)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
