@@ -242,11 +242,15 @@ class StoreHandoff:
                     routed: Mapping[str, str], report: HandoffReport) -> None:
         order_id = row["order_id"]
         nodes = list(dict.fromkeys(routed.values()))
+        if row["written"] is not None and row["written"].get("nodes") == nodes:
+            # Nothing to tell: writing anyway would make WooCommerce send order.updated, which
+            # routes the order's exception lines again, which would queue this again.
+            self._done(store, row, report)
+            return
         names = [shop.network.nodes[n].name if n in shop.network.nodes else n for n in nodes]
         client.update_order(order_id, meta={NODES_META_KEY: ", ".join(nodes),
                                             VISIBLE_META_KEY: "; ".join(names) or "not decided yet"})
-        previous = (row["written"] or {}).get("nodes")
-        if nodes and nodes != previous:
+        if nodes:
             text = f"Ships from {'; '.join(names)} (fulfilment connector, decision {row['generation']})."
             # A note sent before whose answer was lost is there already: look before posting.
             if not any(text in note.text for note in client.notes(order_id)):

@@ -195,10 +195,16 @@ def test_a_fulfillment_shopify_refuses_fails_with_its_message(container, store, 
 # ---------------------------------------------------------------- WooCommerce
 
 
-def woo_order(container, store, order_id: int = 727, topic: str = "order.created", meta=None, modified=None):
+def woo_order(container, store, order_id: int = 727, topic: str = "order.created", meta=None, modified=None,
+              short: int = 0):
+    """Order 727 to Bristol: one terrarium, and with ``short`` a second line of that many
+    units no node holds (an exception line)."""
     payload = sandbox.woo_order(random.Random(order_id), order_id, container.clock())
     payload["line_items"] = payload["line_items"][:1]
     payload["line_items"][0].update(sku="TERRARIUM-S", quantity=1)
+    if short:
+        payload["line_items"].append({**payload["line_items"][0], "id": order_id * 10 + 1, "sku": "TERRARIUM-S",
+                                      "quantity": short})
     payload["shipping"].update(country="GB", postcode="BS1 4DJ", city="Bristol", state="")
     if meta is not None:
         payload["meta_data"] = meta
@@ -251,28 +257,33 @@ def test_a_woocommerce_order_gets_its_nodes_as_meta_and_one_private_note(contain
     [note] = woo["post"]
     assert note == {"note": f"Ships from {names[nodes[0]].name} (fulfilment connector, decision 1).",
                     "customer_note": False}
-    # Told again with the same nodes: the meta is set again (harmless), no second note.
+    # Told again with the same nodes (an update routed nothing new): nothing is written.
     with store.write():
         handoff_store.queue_decision_change(store, WOO_SHOP, "727", container.clock())
-    container.handoff.process_due(store)
-    assert len(woo["put"]) == 2 and len(woo["post"]) == 1
+    assert container.handoff.process_due(store).done == 1
+    assert len(woo["put"]) == 1 and len(woo["post"]) == 1
 
 
 def test_the_webhook_our_own_update_triggers_changes_nothing(container, store, woo, clock):
-    woo_order(container, store)
+    woo_order(container, store, short=5000)
+    assert [d["exception"] is not None for d in store.current_decisions(WOO_SHOP, "727")] == [False, True]
     container.handoff.process_due(store)
     decisions = store.current_decisions(WOO_SHOP, "727")
     [row] = handoff_store.handoffs(store, WOO_SHOP)
     # WooCommerce answers our PUT and the note with order.updated: the same order, our meta on it.
     later = clock.advance(seconds=30)
     woo_order(container, store, topic="order.updated", modified=later.replace(microsecond=0, tzinfo=None).isoformat(),
-              meta=fixture_json("woocommerce", "order_727_with_fulfillment_meta.json")["meta_data"])
+              meta=fixture_json("woocommerce", "order_727_with_fulfillment_meta.json")["meta_data"], short=5000)
     assert store.order(WOO_SHOP, "727").updated_at == later.replace(microsecond=0)  # applied, not ignored
-    assert store.current_decisions(WOO_SHOP, "727") == decisions
-    assert [(r["generation"], r["status"]) for r in handoff_store.handoffs(store, WOO_SHOP)] == [
-        (row["generation"], "done")]
-    assert container.handoff.process_due(store).done == 0
+    routed = [(d["line_id"], d["node_id"]) for d in store.current_decisions(WOO_SHOP, "727")]
+    assert routed == [(d["line_id"], d["node_id"]) for d in decisions]
+    # The exception line was routed again (so the order was queued again), but nothing is
+    # written: no PUT, so WooCommerce sends no further order.updated.
+    [queued] = handoff_store.handoffs(store, WOO_SHOP)
+    assert (queued["generation"], queued["status"]) == (row["generation"] + 1, "pending")
+    assert container.handoff.process_due(store).done == 1
     assert (len(woo["put"]), len(woo["post"])) == (1, 1)
+    assert [r["status"] for r in handoff_store.handoffs(store, WOO_SHOP)] == ["done"]
 
 
 def test_a_note_whose_answer_was_lost_is_found_before_posting_again(container, store, woo, clock):
