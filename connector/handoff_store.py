@@ -29,8 +29,12 @@ def queue_decision_change(store: Store, shop_id: str, order_id: str, now: dateti
 
 
 def queue_shipment(store: Store, shop_id: str, order_id: str, node_id: str, detail: dict, now: datetime) -> None:
-    """A node shipped the order: write the fulfillment / note back to the store."""
-    _queue(store, shop_id, order_id, SHIPMENT, node_id, json.dumps(detail), now)
+    """A node shipped (part of) the order: write the fulfillment / note back to the store.
+    A second parcel from the same node keeps the lines of the first (they stay shipped)."""
+    before = store._one("SELECT detail FROM store_handoffs WHERE shop_id = ? AND order_id = ? AND kind = ? "
+                        "AND node_id = ?", (shop_id, order_id, SHIPMENT, node_id))
+    earlier = json.loads(before[0]).get("lines", []) if before and before[0] else []
+    _queue(store, shop_id, order_id, SHIPMENT, node_id, json.dumps({**detail, "lines": earlier + detail["lines"]}), now)
 
 
 def _queue(store: Store, shop_id: str, order_id: str, kind: str, node_id: str, detail: str | None,

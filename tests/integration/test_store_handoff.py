@@ -321,3 +321,14 @@ def test_lines_marked_shipped_are_never_routed_again_by_a_later_update(container
     container.inbox.process(store)
     assert store.active_reservations(SHOPIFY_SHOP, ORDER_ID) == []
     assert store.current_decisions(SHOPIFY_SHOP, ORDER_ID) == decided
+
+
+def test_a_second_parcel_from_a_node_keeps_the_first_parcels_lines_shipped(store, clock):
+    with store.write():
+        for line, tracking in (("1", "T1"), ("2", "T2")):
+            handoff_store.queue_shipment(store, SHOPIFY_SHOP, "9", "garage",
+                                         {"carrier": "USPS", "tracking_number": tracking, "lines": [[line, "A", 1]]},
+                                         clock())
+    assert sorted(handoff_store.shipped_lines(store, SHOPIFY_SHOP, "9")) == ["1", "2"]
+    [row] = handoff_store.handoffs(store, SHOPIFY_SHOP, order_id="9")
+    assert (row["detail"]["tracking_number"], row["generation"], row["status"]) == ("T2", 2, "pending")
