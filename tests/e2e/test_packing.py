@@ -100,6 +100,10 @@ def test_mark_shipped_records_releases_queues_and_audits(signed_in, routed, stor
     page = _text(signed_in.get(response.headers["Location"]))
     assert "Order #2001 is marked shipped" in page and "Mark order #2001 shipped" not in page
     assert "Shipped from" in page and "USPS 9400111899223197428490" in page and "waiting" in page
+    again = signed_in.post(f"/packing/ship?node={node}&day={day}",
+                           data={"csrf_token": token, "order_id": ORDER_ID, "carrier": "USPS", "tracking_number": "1"})
+    assert again.status_code == 409
+    assert f"Not marked shipped: nothing of order #2001 waits to be shipped from {node}." in _text(again)
     assert store.active_reservations(SHOPIFY_SHOP, ORDER_ID) == []
     assert store.stock_level(SHOPIFY_SHOP, node, "CANDLE-FIG") == stock_before - 2
     [queued] = handoff_store.handoffs(store, SHOPIFY_SHOP, order_id=ORDER_ID, statuses=["pending"])[-1:]
