@@ -424,6 +424,26 @@ def _shipment_facts(db: sqlite_utils.Database) -> None:
         pk=("shop_id", "day", "sku"), defaults={"lines": 0, "units": 0})
 
 
+@migrations(name="0015_store_handoffs")
+def _store_handoffs(db: sqlite_utils.Database) -> None:
+    # What the store must be told (queries: connector/handoff_store.py): one row per order for
+    # its routing decisions (kind "decision", node_id "") and one per order x node shipped by
+    # hand (kind "shipment"), retried with backoff until the store has it.
+    db["store_handoffs"].create(
+        {"id": int, "shop_id": str, "order_id": str, "kind": str, "node_id": str, "status": str, "generation": int,
+         "attempts": int, "next_attempt_at": str, "claimed_at": str, "last_error": str, "detail": str,
+         "written": str, "created_at": str, "updated_at": str, "done_at": str},
+        pk="id", not_null={"shop_id", "order_id", "kind", "node_id", "status", "generation", "attempts",
+                           "created_at", "updated_at"},
+        defaults={"attempts": 0, "generation": 1})
+    db["store_handoffs"].create_index(["shop_id", "order_id", "kind", "node_id"], unique=True)
+    db["store_handoffs"].create_index(["status", "next_attempt_at"])
+    # Moves the store refused (Shopify's reason), until a later move succeeds or the order closes.
+    db["handoff_refusals"].create(
+        {"shop_id": str, "order_id": str, "node_id": str, "reason": str, "at": str},
+        pk=("shop_id", "order_id", "node_id"), not_null={"reason", "at"})
+
+
 @migrations(name="0016_dismissed_exceptions")
 def _dismissed_exceptions(db: sqlite_utils.Database) -> None:
     # An exception line a person handles outside the connector: its decision keeps its reason
@@ -1249,6 +1269,10 @@ class Store:
         # The metric counters move in the same transaction (imported here: shipment_store builds on this module).
         from connector.shipment_store import ShipmentStore
         ShipmentStore(self).count_decisions(shop_id, order_id, region_id, decisions)
+        # Whatever changed the decisions (routing, a reroute, a person's choice), the store is
+        # told in the same transaction's queue (imported here: handoff_store builds on this module).
+        from connector.handoff_store import queue_decision_change
+        queue_decision_change(self, shop_id, order_id, now)
 
     def retire_decisions(self, shop_id: str, order_id: str, line_ids: Iterable[str] | None = None) -> None:
         if line_ids is None:
@@ -1364,6 +1388,8 @@ class Store:
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
                           "metric_stockouts"):
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            for table in ("store_handoffs", "handoff_refusals"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(

@@ -51,6 +51,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
 
     from connector.web.auth import (bp as auth_bp, carry_session_token, current_user, embedded_headers,
                                     embedded_request, embedded_session, retry_with_new_token, shopify_app)
+    from connector.web.packing import bp as packing_bp
     from connector.web.exception_actions import bp as exceptions_bp
     from connector.web.inventory import bp as inventory_bp
     from connector.web.metrics import bp as metrics_bp
@@ -79,6 +80,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
     app.register_blueprint(woocommerce_bp)
     app.register_blueprint(inventory_bp)
     app.register_blueprint(metrics_bp)
+    app.register_blueprint(packing_bp)
     app.register_blueprint(exceptions_bp)
     app.url_defaults(carry_session_token)
     app.context_processor(lambda: {"current_user": current_user(), "embedded": g.get("embedded"),
