@@ -399,3 +399,22 @@ class InMemoryPendingConnections:
                 if pending.connection_id == connection_id:
                     return ConnectionState(pending, nonce in self._taken, self._outcomes.get(connection_id))
         return None
+
+
+class FakeNotifier:
+    """A channel that keeps what it was given: ``delivered`` (message, destination) pairs.
+    ``fail_next``: sentences; each makes the next delivery fail with DeliveryFailed."""
+
+    def __init__(self, channel: str = "email"):
+        self.channel = channel
+        self.delivered: list = []
+        self.fail_next: list[str] = []
+        self.attempts = 0
+
+    def deliver(self, message, to) -> None:
+        from connector.domain.alerts import DeliveryFailed
+
+        self.attempts += 1
+        if self.fail_next:
+            raise DeliveryFailed(self.fail_next.pop(0))
+        self.delivered.append((message, to))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Mapping
 
 from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, Settings, ShopSettings, load_settings
 from connector.secrets import KeyMissing, SecretBox
+from connector.services.alerts import Alerts
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
@@ -51,6 +52,7 @@ class Container:
     shops: StoredShopDirectory
     shop_config: ShopConfiguration
     connections: StoreConnections
+    alerts: Alerts
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
@@ -83,10 +85,12 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
           warehouse_factory: Callable[[ProviderConfig], object] | None = None,
           storefront_client_factory: Callable[[ShopSettings], object | None] | None = None,
           woocommerce_orders_factory: Callable[[ShopSettings], object | None] | None = None,
-          resolve_host: Callable[[str, int], object] | None = None) -> Container:
+          resolve_host: Callable[[str, int], object] | None = None,
+          notifiers: Mapping[str, object] | None = None) -> Container:
     """``warehouse_factory``, ``storefront_client_factory`` and ``woocommerce_orders_factory``
-    replace the real 3PL, storefront inventory and WooCommerce orders adapters, and
-    ``resolve_host`` the DNS lookup of a store being connected (tests and benchmarks pass their own)."""
+    replace the real 3PL, storefront inventory and WooCommerce orders adapters, ``resolve_host``
+    the DNS lookup of a store being connected and ``notifiers`` the alert channels (by name:
+    "email", "post") (tests and benchmarks pass their own)."""
     from adapters import shopify, woocommerce
     from adapters.woocommerce_connect import resolve_addresses
     from connector.connect_store import SqlitePendingConnections
@@ -129,6 +133,8 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         connections=StoreConnections(settings, shop_config, users, shops, clock,
                                      lambda store: SqlitePendingConnections(store, clock),
                                      resolve=resolve_host or resolve_addresses),
+        alerts=Alerts(settings, shops, build_notifiers(settings) if notifiers is None else notifiers,
+                      lambda store, shop, now: _needs_you(store, shop, settings, now), clock),
         storefronts=storefronts,
         shopify_app=_shopify_app(settings, shop_config, shops, tokens, clock),
         shopify_tokens=tokens,
@@ -154,6 +160,26 @@ def _shopify_app(settings: Settings, shop_config: ShopConfiguration, shops, toke
     keeper = TokenKeeper(ShopifyOAuth(settings.shopify.client_id, secrets[0], now=clock), tokens, now=clock)
     return shopify_app.ShopifyApp(settings, shop_config, shops, keeper, tokens,
                                   lambda domain: ShopifyInstall(domain, auth=keeper.auth(domain)), clock)
+
+
+def build_notifiers(settings: Settings) -> dict[str, object]:
+    """The alert channels: a JSON POST always; email when [email] names a mail server."""
+    from adapters.email_smtp import SmtpNotifier
+    from adapters.webhook_post import WebhookPoster
+
+    notifiers: dict[str, object] = {"post": WebhookPoster()}
+    email = settings.email
+    if email.host:
+        notifiers["email"] = SmtpNotifier(host=email.host, port=email.port, security=email.security,
+                                          username=email.username, password=email.password,
+                                          from_address=email.from_address, timeout=email.timeout_seconds)
+    return notifiers
+
+
+def _needs_you(store: Store, shop: ShopSettings, settings: Settings, now: datetime) -> list:
+    from connector.services.attention import needs_you
+
+    return needs_you(store, shop, settings, now)
 
 
 class PerShop:

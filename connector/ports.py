@@ -6,12 +6,14 @@ reads which lines an order's refunds cover where the webhook does not say (WooCo
 ``OrderFeed`` reads back the orders that changed, for the webhooks that never came, and
 the store's webhooks themselves. ``PendingConnections`` holds WooCommerce connections
 waiting for their wc-auth callback. ``ShopDirectory`` is where services read shops.
+``Notifier`` delivers an alert or digest through one channel (email, a JSON POST).
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence
 
+from connector.domain.alerts import AlertMessage, Destination
 from connector.domain.model import (
     ConnectionOutcome,
     ConnectionState,
@@ -132,3 +134,11 @@ class ShopDirectory(Protocol):
 
     def version(self, shop_id: str) -> int:
         """The shop's current configuration version (0: none)."""
+
+
+class Notifier(Protocol):
+    channel: str  # "email" | "post"
+
+    def deliver(self, message: AlertMessage, to: Destination) -> None:
+        """Send ``message`` once (no retry inside: the outbox retries later, with the same
+        message key). DeliveryFailed, a sentence without credentials, when it was not accepted."""
