@@ -12,8 +12,13 @@ path, and each sentence passes through a Redactor holding the address, its parts
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
+import threading
+from collections import Counter
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from adapters.http import HttpClient, Redactor, error_status
@@ -22,6 +27,41 @@ from connector.domain.model import ProviderError, ProviderOutcomeUnknown
 
 SIGNATURE_HEADER = "X-Connector-Signature"
 DEFAULT_TIMEOUT = (3.05, 10.0)
+
+
+class _MaskAddresses(logging.Filter):
+    """urllib3 logs every request's path at DEBUG: while a POST to a creator's address is
+    under way, that address is masked in those lines."""
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._hidden: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def hiding(self, *secrets: str) -> Iterator[None]:
+        shown = [secret for secret in secrets if secret and len(secret) >= 4]
+        with self._lock:
+            self._hidden.update(shown)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hidden.subtract(shown)
+                self._hidden = +self._hidden  # drop the ones no POST uses any more
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            hidden = list(self._hidden)
+        if hidden:
+            text = record.getMessage()
+            masked = Redactor(hidden)(text)
+            if masked != text:
+                record.msg, record.args = masked, ()
+        return True
+
+
+_MASK = _MaskAddresses()
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -34,6 +74,7 @@ class WebhookPoster:
 
     def __init__(self, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT):
         self.timeout = timeout
+        logging.getLogger("urllib3.connectionpool").addFilter(_MASK)  # once: a filter is added only once
 
     def deliver(self, message: AlertMessage, to: Destination) -> None:
         if not to.url:
@@ -52,7 +93,8 @@ class WebhookPoster:
         except ValueError:
             raise DeliveryFailed("the address for alerts sent as JSON is not a valid http(s) address") from None
         try:
-            client.request("POST", target, data=body, headers=headers, retry=False)
+            with _MASK.hiding(to.url, parts.path, parts.query):
+                client.request("POST", target, data=body, headers=headers, retry=False)
         except ProviderOutcomeUnknown as exc:
             status = error_status(exc)
             what = f"answered HTTP {status}" if status else "did not answer in time or dropped the connection"

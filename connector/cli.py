@@ -913,6 +913,82 @@ def nodes_status(ctx: _Context, shop_id: str, node_id: str, status: str, reason:
 
 
 @main.group()
+def alerts() -> None:
+    """Alerts and the daily digest (email and/or a JSON POST, set per shop on the settings pages)."""
+
+
+@alerts.command("send")
+@click.option("--shop", help="Only this shop.")
+@pass_ctx
+def alerts_send(ctx: _Context, shop: str | None) -> None:
+    """Look for what needs each shop, queue the alerts that are due and send the queue now
+    (the scheduler does this every [scheduler] alerts_every_seconds). Exit 1 when a message failed."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    with _migrated_store(container) as store:
+        looked = container.alerts.look(store, shop)
+        sent = container.alerts.send_due(store, shop)
+    click.echo(f"alerts: {looked.alerted} new, {looked.held} held by the hourly limit, {looked.summaries} "
+               f"summaries; messages sent {sent.sent}, retrying later {sent.retrying}, given up {sent.failed}"
+               + (f", dropped {sent.dropped}" if sent.dropped else ""))
+    for error in sent.errors:
+        click.echo(f"  {error}", err=True)
+    if sent.errors:
+        sys.exit(1)
+
+
+@alerts.command("digest")
+@click.option("--shop", help="The shop (needed when there are several).")
+@click.option("--preview", is_flag=True, help="Print the digest; send nothing.")
+@pass_ctx
+def alerts_digest(ctx: _Context, shop: str | None, preview: bool) -> None:
+    """Yesterday's figures and what needs the shop now: printed, and (without --preview) sent
+    once for the day on the shop's channels."""
+    from connector.services.alerts import AlertError
+
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, None)
+    with _migrated_store(container) as store:
+        try:
+            message = container.alerts.digest(store, shop_id, preview=preview)
+        except AlertError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        outbox = [] if preview else [row for row in container.alerts.outbox(store, shop_id)
+                                     if row["message_key"] == message.key]
+    click.echo(f"Subject: {message.subject}\n\n{message.text}", nl=False)
+    for row in outbox:
+        click.echo(f"{row['channel']}: {row['status']}" + (f" ({row['last_error']})" if row["last_error"] else ""),
+                   err=True)
+    if any(row["status"] != "sent" for row in outbox):
+        sys.exit(1)
+
+
+@alerts.command("test")
+@click.option("--shop", help="The shop (needed when there are several).")
+@_by
+@pass_ctx
+def alerts_test(ctx: _Context, shop: str | None, by: str) -> None:
+    """Send a test message now on each of the shop's channels; say how each went (audited)."""
+    from connector.services.alerts import AlertError
+
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, None)
+    with _migrated_store(container) as store:
+        try:
+            outcomes = container.alerts.test(store, shop_id, f"cli:{by}")
+        except AlertError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    for outcome in outcomes:
+        click.echo(outcome.sentence, err=not outcome.ok)
+    if not all(outcome.ok for outcome in outcomes):
+        sys.exit(1)
+
+
+@main.group()
 def secrets() -> None:
     """The encryption of the secrets stored in the database."""
 

@@ -107,9 +107,8 @@ class Alerts:
         """The scheduler's job: look at every shop, then send what is due."""
         looked = self.look(store)
         sent = self.send_due(store)
-        result = {"alerted": looked.alerted, "held": looked.held, "summaries": looked.summaries,
-                  "sent": sent.sent, "retrying": sent.retrying, "failed": sent.failed}
-        return result
+        return {"alerted": looked.alerted, "held": looked.held, "summaries": looked.summaries,
+                "sent": sent.sent, "retrying": sent.retrying, "failed": sent.failed}
 
     def look(self, store: Store, shop_id: str | None = None) -> LookReport:
         report = LookReport()
@@ -279,6 +278,15 @@ class Alerts:
                         {"by": by, "outcomes": [{"channel": o.channel, "ok": o.ok, "said": o.sentence}
                                                 for o in outcomes]}, self.clock())
         return outcomes
+
+    # ------------------------------------------------------------ what was sent
+
+    def recent(self, store: Store, shop_id: str, limit: int = 10) -> list[dict]:
+        """The shop's last messages, newest first, with how each went."""
+        return AlertStore(store).recent(shop_id, limit)
+
+    def outbox(self, store: Store, shop_id: str | None = None) -> list[dict]:
+        return AlertStore(store).outbox(shop_id)
 
     # ------------------------------------------------------------ helpers
 
