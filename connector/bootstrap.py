@@ -11,6 +11,7 @@ from typing import Callable, Mapping
 from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, Settings, ShopSettings, load_settings
 from connector.secrets import KeyMissing, SecretBox
 from connector.services.alerts import Alerts
+from connector.services.attention import needs_you
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
@@ -134,7 +135,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
                                      lambda store: SqlitePendingConnections(store, clock),
                                      resolve=resolve_host or resolve_addresses),
         alerts=Alerts(settings, shops, build_notifiers(settings) if notifiers is None else notifiers,
-                      lambda store, shop, now: _needs_you(store, shop, settings, now), clock),
+                      lambda store, shop, now: needs_you(store, shop, settings, now), clock),
         storefronts=storefronts,
         shopify_app=_shopify_app(settings, shop_config, shops, tokens, clock),
         shopify_tokens=tokens,
@@ -174,12 +175,6 @@ def build_notifiers(settings: Settings) -> dict[str, object]:
                                           username=email.username, password=email.password,
                                           from_address=email.from_address, timeout=email.timeout_seconds)
     return notifiers
-
-
-def _needs_you(store: Store, shop: ShopSettings, settings: Settings, now: datetime) -> list:
-    from connector.services.attention import needs_you
-
-    return needs_you(store, shop, settings, now)
 
 
 class PerShop:

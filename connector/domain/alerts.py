@@ -76,9 +76,12 @@ class Plan:
     summarise: int  # how many held alerts to tell now in one "and N more" message (0: none)
 
 
-def candidates(items: Iterable[Any], kinds_on: Iterable[str]) -> list[Candidate]:
+def candidates(items: Iterable[Any], kinds_on: Iterable[str],
+               reason_words: Mapping[str, str] | None = None) -> list[Candidate]:
     """The alerts ``items`` (attention items, most urgent first: ``kind``, ``key``, ``title``,
-    ``detail``, ``group``) can raise with the shop's ``kinds_on``; exceptions as one per kind."""
+    ``detail``, ``group``) can raise with the shop's ``kinds_on``; exceptions as one per kind,
+    named by ``reason_words`` (exception reason -> words ending "an order line could not be
+    routed because ...")."""
     kinds_on = set(kinds_on)
     out: list[Candidate] = []
     exceptions: dict[str, list[Any]] = {}
@@ -96,11 +99,13 @@ def candidates(items: Iterable[Any], kinds_on: Iterable[str]) -> list[Candidate]
     described = []
     for candidate in out:
         if candidate.key.startswith(EXCEPTION_KIND_PREFIX):
-            members = exceptions[candidate.key[len(EXCEPTION_KIND_PREFIX):]]
+            group = candidate.key[len(EXCEPTION_KIND_PREFIX):]
+            members = exceptions[group]
             first = members[0]
-            more = f" {len(members)} order lines have this problem now." if len(members) > 1 else ""
-            candidate = Candidate(candidate.key, candidate.kind, f"New kind of exception: {first.title}",
-                                  f"{first.detail or ''}{more}".strip())
+            reason = (reason_words or {}).get(group, group.replace("_", " "))
+            lines = f"{len(members)} order lines have" if len(members) > 1 else "1 order line has"
+            candidate = Candidate(candidate.key, candidate.kind, f"New kind of exception: {reason}",
+                                  f"{lines} it now. First: {first.title}. {first.detail or ''}".strip())
         described.append(candidate)
     return described
 

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from connector.alerts_store import AlertStore
+from connector.services.attention import REASON_WORDS
 from connector.config import Settings, ShopSettings
 from connector.domain.alerts import (
     AlertMessage,
@@ -120,7 +121,7 @@ class Alerts:
             if not channels:
                 continue  # nowhere to tell: nothing is tracked, so adding a channel tells what is open then
             now = self.clock()
-            current = candidates(self.collect(store, shop, now), shop.alerts.kinds)
+            current = candidates(self.collect(store, shop, now), shop.alerts.kinds, REASON_WORDS)
             report.shops += 1
             self._decide(store, shop, current, channels, now, report)
         return report

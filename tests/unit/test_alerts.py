@@ -52,10 +52,11 @@ def test_exceptions_alert_once_per_kind_of_exception_and_other_items_each():
              Item("exception", "exception:2:b", "Order #2 line b", "no stock", "partial_stock"),
              Item("exception", "exception:3:c", "Order #3 line c", "no region", "no_region"),
              Item("over_reserved", "over:x", "Over-reserved")]  # not an alert kind: digest and pages only
-    found = candidates(items, ALL)
+    found = candidates(items, ALL, {"partial_stock": "no node has enough of it"})
     assert [c.key for c in found] == ["exception-kind:partial_stock", "sync_failing:east", "exception-kind:no_region"]
-    assert found[0].title == "New kind of exception: Order #1 line a"
-    assert "2 order lines have this problem now" in found[0].detail
+    assert found[0].title == "New kind of exception: no node has enough of it"
+    assert found[0].detail == "2 order lines have it now. First: Order #1 line a. no stock"
+    assert found[2].title == "New kind of exception: no region" and found[2].detail.startswith("1 order line has it")
 
 
 def test_kinds_switched_off_raise_nothing():
