@@ -388,6 +388,111 @@ def _shopify_tokens(db: sqlite_utils.Database) -> None:
         pk="shop_domain", not_null={"access_token", "scopes", "updated_at"})
 
 
+@migrations(name="0014_shipment_facts")
+def _shipment_facts(db: sqlite_utils.Database) -> None:
+    # What is known about each part (what one node ships of one order), merged from every
+    # source; ``counted`` is the part's current contribution to metric_days (JSON), so a
+    # later fact moves the counters by the difference (connector/shipment_store.py).
+    db["shipment_facts"].create(
+        {"shop_id": str, "order_id": str, "node_id": str, "shipped_at": str, "delivered_at": str, "carrier": str,
+         "tracking_number": str, "tracking_url": str, "first_attempt_ok": int, "damaged": int, "lost": int,
+         "returned": int, "in_full": int, "source": str, "updated_at": str, "counted": str},
+        pk=("shop_id", "order_id", "node_id"), not_null={"source", "updated_at"})
+    # Each order, part and exception line is counted once, on the order's first count's day and region.
+    db["metric_orders"].create(
+        {"shop_id": str, "order_id": str, "day": str, "region_id": str, "decided": int, "routed": int,
+         "exception": int, "shipped_nodes": int},
+        pk=("shop_id", "order_id"), not_null={"day", "region_id"},
+        defaults={"decided": 0, "routed": 0, "exception": 0, "shipped_nodes": 0})
+    db["metric_parts"].create({"shop_id": str, "order_id": str, "node_id": str},
+                              pk=("shop_id", "order_id", "node_id"))
+    db["metric_exception_lines"].create({"shop_id": str, "order_id": str, "line_id": str},
+                                        pk=("shop_id", "order_id", "line_id"))
+    # The counters the metrics read, per shop × local day the order was placed × node × region.
+    # Order-level counters sit on node_id '' (an order is counted once, whatever its nodes).
+    counters = ("orders_decided", "orders_routed", "orders_with_exception", "exception_lines", "orders_shipped",
+                "split_orders", "parts_routed", "shipped", "on_time", "in_full", "delivered", "first_attempt_known",
+                "first_attempt_ok", "damaged", "lost", "returned", "problems", "cost_known", "split_parts")
+    db["metric_days"].create(
+        {"shop_id": str, "day": str, "node_id": str, "region_id": str, **{c: int for c in counters},
+         "delivery_days": float, "cost": float},
+        pk=("shop_id", "day", "node_id", "region_id"),
+        defaults={**{c: 0 for c in counters}, "delivery_days": 0.0, "cost": 0.0})
+    # Lines no node had the stock for (partial_stock exceptions), per SKU and day the order was placed.
+    db["metric_stockouts"].create(
+        {"shop_id": str, "day": str, "sku": str, "lines": int, "units": int},
+        pk=("shop_id", "day", "sku"), defaults={"lines": 0, "units": 0})
+
+
+# A node × SKU's position as `connector reorder` judges it, for the rows of node_sku_plans
+# matching `where`: sellable (available minus our reservations, never below zero) plus the
+# units of open transfers toward it; for the hub, the whole network's (echelon stock).
+# `shop` and `sku` are SQL expressions (a trigger's NEW.x, or the row's own columns).
+def plan_position_update(shop: str, sku: str, where: str) -> str:
+    sellable = ("SELECT {agg} FROM stock s LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id "
+                "AND r.node_id = s.node_id AND r.sku = s.sku WHERE s.shop_id = {shop} AND s.sku = {sku}")
+    return (
+        "UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN ("
+        + sellable.format(agg="COALESCE(SUM(MAX(s.available - COALESCE(r.quantity, 0), 0)), 0)", shop=shop, sku=sku)
+        + ") ELSE COALESCE(("
+        + sellable.format(agg="MAX(s.available - COALESCE(r.quantity, 0), 0)", shop=shop, sku=sku)
+        + " AND s.node_id = node_sku_plans.node_id), 0) END, "
+        f"inbound = (SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = {shop} AND t.sku = {sku} "
+        "AND t.status IN ('proposed', 'approved', 'in_transit') "
+        "AND (node_sku_plans.is_hub = 1 OR t.to_node = node_sku_plans.node_id)) "
+        f"WHERE {where}"
+    )
+
+
+def _refresh_plan(row: str, node_column: str) -> str:
+    """The trigger statement: the changed node's row and the hub's row of the SKU."""
+    return plan_position_update(f"{row}.shop_id", f"{row}.sku",
+                                f"shop_id = {row}.shop_id AND sku = {row}.sku "
+                                f"AND (node_id = {row}.{node_column} OR is_hub = 1)") + ";"
+
+
+@migrations(name="0017_node_sku_plans")
+def _node_sku_plans(db: sqlite_utils.Database) -> None:
+    """Per node × SKU, the planning's figures (written by each allocation run) beside the
+    position they are judged on, which triggers keep current wherever stock, reservations or
+    transfers are written; the days of cover and the risk level (domain.inventory.classify,
+    in SQL) are stored generated columns. So the inventory page pages through 200,000 rows,
+    and lists or counts the shop's stock-out risks, from indexes, never by planning 20,000
+    SKUs per request."""
+    db.execute(
+        "CREATE TABLE node_sku_plans (shop_id TEXT NOT NULL, sku TEXT NOT NULL, node_id TEXT NOT NULL, "
+        "category TEXT, is_hub INTEGER NOT NULL DEFAULT 0, weekly_demand REAL NOT NULL DEFAULT 0, "
+        "lead_time_days REAL NOT NULL DEFAULT 0, safety_stock INTEGER NOT NULL DEFAULT 0, "
+        "reorder_point INTEGER NOT NULL DEFAULT 0, target_level INTEGER NOT NULL DEFAULT 0, planned_at TEXT, "
+        "sellable INTEGER NOT NULL DEFAULT 0, inbound INTEGER NOT NULL DEFAULT 0, "
+        "cover_days REAL GENERATED ALWAYS AS "
+        "(CASE WHEN weekly_demand > 0 THEN (sellable + inbound) * 7.0 / weekly_demand END) STORED, "
+        "risk INTEGER GENERATED ALWAYS AS (CASE WHEN weekly_demand <= 0 THEN 4 WHEN sellable <= 0 THEN 0 "
+        "WHEN (sellable + inbound) * 7.0 < lead_time_days * weekly_demand THEN 1 "
+        "WHEN sellable + inbound <= reorder_point THEN 2 ELSE 3 END) STORED, "
+        "PRIMARY KEY (shop_id, sku, node_id)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX node_sku_plans_risk ON node_sku_plans (shop_id, risk, cover_days)")
+    db.execute("CREATE INDEX node_sku_plans_node ON node_sku_plans (shop_id, node_id, sku)")
+    db.execute("CREATE INDEX node_sku_plans_category ON node_sku_plans (shop_id, category, sku, node_id)")
+    # The triggers sum a SKU's open transfers: by SKU, not by scanning the shop's.
+    db.execute("CREATE INDEX transfers_by_sku ON transfers (shop_id, sku, status)")
+    db.execute("INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT shop_id, sku, node_id FROM stock")
+    db.execute(plan_position_update("node_sku_plans.shop_id", "node_sku_plans.sku", "1"))
+    for event, row in (("INSERT", "NEW"), ("UPDATE OF available", "NEW"), ("DELETE", "OLD")):
+        name = event.split()[0].lower()
+        add_row = ("INSERT OR IGNORE INTO node_sku_plans (shop_id, sku, node_id) "
+                   "VALUES (NEW.shop_id, NEW.sku, NEW.node_id);" if row == "NEW" else "")
+        db.execute(f"CREATE TRIGGER node_sku_plans_stock_{name} AFTER {event} ON stock BEGIN "
+                   f"{add_row} {_refresh_plan(row, 'node_id')} END")
+    for event, row in (("INSERT", "NEW"), ("UPDATE OF quantity", "NEW"), ("DELETE", "OLD")):
+        db.execute(f"CREATE TRIGGER node_sku_plans_reserved_{event.split()[0].lower()} AFTER {event} "
+                   f"ON reserved_totals BEGIN {_refresh_plan(row, 'node_id')} END")
+    for event, row in (("INSERT", "NEW"), ("UPDATE OF status, units", "NEW"), ("DELETE", "OLD")):
+        db.execute(f"CREATE TRIGGER node_sku_plans_transfers_{event.split()[0].lower()} AFTER {event} "
+                   f"ON transfers BEGIN {_refresh_plan(row, 'to_node')} END")
+
+
 @migrations(name="0018_alerts")
 def _alerts(db: sqlite_utils.Database) -> None:
     # What a creator is told (queries: connector/alerts_store.py). alert_items: each item that
@@ -1157,6 +1262,9 @@ class Store:
             [(shop_id, order_id, d.line_id, d.sku, d.quantity, d.node_id, d.rule, mode, region_id, d.explanation,
               d.exception.value if d.exception else None, ts(now), config_version) for d in decisions],
         )
+        # The metric counters move in the same transaction (imported here: shipment_store builds on this module).
+        from connector.shipment_store import ShipmentStore
+        ShipmentStore(self).count_decisions(shop_id, order_id, region_id, decisions)
 
     def retire_decisions(self, shop_id: str, order_id: str, line_ids: Iterable[str] | None = None) -> None:
         if line_ids is None:
@@ -1266,6 +1374,9 @@ class Store:
                           "forward_jobs", "shipments", "sync_runs", "node_sync_state", "provider_poll_state",
                           "order_polls", "forecasts", "allocations", "opportunity_costs", "transfers",
                           "storefront_items", "push_state", "push_requests", "push_request_skus"):
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
+                          "metric_stockouts"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(
