@@ -113,22 +113,6 @@ class AlertStore:
         where, params = ("WHERE shop_id = ?", (shop_id,)) if shop_id else ("", ())
         return self._dicts(f"SELECT * FROM alert_outbox {where} ORDER BY id", params)
 
-    # ------------------------------------------------------------ the digest's figures
-
-    def day_counts(self, shop_id: str, start: datetime, end: datetime) -> dict[str, int]:
-        """Orders that came in between ``start`` and ``end``, how many of them were routed
-        whole (every line to a node), and order lines that became exceptions in that time."""
-        received, routed = self.conn.execute(
-            "SELECT count(*), coalesce(sum(NOT EXISTS (SELECT 1 FROM routing_decisions d WHERE d.shop_id = o.shop_id "
-            "AND d.order_id = o.id AND d.current = 1 AND d.node_id IS NULL) AND EXISTS (SELECT 1 FROM "
-            "routing_decisions d WHERE d.shop_id = o.shop_id AND d.order_id = o.id AND d.current = 1)), 0) "
-            "FROM orders o WHERE o.shop_id = ? AND o.first_seen_at >= ? AND o.first_seen_at < ?",
-            (shop_id, ts(start), ts(end))).fetchone()
-        exceptions = self.conn.execute(
-            "SELECT count(*) FROM routing_decisions WHERE shop_id = ? AND exception IS NOT NULL "
-            "AND decided_at >= ? AND decided_at < ?", (shop_id, ts(start), ts(end))).fetchone()[0]
-        return {"received": received, "routed": routed, "exceptions": exceptions}
-
     def _dicts(self, sql: str, params: Sequence = ()) -> list[dict]:
         cursor = self.conn.execute(sql, params)
         names = [c[0] for c in cursor.description]

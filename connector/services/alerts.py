@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from connector.alerts_store import AlertStore
 from connector.services.attention import REASON_WORDS
+from connector.services.metrics import headline, metrics
 from connector.config import Settings, ShopSettings
 from connector.domain.alerts import (
     AlertMessage,
@@ -213,7 +214,7 @@ class Alerts:
         zone = ZoneInfo(shop.timezone)
         day = now.astimezone(zone).date() - timedelta(days=1)
         start = datetime.combine(day, time(0), zone)
-        figures = self.figures(store, shop, start, start + timedelta(days=1))
+        figures = self.figures(store, shop, day, now)
         items = [DigestItem(item.title, item.detail or "") for item in self.collect(store, shop, now)]
         links = {label: url for label, path in (("Home", "/"), ("Action centre", "/actions"), ("Metrics", "/metrics"))
                  if (url := self._link(path))}
@@ -237,16 +238,23 @@ class Alerts:
         self.digest(store, shop_id)
         return "queued"
 
-    def figures(self, store: Store, shop: ShopSettings, start: datetime, end: datetime) -> list[tuple[str, str]]:
-        """(label, value in words) for the day from ``start`` to ``end``."""
-        counts = AlertStore(store).day_counts(shop.id, start, end)
-        received, routed = counts["received"], counts["routed"]
-        share = f" ({routed / received:.0%})" if received else ""
+    def figures(self, store: Store, shop: ShopSettings, day: date, now: datetime) -> list[tuple[str, str]]:
+        """(label, value with what it means) for the orders placed on ``day`` (the shop's
+        calendar), from the shipment metrics' counters, and the last 7 days' on-time rate."""
+        total = metrics(store, shop, since=day, until=day, now=now).total
+        week = headline(store, shop, now)
+        on_time = (f"{_percent(total.on_time_rate)} of those orders' parcels left before their place's cutoff"
+                   if total.on_time_rate is not None else "no parcel of those orders has left yet")
         return [
-            ("Orders received", f"{received}"),
-            ("Routed automatically", f"{routed} of {received}{share}: every line sent to a node without help"),
-            ("Order lines that became exceptions", f"{counts['exceptions']}: could not be routed, waiting for you"),
-            ("Open exceptions now", f"{len(store.open_exceptions(shop.id))}"),
+            ("Orders routed", f"{total.orders_routed}: orders placed that day and sent to a place that ships them"),
+            ("Parcels shipped", f"{total.shipped} of them have left so far"),
+            ("On time", on_time),
+            ("On time over the last 7 days", f"{_percent(week.on_time_rate_7d)} of parcels"
+             if week.on_time_rate_7d is not None else "no parcel has left in the last 7 days"),
+            ("Exceptions", f"{_percent(total.exception_rate)} of the day's orders had a line no place could take"
+             if total.exception_rate is not None else "none"),
+            ("Open exceptions now", f"{week.open_exceptions} order line{'s wait' if week.open_exceptions != 1 else ' waits'} "
+                                    "for you in the action centre"),
         ]
 
     # ------------------------------------------------------------ the test button
@@ -305,6 +313,10 @@ class Alerts:
     def _link(self, path: str) -> str | None:
         base = self.settings.web.public_url
         return f"{base}{path}" if base else None
+
+
+def _percent(rate: float) -> str:
+    return f"{rate:.0%}"
 
 
 def shop_label(shop: ShopSettings) -> str:

@@ -59,6 +59,15 @@ def order_nobody_stocks(container, store, number: int) -> None:
     container.inbox.process(store)
 
 
+def routable(container, store, number: int) -> None:
+    """An order for one unit of a SKU the network holds: routed."""
+    order = sandbox.shopify_order(random.Random(number), number, number, container.clock(), lines=1)
+    order["line_items"][0]["sku"], order["line_items"][0]["quantity"] = "CANDLE-FIG", 1
+    hook = sandbox.shopify_webhook(SHOPIFY_SECRET, order)
+    container.inbox.ingest(store, "shopify", hook.body, hook.headers)
+    container.inbox.process(store)
+
+
 def outbox(store, **where):
     return [row for row in AlertStore(store).outbox(SHOPIFY_SHOP) if all(row[k] == v for k, v in where.items())]
 
@@ -166,12 +175,16 @@ def test_a_channel_the_shop_stopped_using_drops_its_queued_messages(container, s
 
 def test_the_digest_tells_yesterday_in_figures_and_what_needs_the_shop_once_a_day(container, store, clock, channels):
     order_nobody_stocks(container, store, 9101)  # 10:00 in New York on the 22nd
+    routable(container, store, 9102)
     propose_transfer(store, clock)
     clock.advance(days=1)
     preview = container.alerts.digest(store, SHOPIFY_SHOP, preview=True)
     assert preview.subject == "[aurora-candles.myshopify.com] Your day: 2026-11-22"
-    assert "- Orders received: 1" in preview.text
-    assert "- Order lines that became exceptions: 1: could not be routed, waiting for you" in preview.text
+    for line in ("- Orders routed: 1: orders placed that day and sent to a place that ships them",
+                 "- On time: no parcel of those orders has left yet",
+                 "- Exceptions: 50% of the day's orders had a line no place could take",
+                 "- Open exceptions now: 1 order line waits for you in the action centre"):
+        assert line in preview.text
     assert "Needs you now (2):" in preview.text and "could not be routed" in preview.text
     assert f"- Action centre: {PUBLIC_URL}/actions" in preview.text
     assert outbox(store) == []  # a preview sends nothing
