@@ -46,7 +46,7 @@ class SmtpNotifier:
         mail = EmailMessage()
         mail["From"] = self.from_address
         mail["To"] = ", ".join(to.addresses)
-        mail["Subject"] = message.subject
+        mail["Subject"] = " ".join(message.subject.split())  # a product title with a line break stays one header
         mail["Date"] = email.utils.format_datetime(message.created_at)
         domain = self.from_address.rpartition("@")[2]
         mail["Message-ID"] = f"<{hashlib.sha256(message.key.encode()).hexdigest()[:32]}@{domain}>"

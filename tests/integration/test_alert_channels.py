@@ -59,6 +59,15 @@ def test_an_alert_arrives_as_a_readable_plain_text_email():
     assert mail["Message-ID"].endswith("@connector.example>") and again.message["Message-ID"] == mail["Message-ID"]
 
 
+def test_a_subject_with_a_line_break_from_order_data_stays_one_header():
+    broken = AlertMessage("k", "aurora", "alert", "Order #1: 2 × Fig\r\nBcc: x@evil.example candle", "Text\n", NOW)
+    with LocalSmtp() as server:
+        smtp_notifier(server).deliver(broken, Destination("email", ("m@c.example",)))
+    [received] = server.messages
+    assert received.recipients == ["m@c.example"] and received.message["Bcc"] is None
+    assert received.message["Subject"] == "Order #1: 2 × Fig Bcc: x@evil.example candle"
+
+
 def test_a_login_is_used_when_set_and_a_refused_one_is_said_without_the_password(caplog):
     caplog.set_level(logging.DEBUG)
     with LocalSmtp(users={"alerts": PASSWORD}) as server:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -237,3 +238,29 @@ def test_a_shop_without_channels_is_not_tracked_so_adding_one_tells_what_is_open
     assert looked.shops == 1  # the WooCommerce shop has no channel
     assert AlertStore(store).tracked("fernleaf-botanics") == {} and AlertStore(store).outbox("fernleaf-botanics") == []
     assert set(AlertStore(store).tracked(SHOPIFY_SHOP)) == {"webhook_disabled"}
+
+
+def test_a_message_claimed_by_a_sender_that_died_is_sent_later_with_the_same_key(container, store, clock, channels):
+    container.alerts.collect = lambda store, shop, now: [Item("webhook_disabled", "webhook_disabled", "Off")] \
+        if shop.id == SHOPIFY_SHOP else []
+    container.alerts.look(store)
+    with store.write():  # a sender claims both rows, then dies before sending
+        claimed = AlertStore(store).claim_due(clock(), 10, clock() - timedelta(minutes=10))
+    assert len(claimed) == 2 and container.alerts.send_due(store).sent == 0
+    clock.advance(minutes=11)
+    assert container.alerts.send_due(store).sent == 2
+    assert channels["email"].delivered[0][0].key == claimed[0]["message_key"]
+
+
+def test_the_scheduler_job_runs_the_alerts_and_records_the_run(container, store, channels):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from connector.scheduler import build_scheduler
+
+    container.alerts.collect = lambda store, shop, now: [Item("webhook_disabled", "webhook_disabled", "Off")] \
+        if shop.id == SHOPIFY_SHOP else []
+    job = build_scheduler(container, BackgroundScheduler).get_job("alerts")
+    assert job.func(*job.args) == "ok"
+    [run] = [r for r in store.job_runs() if r["job_id"] == "alerts"]
+    assert run["outcome"] == "ok" and "'alerted': 1" in run["detail"] and "'sent': 2" in run["detail"]
+    assert len(channels["post"].delivered) == 1
