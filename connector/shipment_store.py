@@ -25,6 +25,7 @@ from datetime import date, datetime, time
 from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connector.chunks import chunked
 from connector.domain.model import ExceptionReason
 from connector.domain.shipments import Contribution, ShipmentFact, contribution, local_day
 from connector.store import Store, parse_ts, ts
@@ -244,6 +245,14 @@ class ShipmentStore:
             f"VALUES (?, ?, ?, ?, {', '.join('?' * len(names))}) ON CONFLICT DO UPDATE SET "
             + ", ".join(f"{n} = {n} + excluded.{n}" for n in names),
             (shop_id, day, node_id, region_id, *amounts.values()))
+
+    def forget_tracking(self, shop_id: str, order_ids: Sequence[str]) -> None:
+        """A customer's redaction: a tracking number or link leads to their address, so it
+        goes; the times and flags (no personal data) stay for the figures."""
+        for chunk in chunked(list(order_ids), 500):
+            self.conn.execute(
+                "UPDATE shipment_facts SET tracking_number = NULL, tracking_url = NULL WHERE shop_id = ? "
+                f"AND order_id IN ({', '.join('?' * len(chunk))})", (shop_id, *chunk))
 
     # ------------------------------------------------------------ reading the counters
 

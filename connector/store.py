@@ -481,8 +481,11 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
     db.execute(plan_position_update("node_sku_plans.shop_id", "node_sku_plans.sku", "1"))
     for event, row in (("INSERT", "NEW"), ("UPDATE OF available", "NEW"), ("DELETE", "OLD")):
         name = event.split()[0].lower()
-        add_row = ("INSERT OR IGNORE INTO node_sku_plans (shop_id, sku, node_id) "
-                   "VALUES (NEW.shop_id, NEW.sku, NEW.node_id);" if row == "NEW" else "")
+        # Not INSERT OR IGNORE: a trigger takes the conflict policy of the statement that fired
+        # it when that has one (an upsert into stock), and would then fail on an existing row.
+        add_row = ("INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT NEW.shop_id, NEW.sku, NEW.node_id "
+                   "WHERE NOT EXISTS (SELECT 1 FROM node_sku_plans WHERE shop_id = NEW.shop_id AND sku = NEW.sku "
+                   "AND node_id = NEW.node_id);" if row == "NEW" else "")
         db.execute(f"CREATE TRIGGER node_sku_plans_stock_{name} AFTER {event} ON stock BEGIN "
                    f"{add_row} {_refresh_plan(row, 'node_id')} END")
     for event, row in (("INSERT", "NEW"), ("UPDATE OF quantity", "NEW"), ("DELETE", "OLD")):
@@ -1364,6 +1367,9 @@ class Store:
                     f"WHERE shop_id = ? AND resource_id IN ({id_marks})",
                     (shop_id, *all_ids),
                 )
+                from connector.shipment_store import ShipmentStore  # builds on this module
+
+                ShipmentStore(self).forget_tracking(shop_id, all_ids)
         return len(ids)
 
     def delete_shop_data(self, shop_id: str, keep_inbox_id: int | None = None) -> dict[str, int]:

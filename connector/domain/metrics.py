@@ -14,26 +14,26 @@ from typing import Iterable, Mapping
 from connector.domain.shipments import average, rate
 
 DEFINITIONS: dict[str, str] = {
-    "orders_routed": "Orders placed in the period that were sent to at least one of your locations.",
-    "shipped": "Parcels (one per order and location) that have left, by the day their order was placed.",
-    "on_time_rate": "Of the parcels that left, the share that left by the location's cutoff promise: an order "
-                    "placed before the daily cutoff ships the same day, one after it (or where there is no "
-                    "cutoff) by the end of the next day.",
-    "otif_rate": "On time and in full: parcels that left on time with every line the location was given.",
-    "split_rate": "Of the orders that shipped, the share that went out from more than one location "
-                  "(for a location: the share of its parcels that were part of such an order).",
+    "orders_routed": "Orders placed in the period that were sent to at least one of your places.",
+    "shipped": "Parcels (one per order and place) that have left, counted on the day their order was placed.",
+    "on_time_rate": "Of the parcels that left, the share that left in time: an order placed before the place's "
+                    "daily cutoff is due out the same day, one placed after it (or where there is no cutoff) "
+                    "by the end of the next day.",
+    "otif_rate": "On time and in full: parcels that left in time with every line the place was given.",
+    "split_rate": "Of the orders that shipped, the share that went out from more than one place "
+                  "(for one place: the share of its parcels that were part of such an order).",
     "exception_rate": "Of the orders the connector decided, the share with at least one line it could not "
-                      "send anywhere on its own (for a location: the share of its parcels damaged, lost or "
+                      "send anywhere by itself (for one place: the share of its parcels damaged, lost or "
                       "returned).",
-    "cost_per_order": "The lane's cost per order from the location to the order's region, added up over an "
-                      "order's parcels (for a location: per parcel).",
+    "cost_per_order": "The lane's cost per order from the place to the order's region, added up over an "
+                      "order's parcels (for one place: per parcel).",
     "first_attempt_rate": "Of the deliveries the carrier reported on, the share delivered at the first attempt.",
     "damage_rate": "Of the parcels that left, the share reported damaged.",
     "loss_rate": "Of the parcels that left, the share reported lost.",
     "return_rate": "Of the parcels that left, the share that came back.",
     "avg_delivery_days": "Days from the order being placed to the parcel being delivered, on average.",
-    "not_shipped": "Parcels routed to a location that have not been reported as shipped yet.",
-    "stockouts": "Order lines that no location had the stock for (they wait in the action centre), per SKU.",
+    "not_shipped": "Parcels sent to a place that have not been reported as shipped yet.",
+    "stockouts": "Order lines that no place had the stock for (they wait in the action centre), per SKU.",
 }
 
 

@@ -178,3 +178,18 @@ def test_metrics_cli_bad_input_is_one_line(cli, args, error):
     assert result.exit_code != 0
     assert error in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_customer_redaction_forgets_the_tracking_and_keeps_the_figures(routed_doc_order, post_shopify, container,
+                                                                       store):
+    post_shopify(fixture_bytes("shopify", "fulfillments_create.json"), "fulfillments/create")
+    container.inbox.process(store)
+    before = node_totals(store, SHOPIFY_SHOP, "central")
+    redact = fixture_json("shopify", "customers_redact.json") | {"orders_to_redact": [int(DOC_ORDER_ID)]}
+    post_shopify(redact, "customers/redact")
+    container.inbox.process(store)
+    fact, _ = ShipmentStore(store).fact(SHOPIFY_SHOP, DOC_ORDER_ID, "central")
+    assert fact.tracking_number is None and fact.tracking_url is None and fact.carrier == "UPS"
+    assert node_totals(store, SHOPIFY_SHOP, "central") == before
+    [row] = store._dicts("SELECT body FROM webhook_inbox WHERE topic = 'fulfillments/create'")
+    assert bytes(row["body"]) == b""  # the delivery's destination address went with its order's

@@ -162,3 +162,19 @@ def test_a_node_filter_keeps_to_that_nodes_parcels(post_shopify, container, stor
     assert metrics(store, SHOPIFY_SHOP, since=day, until=day, node_id=node, now=clock()).total.shipped == 1
     other = metrics(store, SHOPIFY_SHOP, since=day, until=day, node_id="cold-room", now=clock())
     assert other.total.shipped == 0 and other.total.on_time_rate is None and other.regions == {}
+
+
+def test_the_figures_are_read_by_index_never_by_scanning_orders(post_shopify, container, store, clock):
+    routed_order(post_shopify, container, store, clock, 5_560_009)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        headline(store, SHOPIFY_SHOP, clock())
+        metrics(store, SHOPIFY_SHOP, since=clock().date() - timedelta(days=89), until=clock().date(), now=clock())
+    finally:
+        store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert any("metric_days" in s for s in reads)
+    for statement in reads:
+        plan = [row[-1] for row in store.conn.execute("EXPLAIN QUERY PLAN " + statement)]
+        assert not any(step.startswith("SCAN") for step in plan), (statement, plan)

@@ -27,9 +27,10 @@ EMBEDDED_ONLY = {"shopify_app.home"}
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3}
+FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3,
+           "sku": "TERRARIUM-S"}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css", "transfer_id": 1, "rule": 0}
+       "filename": "app.css", "transfer_id": 1, "rule": 0, "sku": "CANDLE-FIG"}
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def users(container, store, clock):
 
 def test_there_are_page_routes_to_check(app):
     endpoints = {rule.endpoint for rule in page_rules(app)}
-    assert {"settings.status", "settings.node", "auth.login"} <= endpoints
+    assert {"settings.status", "settings.node", "auth.login", "inventory.index", "inventory.sku"} <= endpoints
     assert {"settings.alerts", "settings.alerts_test"} <= endpoints  # walked like every page: no URL arguments
 
 
@@ -141,3 +142,13 @@ def test_a_user_never_reaches_another_shops_pages(app, users, settings, containe
         checked += 1
     assert checked >= 2
     assert container.shop_config.document(store, WOO_SHOP) == woo_before  # the other shop is as it was
+
+
+def test_the_metrics_page_is_walked_and_keeps_to_the_users_shop(app, users):
+    assert "metrics.index" in {rule.endpoint for rule in page_rules(app)}
+    client = app.test_client()
+    assert client.get("/metrics").headers["Location"].startswith("/login")
+    sign_in(client, SHOPIFY_USER)
+    text = client.get("/metrics", query_string={"node": FOREIGN["node_id"]}).get_data(as_text=True)
+    assert "That place is not one of this shop&#39;s" in text
+    assert FOREIGN["node_id"] not in text and "UK hub" not in text
