@@ -1384,6 +1384,8 @@ class Store:
             for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
                           "metric_stockouts"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            for table in ("alert_items", "alert_log", "alert_outbox"):  # what the shop was told (order numbers, titles)
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(
                 "DELETE FROM login_links WHERE user_id IN (SELECT id FROM users WHERE shop_id = ?)", (shop_id,)).rowcount
