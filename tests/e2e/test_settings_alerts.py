@@ -10,13 +10,13 @@ from html import unescape
 
 import pytest
 
-from connector.bootstrap import build
-from connector.config import settings_from_dict
+from werkzeug.datastructures import MultiDict
+
 from connector.shop_store import ShopConfigStore
-from tests.conftest import SHOPIFY_SHOP, initialised, to_toml
+from tests.conftest import SHOPIFY_SHOP
 from tests.local_smtp import LocalSmtp
 from tests.loopback import LoopbackServer
-from tests.web import SHOPIFY_USER, add_user, post_form, sign_in
+from tests.web import SHOPIFY_USER, add_user, form_data, post_form, sign_in
 
 HOOK_SECRET = "hook-sign-secret-0042"
 
@@ -135,9 +135,6 @@ def test_a_stale_form_is_refused(signed_in, container, store):
     document, version = container.shop_config.document(store, SHOPIFY_SHOP)
     document["alerts"] = {"emails": ["other@candles.example"]}
     container.shop_config.update(store, SHOPIFY_SHOP, document, version, "someone else")
-    from tests.web import form_data
-    from werkzeug.datastructures import MultiDict
-
     fields = [(k, v) for k, v in form_data(page, "/settings/alerts") if k != "alerts.emails"] + [
         ("alerts.emails", "maker@candles.example")]
     answer = _text(signed_in.post("/settings/alerts", data=MultiDict(fields)))

@@ -100,7 +100,6 @@ def test_refused_addresses_an_unreachable_server_and_a_missing_starttls_are_each
 
 def _receiver(answer=(200, {"ok": True})):
     def handle(request):
-        request.server_seen = None
         received.append({"path": request.path, "headers": dict(request.headers), "body": request.body})
         return answer(request) if callable(answer) else answer
 
