@@ -539,3 +539,20 @@ class FakeOrderNotes:
             notes = self.by_order.setdefault(order_id, [])
             notes.append(OrderNote(len(notes) + 1, text, customer))
             return len(notes)
+class FakeNotifier:
+    """A channel that keeps what it was given: ``delivered`` (message, destination) pairs.
+    ``fail_next``: sentences; each makes the next delivery fail with DeliveryFailed."""
+
+    def __init__(self, channel: str = "email"):
+        self.channel = channel
+        self.delivered: list = []
+        self.fail_next: list[str] = []
+        self.attempts = 0
+
+    def deliver(self, message, to) -> None:
+        from connector.domain.alerts import DeliveryFailed
+
+        self.attempts += 1
+        if self.fail_next:
+            raise DeliveryFailed(self.fail_next.pop(0))
+        self.delivered.append((message, to))

@@ -309,10 +309,12 @@ class HttpClient:
         session: requests.Session | None = None,
         default_headers: Mapping[str, str] | None = None,
         secrets: Iterable[str | None] = (),
+        hide_path: bool = False,
     ):
         """``secrets``: credentials this client sends that ``auth`` does not know about
         (a refresh token in a body, a signed URL's query, a header); more can be added
-        later with ``client.redactor.add``."""
+        later with ``client.redactor.add``. ``hide_path``: logs and errors name every path
+        "/…" (an address that is itself a credential, like a chat channel's webhook)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if timeout is None:
@@ -331,6 +333,7 @@ class HttpClient:
         self.retry_after_cap = retry_after_cap if retry_after_cap is not None else backoff_cap * 4
         self.min_interval = min_interval
         self.provider = provider
+        self.hide_path = hide_path
         self._sleep = sleep
         self._monotonic = monotonic
         self._random = random
@@ -386,7 +389,7 @@ class HttpClient:
         transport failure (retried like a dropped connection)."""
         method = method.upper()
         url = self.url_for(path_or_url)
-        path = urlsplit(url).path or "/"
+        path = "/…" if self.hide_path else (urlsplit(url).path or "/")
         retry_unsafe = (method in IDEMPOTENT_METHODS) if retry is None else retry
         refreshed = False
         attempt = 0

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Mapping
 
 from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, Settings, ShopSettings, load_settings
 from connector.secrets import KeyMissing, SecretBox
+from connector.services.alerts import Alerts
+from connector.services.attention import needs_you
 from connector.services.availability import Availability, storefront_client
 from connector.services.exceptions import ExceptionActions
 from connector.services.forwarding import Forwarding
@@ -56,6 +58,7 @@ class Container:
     shop_config: ShopConfiguration
     connections: StoreConnections
     handoff: StoreHandoff
+    alerts: Alerts
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
@@ -90,11 +93,13 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
           storefront_client_factory: Callable[[ShopSettings], object | None] | None = None,
           woocommerce_orders_factory: Callable[[ShopSettings], object | None] | None = None,
           resolve_host: Callable[[str, int], object] | None = None,
-          handoff_client_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
+          handoff_client_factory: Callable[[ShopSettings], object | None] | None = None,
+          notifiers: Mapping[str, object] | None = None) -> Container:
     """``warehouse_factory``, ``storefront_client_factory``, ``woocommerce_orders_factory`` and
     ``handoff_client_factory`` replace the real 3PL, storefront inventory, WooCommerce orders and
-    store hand-off (fulfillment orders, order notes) adapters, and ``resolve_host`` the DNS
-    lookup of a store being connected (tests and benchmarks pass their own)."""
+    store hand-off (fulfillment orders, order notes) adapters, ``resolve_host`` the DNS lookup
+    of a store being connected and ``notifiers`` the alert channels (by name: "email", "post")
+    (tests and benchmarks pass their own)."""
     from adapters import shopify, woocommerce
     from adapters.woocommerce_connect import resolve_addresses
     from connector.connect_store import SqlitePendingConnections
@@ -143,6 +148,8 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
                                      lambda store: SqlitePendingConnections(store, clock),
                                      resolve=resolve_host or resolve_addresses),
         handoff=StoreHandoff(settings, shops, handoff_clients, contact_readers, clock),
+        alerts=Alerts(settings, shops, build_notifiers(settings) if notifiers is None else notifiers,
+                      lambda store, shop, now: needs_you(store, shop, settings, now), clock),
         storefronts=storefronts,
         shopify_app=app,
         shopify_tokens=tokens,
@@ -188,6 +195,18 @@ def handoff_client(shop: ShopSettings, app: shopify_app.ShopifyApp | None):
     if not (config.consumer_key and config.consumer_secret):
         return None
     return WooCommerceFulfillment(shop.store_url, config.consumer_key, config.consumer_secret)
+def build_notifiers(settings: Settings) -> dict[str, object]:
+    """The alert channels: a JSON POST always; email when [email] names a mail server."""
+    from adapters.email_smtp import SmtpNotifier
+    from adapters.webhook_post import WebhookPoster
+
+    notifiers: dict[str, object] = {"post": WebhookPoster()}
+    email = settings.email
+    if email.host:
+        notifiers["email"] = SmtpNotifier(host=email.host, port=email.port, security=email.security,
+                                          username=email.username, password=email.password,
+                                          from_address=email.from_address, timeout=email.timeout_seconds)
+    return notifiers
 
 
 class PerShop:

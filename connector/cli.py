@@ -15,6 +15,7 @@ import click
 from connector.bootstrap import Container, build
 from connector.config import WEB_SECRET_KEY_ENV, ConfigError
 from connector import handoff_store
+from connector.services.attention import needs_you
 from connector.services.forwarding import drift_report
 from connector.services.handoff import ShipError, pick_list_csv
 from connector.services.node_status import node_statuses
@@ -172,66 +173,29 @@ _by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_d
 @click.option("--shop", help="Only this shop.")
 @click.pass_context
 def exceptions(click_ctx: click.Context, shop: str | None) -> None:
-    """Order lines waiting for a human, and deliveries that could not be processed.
+    """Everything that needs a person, most urgent first (what the action centre, /actions,
+    shows): order lines to decide, hand-offs to 3PLs, syncs, transfers, over-reserved
+    stock, the store's webhooks; each line ends with the commands that settle it.
     `exceptions options ORDER LINE` shows what each node would mean for a line;
     `route`, `reevaluate` and `dismiss` act on it (audited)."""
     if click_ctx.invoked_subcommand is not None:
         return
-    ctx = click_ctx.find_object(_Context)
-    container = ctx.container
+    _echo_needs_you(click_ctx.find_object(_Context).container, shop)
+
+
+def _echo_needs_you(container: Container, shop: str | None) -> None:
+    """One line per item that needs a person (``services.attention.needs_you``), most
+    urgent first, each ending with the commands that settle it."""
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
-        rows = store.open_exceptions(shop)
-        failed = store.failed_webhooks(shop)
-        forwards = store.forward_jobs(shop, ("failed",))
-        unsettled = [j for j in store.forward_jobs(shop, ("pending",))
-                     if j["attempts"] >= container.settings.scheduler.forward_max_attempts]
-        syncs = _failing_syncs(container, store, shop)
-        lookups = store.failed_refund_lookups(shop)
-        polls = store.order_polls(shop)
-        amendments = store.open_amendments(shop)
-        over = [(shop_id, r) for shop_id in _shops(ctx.container, shop) for r in store.over_reserved(shop_id)]
-    unreconciled = [p for p in polls if p["last_error"]]
-    hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
-    if not any((rows, failed, forwards, unsettled, syncs, lookups, unreconciled, hooks, amendments, over)):
+        items = [item for shop_id in _shops(container, shop)
+                 for item in needs_you(store, container.shops.require(shop_id), container.settings, container.clock())]
+    if not items:
         click.echo("no exceptions")
         return
-    for row in rows:
-        click.echo(f"{row['shop_id']} order {row['number']} line {row['line_id']} "
-                   f"({row['quantity']} × {row['sku']}): {row['explanation']}")
-    if rows:
-        click.echo("  (what each node would mean for a line: `connector exceptions options ORDER LINE`)")
-    for hook in failed:
-        click.echo(f"{hook['shop_id']} webhook #{hook['id']} {hook['topic']} {hook['status']} "
-                   f"after {hook['attempts']} attempt(s): {hook['last_error']}")
-    for job in forwards:
-        click.echo(f"{job['shop_id']} order {job['order_id']} not handed to {job['provider']} for node "
-                   f"{job['node_id']} after {job['attempts']} attempt(s): {job['last_error']}")
-    for job in unsettled:
-        click.echo(f"{job['shop_id']} order {job['order_id']}: whether {job['provider']} holds {job['reference']} "
-                   f"is unknown after {job['attempts']} attempt(s) (looked up again at {job['next_attempt_at']}): "
-                   f"{job['last_error']}")
-    for line in syncs:
-        click.echo(line)
-    for lookup in lookups:
-        click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
-                   f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
-    for a in amendments:
-        now_wants = (f"the order now wants {a['wanted']}" if a["wanted"] else
-                     "the order no longer wants it (cancelled or removed)")
-        click.echo(f"{a['shop_id']} order {a['number'] or a['order_id']} line {a['line_id']}: {a['provider']} order "
-                   f"{a['provider_order_id']} (node {a['node_id']}, {a['job_status']}) has {a['sent']} × {a['sku']}; "
-                   f"{now_wants} — change it at {a['provider']}, then `connector forward amended {a['job_id']}`")
-    for shop_id, problem in hooks:
-        click.echo(f"{shop_id} {problem}")
-    for shop_id, r in over:
-        click.echo(f"{shop_id} node {r['node_id']} holds {r['available']} of {r['sku']} but {r['reserved']} are reserved; "
-                   f"{r['at_3pl']} of them for orders the 3PL already has, which stay there: check the 3PL can ship "
-                   "them (`connector drift`)")
-    for poll in unreconciled:
-        click.echo(f"{poll['shop_id']} orders not reconciled since {poll['last_ok_at'] or 'the first run'} "
-                   f"({poll['failures']} failed run(s) in a row; webhooks missed meanwhile are not caught): "
-                   f"{poll['last_error']}")
+    for item in items:
+        commands = " | ".join(action.cli for action in item.actions)
+        click.echo(f"{item.shop_id} {item.title}. {item.detail}" + (f" [{commands}]" if commands else ""))
 
 
 def _exception_order(store: Store, order_ref: str, shop: str | None) -> tuple[str, str]:
@@ -916,26 +880,6 @@ def users_link(ctx: _Context, email: str, base_url: str, valid_minutes: int) -> 
     click.echo(f"(valid for {valid_minutes} minutes, once)", err=True)
 
 
-def _failing_syncs(container: Container, store: Store, shop: str | None) -> list[str]:
-    """One line per provider account whose last sync of some node failed."""
-    lines = []
-    for shop_id in _shops(container, shop):
-        sources = container.shops.require(shop_id).sources
-        by_provider: dict[str, list[dict]] = {}
-        for node_id, state in sorted(store.sync_state(shop_id).items()):
-            source = sources.get(node_id)
-            if state["last_error"] and source is not None and source.provider:
-                by_provider.setdefault(source.provider, []).append(state)
-        for provider, states in sorted(by_provider.items()):
-            errors = " | ".join(dict.fromkeys(s["last_error"] for s in states))
-            oks = [s["last_ok_at"] for s in states]
-            last_ok = "never" if None in oks else min(oks)
-            lines.append(f"{shop_id} provider {provider}: sync failing for {', '.join(s['node_id'] for s in states)} "
-                         f"(last attempt {max(s['last_attempt_at'] for s in states)}, last good {last_ok}; "
-                         f"previous stock kept): {errors}")
-    return lines
-
-
 def _shops(container: Container, shop: str | None) -> list[str]:
     return [shop] if shop else _shop_ids(container)
 
@@ -1129,6 +1073,82 @@ def nodes_status(ctx: _Context, shop_id: str, node_id: str, status: str, reason:
     with _config_change(ctx.container) as store:
         version = ctx.container.shop_config.set_node_status(store, shop_id, node_id, status, reason, by)
     click.echo(f"shop {shop_id}: node {node_id} {status} (version {version})")
+
+
+@main.group()
+def alerts() -> None:
+    """Alerts and the daily digest (email and/or a JSON POST, set per shop on the settings pages)."""
+
+
+@alerts.command("send")
+@click.option("--shop", help="Only this shop.")
+@pass_ctx
+def alerts_send(ctx: _Context, shop: str | None) -> None:
+    """Look for what needs each shop, queue the alerts that are due and send the queue now
+    (the scheduler does this every [scheduler] alerts_every_seconds). Exit 1 when a message failed."""
+    container = ctx.container
+    _check_shop_node(container, shop, None)
+    with _migrated_store(container) as store:
+        looked = container.alerts.look(store, shop)
+        sent = container.alerts.send_due(store, shop)
+    click.echo(f"alerts: {looked.alerted} new, {looked.held} held by the hourly limit, {looked.summaries} "
+               f"summaries; messages sent {sent.sent}, retrying later {sent.retrying}, given up {sent.failed}"
+               + (f", dropped {sent.dropped}" if sent.dropped else ""))
+    for error in sent.errors:
+        click.echo(f"  {error}", err=True)
+    if sent.errors:
+        sys.exit(1)
+
+
+@alerts.command("digest")
+@click.option("--shop", help="The shop (needed when there are several).")
+@click.option("--preview", is_flag=True, help="Print the digest; send nothing.")
+@pass_ctx
+def alerts_digest(ctx: _Context, shop: str | None, preview: bool) -> None:
+    """Yesterday's figures and what needs the shop now: printed, and (without --preview) sent
+    once for the day on the shop's channels."""
+    from connector.services.alerts import AlertError
+
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, None)
+    with _migrated_store(container) as store:
+        try:
+            message = container.alerts.digest(store, shop_id, preview=preview)
+        except AlertError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        outbox = [] if preview else [row for row in container.alerts.outbox(store, shop_id)
+                                     if row["message_key"] == message.key]
+    click.echo(f"Subject: {message.subject}\n\n{message.text}", nl=False)
+    for row in outbox:
+        click.echo(f"{row['channel']}: {row['status']}" + (f" ({row['last_error']})" if row["last_error"] else ""),
+                   err=True)
+    if any(row["status"] != "sent" for row in outbox):
+        sys.exit(1)
+
+
+@alerts.command("test")
+@click.option("--shop", help="The shop (needed when there are several).")
+@_by
+@pass_ctx
+def alerts_test(ctx: _Context, shop: str | None, by: str) -> None:
+    """Send a test message now on each of the shop's channels; say how each went (audited)."""
+    from connector.services.alerts import AlertError
+
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, None)
+    with _migrated_store(container) as store:
+        try:
+            outcomes = container.alerts.test(store, shop_id, f"cli:{by}")
+        except AlertError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    for outcome in outcomes:
+        click.echo(outcome.sentence, err=not outcome.ok)
+    if not all(outcome.ok for outcome in outcomes):
+        sys.exit(1)
 
 
 @main.group()

@@ -8,6 +8,7 @@ left out of the file and supplied by environment variables instead:
 - ``CONNECTOR_SHOP_<ID>_<PROVIDER>_<TOKEN|REFRESH_TOKEN|CLIENT_SECRET>`` for 3PL accounts
 - ``CONNECTOR_SHOP_<ID>_<ACCESS_TOKEN|CONSUMER_KEY|CONSUMER_SECRET|API_KEY>`` for the storefront push and API
 - ``CONNECTOR_DATABASE`` overrides ``[database] path``.
+- ``CONNECTOR_SMTP_PASSWORD`` for ``[email] password`` (the mail server the alerts go through).
 
 Every problem becomes a line of a ``ConfigError`` naming the key (all of them, not
 just the first); the CLI prints one ``config error:`` line each and exits with status 2.
@@ -29,10 +30,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connector.domain.allocation import DEGRADED_PENALTY
 from connector.domain.shop_rules import (
+    ALERT_EMAIL,
+    LOOPBACK_HOSTS,
     PROVIDER_SECRET_KEYS,
     Problem,
     _env_id,
@@ -186,6 +189,10 @@ class SchedulerConfig(_Strict):
     # batch (exceptions_batch orders, the oldest first) left over.
     exceptions_every_seconds: int = Field(60, ge=10)
     exceptions_batch: int = Field(100, ge=1, le=10_000)
+    # Alerts: how often what needs a creator is looked at and due messages are sent; a message
+    # that fails waits (1, 2, 4 ... up to 60 minutes) and is given up after alerts_max_attempts.
+    alerts_every_seconds: int = Field(60, ge=5, le=3600)
+    alerts_max_attempts: int = Field(10, ge=1, le=100)
     misfire_grace_seconds: int = Field(300, ge=1)
 
 
@@ -401,6 +408,32 @@ class RoutingConfig(_Strict):
     modes: dict[Mode, ModeConfig] = {}
 
 
+# What a creator can be told at once (each can be switched off), and the daily digest.
+ALERT_KINDS = ("exceptions", "syncs", "forwarding", "approvals", "webhooks", "digest")
+
+
+class AlertsConfig(_Strict):
+    """A shop's alerts: where they go, which are on, how many an hour at most."""
+
+    emails: list[str] = Field([], max_length=20)
+    # A JSON POST per alert (a chat channel's incoming webhook, the creator's own endpoint).
+    # Secret: such an address usually carries its own token.
+    post_url: Secret = Field("", repr=False)
+    # With it, each POST carries X-Connector-Signature: sha256=<hex HMAC-SHA256 of the body>.
+    signing_secret: Secret = Field("", repr=False)
+    kinds: list[Literal["exceptions", "syncs", "forwarding", "approvals", "webhooks", "digest"]] = \
+        Field(default_factory=lambda: list(ALERT_KINDS))
+    digest_at: str = "08:00"  # local time in the shop's timezone: yesterday's figures and what needs you
+    rate_limit_per_hour: int = Field(10, ge=1, le=1000)  # beyond it: one "and N more" message later
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_format(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"digest_at must be HH:MM (24 h), got {value!r}")
+        return value
+
+
 class ShopConfig(_Strict):
     platform: Literal["shopify", "woocommerce"]
     shop_domain: str | None = None  # Shopify: {shop}.myshopify.com
@@ -416,12 +449,49 @@ class ShopConfig(_Strict):
     planning: PlanningConfig = PlanningConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
     storefront: StorefrontConfig = StorefrontConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 class EncryptionConfig(_Strict):
     # A file holding CONNECTOR_ENCRYPTION_KEYS=<key>[,<older key>...] (relative to this file), used
     # when that variable is not set; `connector demo --dir DIR` writes one. Keep it 0600, outside backups.
     keys_file: str | None = None
+
+
+SMTP_PASSWORD_ENV = "CONNECTOR_SMTP_PASSWORD"
+
+
+class EmailConfig(_Strict):
+    """The mail server alerts and digests are sent through (SMTP). No host: no email."""
+
+    host: str = ""
+    port: int = Field(587, ge=1, le=65535)
+    # starttls: upgrade a plain connection (port 587); ssl: TLS from the start (port 465);
+    # none: no encryption, only to a server on this machine (a local relay).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: Secret = Field("", repr=False)  # or CONNECTOR_SMTP_PASSWORD
+    from_address: str = ""  # the From of every message, e.g. alerts@connector.example.com
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("from_address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if value and not ALERT_EMAIL.fullmatch(value):
+            raise ValueError(f"must be an email address like alerts@example.com, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> "EmailConfig":
+        if self.host and not self.from_address:
+            raise ValueError("from_address is required when host is set (the From of every message)")
+        if self.host and self.security == "none" and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(f"security = \"none\" sends the password and the messages in clear: only for a "
+                             f"mail server on this machine (127.0.0.1, localhost), not {self.host!r}; "
+                             "use starttls or ssl")
+        if self.username and not self.host:
+            raise ValueError("username is set but host is not")
+        return self
 
 
 class FileConfig(_Strict):
@@ -433,6 +503,7 @@ class FileConfig(_Strict):
     privacy: PrivacyConfig = PrivacyConfig()
     shopify: ShopifyAppConfig = ShopifyAppConfig()
     encryption: EncryptionConfig = EncryptionConfig()
+    email: EmailConfig = EmailConfig()
     # Each [shops.<id>] table is a shop's configuration in import format: `connector init`
     # imports the shops the database lacks (validated like every other way in).
     shops: dict[Identifier, dict[str, Any]] = {}
@@ -472,6 +543,7 @@ class ShopSettings:
     storefront: StorefrontConfig = StorefrontConfig()  # secrets resolved from the environment
     shopify_locations: Mapping[str, str] = field(default_factory=dict)  # node id -> Shopify location gid
     node_lead_time_days: Mapping[str, int] = field(default_factory=dict)  # replenishment lead time overrides
+    alerts: AlertsConfig = AlertsConfig()  # secrets decrypted
     version: int = 0  # of the stored configuration this was resolved from (0: not stored)
 
     @property
@@ -497,6 +569,7 @@ class Settings:
     base_dir: Path = Path(".")  # relative paths in shop documents (csv feeds) are read from here
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # secrets a shop may take from the environment
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)  # from the environment or [encryption] keys_file
+    email: EmailConfig = field(default=EmailConfig(), repr=False)  # password from CONNECTOR_SMTP_PASSWORD first
 
 
 def normalise_store_url(url: str) -> str:
@@ -575,6 +648,7 @@ def settings_from_dict(
         base_dir=base_dir,
         env={k: v for k, v in env.items() if k.startswith("CONNECTOR_")},
         encryption_keys=_encryption_keys(env, parsed.encryption, base_dir, source),
+        email=parsed.email.model_copy(update={"password": env.get(SMTP_PASSWORD_ENV) or parsed.email.password}),
     )
 
 
@@ -847,6 +921,7 @@ def _build_shop(shop_id: str, parsed: _ParsedShop, version: int) -> ShopSettings
         storefront=parsed.storefront,
         shopify_locations={n.id: n.shopify_location for n in shop.nodes if n.shopify_location},
         node_lead_time_days={n.id: n.lead_time_days for n in shop.nodes if n.lead_time_days is not None},
+        alerts=shop.alerts,
         version=version,
     )
 

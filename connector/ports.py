@@ -8,12 +8,14 @@ the store's webhooks themselves. ``PendingConnections`` holds WooCommerce connec
 waiting for their wc-auth callback. ``ShopDirectory`` is where services read shops.
 ``FulfillmentOrders`` (Shopify) and ``OrderNotes`` (WooCommerce) tell the store which
 node ships an order and that it shipped.
+``Notifier`` delivers an alert or digest through one channel (email, a JSON POST).
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Protocol, Sequence
 
+from connector.domain.alerts import AlertMessage, Destination
 from connector.domain.model import (
     ConnectionOutcome,
     ConnectionState,
@@ -170,3 +172,9 @@ class OrderNotes(Protocol):
 
     def add_note(self, order_id: str, text: str, *, customer: bool) -> int:
         """Add a note (``customer``: the buyer sees it); sent once."""
+class Notifier(Protocol):
+    channel: str  # "email" | "post"
+
+    def deliver(self, message: AlertMessage, to: Destination) -> None:
+        """Send ``message`` once (no retry inside: the outbox retries later, with the same
+        message key). DeliveryFailed, a sentence without credentials, when it was not accepted."""

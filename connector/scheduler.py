@@ -62,8 +62,11 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
         lambda store: container.handoff.process_due(store))
     add("reevaluate-exceptions", IntervalTrigger(seconds=settings.scheduler.exceptions_every_seconds),
         lambda store: container.exceptions.recheck(store))
+    add("alerts", IntervalTrigger(seconds=settings.scheduler.alerts_every_seconds),
+        lambda store: container.alerts.run(store))
     hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))
     nightly_jobs: dict[str, str] = {}  # shop id -> the time zone its job was scheduled in
+    digest_jobs: dict[str, tuple[str, str]] = {}  # shop id -> (time zone, local time) of its digest job
 
     def follow_shops() -> None:
         """One nightly job per active shop, in its time zone: jobs of shops added, removed
@@ -77,6 +80,16 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
                 add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
                     lambda store, shop_id=shop_id: nightly(container, store, shop_id))
                 nightly_jobs[shop_id] = shop.timezone
+        for shop_id in set(digest_jobs) - set(shops):
+            scheduler.remove_job(f"alerts-digest:{shop_id}")
+            del digest_jobs[shop_id]
+        for shop_id, shop in shops.items():
+            when = (shop.timezone, shop.alerts.digest_at) if shop is not None else None
+            if when is not None and digest_jobs.get(shop_id) != when:
+                at_hour, at_minute = (int(part) for part in shop.alerts.digest_at.split(":"))
+                add(f"alerts-digest:{shop_id}", CronTrigger(hour=at_hour, minute=at_minute, timezone=shop.timezone),
+                    lambda store, shop_id=shop_id: container.alerts.scheduled_digest(store, shop_id))
+                digest_jobs[shop_id] = when
 
     follow_shops()
     # Not a recorded job (it would add a run every few seconds): a cheap look at the versions.

@@ -525,6 +525,34 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
                    f"ON transfers BEGIN {_refresh_plan(row, 'to_node')} END")
 
 
+@migrations(name="0018_alerts")
+def _alerts(db: sqlite_utils.Database) -> None:
+    # What a creator is told (queries: connector/alerts_store.py). alert_items: each item that
+    # can alert, whether it was there at the last look (an item alerts once while it stays);
+    # alert_log: each alert decided, sent or held by the hourly limit (held ones wait for one
+    # "and N more" summary); alert_outbox: each message per channel, written in the transaction
+    # that decided it and sent after it, retried with backoff. No secret is kept here.
+    db["alert_items"].create(
+        {"shop_id": str, "key": str, "kind": str, "title": str, "present": int, "first_seen_at": str,
+         "last_seen_at": str, "alerted_at": str, "cleared_at": str},
+        pk=("shop_id", "key"), not_null={"kind", "present", "first_seen_at", "last_seen_at"})
+    db["alert_log"].create(
+        {"id": int, "shop_id": str, "key": str, "kind": str, "title": str, "at": str, "held": int,
+         "summarised_at": str},
+        pk="id", not_null={"shop_id", "key", "kind", "title", "at", "held"})
+    db["alert_log"].create_index(["shop_id", "at"])
+    db["alert_log"].create_index(["shop_id", "held", "summarised_at"])
+    db["alert_outbox"].create(
+        {"id": int, "shop_id": str, "channel": str, "message_key": str, "kind": str, "subject": str, "text": str,
+         "link": str, "created_at": str, "status": str, "attempts": int, "next_attempt_at": str,
+         "claimed_at": str, "sent_at": str, "last_error": str},
+        pk="id", not_null={"shop_id", "channel", "message_key", "kind", "subject", "text", "created_at", "status",
+                           "attempts", "next_attempt_at"},
+        defaults={"attempts": 0})
+    db["alert_outbox"].create_index(["shop_id", "channel", "message_key"], unique=True)
+    db["alert_outbox"].create_index(["status", "next_attempt_at"])
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -1389,7 +1417,8 @@ class Store:
             for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
                           "metric_stockouts"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
-            for table in ("store_handoffs", "handoff_refusals"):
+            # What the store and the shop were told (order numbers, titles).
+            for table in ("store_handoffs", "handoff_refusals", "alert_items", "alert_log", "alert_outbox"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(

@@ -140,6 +140,7 @@ def check_shop(shop_id: str, doc: Mapping[str, Any], tz: tzinfo | None) -> list[
         _check_provider(shop_id, provider_id, provider, fail)
     _check_node_sources(doc, providers, regions, fail)
     _check_planning(doc, nodes, tz, fail)
+    _check_alerts(doc.get("alerts") or {}, fail)
     storefront = doc.get("storefront") or {}
     if storefront.get("consumer_key") and not (doc.get("store_url") or "").lower().startswith("https://"):
         # The REST API key goes as HTTP Basic auth: over http:// anyone on the path reads it.
@@ -184,6 +185,28 @@ def _check_provider(shop_id: str, provider_id: str, provider: Mapping[str, Any],
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# An address an alert can be mailed to (one mailbox, no display name, nothing that could add a header).
+ALERT_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def _check_alerts(alerts: Mapping[str, Any], fail) -> None:
+    """Where a shop's alerts go. The POST address is a secret (a chat webhook's address
+    carries its token), so a problem with it never shows it."""
+    seen: set[str] = set()
+    for i, address in enumerate(alerts.get("emails") or ()):
+        if not ALERT_EMAIL.fullmatch(address):
+            fail(f"alerts.emails[{i}]", f"{address!r} is not an email address (like maker@example.com)")
+        elif address.lower() in seen:
+            fail(f"alerts.emails[{i}]", f"{address} is listed twice")
+        seen.add(address.lower())
+    url = alerts.get("post_url")
+    if url and not _https_or_loopback(url):
+        fail("alerts.post_url", "must be an https:// address (http:// only for 127.0.0.1 or localhost)")
+    if alerts.get("signing_secret") and not url:
+        fail("alerts.signing_secret", "only used with post_url: it signs what is posted there")
+    kinds = list(alerts.get("kinds") or ())
+    if len(set(kinds)) != len(kinds):
+        fail("alerts.kinds", "a kind is listed twice")
 
 
 def _https_or_loopback(url: str) -> bool:

@@ -111,3 +111,4 @@ def _store_fields(document: dict) -> list[forms.Field]:
 
 # Sections in their own modules, on this blueprint (imported last: they extend SECTIONS).
 from connector.web import settings_network, settings_routing  # noqa: E402,F401
+from connector.web import settings_alerts  # noqa: E402,F401  (after routing: it goes before History)

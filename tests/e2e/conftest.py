@@ -44,12 +44,20 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def deployment_extra() -> dict:
+    """Deployment tables a test module adds to the served config (e.g. [email] for a local
+    mail server): override it in the module."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, deployment_extra):
     """The container behind ``server`` (to set up or check what the pages change)."""
     now = utc_now()
     tmp = tmp_path_factory.mktemp("browser")
     config = sandbox.demo_config(now, str(tmp / "t.db"), SHOPIFY_SECRET, WOO_SECRET)
     config["web"]["public_url"] = PUBLIC_URL  # only written into links to stores: nothing is fetched from it
+    config.update(deployment_extra)
     container = build(settings_from_dict(config))
     container.init_database()
     store = container.open_store()

@@ -30,7 +30,8 @@ def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
                                                     "shipments_every_minutes": 20, "misfire_grace_seconds": 90,
                                                     "push_every_seconds": 3, "refunds_every_seconds": 50,
                                                     "reconcile_every_seconds": 240, "retention_every_hours": 12,
-                                                    "handoff_every_seconds": 20, "exceptions_every_seconds": 30},
+                                                    "handoff_every_seconds": 20, "exceptions_every_seconds": 30,
+                                                    "alerts_every_seconds": 30},
                                sync={"incremental_every_minutes": 25, "nightly_at": "03:15"})
     scheduler = build_scheduler(container, BackgroundScheduler)
     scheduler.start(paused=True)  # APScheduler 3 applies job defaults when jobs reach the job store
@@ -40,9 +41,15 @@ def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
     assert set(jobs) == {"process-inbox", "forward-orders", "poll-shipments", "sync-incremental", "push-due",
                          "look-up-refunds", "reconcile-orders", "privacy-retention", "sync-nightly:aurora-candles",
                          "sync-nightly:fernleaf-botanics", "follow-shops", "store-handoff",
-                         "reevaluate-exceptions"}
+                         "reevaluate-exceptions", "alerts", "alerts-digest:aurora-candles",
+                         "alerts-digest:fernleaf-botanics"}
     assert jobs["store-handoff"].trigger.interval.total_seconds() == 20
     assert jobs["reevaluate-exceptions"].trigger.interval.total_seconds() == 30
+    assert jobs["alerts"].trigger.interval.total_seconds() == 30
+    assert str(jobs["alerts-digest:fernleaf-botanics"].trigger.timezone) == "Europe/London"
+    # The digest at the shops' default 08:00 local: 13:00 UTC in New York on the 23rd.
+    assert upcoming["alerts-digest:aurora-candles"].astimezone(timezone.utc) == datetime(2026, 11, 23, 13, 0,
+                                                                                          tzinfo=timezone.utc)
     assert jobs["look-up-refunds"].trigger.interval.total_seconds() == 50
     assert jobs["reconcile-orders"].trigger.interval.total_seconds() == 240
     assert jobs["privacy-retention"].trigger.interval.total_seconds() == 12 * 3600
@@ -59,6 +66,25 @@ def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 90
     # 03:15 in New York on 22 Nov is 08:15 UTC; from 15:00 UTC the next is the 23rd.
     assert upcoming["sync-nightly:aurora-candles"].astimezone(timezone.utc) == datetime(2026, 11, 23, 8, 15,
+                                                                                          tzinfo=timezone.utc)
+
+
+def test_a_shops_new_digest_time_reschedules_its_digest_job(tmp_path):
+    container = make_container(tmp_path)
+    scheduler = build_scheduler(container, BackgroundScheduler)
+    scheduler.start(paused=True)
+    try:
+        store = container.open_store()
+        document, version = container.shop_config.document(store, "aurora-candles")
+        document["alerts"] = {"digest_at": "18:30"}
+        container.shop_config.update(store, "aurora-candles", document, version, "test")
+        store.close()
+        scheduler.get_job("follow-shops").func()
+        upcoming = dict((job_id, at) for job_id, _, at in next_runs(scheduler, NOW))
+    finally:
+        scheduler.shutdown(wait=False)
+    # 18:30 in New York on the 22nd is 23:30 UTC, after NOW (15:00 UTC).
+    assert upcoming["alerts-digest:aurora-candles"].astimezone(timezone.utc) == datetime(2026, 11, 22, 23, 30,
                                                                                           tzinfo=timezone.utc)
 
 

@@ -93,6 +93,7 @@ def test_there_are_page_routes_to_check(app):
     endpoints = {rule.endpoint for rule in page_rules(app)}
     assert {"settings.status", "settings.node", "auth.login", "inventory.index", "inventory.sku", "packing.index",
             "packing.print_view", "packing.csv", "packing.ship", "packing.retry_handoff"} <= endpoints
+    assert {"settings.alerts", "settings.alerts_test"} <= endpoints  # walked like every page: no URL arguments
 
 
 def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users):

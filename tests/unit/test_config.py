@@ -616,6 +616,9 @@ SECRET_KEY_PLACES = {
     "tpl": lambda raw: _provider(raw, {"type": "extensiv", "customer_id": 1}),
     "secret_key": lambda raw: raw.setdefault("web", {}),
     "url": lambda raw: _provider(raw, {"type": "csv"}),
+    "password": lambda raw: raw.setdefault("email", {}),
+    "post_url": lambda raw: shop(raw).setdefault("alerts", {}),
+    "signing_secret": lambda raw: shop(raw).setdefault("alerts", {}),
 }
 
 
@@ -735,3 +738,55 @@ def test_a_just_connected_store_without_nodes_and_with_a_catch_all_region_is_val
                                                                "countries": ["US"]}], "nodes": [node]}
     assert [str(p) for p in validate_shop("new", served)] == [
         "regions[0]: no node serves region 'everywhere' and it has no fallback"]
+
+
+# ---------------------------------------------------------------- alerts: the mail server and a shop's channels
+
+
+def test_the_mail_server_is_optional_and_its_password_may_come_from_the_environment(config_dict):
+    assert settings_from_dict(config_dict).email.host == ""
+    config_dict["email"] = {"host": "smtp.example.com", "port": 465, "security": "ssl", "username": "alerts",
+                            "from_address": "alerts@connector.example.com"}
+    settings = settings_from_dict(config_dict, env={"CONNECTOR_SMTP_PASSWORD": "smtp-pass-from-env"})
+    assert settings.email.password == "smtp-pass-from-env" and settings.email.port == 465
+    assert "smtp-pass-from-env" not in repr(settings) + repr(settings.email)
+
+
+@pytest.mark.parametrize("email, expected", [
+    ({"host": "smtp.example.com"}, "email: from_address is required when host is set"),
+    ({"host": "smtp.example.com", "from_address": "a@b.example", "security": "none", "password": "pw-9876"},
+     "only for a mail server on this machine"),
+    ({"host": "smtp.example.com", "from_address": "not an address"}, "email.from_address: must be an email address"),
+    ({"host": "smtp.example.com", "from_address": "a@b.example", "security": "tls"}, "email.security"),
+    ({"username": "me"}, "username is set but host is not"),
+])
+def test_a_bad_mail_server_setting_is_a_config_error_naming_the_key(config_dict, email, expected):
+    config_dict["email"] = email
+    message = config_error(config_dict)
+    assert expected in message
+    assert "pw-9876" not in message
+
+
+def test_a_shops_alert_channels_are_checked_and_the_post_address_is_never_shown(config_dict):
+    shop(config_dict)["alerts"] = {"emails": ["maker@candles.example", "nope", "MAKER@candles.example"],
+                                   "post_url": "http://hooks.example.com/services/T0/B0/tok3n-secret",
+                                   "kinds": ["exceptions", "exceptions"], "digest_at": "7:00"}
+    message = config_error(config_dict)
+    assert f"shops.{S}.alerts.digest_at: digest_at must be HH:MM" in message
+    shop(config_dict)["alerts"]["digest_at"] = "07:00"
+    message = config_error(config_dict)
+    for expected in (f"shops.{S}.alerts.emails[1]: 'nope' is not an email address",
+                     f"shops.{S}.alerts.emails[2]: MAKER@candles.example is listed twice",
+                     f"shops.{S}.alerts.post_url: must be an https:// address", f"shops.{S}.alerts.kinds: "):
+        assert expected in message
+    assert "tok3n-secret" not in message and "hooks.example.com" not in message
+
+
+def test_a_signing_secret_needs_a_post_address_and_loopback_may_use_http(config_dict):
+    shop(config_dict)["alerts"] = {"signing_secret": "sign-me-please"}
+    message = config_error(config_dict)
+    assert f"shops.{S}.alerts.signing_secret: only used with post_url" in message
+    assert "sign-me-please" not in message
+    shop(config_dict)["alerts"]["post_url"] = "http://127.0.0.1:9999/hook"
+    alerts = file_shops(settings_from_dict(config_dict))[S].alerts
+    assert alerts.post_url == "http://127.0.0.1:9999/hook" and alerts.kinds[0] == "exceptions"
