@@ -53,12 +53,12 @@ class ActionsStore:
             "AND status IN ('failed', 'pending')", (ts(now), job_id)).rowcount == 1
 
     def requeue_failed_webhooks(self, shop_id: str, inbox_id: int | None = None) -> list[int]:
-        """Failed or rejected deliveries (or just ``inbox_id``) go back to the inbox for one
-        more try; returns their ids."""
+        """Failed deliveries (or just ``inbox_id``) go back to the inbox for one more try;
+        returns their ids. A rejected one (its body cannot be read) stays: it would be again."""
         only = "AND id = ?" if inbox_id is not None else ""
         params = (shop_id, *(() if inbox_id is None else (inbox_id,)))
         ids = [row[0] for row in self.conn.execute(
-            f"SELECT id FROM webhook_inbox WHERE shop_id = ? AND status IN ('failed', 'rejected') {only}", params)]
+            f"SELECT id FROM webhook_inbox WHERE shop_id = ? AND status = 'failed' {only}", params)]
         self.conn.executemany("UPDATE webhook_inbox SET status = 'pending', next_attempt_at = NULL, "
                               "processed_at = NULL WHERE id = ?", [(i,) for i in ids])
         return ids

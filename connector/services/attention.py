@@ -279,15 +279,20 @@ class _Collector:
         failed = self.store.failed_webhooks(self.shop.id)
         if not failed:
             return []
-        shown = "; ".join(f"#{h['id']} {h['topic']} ({h['status']} after {plural(h['attempts'], 'attempt')}: "
-                          f"{h['last_error']})" for h in failed[:3])
+        shown = "; ".join(
+            f"#{h['id']} {h['topic']} (failed after {plural(h['attempts'], 'attempt')}: {h['last_error']})"
+            if h["status"] == "failed" else f"#{h['id']} {h['topic']} (could not be read: {h['last_error']})"
+            for h in failed[:3])
         more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        retry = any(h["status"] == "failed" for h in failed)
+        advice = ("Their order changes are not applied until they are processed: try again once the cause is "
+                  "fixed." if retry else "Trying again would not help: the order is read whole again with its "
+                  "next change in the store.")
         return [self._item(
             "webhooks_failed", "webhooks_failed",
             f"{plural(len(failed), 'delivery', 'deliveries')} from your store could not be processed",
-            f"{shown}{more}. Their order changes are not applied until they are processed; try again once the "
-            "cause is fixed.", min(parse_ts(h["received_at"]) for h in failed),
-            (Action("Try again", "actions.retry_webhooks", {}, cli=self._cli("webhooks retry")),))]
+            f"{shown}{more}. {advice}", min(parse_ts(h["received_at"]) for h in failed),
+            (Action("Try again", "actions.retry_webhooks", {}, cli=self._cli("webhooks retry")),) if retry else ())]
 
     def refund_lookups(self) -> list[Attention]:
         items = []
