@@ -147,7 +147,9 @@ class ActionCentre:
             raise ActionRefused(f"{_name(shop, node_id)} takes its stock from {source.provider}: its next sync "
                                 "would overwrite a count. Sync it instead.")
         if quantity < 0:
-            raise ActionRefused("A count is a whole number of units, 0 or more.")
+            raise ActionRefused("Type the units counted: a whole number, 0 or more.")
+        if not sku:
+            raise ActionRefused("Which SKU was counted is missing: reload the page and count again.")
         return set_manual_count(store, shop_id, node_id, sku, quantity, self.clock(),
                                 routing=self.inbox.routing, actor=by)
 
@@ -198,6 +200,8 @@ class ActionCentre:
     def retry_refund_lookup(self, store: Store, shop_id: str, order_id: str, by: str) -> int:
         """The order's failed refund lookups are asked again at the next run (every minute)."""
         now = self.clock()
+        if store.order(shop_id, order_id) is None:
+            raise NotFound(f"There is no order {order_id} in this shop.")
         with store.write():
             count = ActionsStore(store).requeue_refund_lookups(shop_id, order_id, now)
             if not count:

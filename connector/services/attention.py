@@ -183,7 +183,7 @@ class _Collector:
         return items
 
     def _sync_action(self, provider: str) -> Action:
-        return Action("Sync now", "actions.sync", {"provider": provider}, cli=self._cli(f"sync --provider {provider}"))
+        return Action("Sync now", "actions.sync", {"provider_id": provider}, cli=self._cli(f"sync --provider {provider}"))
 
     # ------------------------------------------------------------ transfers
 

@@ -49,8 +49,12 @@ def _page(shop_id: str, errors: dict[str, str] | None = None, status: int = 200)
     if shop is None:
         abort(404, f"Shop {shop_id} is not configured on this service.")
     items = needs_you(current_store(), shop, container.settings, container.clock())
+    errors = errors or {}
+    # A refusal whose item has gone (someone else settled it) is shown above the groups.
+    shown = {action_key(a.endpoint, a.args) for item in items for a in item.actions}
+    unplaced = [message for key, message in errors.items() if key not in shown]
     return render_template("actions/index.html", shop=shop, sections=by_section(items), count=len(items),
-                           errors=errors or {}, action_key=action_key), status
+                           errors=errors, unplaced=unplaced, action_key=action_key), status
 
 
 def _container():
@@ -89,11 +93,11 @@ def amendment_done(shop_id: str, job_id: int):
                  lambda closed: f"Marked done: {plural(closed, 'line change')} made at the 3PL.")
 
 
-@bp.post("/sync/<provider>")
+@bp.post("/sync/<provider_id>")
 @login_required
-def sync(shop_id: str, provider: str):
+def sync(shop_id: str, provider_id: str):
     def run(actions, store, by):
-        outcome = actions.sync_now(store, shop_id, provider, by)
+        outcome = actions.sync_now(store, shop_id, provider_id, by)
         if not outcome.ok:  # the sync ran and failed: the reason stays beside its button
             raise ActionRefused(f"The sync failed: {outcome.error}. The previous stock is kept.")
         return outcome
@@ -101,7 +105,7 @@ def sync(shop_id: str, provider: str):
     def message(outcome):
         rows = ", ".join(f"{n}: {plural(c, 'SKU')}" for n, c in outcome.rows.items())
         moved = f"; {plural(len(outcome.rerouted), 'order line')} routed again" if outcome.rerouted else ""
-        return f"Synced {provider} — {rows}{moved}."
+        return f"Synced {provider_id} — {rows}{moved}."
     return _step(shop_id, run, message)
 
 
@@ -135,12 +139,8 @@ def count(shop_id: str, node_id: str):
     sku = request.values.get("sku", "")
 
     def run(actions, store, by):
-        quantity = (request.form.get("quantity") or "").strip()
-        if not quantity.isdigit():
-            raise ActionRefused("Type the units counted: a whole number, 0 or more.")
-        if not sku:
-            raise ActionRefused("Which SKU was counted is missing; reload the page.")
-        return actions.count(store, shop_id, node_id, sku, int(quantity), by)
+        quantity = (request.form.get("quantity") or "").strip()  # not a whole number: refused as -1 is
+        return actions.count(store, shop_id, node_id, sku, int(quantity) if quantity.isdigit() else -1, by)
 
     def message(result):
         previous, rerouted = result

@@ -149,7 +149,7 @@ def test_stock_never_synced_is_stale_and_sync_now_fetches_it(container, store, f
     assert item.title == "Stock at Northeast micro-warehouse (Newark, NJ), West Coast 3PL (Reno, NV) is out of date"
     assert "has never been synced" in item.detail and "routing counts only 50% of it" in item.detail
     assert [(a.endpoint, dict(a.args), a.cli) for a in item.actions] == [
-        ("actions.sync", {"provider": "sb"}, f"connector sync --provider sb --shop {SHOP}")]
+        ("actions.sync", {"provider_id": "sb"}, f"connector sync --provider sb --shop {SHOP}")]
     fake_sb(fakes).inventory = [inv(10, "ZINE-04", 4)]
     fake_sb(fakes).inventory.append(inv(156, "TEE-LOGO-M", 3))
 
@@ -316,7 +316,10 @@ def test_failed_deliveries_are_tried_again_and_unreadable_ones_are_explained(con
 
 
 def test_a_failed_refund_lookup_is_asked_again(container, store, clock):
+    from connector.domain.model import Order
+
     with store.write():
+        store.upsert_order(Order(WOO, "727", "727", "woocommerce", clock(), clock(), None, ()), "uk", clock())
         store.track_refund_lookups(WOO, "727", ["900"], clock(), look_up=True)
         store.finish_refund_lookups(WOO, "727", ["900"], status="failed", now=clock(), error="HTTP 403: no key")
     item = one(container, store, "refund_lookup_failed", WOO)
@@ -326,6 +329,8 @@ def test_a_failed_refund_lookup_is_asked_again(container, store, clock):
     assert store.due_refund_lookups(clock(), 10)[0]["refund_ids"] == ["900"]
     with pytest.raises(ActionRefused, match="No refund of order 727 waits"):
         container.actions.retry_refund_lookup(store, WOO, "727", "cli")
+    with pytest.raises(NotFound):
+        container.actions.retry_refund_lookup(store, SHOP, "727", "cli")
 
 
 def test_reading_the_store_back_failing_is_listed_and_refused_without_a_key(container, store, clock):

@@ -27,9 +27,12 @@ EMBEDDED_ONLY = {"shopify_app.home"}
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3}
+# (The action centre: forward jobs' ids come from the ``users`` fixture too, own first; an
+# order id of the other shop only; a transfer step is the same word in every shop.)
+FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3,
+           "job_id": 2, "order_id": "727", "step": "approve"}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css", "transfer_id": 1, "rule": 0}
+       "filename": "app.css", "transfer_id": 1, "rule": 0, "job_id": 1, "order_id": "1001", "step": "approve"}
 
 
 @pytest.fixture
@@ -65,6 +68,9 @@ def users(container, store, clock):
                                                  (WOO_SHOP, "TERRARIUM-S", "uk-hub", "garage")):
             store.add_transfer(shop_id, sku=sku, from_node=from_node, to_node=to_node, units=3, unit_cost=0.5,
                                lead_days=2, status="proposed", emergency=False, approval_reason="test", now=clock())
+        # A hand-off to a 3PL in each shop: OWN["job_id"], then FOREIGN["job_id"].
+        store.add_forward_job(SHOPIFY_SHOP, OWN["order_id"], "ne-micro", OWN["provider_id"], clock())
+        store.add_forward_job(WOO_SHOP, FOREIGN["order_id"], "uk-hub", FOREIGN["provider_id"], clock())
 
 
 def test_there_are_page_routes_to_check(app):
