@@ -174,11 +174,12 @@ class _Collector:
             oks = [parse_ts(state.get(n, {}).get("last_ok_at")) for n in nodes]
             last_ok = None if None in oks else min(oks)
             names = ", ".join(map(self._node, nodes))
-            age = "has never been synced" if last_ok is None else f"was last synced {self._when(last_ok)}"
+            age = ("has never been synced" if last_ok is None else f"was last synced {self._when(last_ok)}, more "
+                   f"than {self.settings.sync.stale_after_minutes} minutes ago")
             items.append(self._item(
                 "sync_stale", f"sync_stale:{provider}", f"Stock at {names} is out of date",
-                f"Its stock from {provider} {age}, more than {self.settings.sync.stale_after_minutes} minutes ago, "
-                f"so routing {treat}. Is the scheduler running? Sync now fetches it.",
+                f"Its stock from {provider} {age}, so routing {treat}. Is the scheduler running? Sync now "
+                "fetches it.",
                 last_ok, (self._sync_action(provider),)))
         return items
 
@@ -207,8 +208,9 @@ class _Collector:
                 items.append(self._item(
                     "transfer_to_ship", f"transfer_to_ship:{tid}",
                     f"Send {what} from {source} to {destination} (transfer #{tid})",
-                    f"Approved{' by ' + t['decided_by'] if t['decided_by'] else ''}. Mark it shipped when it leaves "
-                    f"{source}: its units come off {source}'s stock then (never more than {source} can spare).",
+                    f"Approved{' by ' + t['decided_by'].removeprefix('web:') if t['decided_by'] else ''}. Mark it "
+                    "shipped when it leaves: its units come off the sending node's stock then (never more than it "
+                    "can spare).",
                     parse_ts(t["updated_at"]),
                     (Action("Mark shipped", "actions.transfer", {"transfer_id": tid, "step": "ship"},
                             cli=f"connector transfers ship {tid} --units N",
