@@ -25,7 +25,8 @@ class ActionsStore:
             "d.explanation, d.decided_at FROM routing_decisions d "
             "JOIN orders o ON o.shop_id = d.shop_id AND o.id = d.order_id "
             "LEFT JOIN order_lines l ON l.shop_id = d.shop_id AND l.order_id = d.order_id AND l.line_id = d.line_id "
-            "WHERE d.shop_id = ? AND d.current = 1 AND d.exception IS NOT NULL AND o.state = 'open' "
+            "WHERE d.shop_id = ? AND d.current = 1 AND d.exception IS NOT NULL AND d.dismissed_at IS NULL "
+            "AND o.state = 'open' "
             "ORDER BY d.decided_at, d.id", (shop_id,)))
 
     def forward_problems(self, shop_id: str, max_attempts: int) -> list[dict]:

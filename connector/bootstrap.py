@@ -12,6 +12,7 @@ from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, S
 from connector.secrets import KeyMissing, SecretBox
 from connector.services.actions import ActionCentre
 from connector.services.availability import Availability, storefront_client
+from connector.services.exceptions import ExceptionActions
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
 from connector.services.reconcile import OrderReconciliation
@@ -47,6 +48,7 @@ class Container:
     retention: Retention
     planning: Planning
     transfers: Transfers
+    exceptions: ExceptionActions
     availability: Availability
     users: Users
     shops: StoredShopDirectory
@@ -108,6 +110,8 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     # One client per WooCommerce shop, for refunds' lines and for reconciliation alike.
     woocommerce_orders = PerShop(woocommerce_orders_factory or woocommerce_orders_client)
     shop_config = ShopConfiguration(settings, box, shops, clock)
+    exceptions = ExceptionActions(shops, inbox.routing, clock, settings.scheduler.exceptions_batch)
+    shop_config.after_change = exceptions.network_changed
     users = Users(lambda shop_id: shops.get(shop_id) is not None, clock)
     tokens = SqliteTokenStore(lambda: Store.open(settings.database_path, settings.busy_timeout_ms), box, clock)
     inbox.uninstalled = lambda store, shop_id, domain: shopify_app.uninstalled(store, shop_config, tokens, shop_id,
@@ -116,13 +120,14 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         settings=settings,
         clock=clock,
         inbox=inbox,
-        sync=StockSync(settings, shops, warehouses, clock, inbox.routing),
+        sync=StockSync(settings, shops, warehouses, clock, inbox.routing, exceptions),
         forwarding=Forwarding(settings, shops, warehouses, contact_readers, clock),
         refunds=RefundLookups(settings, shops, woocommerce_orders, inbox.routing, clock),
         reconcile=OrderReconciliation(settings, shops, woocommerce_orders, inbox, clock),
         retention=Retention(settings, clock),
         planning=planning,
-        transfers=Transfers(clock),
+        transfers=Transfers(clock, exceptions.stock_arrived),
+        exceptions=exceptions,
         availability=Availability(settings, shops, clock, planning,
                                   PerShop(storefront_client_factory or storefront_client)),
         shops=shops,

@@ -163,14 +163,22 @@ def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) 
             click.echo(f"      {decision['explanation']}")
 
 
-@main.command()
+_by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
+                   help="Who takes this step (kept in the audit log).")
+
+
+@main.group(invoke_without_command=True)
 @click.option("--shop", help="Only this shop.")
-@pass_ctx
-def exceptions(ctx: _Context, shop: str | None) -> None:
+@click.pass_context
+def exceptions(click_ctx: click.Context, shop: str | None) -> None:
     """Everything that needs a person, most urgent first (what the action centre, /actions,
     shows): order lines to decide, hand-offs to 3PLs, syncs, transfers, over-reserved
-    stock, the store's webhooks; each line ends with the commands that settle it."""
-    _echo_needs_you(ctx.container, shop)
+    stock, the store's webhooks; each line ends with the commands that settle it.
+    `exceptions options ORDER LINE` shows what each node would mean for a line;
+    `route`, `reevaluate` and `dismiss` act on it (audited)."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    _echo_needs_you(click_ctx.find_object(_Context).container, shop)
 
 
 def _echo_needs_you(container: Container, shop: str | None) -> None:
@@ -186,6 +194,114 @@ def _echo_needs_you(container: Container, shop: str | None) -> None:
     for item in items:
         commands = " | ".join(action.cli for action in item.actions)
         click.echo(f"{item.shop_id} {item.title}. {item.detail}" + (f" [{commands}]" if commands else ""))
+
+
+def _exception_order(store: Store, order_ref: str, shop: str | None) -> tuple[str, str]:
+    """(shop id, order id) of ORDER_REF (an order id or number), or one line and exit 1."""
+    found = store.find_orders(order_ref, shop)
+    if not found:
+        click.echo(f"no order {order_ref!r}" + (f" in shop {shop}" if shop else ""), err=True)
+        sys.exit(1)
+    if len(found) > 1:
+        click.echo(f"{order_ref!r} matches orders in several shops ({', '.join(o['shop_id'] for o in found)}); "
+                   "pass --shop", err=True)
+        sys.exit(1)
+    return found[0]["shop_id"], found[0]["id"]
+
+
+@contextlib.contextmanager
+def _exception_action(container: Container) -> Iterator[Store]:
+    """The store for an exception action; its refusal is one line and exit code 1."""
+    from connector.services.exceptions import ExceptionActionError
+
+    with _migrated_store(container) as store:
+        try:
+            yield store
+        except ExceptionActionError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+
+
+_exception_shop = click.option("--shop", help="Shop id, when several shops have this order number.")
+
+
+@exceptions.command("options")
+@click.argument("order_ref")
+@click.argument("line_id")
+@_exception_shop
+@pass_ctx
+def exceptions_options(ctx: _Context, order_ref: str, line_id: str, shop: str | None) -> None:
+    """Each node for an exception line: can it ship it now, transit days against the
+    region's promise, cost per order, sellable units now and after, and if not, why."""
+    container = ctx.container
+    with _exception_action(container) as store:
+        shop_id, order_id = _exception_order(store, order_ref, shop)
+        found = container.exceptions.line(store, shop_id, order_id, line_id)
+        options = container.exceptions.options(store, shop_id, order_id, line_id)
+    click.echo(f"order {found.order.number} line {line_id} ({found.line['quantity']} × {found.line['sku']}) to "
+               f"{found.order.region_id or 'no region'}: {found.decision['explanation']}")
+    if found.decision["dismissed_at"]:
+        click.echo(f"  dismissed by {found.decision['dismissed_by']}: {found.decision['dismissed_note']}")
+    for option in options:
+        verdict = "can ship it" if option.can_take else "cannot: " + "; ".join(option.refusals)
+        click.echo(f"  {option.node_id:<14} {verdict}")
+        click.echo(f"  {'':<14} {option.cost_text()}; routing sees it as {option.routed_as}")
+        for warning in option.warnings if option.can_take else ():
+            click.echo(f"  {'':<14} note: {warning}")
+    if any(o.can_take for o in options):
+        click.echo(f"ship it with `connector exceptions route {order_ref} {line_id} NODE --note TEXT`")
+
+
+@exceptions.command("route")
+@click.argument("order_ref")
+@click.argument("line_id")
+@click.argument("node_id")
+@click.option("--note", help="Why this node (kept with the decision and in the audit log).")
+@_exception_shop
+@_by
+@pass_ctx
+def exceptions_route(ctx: _Context, order_ref: str, line_id: str, node_id: str, note: str | None,
+                     shop: str | None, by: str) -> None:
+    """Ship an exception line from NODE_ID, chosen by hand (refused when it cannot ship it)."""
+    container = ctx.container
+    with _exception_action(container) as store:
+        shop_id, order_id = _exception_order(store, order_ref, shop)
+        option = container.exceptions.route_to(store, shop_id, order_id, line_id, node_id, by, note)
+    click.echo(f"order {order_ref} line {line_id} now ships from {node_id}: {option.cost_text()}")
+    for warning in option.warnings:
+        click.echo(f"  note: {warning}")
+
+
+@exceptions.command("reevaluate")
+@click.argument("order_ref")
+@_exception_shop
+@_by
+@pass_ctx
+def exceptions_reevaluate(ctx: _Context, order_ref: str, shop: str | None, by: str) -> None:
+    """Route the order's exception lines again through normal routing now."""
+    container = ctx.container
+    with _exception_action(container) as store:
+        shop_id, order_id = _exception_order(store, order_ref, shop)
+        outcomes = container.exceptions.reevaluate(store, shop_id, order_id, by)
+    for outcome in outcomes:
+        click.echo(outcome.sentence())
+
+
+@exceptions.command("dismiss")
+@click.argument("order_ref")
+@click.argument("line_id")
+@click.option("--note", required=True, help="How the line is handled outside the connector (required).")
+@_exception_shop
+@_by
+@pass_ctx
+def exceptions_dismiss(ctx: _Context, order_ref: str, line_id: str, note: str, shop: str | None, by: str) -> None:
+    """Take an exception line off the list: you handle it outside the connector. It comes
+    back only when the line changes."""
+    container = ctx.container
+    with _exception_action(container) as store:
+        shop_id, order_id = _exception_order(store, order_ref, shop)
+        container.exceptions.dismiss(store, shop_id, order_id, line_id, note, by)
+    click.echo(f"order {order_ref} line {line_id} dismissed: {note.strip()}")
 
 
 @main.group(invoke_without_command=True)
@@ -310,6 +426,8 @@ def sync(ctx: _Context, shop: str | None, node_id: str | None, provider: str | N
             handed = f"; {o.handed_over} reservations handed over to the 3PL" if o.handed_over else ""
             click.echo(f"{o.shop_id}/{o.provider}: ok — {rows}{extra}{handed}")
             _echo_rerouted(o.rerouted)
+            for routed in o.exceptions_routed:
+                click.echo(f"  {routed.sentence()} (an exception before this sync)")
         else:
             click.echo(f"{o.shop_id}/{o.provider}: FAILED for {', '.join(o.nodes)} — {o.error} "
                        "(previous stock kept)", err=True)
@@ -341,7 +459,8 @@ def stock_set(ctx: _Context, node_id: str, sku: str, quantity: int, shop: str | 
         sys.exit(2)
     with _migrated_store(container) as store:
         previous, rerouted = set_manual_count(store, shop_id, node_id, sku, quantity, container.clock(),
-                                              routing=container.inbox.routing)
+                                              routing=container.inbox.routing,
+                                              stock_arrived=container.exceptions.stock_arrived)
     click.echo(f"{shop_id}/{node_id} {sku}: {previous if previous is not None else 'none'} -> {quantity}")
     _echo_rerouted(rerouted)
 
@@ -403,10 +522,6 @@ def drift(ctx: _Context, shop: str | None) -> None:
             for r in rows:
                 click.echo(f"  {r['node_id']:<14} {r['sku']:<16} {r['reserved']:>8} {r['forwarded']:>9} "
                            f"{r['provider_committed']:>13} {r['drift']:>6} {r['over_reserved']:>13}")
-
-
-_by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER",
-                   help="Who takes this step (kept in the audit log).")
 
 
 @main.group(invoke_without_command=True)

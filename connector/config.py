@@ -180,6 +180,11 @@ class SchedulerConfig(_Strict):
     reconcile_first_lookback_hours: int = Field(24, ge=0, le=24 * 90)  # a shop's first run starts this far back
     reconcile_max_requests: int = Field(50, ge=1, le=10_000)  # per shop and run (100 orders each); the rest next run
     retention_every_hours: int = Field(24, ge=1, le=24 * 7)  # how often old personal data is minimised
+    # Exception lines are routed again when stock arrives or the configuration changes; this
+    # periodic look catches what time changes (a pop-up's window opening) and what a change's
+    # batch (exceptions_batch orders, the oldest first) left over.
+    exceptions_every_seconds: int = Field(60, ge=10)
+    exceptions_batch: int = Field(100, ge=1, le=10_000)
     misfire_grace_seconds: int = Field(300, ge=1)
 
 

@@ -388,6 +388,15 @@ def _shopify_tokens(db: sqlite_utils.Database) -> None:
         pk="shop_domain", not_null={"access_token", "scopes", "updated_at"})
 
 
+@migrations(name="0016_dismissed_exceptions")
+def _dismissed_exceptions(db: sqlite_utils.Database) -> None:
+    # An exception line a person handles outside the connector: its decision keeps its reason
+    # and gains who dismissed it, when and their note; it leaves the open exceptions until the
+    # line itself changes (connector/exception_store.py).
+    for column in ("dismissed_at", "dismissed_by", "dismissed_note"):
+        db["routing_decisions"].add_column(column, str)
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -1149,7 +1158,7 @@ class Store:
     def current_decisions(self, shop_id: str, order_id: str) -> list[dict]:
         return self._dicts(
             "SELECT line_id, sku, quantity, node_id, rule, mode, region_id, explanation, exception, decided_at, "
-            "config_version "
+            "config_version, dismissed_at, dismissed_by, dismissed_note "
             "FROM routing_decisions WHERE shop_id = ? AND order_id = ? AND current = 1 ORDER BY id",
             (shop_id, order_id),
         )
@@ -1174,7 +1183,7 @@ class Store:
         return self._dicts(
             "SELECT d.shop_id, d.order_id, o.number, d.line_id, d.sku, d.quantity, d.exception, d.explanation, "
             "d.decided_at FROM routing_decisions d JOIN orders o ON o.shop_id = d.shop_id AND o.id = d.order_id "
-            f"WHERE d.current = 1 AND d.exception IS NOT NULL AND o.state = 'open' {where} "
+            f"WHERE d.current = 1 AND d.exception IS NOT NULL AND d.dismissed_at IS NULL AND o.state = 'open' {where} "
             "ORDER BY d.decided_at, d.id",
             params,
         )

@@ -166,7 +166,11 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
             # Route the whole line again: its old units are free inside this transaction.
             store.release(reservation, shop_id, "quantity increased; rerouted", now)
             to_route.append(line)
-    to_route.extend(l for line_id, l in wanted.items() if line_id not in held and line_id not in with_3pl)
+    # A line a person dismissed (handled outside the connector) stays so until it changes.
+    dismissed = {} if first_seen else {d["line_id"]: d for d in store.current_decisions(shop_id, order_id)
+                                       if d["dismissed_at"] and d["node_id"] is None}
+    to_route.extend(l for line_id, l in wanted.items() if line_id not in held and line_id not in with_3pl
+                    and not _unchanged(dismissed.get(line_id), l))
     # Lines that no longer need routing (skipped now, or gone from the order) lose any
     # stale decision: an exception held no stock, so the loop above never saw it.
     store.retire_decisions(shop_id, order_id, [d["line_id"] for d in store.current_decisions(shop_id, order_id)
@@ -196,22 +200,34 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
 
     if not held and to_route and len(to_route) == len(wanted):
         # A first routing: this call's decisions are all the order has.
-        status = _status(sum(1 for d in result.decisions if d.node_id is not None), len(result.decisions))
+        routed = sum(1 for d in result.decisions if d.node_id is not None)
+        status = _status(routed, len(result.decisions) - routed)
     else:
-        current = store.current_decisions(shop_id, order_id)
-        status = _status(sum(1 for d in current if d["node_id"] is not None), len(current))
+        status = order_status(store.current_decisions(shop_id, order_id))
     store.set_order_status(shop_id, order_id, status)
     return status
 
 
-def _status(routed: int, decided: int) -> str:
-    exceptions = decided - routed
+def order_status(current: list[dict]) -> str:
+    """An order's status from its current decisions (``Store.current_decisions``)."""
+    routed = sum(1 for d in current if d["node_id"] is not None)
+    dismissed = sum(1 for d in current if d["node_id"] is None and d["dismissed_at"])
+    return _status(routed, len(current) - routed - dismissed, dismissed)
+
+
+def _unchanged(dismissed: dict | None, line: OrderLine) -> bool:
+    return dismissed is not None and dismissed["sku"] == line.sku and dismissed["quantity"] == line.quantity
+
+
+def _status(routed: int, exceptions: int, dismissed: int = 0) -> str:
     if exceptions and routed:
         return "partial"
     if exceptions:
         return "exception"
     if routed:
         return "routed"
+    if dismissed:
+        return "dismissed"  # every line left is handled outside the connector
     return "nothing_to_ship"
 
 

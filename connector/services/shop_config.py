@@ -248,6 +248,9 @@ class ShopConfiguration:
         self.box = box
         self.directory = directory
         self.clock = clock
+        # (store, shop id, what changed), once a change is committed and followed: exception
+        # lines the new configuration may route are routed again (ExceptionActions.network_changed).
+        self.after_change: Callable[[Store, str, str], object] | None = None
 
     # ------------------------------------------------------------ reading
 
@@ -287,9 +290,10 @@ class ShopConfiguration:
         return version
 
     def update(self, store: Store, shop_id: str, document: Mapping[str, Any], expected_version: int,
-               actor: str, *, reason: str | None = None) -> int:
+               actor: str, *, reason: str | None = None, what: str | None = None) -> int:
         """Replace the document if nobody saved since ``expected_version`` (else StaleVersion,
-        nothing merged). A secret given as KEEP_SECRET keeps its stored value."""
+        nothing merged). A secret given as KEEP_SECRET keeps its stored value. ``what``:
+        the change in a few words, for the exception lines it routes ("the switch to peak mode")."""
         with store.write():
             configs = ShopConfigStore(store)
             row = configs.get(shop_id)
@@ -305,6 +309,8 @@ class ShopConfiguration:
                                    row["active"])
             self._after_save(store, shop_id, checked, version, actor, "shop.config_saved", diff)
         self._followed(store)
+        if self.after_change is not None and not store.conn.in_transaction:
+            self.after_change(store, shop_id, what or f"configuration version {version} was saved")
         return version
 
     def set_mode(self, store: Store, shop_id: str, mode: str, restrict: list[dict] | None, actor: str,
@@ -318,7 +324,7 @@ class ShopConfiguration:
         routing["mode"] = mode
         if restrict is not None:
             routing.setdefault("modes", {}).setdefault(mode, {})["restrict"] = restrict
-        return self.update(store, shop_id, document, version, actor)
+        return self.update(store, shop_id, document, version, actor, what=f"the switch to {mode} mode")
 
     def set_node_status(self, store: Store, shop_id: str, node_id: str, status: str, reason: str, actor: str,
                         expected_version: int | None = None) -> int:
@@ -331,7 +337,8 @@ class ShopConfiguration:
         if not reason.strip():
             raise InvalidShop(shop_id, [Problem(f"nodes.{node_id}.status", "give a reason (it is audited)")])
         nodes[0]["status"] = status
-        return self.update(store, shop_id, document, version, actor, reason=reason)
+        return self.update(store, shop_id, document, version, actor, reason=reason,
+                           what=f"{node_id} was set {status}")
 
     def deactivate(self, store: Store, shop_id: str, actor: str) -> int:
         return self._set_active(store, shop_id, False, actor)

@@ -12,6 +12,8 @@ from connector.services.orders import ShopRouting, reconcile, request_push
 from connector.store import ActiveReservation, Store
 
 RoutingFor = Callable[[Store, str, datetime], ShopRouting]  # Inbox.routing
+# ExceptionActions.stock_arrived: (store, shop id, nodes, SKUs, source, now) -> lines routed
+StockArrived = Callable[[Store, str, Sequence[str], Sequence[str] | None, str, datetime], list]
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,12 @@ class Rerouted:
 
 
 def set_manual_count(store: Store, shop_id: str, node_id: str, sku: str, quantity: int, now: datetime, *,
-                     routing: RoutingFor, actor: str = "cli") -> tuple[int | None, list[Rerouted]]:
+                     routing: RoutingFor, actor: str = "cli", stock_arrived: StockArrived | None = None
+                     ) -> tuple[int | None, list[Rerouted]]:
     """Set a node's on-hand = available count for a SKU; audited. Returns the previous
-    available and the reserved lines a lower count sent elsewhere."""
+    available and the reserved lines a lower count sent elsewhere. ``stock_arrived``
+    (``ExceptionActions.stock_arrived``): exception lines the count can ship are routed
+    in the same transaction."""
     with store.write():
         previous = store.stock_level(shop_id, node_id, sku)
         store.set_stock(shop_id, node_id, sku, on_hand=quantity, committed=0, available=quantity, source="manual",
@@ -38,6 +43,8 @@ def set_manual_count(store: Store, shop_id: str, node_id: str, sku: str, quantit
                     {"node_id": node_id, "sku": sku, "from": previous, "to": quantity, "by": actor}, now)
         rerouted = resolve_over_reserved(store, routing(store, shop_id, now), shop_id, [node_id],
                                          f"hand count at {when_text(now)}", now)
+        if stock_arrived is not None and quantity > (previous or 0):
+            stock_arrived(store, shop_id, [node_id], [sku], "hand count", now)
     return previous, rerouted
 
 

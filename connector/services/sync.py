@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping
 from connector.config import NodeSource, Settings
 from connector.ports import ShopDirectory
 from connector.domain.model import InventoryRecord, ProviderError
+from connector.services.exceptions import ExceptionActions, LineOutcome
 from connector.services.stock import Rerouted, RoutingFor, resolve_over_reserved, when_text
 from connector.store import Store
 
@@ -33,17 +34,19 @@ class SyncOutcome:
     unmapped_locations: list[str] = field(default_factory=list)
     handed_over: int = 0
     rerouted: list[Rerouted] = field(default_factory=list)  # reserved lines the new counts no longer cover
+    exceptions_routed: list[LineOutcome] = field(default_factory=list)  # exception lines the new stock routed
     error: str | None = None
 
 
 class StockSync:
     def __init__(self, settings: Settings, shops: ShopDirectory, warehouses: Callable[[str, str], object], clock: Callable[[], datetime],
-                 routing: RoutingFor):
+                 routing: RoutingFor, exceptions: ExceptionActions | None = None):
         self.settings = settings
         self.shops = shops
         self.warehouses = warehouses  # (shop id, provider id) -> Warehouse
         self.clock = clock
         self.routing = routing  # Inbox.routing: re-routes what a lower count no longer covers
+        self.exceptions = exceptions  # routes exception lines the new stock can ship
 
     def plan(self, shop_id: str | None = None, node_id: str | None = None) -> list[tuple[str, str, list[str]]]:
         """(shop, provider, nodes) to sync; ``node_id`` narrows to the one provider feeding it."""
@@ -103,6 +106,9 @@ class StockSync:
             outcome.handed_over = store.hand_over_forwarded(shop_id, list(per_node), started, finished)
             outcome.rerouted = resolve_over_reserved(store, self.routing(store, shop_id, finished), shop_id,
                                                      list(per_node), f"sync at {when_text(finished)}", finished)
+            if self.exceptions is not None and per_node:
+                outcome.exceptions_routed = self.exceptions.stock_arrived(store, shop_id, list(per_node), None,
+                                                                          "sync", finished)
         outcome.unmapped_locations = unmapped
         outcome.ok = not empty
         if empty:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
+from connector.services.stock import StockArrived
 from connector.store import Store
 
 # action -> (statuses it may start from, status it leads to)
@@ -39,8 +40,9 @@ class TransferError(Exception):
 
 
 class Transfers:
-    def __init__(self, clock: Callable[[], datetime]):
+    def __init__(self, clock: Callable[[], datetime], stock_arrived: StockArrived | None = None):
         self.clock = clock
+        self.stock_arrived = stock_arrived  # routes exception lines the received units can ship
 
     def approve(self, store: Store, transfer_id: int, by: str) -> dict:
         return self._step(store, transfer_id, "approve", by)
@@ -81,6 +83,9 @@ class Transfers:
             elif action == "receive":
                 store.adjust_stock(shop_id, transfer["to_node"], sku, units, "transfer", now)
                 store.request_push(shop_id, [sku], "transfer received", now, now)
+                if self.stock_arrived is not None:
+                    self.stock_arrived(store, shop_id, [transfer["to_node"]], [sku],
+                                       f"transfer #{transfer_id} received", now)
             store.event(shop_id, f"transfer.{status}", str(transfer_id),
                         {"sku": sku, "from": transfer["from_node"], "to": transfer["to_node"], "units": units,
                          "planned": planned, "by": by, "note": note}, now)

@@ -31,12 +31,6 @@ def attention_waited(item) -> str | None:
     return waited(item.since, _container().clock())
 
 
-@bp.app_template_global()
-def endpoint_exists(endpoint: str) -> bool:
-    """An action's page is served here (the exceptions' chooser comes with its own blueprint)."""
-    return endpoint in current_app.view_functions
-
-
 @bp.get("")
 @login_required
 def index(shop_id: str):

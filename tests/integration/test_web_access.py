@@ -3,11 +3,16 @@ added): unauthenticated it sends to the login page, a form posted without its CS
 is a 400, and a signed-in user of one shop gets a 404 for anything of another shop."""
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
+from connector import sandbox
 from connector.config import file_shops
 from connector.web.pages import JSON_PREFIXES
-from tests.conftest import SHOPIFY_SHOP, WOO_SHOP, with_shopify_app
+from tests.conftest import (SHOPIFY_SHOP, WOO_SHOP, fixture_json, shopify_headers, with_shopify_app, woo_body,
+                            woo_headers)
 from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, csrf_token, sign_in
 
 # Reachable without signing in: the login itself, links, sign-out, and the static files;
@@ -27,12 +32,14 @@ EMBEDDED_ONLY = {"shopify_app.home"}
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-# (The action centre: forward jobs' ids come from the ``users`` fixture too, own first; an
-# order id of the other shop only; a transfer step is the same word in every shop.)
+# (Orders: an exception line in each shop, stored by the ``users`` fixture. The action
+# centre: forward jobs' ids come from the ``users`` fixture too, own first; a transfer step
+# is the same word in every shop.)
 FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3,
-           "job_id": 2, "order_id": "727", "step": "approve"}
+           "order_id": "727", "line_id": "316", "job_id": 2, "step": "approve"}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css", "transfer_id": 1, "rule": 0, "job_id": 1, "order_id": "1001", "step": "approve"}
+       "filename": "app.css", "transfer_id": 1, "rule": 0, "order_id": "7400001", "line_id": "7400011", "job_id": 1,
+       "step": "approve"}
 
 
 @pytest.fixture
@@ -71,6 +78,18 @@ def users(container, store, clock):
         # A hand-off to a 3PL in each shop: OWN["job_id"], then FOREIGN["job_id"].
         store.add_forward_job(SHOPIFY_SHOP, OWN["order_id"], "ne-micro", OWN["provider_id"], clock())
         store.add_forward_job(WOO_SHOP, FOREIGN["order_id"], "uk-hub", FOREIGN["provider_id"], clock())
+    # An exception line in each shop: the Shopify shop's (more candles than any node has) and
+    # WooCommerce's documented order (to San Francisco: the Woo shop has no region there).
+    own = sandbox.shopify_order(random.Random(1), int(OWN["order_id"]), 7401, clock(), lines=1)
+    own["line_items"][0].update(id=int(OWN["line_id"]), sku="CANDLE-CEDAR", quantity=900, current_quantity=900)
+    own["shipping_address"].update(country_code="US", province_code="NY", zip="10012")
+    for platform, body in (("shopify", json.dumps(own).encode()),
+                           ("woocommerce", woo_body(fixture_json("woocommerce", "order_727.json")))):
+        hooks = shopify_headers(body) if platform == "shopify" else woo_headers(body)
+        assert container.inbox.ingest(store, platform, body, hooks).status == 200
+    container.inbox.process(store)
+    assert {(e["order_id"], e["line_id"]) for e in store.open_exceptions()} == {
+        (OWN["order_id"], OWN["line_id"]), (FOREIGN["order_id"], FOREIGN["line_id"])}
 
 
 def test_there_are_page_routes_to_check(app):
