@@ -11,6 +11,14 @@ import time
 from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
+from connector.domain.handoff import (
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    Move,
+    MoveOutcome,
+    OrderFulfillment,
+    OrderNote,
+)
 from connector.domain.model import (
     ConnectionOutcome,
     ConnectionState,
@@ -399,3 +407,135 @@ class InMemoryPendingConnections:
                 if pending.connection_id == connection_id:
                     return ConnectionState(pending, nonce in self._taken, self._outcomes.get(connection_id))
         return None
+
+
+# ---------------------------------------------------------------- store hand-off
+
+
+class FakeFulfillmentOrders:
+    """A Shopify shop's fulfillment orders in memory (the ``FulfillmentOrders`` port), as
+    Shopify behaves: a whole-order move reassigns the fulfillment order, a partial move
+    splits the lines off into a new one at the destination; a fulfillment takes the units
+    off ``remaining`` and closes a fulfillment order with nothing left. ``refuse_moves``
+    (order id -> message) answers a move with that userError; ``moves`` and
+    ``fulfillments`` record what was asked."""
+
+    platform = "shopify"
+
+    def __init__(self):
+        self.orders: dict[str, list[FulfillmentOrder]] = {}
+        self.tracking: dict[str, set[str]] = {}
+        self.refuse_moves: dict[str, str] = {}
+        self.moves: list[Move] = []
+        self.fulfillments: list[dict] = []
+        self.lock = threading.Lock()  # the browser tests' server answers from several threads
+        self._ids = 1000
+
+    def _gid(self, kind: str) -> str:
+        self._ids += 1
+        return f"gid://shopify/{kind}/{self._ids}"
+
+    def add_order(self, order_id: str, lines: Mapping[str, tuple[str, int]], location_id: str, *,
+                  status: str = "OPEN", request_status: str = "UNSUBMITTED") -> str:
+        """One fulfillment order at ``location_id`` holding ``lines`` (line id -> (sku, units))."""
+        with self.lock:
+            gid = self._gid("FulfillmentOrder")
+            actions = frozenset({"CREATE_FULFILLMENT", "MOVE"} if status == "OPEN" and request_status == "UNSUBMITTED"
+                                else {"CREATE_FULFILLMENT"} if status == "IN_PROGRESS" else set())
+            self.orders.setdefault(order_id, []).append(FulfillmentOrder(
+                gid, status, request_status, location_id, location_id.rsplit("/", 1)[-1], actions,
+                tuple(FulfillmentOrderLine(self._gid("FulfillmentOrderLineItem"), line_id, sku, units)
+                      for line_id, (sku, units) in lines.items())))
+            return gid
+
+    def location_of(self, order_id: str, line_id: str) -> str | None:
+        """Where the line's unfulfilled units are assigned now."""
+        for order in self.orders.get(order_id, ()):
+            if any(line.line_id == line_id and line.remaining > 0 for line in order.lines):
+                return order.location_id
+        return None
+
+    def fulfillment_orders(self, order_id: str) -> OrderFulfillment | None:
+        with self.lock:
+            if order_id not in self.orders:
+                return None
+            return OrderFulfillment(tuple(self.orders[order_id]), frozenset(self.tracking.get(order_id, ())))
+
+    def move(self, move: Move) -> MoveOutcome:
+        with self.lock:
+            self.moves.append(move)
+            order_id, index = self._find(move.fulfillment_order_id)
+            if order_id in self.refuse_moves:
+                return MoveOutcome(False, self.refuse_moves[order_id])
+            current = self.orders[order_id][index]
+            if move.lines is None:
+                self.orders[order_id][index] = FulfillmentOrder(
+                    current.id, current.status, current.request_status, move.location_id,
+                    move.location_id.rsplit("/", 1)[-1], current.actions, current.lines)
+                return MoveOutcome(True, None, move.location_id)
+            moving = dict(move.lines)
+            kept = tuple(line for line in current.lines if line.id not in moving)
+            self.orders[order_id][index] = FulfillmentOrder(current.id, current.status, current.request_status,
+                                                            current.location_id, current.location_name,
+                                                            current.actions, kept)
+            self.orders[order_id].append(FulfillmentOrder(
+                self._gid("FulfillmentOrder"), current.status, current.request_status, move.location_id,
+                move.location_id.rsplit("/", 1)[-1], current.actions,
+                tuple(line for line in current.lines if line.id in moving)))
+            return MoveOutcome(True, None, move.location_id)
+
+    def create_fulfillment(self, lines, *, carrier: str, tracking_number: str, tracking_url: str | None,
+                           notify_customer: bool) -> str:
+        with self.lock:
+            order_id = None
+            for fulfillment_order_id, picked in lines.items():
+                order_id, index = self._find(fulfillment_order_id)
+                current = self.orders[order_id][index]
+                units = dict(picked)
+                remaining = tuple(FulfillmentOrderLine(line.id, line.line_id, line.sku,
+                                                       line.remaining - units.get(line.id, 0)) for line in current.lines)
+                closed = all(line.remaining == 0 for line in remaining)
+                self.orders[order_id][index] = FulfillmentOrder(
+                    current.id, "CLOSED" if closed else current.status, current.request_status, current.location_id,
+                    current.location_name, frozenset() if closed else current.actions, remaining)
+            self.tracking.setdefault(order_id, set()).add(tracking_number)
+            gid = self._gid("Fulfillment")
+            self.fulfillments.append({"id": gid, "order_id": order_id, "lines": dict(lines), "carrier": carrier,
+                                      "tracking_number": tracking_number, "tracking_url": tracking_url,
+                                      "notify_customer": notify_customer})
+            return gid
+
+    def _find(self, fulfillment_order_id: str) -> tuple[str, int]:
+        for order_id, orders in self.orders.items():
+            for index, order in enumerate(orders):
+                if order.id == fulfillment_order_id:
+                    return order_id, index
+        raise ProviderError(f"fake shopify: no fulfillment order {fulfillment_order_id}")
+
+
+class FakeOrderNotes:
+    """A WooCommerce store's order meta, statuses and notes in memory (the ``OrderNotes`` port)."""
+
+    platform = "woocommerce"
+
+    def __init__(self):
+        self.meta: dict[str, dict[str, str]] = {}
+        self.statuses: dict[str, str] = {}
+        self.by_order: dict[str, list[OrderNote]] = {}  # every note added, per order
+        self.lock = threading.Lock()
+
+    def update_order(self, order_id: str, *, meta: Mapping[str, str] | None = None, status: str | None = None) -> None:
+        with self.lock:
+            self.meta.setdefault(order_id, {}).update(meta or {})
+            if status:
+                self.statuses[order_id] = status
+
+    def notes(self, order_id: str) -> list[OrderNote]:
+        with self.lock:
+            return list(self.by_order.get(order_id, ()))
+
+    def add_note(self, order_id: str, text: str, *, customer: bool) -> int:
+        with self.lock:
+            notes = self.by_order.setdefault(order_id, [])
+            notes.append(OrderNote(len(notes) + 1, text, customer))
+            return len(notes)

@@ -73,7 +73,8 @@ ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
 
 # What the app asks for: orders (webhooks, reconciliation), locations (offered as nodes),
 # inventory (availability push), products (SKU -> inventory item) and the fulfillment-order
-# scopes fulfillmentOrderMove needs for merchant-managed and 3PL-assigned orders (§4.5).
+# scopes that reading an order's fulfillment orders, fulfillmentOrderMove and fulfillmentCreate
+# need for merchant-managed and 3PL-assigned orders (§4.5; a write scope grants its read).
 # shopify.app.toml lists exactly these (tests/unit/test_shopify_app_toml.py).
 REQUIRED_SCOPES = (
     "read_inventory",

@@ -243,12 +243,16 @@ class ShopifyInventory:
 
     # ------------------------------------------------------------ transport
 
-    def graphql(self, query: str, variables: Mapping[str, Any], operation: str, *, cost: int) -> dict:
+    def graphql(self, query: str, variables: Mapping[str, Any], operation: str, *, cost: int,
+                retry: bool = True) -> dict:
         """Send one document whose cost we estimate at ``cost``; returns ``data``. The shop's
-        one paced GraphQL transport: other Shopify adapters (``adapters.shopify_install``) use it too.
+        one paced GraphQL transport: other Shopify adapters (``adapters.shopify_install``,
+        ``adapters.shopify_fulfillment``) use it too.
 
         THROTTLED answers wait and resend the identical body (a mutation's idempotency key
-        included); other GraphQL errors raise.
+        included); other GraphQL errors raise. ``retry=False`` for a mutation without an
+        idempotency key: a lost answer then raises ``ProviderOutcomeUnknown`` for the caller
+        to look up instead of being sent again.
         """
         payload = {"query": query, "variables": dict(variables)}
         estimate = cost
@@ -257,9 +261,9 @@ class ShopifyInventory:
         while True:
             self._pace(cost)
             try:
-                # retry=True: queries are safe, and every mutation we send carries an
-                # idempotency key, so a repeat after a 5xx or a timeout returns the first result
-                body = self.client.post_json(self.path, payload, retry=True)
+                # retry: queries are safe, and a mutation with an idempotency key returns the
+                # first result when repeated after a 5xx or a timeout
+                body = self.client.post_json(self.path, payload, retry=retry)
             except ProviderAuthError as exc:
                 raise ProviderAuthError(
                     f"shopify: shop {self.shop_domain} refused the access token for {operation} ({exc})"

@@ -14,6 +14,7 @@ from connector.services.actions import ActionCentre
 from connector.services.availability import Availability, storefront_client
 from connector.services.exceptions import ExceptionActions
 from connector.services.forwarding import Forwarding
+from connector.services.handoff import StoreHandoff
 from connector.services.inbox import Inbox
 from connector.services.reconcile import OrderReconciliation
 from connector.services.retention import Retention
@@ -54,6 +55,7 @@ class Container:
     shops: StoredShopDirectory
     shop_config: ShopConfiguration
     connections: StoreConnections
+    handoff: StoreHandoff
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
@@ -87,10 +89,12 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
           warehouse_factory: Callable[[ProviderConfig], object] | None = None,
           storefront_client_factory: Callable[[ShopSettings], object | None] | None = None,
           woocommerce_orders_factory: Callable[[ShopSettings], object | None] | None = None,
-          resolve_host: Callable[[str, int], object] | None = None) -> Container:
-    """``warehouse_factory``, ``storefront_client_factory`` and ``woocommerce_orders_factory``
-    replace the real 3PL, storefront inventory and WooCommerce orders adapters, and
-    ``resolve_host`` the DNS lookup of a store being connected (tests and benchmarks pass their own)."""
+          resolve_host: Callable[[str, int], object] | None = None,
+          handoff_client_factory: Callable[[ShopSettings], object | None] | None = None) -> Container:
+    """``warehouse_factory``, ``storefront_client_factory``, ``woocommerce_orders_factory`` and
+    ``handoff_client_factory`` replace the real 3PL, storefront inventory, WooCommerce orders and
+    store hand-off (fulfillment orders, order notes) adapters, and ``resolve_host`` the DNS
+    lookup of a store being connected (tests and benchmarks pass their own)."""
     from adapters import shopify, woocommerce
     from adapters.woocommerce_connect import resolve_addresses
     from connector.connect_store import SqlitePendingConnections
@@ -116,6 +120,8 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     tokens = SqliteTokenStore(lambda: Store.open(settings.database_path, settings.busy_timeout_ms), box, clock)
     inbox.uninstalled = lambda store, shop_id, domain: shopify_app.uninstalled(store, shop_config, tokens, shop_id,
                                                                                domain)
+    app = _shopify_app(settings, shop_config, shops, tokens, clock)
+    handoff_clients = PerShop(handoff_client_factory or (lambda shop: handoff_client(shop, app)))
     container = Container(
         settings=settings,
         clock=clock,
@@ -136,8 +142,9 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         connections=StoreConnections(settings, shop_config, users, shops, clock,
                                      lambda store: SqlitePendingConnections(store, clock),
                                      resolve=resolve_host or resolve_addresses),
+        handoff=StoreHandoff(settings, shops, handoff_clients, contact_readers, clock),
         storefronts=storefronts,
-        shopify_app=_shopify_app(settings, shop_config, shops, tokens, clock),
+        shopify_app=app,
         shopify_tokens=tokens,
     )
     container.actions = ActionCentre(settings, shops, clock, forwarding=container.forwarding, sync=container.sync,
@@ -179,6 +186,26 @@ def _shopify_app(settings: Settings, shop_config: ShopConfiguration, shops, toke
     keeper = TokenKeeper(ShopifyOAuth(settings.shopify.client_id, secrets[0], now=clock), tokens, now=clock)
     return shopify_app.ShopifyApp(settings, shop_config, shops, keeper, tokens,
                                   lambda domain: ShopifyInstall(domain, auth=keeper.auth(domain)), clock)
+
+
+def handoff_client(shop: ShopSettings, app: shopify_app.ShopifyApp | None):
+    """The real client that tells a shop's store where an order ships from and that it
+    shipped: Shopify with the shop's Admin API token (the TOML's, or the app's offline
+    token), WooCommerce with its REST key; None without either."""
+    from adapters.shopify_fulfillment import ShopifyFulfillment
+    from adapters.woocommerce_fulfillment import WooCommerceFulfillment
+
+    config = shop.storefront
+    if shop.platform == "shopify":
+        if config.access_token:
+            return ShopifyFulfillment(shop.shop_domain, config.access_token, api_version=config.api_version)
+        if app is not None and app.tokens.has(shop.shop_domain):
+            return ShopifyFulfillment(shop.shop_domain, auth=app.keeper.auth(shop.shop_domain),
+                                      api_version=config.api_version)
+        return None
+    if not (config.consumer_key and config.consumer_secret):
+        return None
+    return WooCommerceFulfillment(shop.store_url, config.consumer_key, config.consumer_secret)
 
 
 class PerShop:

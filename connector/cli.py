@@ -14,8 +14,10 @@ import click
 
 from connector.bootstrap import Container, build
 from connector.config import WEB_SECRET_KEY_ENV, ConfigError
+from connector import handoff_store
 from connector.services.attention import needs_you
 from connector.services.forwarding import drift_report
+from connector.services.handoff import ShipError, pick_list_csv
 from connector.services.node_status import node_statuses
 from connector.services.stock import set_manual_count
 from connector.services.users import UserError
@@ -555,6 +557,100 @@ def forward_amended(ctx: _Context, job_id: int, by: str) -> None:
     click.echo(f"forward job {job_id}: {closed} line change(s) marked as made at the 3PL")
 
 
+@main.group(invoke_without_command=True)
+@click.option("--shop", help="Only this shop.")
+@click.pass_context
+def handoff(click_ctx: click.Context, shop: str | None) -> None:
+    """Tell the stores what was decided and shipped now (the scheduler does this every
+    handoff_every_seconds): Shopify fulfillment orders moved to the chosen node's location,
+    WooCommerce meta and notes, fulfillments and notes for what the packing room shipped.
+    Exit code 1 when a hand-off failed for good. `handoff retry ORDER` asks the store
+    again to move an order it refused to move."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    container = click_ctx.find_object(_Context).container
+    _check_shop_node(container, shop, None)
+    with _migrated_store(container) as store:
+        report = container.handoff.process_due(store, shop)
+        refused = [(shop_id, r) for shop_id in _shops(container, shop)
+                   for r in handoff_store.refused_moves(store, shop_id)]
+        failed = handoff_store.handoffs(store, shop, statuses=["failed"])
+    click.echo(f"written {report.done}, retrying {report.retrying}, failed {report.failed}, "
+               f"skipped {report.skipped} (no API access to the store)")
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+    for shop_id, r in refused:
+        click.echo(f"  {shop_id} order {r['number']} -> {r['node_id']}: not moved: {r['reason']}", err=True)
+    for row in failed:
+        what = "decision" if row["kind"] == handoff_store.DECISION else f"shipment from {row['node_id']}"
+        click.echo(f"  {row['shop_id']} order {row['order_id']}: the store was not told of its {what}: "
+                   f"{row['last_error']}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--node", "node_id", required=True, help="A node you pack at (counts typed in or a CSV feed).")
+@click.option("--day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="The shop's local date the orders were routed to the node.")
+@click.option("--csv", "as_csv", is_flag=True, help="The pick list as CSV.")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@pass_ctx
+def packing(ctx: _Context, node_id: str, day, as_csv: bool, shop: str | None) -> None:
+    """The pick list of NODE for DAY: each SKU with its quantity and orders, then each
+    order's packing slip (ship-to and lines)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, node_id)
+    with _migrated_store(container) as store:
+        try:
+            packed = container.handoff.pick_list(store, container.shops.require(shop_id), node_id, day.date())
+        except ShipError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    if as_csv:
+        click.echo(pick_list_csv(packed), nl=False)
+        return
+    click.echo(f"{packed.node_name} ({node_id}), orders routed on {packed.day.isoformat()}: "
+               f"{len(packed.slips)} orders, {sum(p.quantity for p in packed.picks)} units")
+    for pick in packed.picks:
+        click.echo(f"  {pick.quantity:>4} x {pick.sku:<20} {pick.title}  (orders {', '.join(pick.orders)})")
+    for slip in packed.slips:
+        click.echo(f"order {slip.number}: " + (", ".join([slip.name, *slip.address_lines, slip.city, slip.postcode,
+                                                           slip.country]) if slip.name else "address not stored"))
+        for sku, title, quantity in slip.lines:
+            click.echo(f"  {quantity} x {sku} {title}")
+    for other, count in packed.other_days:
+        click.echo(f"also waiting at {node_id}: {count} order(s) routed on {other.isoformat()}")
+
+
+@main.command()
+@click.argument("order_ref")
+@click.option("--node", "node_id", required=True, help="The node that shipped it.")
+@click.option("--carrier", required=True)
+@click.option("--tracking", "tracking_number", required=True)
+@click.option("--url", "tracking_url", default=None, help="The carrier's tracking page for it.")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@pass_ctx
+def ship(ctx: _Context, order_ref: str, node_id: str, carrier: str, tracking_number: str,
+         tracking_url: str | None, shop: str | None) -> None:
+    """Mark ORDER_REF shipped from NODE with its carrier and tracking: recorded, the node's
+    stock released, and written back to the store by the next hand-off."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, node_id)
+    with _migrated_store(container) as store:
+        try:
+            shipped = container.handoff.mark_shipped(store, shop_id, order_ref, node_id, carrier, tracking_number,
+                                                     tracking_url, "cli")
+        except ShipError as exc:
+            option = {"carrier": "--carrier", "tracking_number": "--tracking", "tracking_url": "--url"}.get(exc.field)
+            click.echo(f"{option}: {exc}" if option else str(exc), err=True)
+            sys.exit(1)
+    click.echo(f"order {shipped['number']}: {sum(q for _, _, q in shipped['lines'])} unit(s) shipped from {node_id} "
+               f"with {carrier.strip()}, tracking {tracking_number.strip()}; the store is told at the next hand-off")
+
+
 @main.command()
 @click.option("--limit", default=30, show_default=True, type=click.IntRange(min=1))
 @pass_ctx
@@ -921,6 +1017,21 @@ def webhooks_repair(ctx: _Context, shop: str | None, by: str) -> None:
     with _action(container) as store:
         outcome = container.actions.repair_webhooks(store, shop_id, by)
     click.echo(f"{shop_id}: {outcome.detail}")
+
+
+@handoff.command("retry")
+@click.argument("order_id")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@_by
+@pass_ctx
+def handoff_retry(ctx: _Context, order_id: str, shop: str | None, by: str) -> None:
+    """Ask the store again to move ORDER_ID to the node(s) chosen here, at the next run
+    (the store refused before; see `connector exceptions`)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    with _action(container) as store:
+        count = container.actions.retry_move(store, shop_id, order_id, by)
+    click.echo(f"{shop_id} order {order_id}: {count} refused move(s) asked for again; `connector handoff` sends them")
 
 
 @refunds.command("retry")

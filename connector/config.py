@@ -180,6 +180,7 @@ class SchedulerConfig(_Strict):
     reconcile_first_lookback_hours: int = Field(24, ge=0, le=24 * 90)  # a shop's first run starts this far back
     reconcile_max_requests: int = Field(50, ge=1, le=10_000)  # per shop and run (100 orders each); the rest next run
     retention_every_hours: int = Field(24, ge=1, le=24 * 7)  # how often old personal data is minimised
+    handoff_every_seconds: int = Field(30, ge=1)  # how often decisions and shipments are written to the stores
     # Exception lines are routed again when stock arrives or the configuration changes; this
     # periodic look catches what time changes (a pop-up's window opening) and what a change's
     # batch (exceptions_batch orders, the oldest first) left over.

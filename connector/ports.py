@@ -6,6 +6,8 @@ reads which lines an order's refunds cover where the webhook does not say (WooCo
 ``OrderFeed`` reads back the orders that changed, for the webhooks that never came, and
 the store's webhooks themselves. ``PendingConnections`` holds WooCommerce connections
 waiting for their wc-auth callback. ``ShopDirectory`` is where services read shops.
+``FulfillmentOrders`` (Shopify) and ``OrderNotes`` (WooCommerce) tell the store which
+node ships an order and that it shipped.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from connector.domain.model import (
 
 if TYPE_CHECKING:
     from connector.config import ShopSettings
+    from connector.domain.handoff import Move, MoveOutcome, OrderFulfillment, OrderNote
 
 
 class Warehouse(Protocol):
@@ -140,3 +143,38 @@ class ShopDirectory(Protocol):
 
     def version(self, shop_id: str) -> int:
         """The shop's current configuration version (0: none)."""
+
+
+class FulfillmentOrders(Protocol):
+    """A Shopify shop's fulfillment orders: where each order's work is assigned, moved to
+    the node we chose, and fulfilled with tracking (``adapters.shopify_fulfillment``)."""
+
+    platform: str  # "shopify"
+
+    def fulfillment_orders(self, order_id: str) -> "OrderFulfillment | None":
+        """Every fulfillment order of the order, and its fulfillments' tracking numbers;
+        None when the store has no such order. Raises ProviderError."""
+
+    def move(self, move: "Move") -> "MoveOutcome":
+        """Move one fulfillment order (or some of its lines); a refusal is an outcome, not
+        an error. Sent once: a lost answer raises ProviderOutcomeUnknown."""
+
+    def create_fulfillment(self, lines: Mapping[str, tuple[tuple[str, int], ...]], *, carrier: str,
+                           tracking_number: str, tracking_url: str | None, notify_customer: bool) -> str:
+        """Fulfil these fulfillment-order lines with tracking; the fulfillment's id. Sent once."""
+
+
+class OrderNotes(Protocol):
+    """A WooCommerce order's meta, status and notes (``adapters.woocommerce_fulfillment``)."""
+
+    platform: str  # "woocommerce"
+
+    def update_order(self, order_id: str, *, meta: Mapping[str, str] | None = None,
+                     status: str | None = None) -> None:
+        """Set meta entries (by key) and/or the status; safe to repeat."""
+
+    def notes(self, order_id: str) -> Sequence["OrderNote"]:
+        """Every note of the order."""
+
+    def add_note(self, order_id: str, text: str, *, customer: bool) -> int:
+        """Add a note (``customer``: the buyer sees it); sent once."""

@@ -58,6 +58,8 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
         lambda store: container.reconcile.reconcile(store))
     add("privacy-retention", IntervalTrigger(hours=settings.scheduler.retention_every_hours),
         lambda store: container.retention.minimise(store))
+    add("store-handoff", IntervalTrigger(seconds=settings.scheduler.handoff_every_seconds),
+        lambda store: container.handoff.process_due(store))
     add("reevaluate-exceptions", IntervalTrigger(seconds=settings.scheduler.exceptions_every_seconds),
         lambda store: container.exceptions.recheck(store))
     hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))

@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from connector import handoff_store
 from connector.actions_store import ActionsStore
 from connector.config import Settings, ShopSettings
 from connector.domain.attention import Action, ActionInput, Attention, ordered, plural, urgency
@@ -32,7 +33,7 @@ def needs_you(store: Store, shop: ShopSettings, settings: Settings, now: datetim
     """Every open item of ``shop``, most urgent first (``domain.attention.ordered``)."""
     collector = _Collector(store, shop, settings, now)
     return ordered([
-        *collector.exceptions(), *collector.forwarding(), *collector.amendments(), *collector.syncs(),
+        *collector.exceptions(), *collector.refused_moves(), *collector.forwarding(), *collector.amendments(), *collector.syncs(),
         *collector.transfers(), *collector.over_reserved(), *collector.store_webhooks(),
         *collector.failed_deliveries(), *collector.refund_lookups(), *collector.reconciliation(),
     ])
@@ -88,6 +89,26 @@ class _Collector:
                         cli=self._cli(f"exceptions dismiss {order} {line} --note TEXT"),
                         inputs=(ActionInput("note", "Why dismiss it", required=True),))),
                 group=row["exception"]))
+        return items
+
+    def refused_moves(self) -> list[Attention]:
+        """Orders whose items the store would not move to the node chosen here (Shopify's
+        fulfillment orders), with the store's reason."""
+        by_order: dict[str, list[dict]] = {}
+        for row in handoff_store.refused_moves(self.store, self.shop.id):
+            by_order.setdefault(row["order_id"], []).append(row)
+        items = []
+        for order_id, rows in by_order.items():
+            names = ", ".join(self._node(r["node_id"]) for r in rows)
+            reasons = " ".join(_sentence(r["reason"]) for r in rows)
+            items.append(self._item(
+                "move_refused", f"move_refused:{order_id}",
+                f"Order {rows[0]['number']}: your store did not move it to {names}",
+                f"{reasons} Until it moves, your store's admin shows it at another location than the one chosen "
+                "here. Try again once the cause is fixed (a location set, the work at the other location "
+                "stopped).", min(parse_ts(r["at"]) for r in rows),
+                (Action("Try the move again", "actions.retry_move", {"order_id": order_id},
+                        cli=self._cli(f"handoff retry {order_id}")),)))
         return items
 
     # ------------------------------------------------------------ hand-offs to 3PLs

@@ -17,6 +17,7 @@ from connector.domain.health import discounted
 from connector.domain.model import Order, OrderLine, RefundCreated
 from connector.domain.regions import RegionIndex
 from connector.domain.routing import PreparedRoute, Router, skip_reason
+from connector.handoff_store import shipped_lines
 from connector.store import ActiveReservation, LineAt3pl, Store
 
 
@@ -146,8 +147,10 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
     wanted = {l.line_id: l for l in order.lines if skip_reason(l) is None}
     # Lines a 3PL already has stay where they are, whether or not we still hold their
     # stock (a sync hands it over to the 3PL's committed): routing one again would ship
-    # it twice. A change to one is a note for a human to make at the 3PL.
-    with_3pl = {} if first_seen else store.lines_with_3pl(shop_id, order_id)
+    # it twice. A change to one is a note for a human to make at the 3PL. Lines a node
+    # without an API marked shipped stay put the same way.
+    with_3pl = {} if first_seen else {**shipped_lines(store, shop_id, order_id),
+                                      **store.lines_with_3pl(shop_id, order_id)}
     note_changes_at_3pl(store, shop_id, order_id, with_3pl, wanted, now)
     held: dict[str, ActiveReservation] = {r.line_id: r for r in store.active_reservations(shop_id, order_id)
                                           if r.line_id not in with_3pl}

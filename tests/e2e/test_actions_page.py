@@ -326,3 +326,20 @@ def test_another_shops_job_transfer_node_or_order_is_not_found(signed_in, store,
                       ("/actions/refunds/727/retry", {}), ("/actions/transfers/999/approve", {})):
         assert post(signed_in, url, **data).status_code == 404, url
     assert store.transfer(foreign_transfer)["status"] == "proposed"
+
+
+def test_try_a_refused_move_again(signed_in, store, container, clock):
+    from connector import handoff_store
+    from connector.domain.model import Order
+
+    with store.write():
+        store.upsert_order(Order(SHOPIFY_SHOP, "9001", "#9001", "shopify", clock(), clock(), None, ()), "nyc-metro",
+                           clock())
+        handoff_store.refuse(store, SHOPIFY_SHOP, "9001", "ne-micro", "ne-micro has no Shopify location: choose "
+                             "its Shopify location in Settings › Nodes", clock())
+    shown = item_html(page(signed_in), "move_refused:9001")
+    assert "Order #9001: your store did not move it to Northeast micro-warehouse (Newark, NJ)" in shown
+    assert "Ne-micro has no Shopify location" not in shown and "ne-micro has no Shopify location" in shown
+    assert post(signed_in, "/actions/orders/9001/move").status_code == 302
+    assert "Your store is asked again to move order 9001" in page(signed_in)
+    assert [r["order_id"] for r in handoff_store.handoffs(store, SHOPIFY_SHOP, statuses=["pending"])] == ["9001"]

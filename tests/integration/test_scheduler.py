@@ -30,7 +30,7 @@ def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
                                                     "shipments_every_minutes": 20, "misfire_grace_seconds": 90,
                                                     "push_every_seconds": 3, "refunds_every_seconds": 50,
                                                     "reconcile_every_seconds": 240, "retention_every_hours": 12,
-                                                    "exceptions_every_seconds": 30},
+                                                    "handoff_every_seconds": 20, "exceptions_every_seconds": 30},
                                sync={"incremental_every_minutes": 25, "nightly_at": "03:15"})
     scheduler = build_scheduler(container, BackgroundScheduler)
     scheduler.start(paused=True)  # APScheduler 3 applies job defaults when jobs reach the job store
@@ -39,7 +39,9 @@ def test_jobs_are_declared_with_ids_and_the_right_triggers(tmp_path):
     scheduler.shutdown(wait=False)
     assert set(jobs) == {"process-inbox", "forward-orders", "poll-shipments", "sync-incremental", "push-due",
                          "look-up-refunds", "reconcile-orders", "privacy-retention", "sync-nightly:aurora-candles",
-                         "sync-nightly:fernleaf-botanics", "follow-shops", "reevaluate-exceptions"}
+                         "sync-nightly:fernleaf-botanics", "follow-shops", "store-handoff",
+                         "reevaluate-exceptions"}
+    assert jobs["store-handoff"].trigger.interval.total_seconds() == 20
     assert jobs["reevaluate-exceptions"].trigger.interval.total_seconds() == 30
     assert jobs["look-up-refunds"].trigger.interval.total_seconds() == 50
     assert jobs["reconcile-orders"].trigger.interval.total_seconds() == 240

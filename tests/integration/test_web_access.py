@@ -28,6 +28,8 @@ CSRF_EXEMPT = {"woocommerce.callback"}
 # Opened only inside the Shopify admin: without a session token, to the bounce page
 # (tests/integration/test_shopify_app.py checks the token itself).
 EMBEDDED_ONLY = {"shopify_app.home"}
+# The packing pages take their node and order from the query and the form, not the path:
+# tests/e2e/test_packing.py checks that another shop's are a 404 there.
 # For each URL argument of a page route: a value that exists in the WooCommerce shop
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
@@ -94,7 +96,8 @@ def users(container, store, clock):
 
 def test_there_are_page_routes_to_check(app):
     endpoints = {rule.endpoint for rule in page_rules(app)}
-    assert {"settings.status", "settings.node", "auth.login"} <= endpoints
+    assert {"settings.status", "settings.node", "auth.login", "packing.index", "packing.print_view", "packing.csv",
+            "packing.ship"} <= endpoints
 
 
 def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users):

@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from connector import sandbox
 from connector.bootstrap import build
 from connector.config import settings_from_dict
+from connector.handoff_store import queue_decision_change
 from connector.scheduler import build_scheduler, run_job
 from connector.store import Store, migrations
 from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, to_toml
@@ -125,6 +126,7 @@ def busy_shop(container, store):
         assert container.inbox.ingest(store, "shopify", body, headers).status == 200
     with store.write():
         store.request_push(SHOPIFY_SHOP, ["ZINE-04"], "orders", NOW, NOW)
+        queue_decision_change(store, SHOPIFY_SHOP, "9000", NOW)  # a hand-off to the store is due
         ids = {status: store.add_transfer(SHOPIFY_SHOP, sku="ZINE-04", from_node="central", to_node="ne-micro",
                                           units=1, unit_cost=1.0, lead_days=1, status=status, emergency=False,
                                           approval_reason="test", now=NOW)
@@ -138,6 +140,7 @@ CLI_COMMANDS = {
     "stock set": ["stock", "set", "central", "ZINE-04", "7", "--shop", SHOPIFY_SHOP],
     "sync": ["sync"],
     "forward": ["forward"],
+    "handoff": ["handoff"],
     "refunds": ["refunds"],
     "reconcile": ["reconcile"],
     "retention": ["retention"],
@@ -172,7 +175,7 @@ def _scheduled_jobs(container) -> dict:
 
 @pytest.mark.parametrize("job_id", ["process-inbox", "forward-orders", "poll-shipments", "sync-incremental",
                                     "push-due", "look-up-refunds", "reconcile-orders", "privacy-retention",
-                                    f"sync-nightly:{SHOPIFY_SHOP}"])
+                                    "store-handoff", f"sync-nightly:{SHOPIFY_SHOP}"])
 def test_every_scheduled_job_writes_only_under_the_write_lock(job_id, container, busy_shop, tracer):
     jobs = _scheduled_jobs(container)
     assert set(jobs) >= {job_id}
