@@ -254,7 +254,7 @@ class _Collector:
 
     def over_reserved(self) -> list[Attention]:
         items = []
-        for row in self.store.over_reserved(self.shop.id):
+        for row in self.sql.over_reserved(self.shop.id):
             node_id, sku = row["node_id"], row["sku"]
             source = self.shop.sources.get(node_id)
             name = self._node(node_id)
@@ -299,7 +299,7 @@ class _Collector:
              Action("Check again", "actions.reconcile", {}, cli=self._cli("reconcile"))))]
 
     def failed_deliveries(self) -> list[Attention]:
-        failed = self.store.failed_webhooks(self.shop.id)
+        failed = self.sql.failed_deliveries(self.shop.id)
         if not failed:
             return []
         shown = "; ".join(

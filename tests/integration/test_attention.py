@@ -393,3 +393,22 @@ def test_items_come_most_urgent_first_and_nothing_when_all_is_well(container, st
     add_transfer(store, clock)
     send_order(container, store, "NO-SUCH-SKU", 1, order_id=801)
     assert [i.kind for i in items(container, store)] == ["exception", "transfer_approval"]
+
+
+def test_the_collectors_over_reserved_rows_are_the_stores(container, store, fakes, clock):
+    """ActionsStore.over_reserved (one pass over the active reservations) lists what
+    Store.over_reserved lists, at_3pl included."""
+    from connector.actions_store import ActionsStore
+
+    synced(container, store, fakes, inv(10, "ZINE-04", 10), inv(156, "TEE-LOGO-M", 3))
+    for order_id in (951, 952):
+        send_order(container, store, "ZINE-04", 3, order_id=order_id)
+    assert container.forwarding.forward_due(store).sent == 2  # at the 3PL now
+    store.set_stock(SHOP, "central", "CANDLE-FIG", on_hand=4, committed=0, available=4, source="manual", now=clock())
+    send_order(container, store, "CANDLE-FIG", 4, zip_code="43004", province="OH", order_id=953)
+    with store.write():
+        store.adjust_stock(SHOP, "ne-micro", "ZINE-04", -8, "test", clock())
+        store.adjust_stock(SHOP, "central", "CANDLE-FIG", -3, "test", clock())
+    expected = store.over_reserved(SHOP)
+    assert {(r["node_id"], r["at_3pl"]) for r in expected} == {("ne-micro", 6), ("central", 0)}
+    assert ActionsStore(store).over_reserved(SHOP) == expected
