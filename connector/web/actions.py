@@ -55,6 +55,11 @@ def _container():
     return current_app.extensions["connector"]
 
 
+def _node_name(shop_id: str, node_id: str) -> str:
+    node = _container().shops.require(shop_id).network.nodes.get(node_id)
+    return node.name if node is not None and node.name else node_id
+
+
 def _done(message: str):
     flash(message)
     return redirect(_safe_next(request.form.get("next")) or url_for("actions.index"))
@@ -104,7 +109,7 @@ def sync(shop_id: str, provider_id: str):
         return outcome
 
     def message(outcome):
-        rows = ", ".join(f"{n}: {plural(c, 'SKU')}" for n, c in outcome.rows.items())
+        rows = ", ".join(f"{_node_name(shop_id, n)}: {plural(c, 'SKU')}" for n, c in outcome.rows.items())
         moved = f"; {plural(len(outcome.rerouted), 'order line')} routed again" if outcome.rerouted else ""
         return f"Synced {provider_id} — {rows}{moved}."
     return _step(shop_id, run, message)
@@ -128,8 +133,8 @@ def transfer(shop_id: str, transfer_id: int, step: str):
 def resolve_over_reserved(shop_id: str, node_id: str):
     def message(rerouted):
         moved = sum(1 for r in rerouted if r.to_node)
-        return (f"{plural(len(rerouted), 'order line')} moved off {node_id}: {moved} to another node, "
-                f"{len(rerouted) - moved} to Orders to decide.")
+        return (f"{plural(len(rerouted), 'order line')} moved off {_node_name(shop_id, node_id)}: {moved} to "
+                f"another node, {len(rerouted) - moved} to Orders to decide.")
     return _step(shop_id, lambda actions, store, by: actions.resolve_over_reserved(store, shop_id, node_id, by),
                  message)
 
@@ -146,7 +151,8 @@ def count(shop_id: str, node_id: str):
     def message(result):
         previous, rerouted = result
         moved = f"; {plural(len(rerouted), 'order line')} routed again" if rerouted else ""
-        return f"Count saved: {node_id} holds {request.form['quantity']} of {sku} (was {previous}){moved}."
+        return (f"Count saved: {_node_name(shop_id, node_id)} holds {request.form['quantity']} of {sku} "
+                f"(was {previous}){moved}.")
     return _step(shop_id, run, message)
 
 

@@ -159,7 +159,7 @@ def test_sync_now_shows_the_result(signed_in, store, container, tmp_path):
     feed = feed_the_popup(container, store, tmp_path)
     done = post(signed_in, "/actions/sync/popup-sheet")
     assert done.status_code == 302
-    assert "Synced popup-sheet — popup-soho: 1 SKU." in page(signed_in)
+    assert "Synced popup-sheet — Holiday pop-up (SoHo, NYC): 1 SKU." in page(signed_in)
     assert store.stock_level(SHOPIFY_SHOP, "popup-soho", "CANDLE-FIG") == 7
     assert store.events(SHOPIFY_SHOP, "sync.requested")[0]["detail"]["by"] == BY
 
@@ -194,14 +194,14 @@ def test_move_over_reserved_orders_and_count(signed_in, store, clock, container)
     refused = post(signed_in, "/actions/nodes/central/count?sku=CANDLE-FIG", quantity="-2")
     assert refused.status_code == 409 and "a whole number, 0 or more" in refused.get_data(as_text=True)
     assert post(signed_in, "/actions/nodes/central/count?sku=CANDLE-FIG", quantity="3").status_code == 302
-    assert "Count saved: central holds 3 of CANDLE-FIG (was 2)" in page(signed_in)
+    assert "Count saved: Central warehouse (Columbus, OH) holds 3 of CANDLE-FIG (was 2)" in page(signed_in)
     assert store.over_reserved(SHOPIFY_SHOP) == []  # the count routed the newest order elsewhere (or to you)
 
     with store.write():
         store.adjust_stock(SHOPIFY_SHOP, "central", "CANDLE-FIG", -3, "test", clock())
     assert post(signed_in, "/actions/nodes/central/over-reserved").status_code == 302
     assert store.over_reserved(SHOPIFY_SHOP) == []
-    assert "order line moved off central: 0 to another node, 1 to Orders to decide." in page(signed_in)
+    assert "order line moved off Central warehouse (Columbus, OH): 0 to another node, 1 to Orders to decide." in page(signed_in)
     assert post(signed_in, "/actions/nodes/central/over-reserved").status_code == 409
 
 

@@ -3,10 +3,13 @@ ship and receive a transfer from /actions, sync a feed now, a refusal shown besi
 button, and the page on a phone without sideways scrolling. Screenshots: actions-*."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from connector import sandbox
 from connector.bootstrap import utc_now
-from tests.conftest import SHOPIFY_SHOP
+from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP
 from tests.e2e.conftest import PHONE, USER, shot, sign_in
 
 
@@ -94,7 +97,7 @@ def test_sync_now(page, server, served, feed):
     stale = _item(page, "sync_stale:popup-sheet")
     assert "has never been synced" in stale.inner_text()
     stale.get_by_role("button", name="Sync now").click()
-    assert page.get_by_text("Synced popup-sheet — popup-soho: 2 SKUs.").is_visible()
+    assert page.get_by_text("Synced popup-sheet — Holiday pop-up (SoHo, NYC): 2 SKUs.").is_visible()
     assert _item(page, "sync_stale:popup-sheet").count() == 0
     store = served.open_store()
     try:
@@ -104,8 +107,24 @@ def test_sync_now(page, server, served, feed):
         store.close()
 
 
+def _unroutable_order(served) -> tuple[str, str]:
+    """An order for more candles than any node has: an order to decide; (order id, line id)."""
+    payload = sandbox.shopify_order(random.Random(4), 4_400_001, 4401, utc_now(), lines=1)
+    payload["line_items"][0].update(sku="CANDLE-CEDAR", quantity=5000, current_quantity=5000)
+    payload["shipping_address"].update(country_code="US", province_code="NY", zip="10012")
+    hook = sandbox.shopify_webhook(SHOPIFY_SECRET, payload)
+    store = served.open_store()
+    try:
+        assert served.inbox.ingest(store, "shopify", hook.body, hook.headers).status == 200
+        served.inbox.process(store)
+    finally:
+        store.close()
+    return str(payload["id"]), str(payload["line_items"][0]["id"])
+
+
 def test_the_page_on_a_phone_and_all_is_well(browser, server, served, feed):
     tid = _transfer(served)
+    order_id, line_id = _unroutable_order(served)
     feed.write_text("not,a\nfeed")  # the next sync fails: a failing sync, with its reason
     store = served.open_store()
     try:
@@ -118,10 +137,17 @@ def test_the_page_on_a_phone_and_all_is_well(browser, server, served, feed):
         _open(page, server)
         assert _item(page, f"transfer_approval:{tid}").is_visible()
         assert _item(page, "sync_failing:popup-sheet").is_visible()
+        decide = _item(page, f"exception:{order_id}:{line_id}")
+        assert decide.get_by_role("button", name="Choose a node").get_attribute("href") == \
+            f"/actions/exceptions/{order_id}/{line_id}"
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"/actions is {width}px wide on a {PHONE['width']}px phone"
         shot(page, "actions-phone")
 
+        decide.get_by_label("Why dismiss it").fill("sent from the studio by hand")
+        decide.get_by_role("button", name="Dismiss").click()  # the exceptions blueprint, back to /actions
+        page.wait_for_url(f"{server}/actions")
+        assert _item(page, f"exception:{order_id}:{line_id}").count() == 0
         _item(page, f"transfer_approval:{tid}").get_by_role("button", name="Reject").click()
         feed.write_text("sku,quantity\nCANDLE-FIG,9\n")
         _item(page, "sync_failing:popup-sheet").get_by_role("button", name="Sync now").click()
