@@ -82,7 +82,7 @@ class _Collector:
                 f"Order {row['number']}{to}: {what} could not be routed — {reason}",
                 _sentence(_without_code(row["explanation"], row["exception"])), parse_ts(row["decided_at"]),
                 (Action("Choose a node", "exceptions.choose", {"order_id": order, "line_id": line}, method="get",
-                        cli=self._cli(f"exceptions route {order} {line} NODE")),
+                        cli=self._cli(f"exceptions options {order} {line}")),
                  Action("Re-evaluate now", "exceptions.reevaluate", {"order_id": order},
                         cli=self._cli(f"exceptions reevaluate {order}")),
                  Action("Dismiss", "exceptions.dismiss", {"order_id": order, "line_id": line},

@@ -76,6 +76,16 @@ class LineOutcome:
 
 
 @dataclass(frozen=True)
+class _OpenLines:
+    """An open order with exception lines: as stored, as ``reconcile`` takes it, and its
+    open exception lines' decisions by line id."""
+
+    stored: StoredOrder
+    order: Order
+    before: dict[str, dict]
+
+
+@dataclass(frozen=True)
 class ExceptionLine:
     """An order line with its current decision, as the chooser and the CLI show it."""
 
@@ -162,7 +172,8 @@ class ExceptionActions:
             if order is None:
                 raise ExceptionActionError(f"There is no order {order_id} in this shop.")
             routing = self.routing(store, shop_id, now)
-            outcomes = self._second_look(store, routing, order, Cause("manual", by), now, force=True)
+            outcomes = self._second_look(store, routing, self._open_lines(store, shop_id, order_id, now),
+                                         Cause("manual", by), now, force=True)
             if outcomes is None:
                 raise ExceptionActionError(f"Order {order.number} has no open exception to re-evaluate.")
             store.event(shop_id, "exception.reevaluated", order_id,
@@ -204,6 +215,8 @@ class ExceptionActions:
         in a transaction of its own: a batch of the oldest orders with exception lines,
         routed again with the new configuration. A busy database leaves them to the
         periodic re-check."""
+        if self.shops.get(shop_id) is None:  # a deactivated shop routes nothing
+            return []
         now = self.clock()
         try:
             with store.write():
@@ -216,18 +229,24 @@ class ExceptionActions:
             return []
 
     def recheck(self, store: Store) -> dict[str, int]:
-        """The periodic re-check: every shop's open exception lines, oldest order first, a
-        batch per transaction; returns shop id -> lines now routed."""
+        """The periodic re-check: every shop's open exception lines, oldest order first;
+        returns shop id -> lines now routed. Each order is first looked at without the
+        write lock (reads only), and only those that would change are routed again, a
+        batch per transaction (each looked at again inside it), so a look that finds
+        nothing new never holds up the webhooks."""
         routed: dict[str, int] = {}
         for shop_id in self.shops.ids():
             if self.shops.get(shop_id) is None:
                 continue
-            orders = ExceptionStore(store).orders_with_exceptions(shop_id)
+            now = self.clock()
+            routing = self.routing(store, shop_id, now)
+            changing = [order_id for order_id in ExceptionStore(store).orders_with_exceptions(shop_id)
+                        if self._would_change(store, routing, self._open_lines(store, shop_id, order_id, now), now)]
             routed[shop_id] = 0
-            for start in range(0, len(orders), self.batch):
+            for start in range(0, len(changing), self.batch):
                 now = self.clock()
                 with store.write():
-                    routed[shop_id] += len(self._look_again(store, shop_id, orders[start:start + self.batch],
+                    routed[shop_id] += len(self._look_again(store, shop_id, changing[start:start + self.batch],
                                                             Cause("recheck", "the regular re-check"), now))
         return routed
 
@@ -238,19 +257,17 @@ class ExceptionActions:
         routing = self.routing(store, shop_id, now)
         routed = []
         for order_id in order_ids:
-            order = store.order(shop_id, order_id)
-            outcomes = self._second_look(store, routing, order, cause, now, force=False) if order else None
+            outcomes = self._second_look(store, routing, self._open_lines(store, shop_id, order_id, now), cause,
+                                         now, force=False)
             routed.extend(o for o in outcomes or () if o.node_id)
         return routed
 
-    def _second_look(self, store: Store, routing: ShopRouting, stored: StoredOrder, cause: Cause, now: datetime,
-                     *, force: bool) -> list[LineOutcome] | None:
-        """Route the order's open exception lines again through its normal routing
-        (``reconcile``). Without ``force`` only when that changes something: a line would
-        now ship, or its reason is no longer the one recorded (so a look that finds
-        nothing new writes nothing). None: the order has no open exception line."""
-        shop_id, order_id = stored.shop_id, stored.id
-        if stored.state != "open":
+    @staticmethod
+    def _open_lines(store: Store, shop_id: str, order_id: str, now: datetime) -> "_OpenLines | None":
+        """An open order with its open (not dismissed) exception lines, as ``reconcile``
+        takes it; None when it has none."""
+        stored = store.order(shop_id, order_id)
+        if stored is None or stored.state != "open":
             return None
         before = {d["line_id"]: d for d in store.current_decisions(shop_id, order_id)
                   if d["node_id"] is None and d["exception"] and not d["dismissed_at"]}
@@ -259,7 +276,19 @@ class ExceptionActions:
         lines = tuple(OrderLine(l["line_id"], l["sku"], l["quantity"], bool(l["requires_shipping"]),
                                 l["title"] or "", l["fulfilled_by"]) for l in store.order_lines(shop_id, order_id))
         order = Order(shop_id, order_id, stored.number, "", now, stored.updated_at or now, None, lines)
-        if not force and not self._would_change(store, routing, order, stored.region_id, before, now):
+        return _OpenLines(stored, order, before)
+
+    def _second_look(self, store: Store, routing: ShopRouting, found: "_OpenLines | None", cause: Cause,
+                     now: datetime, *, force: bool) -> list[LineOutcome] | None:
+        """Route the order's open exception lines again through its normal routing
+        (``reconcile``). Without ``force`` only when that changes something: a line would
+        now ship, or its reason is no longer the one recorded (so a look that finds
+        nothing new writes nothing). None: the order has no open exception line."""
+        if found is None:
+            return None
+        stored, order, before = found.stored, found.order, found.before
+        shop_id, order_id = stored.shop_id, stored.id
+        if not force and not self._would_change(store, routing, found, now):
             return []
         reconcile(store, routing, order, stored.region_id, now)
         after = {d["line_id"]: d for d in store.current_decisions(shop_id, order_id)}
@@ -282,8 +311,10 @@ class ExceptionActions:
         return outcomes
 
     @staticmethod
-    def _would_change(store: Store, routing: ShopRouting, order: Order, region_id: str | None,
-                      before: dict[str, dict], now: datetime) -> bool:
+    def _would_change(store: Store, routing: ShopRouting, found: "_OpenLines | None", now: datetime) -> bool:
+        if found is None:
+            return False
+        order, region_id, before = found.order, found.stored.region_id, found.before
         lines = tuple(l for l in order.lines if l.line_id in before and skip_reason(l) is None
                       and (l.sku, l.quantity) == (before[l.line_id]["sku"], before[l.line_id]["quantity"]))
         if len(lines) != len(before):

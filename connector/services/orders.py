@@ -158,8 +158,10 @@ def reconcile(store: Store, routing: ShopRouting, order: Order, region_id: str |
     for line_id, reservation in held.items():
         line = wanted.get(line_id)
         if line is None or line.sku != reservation.sku:
-            store.release(reservation, shop_id, "line removed", now)
+            store.release(reservation, shop_id, "line removed" if line is None else "SKU changed; rerouted", now)
             store.retire_decisions(shop_id, order_id, [line_id])
+            if line is not None:  # the same line now holds another SKU: route it as a new line
+                to_route.append(line)
         elif line.quantity < reservation.quantity:
             store.shrink_reservation(reservation, shop_id, line.quantity)
             store.event(shop_id, "reservation.reduced", order_id,

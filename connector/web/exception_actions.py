@@ -101,7 +101,10 @@ def _chooser(shop_id: str, order_id: str, line_id: str, *, route_error: str | No
         options, settled = _service().options(store, shop_id, order_id, line_id), None
     except ExceptionActionError as exc:  # routed meanwhile, the order closed, a line we do not route
         options, settled = [], str(exc)
-    network = current_app.extensions["connector"].shops.require(shop_id).network
+    shop = current_app.extensions["connector"].shops.get(shop_id)
+    if shop is None:
+        abort(404)
+    network = shop.network
     back = _safe_next(request.values.get("next"))
     return render_template(
         "actions/choose.html", order=order, line=line, decision=decision, options=options, settled=settled,

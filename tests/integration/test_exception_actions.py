@@ -310,3 +310,17 @@ def test_a_change_looks_at_a_bounded_batch_the_oldest_first_and_the_recheck_does
     assert container.exceptions.recheck(store)[SHOP] == 1
     assert store.current_decisions(SHOP, newer)[0]["explanation"].startswith(
         "routed automatically at 10:01 on the regular re-check")
+
+
+def test_a_line_whose_sku_changes_is_routed_again_not_left_without_a_decision(container, store):
+    """Found by tests/integration/test_exception_properties.py: the old SKU's reservation
+    went, and the line was left with no decision at all."""
+    stock(store, "ne-micro", 5)
+    stock(store, "ne-micro", 5, sku="CANDLE-FIG")
+    order_id, payload = send_order(container, store, SKU, 2, order_id=441)
+    LINE_OF[order_id] = payload
+    payload["line_items"][0]["sku"] = "CANDLE-FIG"
+    update_order(container, store, order_id, 2)
+    [decision] = store.current_decisions(SHOP, order_id)
+    assert (decision["sku"], decision["node_id"]) == ("CANDLE-FIG", "ne-micro")
+    assert [(r.sku, r.quantity) for r in store.active_reservations(SHOP, order_id)] == [("CANDLE-FIG", 2)]
