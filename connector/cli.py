@@ -557,20 +557,25 @@ def forward_amended(ctx: _Context, job_id: int, by: str) -> None:
     click.echo(f"forward job {job_id}: {closed} line change(s) marked as made at the 3PL")
 
 
-@main.group(invoke_without_command=True)
+@main.command()
 @click.option("--shop", help="Only this shop.")
-@click.pass_context
-def handoff(click_ctx: click.Context, shop: str | None) -> None:
+@click.option("--retry", "retry_order", metavar="ORDER",
+              help="First queue this order again (after the store's reason for refusing went away).")
+@pass_ctx
+def handoff(ctx: _Context, shop: str | None, retry_order: str | None) -> None:
     """Tell the stores what was decided and shipped now (the scheduler does this every
     handoff_every_seconds): Shopify fulfillment orders moved to the chosen node's location,
     WooCommerce meta and notes, fulfillments and notes for what the packing room shipped.
-    Exit code 1 when a hand-off failed for good. `handoff retry ORDER` asks the store
-    again to move an order it refused to move."""
-    if click_ctx.invoked_subcommand is not None:
-        return
-    container = click_ctx.find_object(_Context).container
+    Exit code 1 when a hand-off failed for good."""
+    container = ctx.container
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
+        if retry_order:
+            try:
+                container.handoff.retry(store, _one_shop(container, shop), retry_order, "cli")
+            except ShipError as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(1)
         report = container.handoff.process_due(store, shop)
         refused = [(shop_id, r) for shop_id in _shops(container, shop)
                    for r in handoff_store.refused_moves(store, shop_id)]
@@ -1017,21 +1022,6 @@ def webhooks_repair(ctx: _Context, shop: str | None, by: str) -> None:
     with _action(container) as store:
         outcome = container.actions.repair_webhooks(store, shop_id, by)
     click.echo(f"{shop_id}: {outcome.detail}")
-
-
-@handoff.command("retry")
-@click.argument("order_id")
-@click.option("--shop", help="Shop id (needed when there are several).")
-@_by
-@pass_ctx
-def handoff_retry(ctx: _Context, order_id: str, shop: str | None, by: str) -> None:
-    """Ask the store again to move ORDER_ID to the node(s) chosen here, at the next run
-    (the store refused before; see `connector exceptions`)."""
-    container = ctx.container
-    shop_id = _one_shop(container, shop)
-    with _action(container) as store:
-        count = container.actions.retry_move(store, shop_id, order_id, by)
-    click.echo(f"{shop_id} order {order_id}: {count} refused move(s) asked for again; `connector handoff` sends them")
 
 
 @refunds.command("retry")

@@ -29,8 +29,12 @@ def queue_decision_change(store: Store, shop_id: str, order_id: str, now: dateti
 
 
 def queue_shipment(store: Store, shop_id: str, order_id: str, node_id: str, detail: dict, now: datetime) -> None:
-    """A node shipped the order: write the fulfillment / note back to the store."""
-    _queue(store, shop_id, order_id, SHIPMENT, node_id, json.dumps(detail), now)
+    """A node shipped (part of) the order: write the fulfillment / note back to the store.
+    A second parcel from the same node keeps the lines of the first (they stay shipped)."""
+    before = store._one("SELECT detail FROM store_handoffs WHERE shop_id = ? AND order_id = ? AND kind = ? "
+                        "AND node_id = ?", (shop_id, order_id, SHIPMENT, node_id))
+    earlier = json.loads(before[0]).get("lines", []) if before and before[0] else []
+    _queue(store, shop_id, order_id, SHIPMENT, node_id, json.dumps({**detail, "lines": earlier + detail["lines"]}), now)
 
 
 def _queue(store: Store, shop_id: str, order_id: str, kind: str, node_id: str, detail: str | None,
@@ -46,6 +50,17 @@ def _queue(store: Store, shop_id: str, order_id: str, kind: str, node_id: str, d
         "last_error = NULL, updated_at = excluded.updated_at",
         (shop_id, order_id, kind, node_id, ts(now), detail, ts(now), ts(now)),
     )
+
+
+def queue_again(store: Store, shop_id: str, order_id: str, now: datetime) -> int:
+    """Someone asks for another try (a location chosen, a fulfillment order marked open in
+    Shopify): the order's decision is told again, and its shipments the store did not get are
+    tried again now. Returns how many hand-offs are due."""
+    queue_decision_change(store, shop_id, order_id, now)
+    return 1 + store.conn.execute(
+        "UPDATE store_handoffs SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? "
+        "WHERE shop_id = ? AND order_id = ? AND kind = ? AND status IN ('failed', 'skipped', 'pending')",
+        (ts(now), ts(now), shop_id, order_id, SHIPMENT)).rowcount
 
 
 def claim_due(store: Store, now: datetime, limit: int, shop_id: str | None = None,

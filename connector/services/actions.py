@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from connector import handoff_store
 from connector.actions_store import ActionsStore
 from connector.config import Settings, ShopSettings
 from connector.ports import OrderWebhookSetup, ShopDirectory
@@ -67,26 +66,6 @@ class ActionCentre:
         self.inbox = inbox
         self.webhook_setup = webhook_setup
         self.shopify_app = shopify_app
-
-    # ------------------------------------------------------------ the store's own locations
-
-    def retry_move(self, store: Store, shop_id: str, order_id: str, by: str) -> int:
-        """Ask the store again to move a refused order to the chosen node(s): the order's
-        decision is queued for the store hand-off (every handoff_every_seconds) as if it had
-        just changed. Returns how many refused moves it retries."""
-        now = self.clock()
-        order = store.order(shop_id, order_id)
-        if order is None:
-            raise NotFound(f"There is no order {order_id} in this shop.")
-        with store.write():
-            refused = [r for r in handoff_store.refused_moves(store, shop_id) if r["order_id"] == order_id]
-            if not refused:
-                raise ActionRefused(f"Order {order.number} has no refused move any more: the store has it where "
-                                    "it was chosen, or the order is closed.")
-            handoff_store.queue_decision_change(store, shop_id, order_id, now)
-            store.event(shop_id, "handoff.move_retry", order_id,
-                        {"nodes": [r["node_id"] for r in refused], "by": by}, now)
-        return len(refused)
 
     # ------------------------------------------------------------ hand-offs to 3PLs
 

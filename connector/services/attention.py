@@ -107,8 +107,8 @@ class _Collector:
                 f"{reasons} Until it moves, your store's admin shows it at another location than the one chosen "
                 "here. Try again once the cause is fixed (a location set, the work at the other location "
                 "stopped).", min(parse_ts(r["at"]) for r in rows),
-                (Action("Try the move again", "actions.retry_move", {"order_id": order_id},
-                        cli=self._cli(f"handoff retry {order_id}")),)))
+                (Action("Try the move again", "packing.retry_handoff", {"order_id": order_id},
+                        cli=f"connector handoff --shop {self.shop.id} --retry {order_id}"),)))
         return items
 
     # ------------------------------------------------------------ hand-offs to 3PLs

@@ -168,6 +168,19 @@ class StoreHandoff:
             handoff_store.finish(store, row, status="done", now=self.clock(), written=written)
         report.done += 1
 
+    def retry(self, store: Store, shop_id: str, order_ref: str, by: str) -> dict:
+        """Tell the store about the order again at the next hand-off (after its reason for
+        refusing went away); audited. Returns the order (id, number) and how many are due."""
+        found = store.find_orders(order_ref, shop_id)
+        if not found:
+            raise ShipError(f"no order {order_ref} in this shop", "order")
+        order = found[0]
+        now = self.clock()
+        with store.write():
+            due = handoff_store.queue_again(store, shop_id, order["id"], now)
+            store.event(shop_id, "handoff.retry", order["id"], {"by": by, "due": due}, now)
+        return {"order_id": order["id"], "number": order["number"], "due": due}
+
     # ------------------------------------------------------------ decisions
 
     def _decision(self, store: Store, shop: ShopSettings, client, row: dict, report: HandoffReport) -> None:
@@ -229,11 +242,15 @@ class StoreHandoff:
                     routed: Mapping[str, str], report: HandoffReport) -> None:
         order_id = row["order_id"]
         nodes = list(dict.fromkeys(routed.values()))
+        if row["written"] is not None and row["written"].get("nodes") == nodes:
+            # Nothing to tell: writing anyway would make WooCommerce send order.updated, which
+            # routes the order's exception lines again, which would queue this again.
+            self._done(store, row, report)
+            return
         names = [shop.network.nodes[n].name if n in shop.network.nodes else n for n in nodes]
         client.update_order(order_id, meta={NODES_META_KEY: ", ".join(nodes),
                                             VISIBLE_META_KEY: "; ".join(names) or "not decided yet"})
-        previous = (row["written"] or {}).get("nodes")
-        if nodes and nodes != previous:
+        if nodes:
             text = f"Ships from {'; '.join(names)} (fulfilment connector, decision {row['generation']})."
             # A note sent before whose answer was lost is there already: look before posting.
             if not any(text in note.text for note in client.notes(order_id)):
@@ -393,5 +410,11 @@ def pick_list_csv(day: PackingDay) -> str:
     writer = csv.writer(out)
     writer.writerow(["node", "day", "sku", "title", "quantity", "orders"])
     for pick in day.picks:
-        writer.writerow([day.node_id, day.day.isoformat(), pick.sku, pick.title, pick.quantity, " ".join(pick.orders)])
+        writer.writerow([day.node_id, day.day.isoformat(), pick.sku, _cell(pick.title), pick.quantity,
+                         " ".join(pick.orders)])
     return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A product title as a spreadsheet shows it, never run as a formula (=, +, -, @ first)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text

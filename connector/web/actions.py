@@ -77,13 +77,6 @@ def _step(shop_id: str, run, message):
     return _done(message(result))
 
 
-@bp.post("/orders/<order_id>/move")
-@login_required
-def retry_move(shop_id: str, order_id: str):
-    return _step(shop_id, lambda actions, store, by: actions.retry_move(store, shop_id, order_id, by),
-                 lambda n: f"Your store is asked again to move order {order_id} (within a minute).")
-
-
 @bp.post("/forward/<int:job_id>/retry")
 @login_required
 def retry_forward(shop_id: str, job_id: int):

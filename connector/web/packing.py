@@ -25,8 +25,9 @@ def _actor() -> str:
 
 
 def _choice(shop_id: str):
-    """(shop, node id, day) from the query: the shop's first packing node and today (its
-    local date) unless chosen. Another shop's node, or a node that hands its orders to a 3PL, is a 404."""
+    """(container, shop, packing nodes, node id, day) from the query and form: the shop's first
+    packing node and today (its local date) unless chosen. Another shop's node, or a node that
+    hands its orders to a 3PL, is a 404."""
     container = current_app.extensions["connector"]
     shop = container.shops.get(shop_id)
     if shop is None:
@@ -80,17 +81,37 @@ def ship(shop_id: str):
         shipped = container.handoff.mark_shipped(store, shop_id, order_id, node_id, values["carrier"],
                                                  values["tracking_number"], values["tracking_url"], _actor())
     except ShipError as exc:
-        errors = {order_id: {exc.field if exc.field in SHIP_FIELDS else "form": str(exc)}}
-        return _page(shop_id, "packing/index.html", errors=errors, values={order_id: values}), 400
+        if exc.field in SHIP_FIELDS:  # beside its field on the order's slip
+            return _page(shop_id, "packing/index.html", errors={order_id: {exc.field: str(exc)}},
+                         values={order_id: values}), 400
+        # The order is not on this list (shipped already, or moved elsewhere): said above the list.
+        return _page(shop_id, "packing/index.html", problem=str(exc)), 409
     flash(f"Order {shipped['number']} is marked shipped from {node_id}; the store will be told with the tracking.")
     return redirect(url_for("packing.index", node=node_id, day=day.isoformat()))
 
 
-def _page(shop_id: str, template: str, errors: dict | None = None, values: dict | None = None):
+def _page(shop_id: str, template: str, errors: dict | None = None, values: dict | None = None,
+          problem: str | None = None):
     container, shop, nodes, node_id, day = _choice(shop_id)
     store = current_store()
     packed = container.handoff.pick_list(store, shop, node_id, day) if nodes else None
     shipped = handoff_store.shipped_from(store, shop_id, node_id) if nodes else []
     names = {n: shop.network.nodes[n].name for n in nodes}
     return render_template(template, shop=shop, nodes=nodes, names=names, node_id=node_id, day=day, packed=packed,
-                           shipped=shipped, errors=errors or {}, values=values or {})
+                           shipped=shipped, errors=errors or {}, values=values or {}, problem=problem)
+
+
+@bp.post("/handoffs/<order_id>/retry")
+@login_required
+def retry_handoff(shop_id: str, order_id: str):
+    """Tell the store about the order again (the action beside a refused move)."""
+    store = current_store()
+    found = store.find_orders(order_id, shop_id)
+    if not found or found[0]["id"] != order_id:  # another shop's order: this shop has none
+        abort(404)
+    done = current_app.extensions["connector"].handoff.retry(store, shop_id, order_id, _actor())
+    flash(f"Order {done['number']} will be written to the store again at the next hand-off, in under a minute.")
+    back = request.form.get("next") or ""
+    # Only a path of this site: never an address elsewhere (browsers read //host and /\host as one).
+    local = back.startswith("/") and not back.startswith(("//", "/\\"))
+    return redirect(back if local else url_for("packing.index"))

@@ -100,6 +100,10 @@ def test_mark_shipped_records_releases_queues_and_audits(signed_in, routed, stor
     page = _text(signed_in.get(response.headers["Location"]))
     assert "Order #2001 is marked shipped" in page and "Mark order #2001 shipped" not in page
     assert "Shipped from" in page and "USPS 9400111899223197428490" in page and "waiting" in page
+    again = signed_in.post(f"/packing/ship?node={node}&day={day}",
+                           data={"csrf_token": token, "order_id": ORDER_ID, "carrier": "USPS", "tracking_number": "1"})
+    assert again.status_code == 409
+    assert f"Not marked shipped: nothing of order #2001 waits to be shipped from {node}." in _text(again)
     assert store.active_reservations(SHOPIFY_SHOP, ORDER_ID) == []
     assert store.stock_level(SHOPIFY_SHOP, node, "CANDLE-FIG") == stock_before - 2
     [queued] = handoff_store.handoffs(store, SHOPIFY_SHOP, order_id=ORDER_ID, statuses=["pending"])[-1:]
@@ -153,3 +157,18 @@ def test_cli_ship_then_handoff(cli, routed, store):
     result = cli("handoff", "--shop", SHOPIFY_SHOP)  # the sandbox shop has no Admin API token
     assert result.exit_code == 0 and "skipped 2 (no API access to the store)" in result.output
     assert {r["status"] for r in handoff_store.handoffs(store, SHOPIFY_SHOP)} == {"skipped"}
+
+
+def test_another_try_from_the_page_and_the_cli(signed_in, routed, cli, store):
+    token = csrf_token(signed_in, "/packing/")
+    response = signed_in.post(f"/packing/handoffs/{ORDER_ID}/retry",
+                              data={"csrf_token": token, "next": "//elsewhere.example/actions"})
+    assert response.status_code == 302 and response.headers["Location"] == "/packing/"
+    response = signed_in.post(f"/packing/handoffs/{ORDER_ID}/retry", data={"csrf_token": token, "next": "/actions"})
+    assert response.headers["Location"] == "/actions"
+    assert [e["detail"]["by"] for e in store.events(SHOPIFY_SHOP, "handoff.retry")] == [f"web:{SHOPIFY_USER}"] * 2
+    assert signed_in.post("/packing/handoffs/727/retry", data={"csrf_token": token}).status_code == 404
+    result = cli("handoff", "--shop", SHOPIFY_SHOP, "--retry", "#2001")
+    assert result.exit_code == 0 and "skipped 1" in result.output
+    result = cli("handoff", "--shop", SHOPIFY_SHOP, "--retry", "#9999")
+    assert result.exit_code == 1 and result.output.strip() == "no order #9999 in this shop"

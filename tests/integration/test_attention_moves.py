@@ -4,11 +4,8 @@ again, and once the move succeeds the item is gone. Against the Shopify fixtures
 tests/integration/test_store_handoff.py."""
 from __future__ import annotations
 
-import pytest
-
-from connector.services.actions import ActionRefused, NotFound
 from connector.services.attention import needs_you
-from tests.conftest import SHOPIFY_SHOP, WOO_SHOP
+from tests.conftest import SHOPIFY_SHOP
 from tests.integration.test_store_handoff import ORDER_ID, ShopifyAdmin, config_dict, shopify_order  # noqa: F401
 
 
@@ -30,17 +27,11 @@ def test_a_refused_move_is_listed_with_the_stores_reason_and_tried_again(contain
     assert item.detail.startswith(f"Shopify refused to move the items to {node}: Cannot move a fulfillment order "
                                   "that has progress reported.")
     assert [(a.endpoint, dict(a.args), a.cli) for a in item.actions] == [
-        ("actions.retry_move", {"order_id": ORDER_ID}, f"connector handoff retry {ORDER_ID} --shop {SHOPIFY_SHOP}")]
+        ("packing.retry_handoff", {"order_id": ORDER_ID}, f"connector handoff --shop {SHOPIFY_SHOP} --retry {ORDER_ID}")]
 
     admin.move_answer = "fulfillment_order_move_moved.json"  # the work at the other location was stopped
     clock.advance(minutes=5)
-    assert container.actions.retry_move(store, SHOPIFY_SHOP, ORDER_ID, "web:maker@candles.example") == 1
-    assert store.events(SHOPIFY_SHOP, "handoff.move_retry")[0]["detail"] == {
-        "nodes": [node], "by": "web:maker@candles.example"}
+    container.handoff.retry(store, SHOPIFY_SHOP, ORDER_ID, "web:maker@candles.example")
     container.handoff.process_due(store)
     assert len(admin.operations("fulfillmentOrderMove")) == 2
     assert moves(container, store) == []
-    with pytest.raises(ActionRefused, match="Order #1042 has no refused move any more"):
-        container.actions.retry_move(store, SHOPIFY_SHOP, ORDER_ID, "cli")
-    with pytest.raises(NotFound):
-        container.actions.retry_move(store, WOO_SHOP, ORDER_ID, "cli")

@@ -3,11 +3,9 @@ and WooCommerce's REST API (``responses``, answers shaped from the docs under
 tests/fixtures/), through the real adapters, the service and the database."""
 from __future__ import annotations
 
-import copy
 import json
 import random
 import re
-from datetime import timedelta
 
 import graphql
 import pytest
@@ -16,13 +14,12 @@ import responses
 
 from adapters.shopify_fulfillment import FULFILLMENT_CREATE, FULFILLMENT_ORDER_MOVE, ORDER_FULFILLMENT_ORDERS_QUERY
 from connector import handoff_store, sandbox
-from tests.conftest import (SHOPIFY_DOMAIN, SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, WOO_SHOP, WOO_URL,
-                            fixture_json)
+from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP, WOO_SECRET, WOO_SHOP, WOO_URL, fixture_json
+from tests.shopify_admin import ShopifyAdmin
 
 LOCATIONS = {"central": "gid://shopify/Location/101", "ne-micro": "gid://shopify/Location/102",
              "west-3pl": "gid://shopify/Location/103", "cold-room": "gid://shopify/Location/104",
              "popup-soho": "gid://shopify/Location/105"}
-GRAPHQL_URL = f"https://{SHOPIFY_DOMAIN}/admin/api/2026-04/graphql.json"
 ORDER_ID = "450789469"  # the fixtures' order; its lines are 4507894690 and 4507894691
 TRACKING = "9400111899223197428490"
 WOO_API = f"{WOO_URL}/wp-json/wc/v3"
@@ -36,68 +33,6 @@ def config_dict(config_dict):
         node["shopify_location"] = LOCATIONS[node["id"]]
     config_dict["shops"][WOO_SHOP]["storefront"] = {"consumer_key": "ck_handoff_test", "consumer_secret": "cs_handoff_test"}
     return config_dict
-
-
-class ShopifyAdmin:
-    """Shopify's GraphQL endpoint for one order: answers with the fixtures, keeps the order's
-    fulfillment orders as a move or a fulfillment leaves them, and checks every document
-    sent parses (graphql-core)."""
-
-    def __init__(self, rsps, state_fixture: str = "fulfillment_orders_open.json"):
-        self.state = fixture_json("shopify", state_fixture)
-        self.move_answer = "fulfillment_order_move_moved.json"
-        self.create_answer = "fulfillment_create_created.json"
-        self.lose_answer_of: set[str] = set()  # operations applied whose answer never arrives
-        self.sent: list[tuple[str, dict]] = []
-        rsps.add_callback(responses.POST, GRAPHQL_URL, callback=self._answer, content_type="application/json")
-
-    def operations(self, name: str) -> list[dict]:
-        return [variables for operation, variables in self.sent if operation == name]
-
-    def _answer(self, request):
-        body = json.loads(request.body)
-        document = graphql.parse(body["query"])  # a document Shopify could not parse fails every call
-        operation = document.definitions[0].name.value
-        variables = body["variables"]
-        self.sent.append((operation, variables))
-        if operation == "orderFulfillmentOrders":
-            answer = copy.deepcopy(self.state)
-        elif operation == "fulfillmentOrderMove":
-            answer = fixture_json("shopify", self.move_answer)
-            if not answer["data"]["fulfillmentOrderMove"]["userErrors"]:
-                self._moved(variables, answer)
-        else:
-            answer = fixture_json("shopify", self.create_answer)
-            if not answer["data"]["fulfillmentCreate"]["userErrors"]:
-                self._fulfilled(variables)
-        if operation in self.lose_answer_of:
-            self.lose_answer_of.discard(operation)
-            raise requests.exceptions.ReadTimeout("the answer never came")
-        return 200, {}, json.dumps(answer)
-
-    def _fulfillment_orders(self) -> list[dict]:
-        return self.state["data"]["order"]["fulfillmentOrders"]["nodes"]
-
-    def _moved(self, variables, answer) -> None:
-        assert variables["fulfillmentOrderLineItems"] is None  # these tests move whole fulfillment orders
-        for node in self._fulfillment_orders():
-            if node["id"] == variables["id"]:
-                node["assignedLocation"]["location"]["id"] = variables["newLocationId"]
-        moved = answer["data"]["fulfillmentOrderMove"]["movedFulfillmentOrder"]
-        moved["assignedLocation"]["location"]["id"] = variables["newLocationId"]
-
-    def _fulfilled(self, variables) -> None:
-        fulfillment = variables["fulfillment"]
-        for pair in fulfillment["lineItemsByFulfillmentOrder"]:
-            units = {line["id"]: line["quantity"] for line in pair["fulfillmentOrderLineItems"]}
-            for node in self._fulfillment_orders():
-                if node["id"] == pair["fulfillmentOrderId"]:
-                    for line in node["lineItems"]["nodes"]:
-                        line["remainingQuantity"] -= units.get(line["id"], 0)
-                    if all(line["remainingQuantity"] == 0 for line in node["lineItems"]["nodes"]):
-                        node["status"], node["supportedActions"] = "CLOSED", []
-        self.state["data"]["order"]["fulfillments"].append(
-            {"id": "gid://shopify/Fulfillment/1", "trackingInfo": [fulfillment["trackingInfo"]]})
 
 
 def shopify_order(container, store):
@@ -195,6 +130,16 @@ def test_a_node_without_a_shopify_location_is_a_refused_move_saying_what_to_do(c
     assert admin.operations("fulfillmentOrderMove") == []
     assert handoff_store.refused_moves(store, SHOPIFY_SHOP)[0]["reason"] == (
         f"{node} has no Shopify location: choose its Shopify location in Settings › Nodes")
+    # The creator picks the location, then asks for another try (the action beside the refusal).
+    document, version = container.shop_config.document(store, SHOPIFY_SHOP)
+    next(n for n in document["nodes"] if n["id"] == node)["shopify_location"] = LOCATIONS[node]
+    container.shop_config.update(store, SHOPIFY_SHOP, document, version, "test")
+    container.shops.refresh()
+    assert container.handoff.retry(store, SHOPIFY_SHOP, "#1042", "web:maker@candles.example")["due"] == 1
+    assert container.handoff.process_due(store).done == 1
+    assert [m["newLocationId"] for m in admin.operations("fulfillmentOrderMove")] == [LOCATIONS[node]]
+    assert handoff_store.refused_moves(store, SHOPIFY_SHOP) == []
+    assert store.events(SHOPIFY_SHOP, "handoff.retry")[0]["detail"]["by"] == "web:maker@candles.example"
 
 
 def test_a_move_whose_answer_is_lost_is_looked_up_and_never_sent_twice(container, store, rsps, clock):
@@ -250,10 +195,16 @@ def test_a_fulfillment_shopify_refuses_fails_with_its_message(container, store, 
 # ---------------------------------------------------------------- WooCommerce
 
 
-def woo_order(container, store, order_id: int = 727, topic: str = "order.created", meta=None, modified=None):
+def woo_order(container, store, order_id: int = 727, topic: str = "order.created", meta=None, modified=None,
+              short: int = 0):
+    """Order 727 to Bristol: one terrarium, and with ``short`` a second line of that many
+    units no node holds (an exception line)."""
     payload = sandbox.woo_order(random.Random(order_id), order_id, container.clock())
     payload["line_items"] = payload["line_items"][:1]
     payload["line_items"][0].update(sku="TERRARIUM-S", quantity=1)
+    if short:
+        payload["line_items"].append({**payload["line_items"][0], "id": order_id * 10 + 1, "sku": "TERRARIUM-S",
+                                      "quantity": short})
     payload["shipping"].update(country="GB", postcode="BS1 4DJ", city="Bristol", state="")
     if meta is not None:
         payload["meta_data"] = meta
@@ -306,28 +257,33 @@ def test_a_woocommerce_order_gets_its_nodes_as_meta_and_one_private_note(contain
     [note] = woo["post"]
     assert note == {"note": f"Ships from {names[nodes[0]].name} (fulfilment connector, decision 1).",
                     "customer_note": False}
-    # Told again with the same nodes: the meta is set again (harmless), no second note.
+    # Told again with the same nodes (an update routed nothing new): nothing is written.
     with store.write():
         handoff_store.queue_decision_change(store, WOO_SHOP, "727", container.clock())
-    container.handoff.process_due(store)
-    assert len(woo["put"]) == 2 and len(woo["post"]) == 1
+    assert container.handoff.process_due(store).done == 1
+    assert len(woo["put"]) == 1 and len(woo["post"]) == 1
 
 
 def test_the_webhook_our_own_update_triggers_changes_nothing(container, store, woo, clock):
-    woo_order(container, store)
+    woo_order(container, store, short=5000)
+    assert [d["exception"] is not None for d in store.current_decisions(WOO_SHOP, "727")] == [False, True]
     container.handoff.process_due(store)
     decisions = store.current_decisions(WOO_SHOP, "727")
     [row] = handoff_store.handoffs(store, WOO_SHOP)
     # WooCommerce answers our PUT and the note with order.updated: the same order, our meta on it.
     later = clock.advance(seconds=30)
     woo_order(container, store, topic="order.updated", modified=later.replace(microsecond=0, tzinfo=None).isoformat(),
-              meta=fixture_json("woocommerce", "order_727_with_fulfillment_meta.json")["meta_data"])
+              meta=fixture_json("woocommerce", "order_727_with_fulfillment_meta.json")["meta_data"], short=5000)
     assert store.order(WOO_SHOP, "727").updated_at == later.replace(microsecond=0)  # applied, not ignored
-    assert store.current_decisions(WOO_SHOP, "727") == decisions
-    assert [(r["generation"], r["status"]) for r in handoff_store.handoffs(store, WOO_SHOP)] == [
-        (row["generation"], "done")]
-    assert container.handoff.process_due(store).done == 0
+    routed = [(d["line_id"], d["node_id"]) for d in store.current_decisions(WOO_SHOP, "727")]
+    assert routed == [(d["line_id"], d["node_id"]) for d in decisions]
+    # The exception line was routed again (so the order was queued again), but nothing is
+    # written: no PUT, so WooCommerce sends no further order.updated.
+    [queued] = handoff_store.handoffs(store, WOO_SHOP)
+    assert (queued["generation"], queued["status"]) == (row["generation"] + 1, "pending")
+    assert container.handoff.process_due(store).done == 1
     assert (len(woo["put"]), len(woo["post"])) == (1, 1)
+    assert [r["status"] for r in handoff_store.handoffs(store, WOO_SHOP)] == ["done"]
 
 
 def test_a_note_whose_answer_was_lost_is_found_before_posting_again(container, store, woo, clock):
@@ -365,3 +321,14 @@ def test_lines_marked_shipped_are_never_routed_again_by_a_later_update(container
     container.inbox.process(store)
     assert store.active_reservations(SHOPIFY_SHOP, ORDER_ID) == []
     assert store.current_decisions(SHOPIFY_SHOP, ORDER_ID) == decided
+
+
+def test_a_second_parcel_from_a_node_keeps_the_first_parcels_lines_shipped(store, clock):
+    with store.write():
+        for line, tracking in (("1", "T1"), ("2", "T2")):
+            handoff_store.queue_shipment(store, SHOPIFY_SHOP, "9", "garage",
+                                         {"carrier": "USPS", "tracking_number": tracking, "lines": [[line, "A", 1]]},
+                                         clock())
+    assert sorted(handoff_store.shipped_lines(store, SHOPIFY_SHOP, "9")) == ["1", "2"]
+    [row] = handoff_store.handoffs(store, SHOPIFY_SHOP, order_id="9")
+    assert (row["detail"]["tracking_number"], row["generation"], row["status"]) == ("T2", 2, "pending")

@@ -67,3 +67,13 @@ def test_a_shipment_fulfils_only_its_lines_at_its_location_and_never_more_than_i
     assert fulfilment_lines([elsewhere, at_garage], GARAGE, {"1": 5, "2": 1}) == {"FO2": (("FO2-1", 2),)}
     closed = fo("FO3", GARAGE, [("1", "A", 2)], status="CLOSED", actions=())
     assert fulfilment_lines([closed], GARAGE, {"1": 2}) == {}
+
+
+def test_a_title_that_looks_like_a_formula_stays_text_in_the_csv():
+    from datetime import date
+
+    from connector.services.handoff import PackingDay, Pick, pick_list_csv
+
+    day = PackingDay("garage", "Garage", date(2026, 11, 22),
+                     (Pick("MUG-1", "=HYPERLINK(\"x\")", 2, ("#1", "#2")),), (), ())
+    assert pick_list_csv(day).splitlines()[1] == "garage,2026-11-22,MUG-1,\"'=HYPERLINK(\"\"x\"\")\",2,#1 #2"
