@@ -66,7 +66,7 @@ def test_approve_ship_and_receive_a_transfer(page, server, served, feed):
     assert page.get_by_text(f"Transfer #{tid} (4 × CANDLE-FIG, central → ne-micro) is now in transit.").is_visible()
 
     _item(page, f"transfer_to_receive:{tid}").get_by_role("button", name="Mark received").click()
-    assert page.get_by_text(f"is now received.").is_visible()
+    assert page.get_by_text("is now received.").is_visible()
     assert _item(page, f"transfer_to_receive:{tid}").count() == 0
     store = served.open_store()
     try:
