@@ -1,6 +1,11 @@
 """SQL for the action centre: the details its items show that the general listings
 leave out, and putting failed background work back in its queue ("try again").
 
+The listings run on every page view of the home page and the action centre, for shops
+with 100,000 orders: each reads through an index to the few rows that need a person
+(``+j.shop_id`` keeps SQLite on the status index, where the rows waiting are few,
+rather than on the shop's, which holds every row the shop ever had).
+
 Each requeue changes a row only from the status the caller saw it in, so a second
 click (or a job that finished meanwhile) changes nothing and the caller can say so.
 Callers hold the write lock (``Store.write``).
@@ -25,7 +30,8 @@ class ActionsStore:
             "d.explanation, d.decided_at FROM routing_decisions d "
             "JOIN orders o ON o.shop_id = d.shop_id AND o.id = d.order_id "
             "LEFT JOIN order_lines l ON l.shop_id = d.shop_id AND l.order_id = d.order_id AND l.line_id = d.line_id "
-            "WHERE d.shop_id = ? AND d.current = 1 AND d.exception IS NOT NULL AND o.state = 'open' "
+            "WHERE d.shop_id = ? AND d.current = 1 AND d.exception IS NOT NULL AND d.dismissed_at IS NULL "
+            "AND o.state = 'open' "
             "ORDER BY d.decided_at, d.id", (shop_id,)))
 
     def forward_problems(self, shop_id: str, max_attempts: int) -> list[dict]:
@@ -33,8 +39,14 @@ class ActionsStore:
         attempts used up (whether the 3PL holds the order is not known), with the order's number."""
         return _dicts(self.conn.execute(
             "SELECT j.*, o.number FROM forward_jobs j LEFT JOIN orders o ON o.shop_id = j.shop_id "
-            "AND o.id = j.order_id WHERE j.shop_id = ? AND (j.status = 'failed' OR "
-            "(j.status = 'pending' AND j.attempts >= ?)) ORDER BY j.id", (shop_id, max_attempts)))
+            "AND o.id = j.order_id WHERE j.status IN ('failed', 'pending') AND +j.shop_id = ? "
+            "AND (j.status = 'failed' OR j.attempts >= ?) ORDER BY j.id", (shop_id, max_attempts)))
+
+    def failed_deliveries(self, shop_id: str) -> list[dict]:
+        """Deliveries from the store that failed or could not be read (as ``Store.failed_webhooks``)."""
+        return _dicts(self.conn.execute(
+            "SELECT id, shop_id, topic, received_at, attempts, last_error, status FROM webhook_inbox "
+            "WHERE status IN ('failed', 'rejected') AND +shop_id = ? ORDER BY id", (shop_id,)))
 
     def refund_lookup_problems(self, shop_id: str) -> list[dict]:
         """Failed refund lookups per order: the refunds, the most attempts, the last error, the order's number."""
@@ -42,8 +54,26 @@ class ActionsStore:
             "SELECT r.order_id, o.number, group_concat(r.refund_id, ', ') AS refund_ids, MAX(r.attempts) AS attempts, "
             "MAX(r.last_error) AS last_error, MIN(r.requested_at) AS requested_at FROM refund_lookups r "
             "LEFT JOIN orders o ON o.shop_id = r.shop_id AND o.id = r.order_id "
-            "WHERE r.shop_id = ? AND r.status = 'failed' GROUP BY r.order_id ORDER BY MIN(r.requested_at)",
+            "WHERE r.status = 'failed' AND +r.shop_id = ? GROUP BY r.order_id ORDER BY MIN(r.requested_at)",
             (shop_id,)))
+
+    def over_reserved(self, shop_id: str) -> list[dict]:
+        """What ``Store.over_reserved`` lists (node, sku, available, reserved, at_3pl), with the
+        units at a 3PL summed once over the shop's active reservations (the partial index of
+        active ones) instead of once per row over all of them."""
+        rows = _dicts(self.conn.execute(
+            "SELECT t.node_id, t.sku, COALESCE(s.available, 0) AS available, t.quantity AS reserved "
+            "FROM reserved_totals t LEFT JOIN stock s ON s.shop_id = t.shop_id AND s.node_id = t.node_id "
+            "AND s.sku = t.sku WHERE t.shop_id = ? AND t.quantity > COALESCE(s.available, 0) "
+            "ORDER BY t.node_id, t.sku", (shop_id,)))
+        if not rows:
+            return []
+        at_3pl = {(node_id, sku): units for node_id, sku, units in self.conn.execute(
+            "SELECT r.node_id, r.sku, SUM(r.quantity) FROM reservations r JOIN forward_jobs f "
+            "ON f.shop_id = r.shop_id AND f.order_id = r.order_id AND f.node_id = r.node_id "
+            "AND f.status IN ('sending', 'sent', 'shipped') WHERE r.shop_id = ? AND r.status = 'active' "
+            "GROUP BY r.node_id, r.sku", (shop_id,))}
+        return [{**row, "at_3pl": at_3pl.get((row["node_id"], row["sku"]), 0)} for row in rows]
 
     def requeue_forward_job(self, job_id: int, now: datetime) -> bool:
         """A failed job, or one whose outcome is unknown, is due again now. Its attempts are
@@ -53,12 +83,12 @@ class ActionsStore:
             "AND status IN ('failed', 'pending')", (ts(now), job_id)).rowcount == 1
 
     def requeue_failed_webhooks(self, shop_id: str, inbox_id: int | None = None) -> list[int]:
-        """Failed or rejected deliveries (or just ``inbox_id``) go back to the inbox for one
-        more try; returns their ids."""
+        """Failed deliveries (or just ``inbox_id``) go back to the inbox for one more try;
+        returns their ids. A rejected one (its body cannot be read) stays: it would be again."""
         only = "AND id = ?" if inbox_id is not None else ""
         params = (shop_id, *(() if inbox_id is None else (inbox_id,)))
         ids = [row[0] for row in self.conn.execute(
-            f"SELECT id FROM webhook_inbox WHERE shop_id = ? AND status IN ('failed', 'rejected') {only}", params)]
+            f"SELECT id FROM webhook_inbox WHERE shop_id = ? AND status = 'failed' {only}", params)]
         self.conn.executemany("UPDATE webhook_inbox SET status = 'pending', next_attempt_at = NULL, "
                               "processed_at = NULL WHERE id = ?", [(i,) for i in ids])
         return ids

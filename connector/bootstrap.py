@@ -12,6 +12,7 @@ from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, S
 from connector.secrets import KeyMissing, SecretBox
 from connector.services.alerts import Alerts
 from connector.services.attention import needs_you
+from connector.services.actions import ActionCentre
 from connector.services.availability import Availability, storefront_client
 from connector.services.exceptions import ExceptionActions
 from connector.services.forwarding import Forwarding
@@ -59,6 +60,7 @@ class Container:
     connections: StoreConnections
     handoff: StoreHandoff
     alerts: Alerts
+    actions: ActionCentre
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
@@ -127,17 +129,21 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
                                                                                domain)
     app = _shopify_app(settings, shop_config, shops, tokens, clock)
     handoff_clients = PerShop(handoff_client_factory or (lambda shop: handoff_client(shop, app)))
+    forwarding = Forwarding(settings, shops, warehouses, contact_readers, clock)
+    sync = StockSync(settings, shops, warehouses, clock, inbox.routing, exceptions)
+    transfers = Transfers(clock, exceptions.stock_arrived)
+    reconcile = OrderReconciliation(settings, shops, woocommerce_orders, inbox, clock)
     return Container(
         settings=settings,
         clock=clock,
         inbox=inbox,
-        sync=StockSync(settings, shops, warehouses, clock, inbox.routing, exceptions),
-        forwarding=Forwarding(settings, shops, warehouses, contact_readers, clock),
+        sync=sync,
+        forwarding=forwarding,
         refunds=RefundLookups(settings, shops, woocommerce_orders, inbox.routing, clock),
-        reconcile=OrderReconciliation(settings, shops, woocommerce_orders, inbox, clock),
+        reconcile=reconcile,
         retention=Retention(settings, clock),
         planning=planning,
-        transfers=Transfers(clock, exceptions.stock_arrived),
+        transfers=transfers,
         exceptions=exceptions,
         availability=Availability(settings, shops, clock, planning,
                                   PerShop(storefront_client_factory or storefront_client)),
@@ -150,10 +156,27 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         handoff=StoreHandoff(settings, shops, handoff_clients, contact_readers, clock),
         alerts=Alerts(settings, shops, build_notifiers(settings) if notifiers is None else notifiers,
                       lambda store, shop, now: needs_you(store, shop, settings, now), clock),
+        actions=ActionCentre(settings, shops, clock, forwarding=forwarding, sync=sync, transfers=transfers,
+                             reconcile=reconcile, inbox=inbox, webhook_setup=woocommerce_webhook_setup,
+                             shopify_app=app),
         storefronts=storefronts,
         shopify_app=app,
         shopify_tokens=tokens,
     )
+
+
+def woocommerce_webhook_setup(shop: ShopSettings):
+    """What repairs a WooCommerce shop's order webhooks: signed with the shop's current
+    webhook secret (so nothing in its configuration changes), over its REST API key;
+    None without one."""
+    from adapters.woocommerce_connect import WooCommerceWebhooks
+    from adapters.woocommerce_stock import rest_client
+
+    keys = shop.storefront
+    if shop.platform != "woocommerce" or not (keys.consumer_key and keys.consumer_secret) or not shop.secrets:
+        return None
+    return WooCommerceWebhooks(rest_client(shop.store_url, keys.consumer_key, keys.consumer_secret),
+                               new_secret=lambda: shop.secrets[0])
 
 
 def shopify_client_secrets(settings: Settings) -> tuple[str, ...]:

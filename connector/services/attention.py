@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from connector import handoff_store
 from connector.actions_store import ActionsStore
 from connector.config import Settings, ShopSettings
 from connector.domain.attention import Action, ActionInput, Attention, ordered, plural, urgency
@@ -32,7 +33,7 @@ def needs_you(store: Store, shop: ShopSettings, settings: Settings, now: datetim
     """Every open item of ``shop``, most urgent first (``domain.attention.ordered``)."""
     collector = _Collector(store, shop, settings, now)
     return ordered([
-        *collector.exceptions(), *collector.forwarding(), *collector.amendments(), *collector.syncs(),
+        *collector.exceptions(), *collector.refused_moves(), *collector.forwarding(), *collector.amendments(), *collector.syncs(),
         *collector.transfers(), *collector.over_reserved(), *collector.store_webhooks(),
         *collector.failed_deliveries(), *collector.refund_lookups(), *collector.reconciliation(),
     ])
@@ -81,13 +82,33 @@ class _Collector:
                 f"Order {row['number']}{to}: {what} could not be routed — {reason}",
                 _sentence(_without_code(row["explanation"], row["exception"])), parse_ts(row["decided_at"]),
                 (Action("Choose a node", "exceptions.choose", {"order_id": order, "line_id": line}, method="get",
-                        cli=self._cli(f"exceptions route {order} {line} NODE")),
+                        cli=self._cli(f"exceptions options {order} {line}")),
                  Action("Re-evaluate now", "exceptions.reevaluate", {"order_id": order},
                         cli=self._cli(f"exceptions reevaluate {order}")),
                  Action("Dismiss", "exceptions.dismiss", {"order_id": order, "line_id": line},
                         cli=self._cli(f"exceptions dismiss {order} {line} --note TEXT"),
                         inputs=(ActionInput("note", "Why dismiss it", required=True),))),
                 group=row["exception"]))
+        return items
+
+    def refused_moves(self) -> list[Attention]:
+        """Orders whose items the store would not move to the node chosen here (Shopify's
+        fulfillment orders), with the store's reason."""
+        by_order: dict[str, list[dict]] = {}
+        for row in handoff_store.refused_moves(self.store, self.shop.id):
+            by_order.setdefault(row["order_id"], []).append(row)
+        items = []
+        for order_id, rows in by_order.items():
+            names = ", ".join(self._node(r["node_id"]) for r in rows)
+            reasons = " ".join(_sentence(r["reason"]) for r in rows)
+            items.append(self._item(
+                "move_refused", f"move_refused:{order_id}",
+                f"Order {rows[0]['number']}: your store did not move it to {names}",
+                f"{reasons} Until it moves, your store's admin shows it at another location than the one chosen "
+                "here. Try again once the cause is fixed (a location set, the work at the other location "
+                "stopped).", min(parse_ts(r["at"]) for r in rows),
+                (Action("Try the move again", "packing.retry_handoff", {"order_id": order_id},
+                        cli=f"connector handoff --shop {self.shop.id} --retry {order_id}"),)))
         return items
 
     # ------------------------------------------------------------ hand-offs to 3PLs
@@ -174,16 +195,17 @@ class _Collector:
             oks = [parse_ts(state.get(n, {}).get("last_ok_at")) for n in nodes]
             last_ok = None if None in oks else min(oks)
             names = ", ".join(map(self._node, nodes))
-            age = "has never been synced" if last_ok is None else f"was last synced {self._when(last_ok)}"
+            age = ("has never been synced" if last_ok is None else f"was last synced {self._when(last_ok)}, more "
+                   f"than {self.settings.sync.stale_after_minutes} minutes ago")
             items.append(self._item(
                 "sync_stale", f"sync_stale:{provider}", f"Stock at {names} is out of date",
-                f"Its stock from {provider} {age}, more than {self.settings.sync.stale_after_minutes} minutes ago, "
-                f"so routing {treat}. Is the scheduler running? Sync now fetches it.",
+                f"Its stock from {provider} {age}, so routing {treat}. Is the scheduler running? Sync now "
+                "fetches it.",
                 last_ok, (self._sync_action(provider),)))
         return items
 
     def _sync_action(self, provider: str) -> Action:
-        return Action("Sync now", "actions.sync", {"provider": provider}, cli=self._cli(f"sync --provider {provider}"))
+        return Action("Sync now", "actions.sync", {"provider_id": provider}, cli=self._cli(f"sync --provider {provider}"))
 
     # ------------------------------------------------------------ transfers
 
@@ -207,8 +229,9 @@ class _Collector:
                 items.append(self._item(
                     "transfer_to_ship", f"transfer_to_ship:{tid}",
                     f"Send {what} from {source} to {destination} (transfer #{tid})",
-                    f"Approved{' by ' + t['decided_by'] if t['decided_by'] else ''}. Mark it shipped when it leaves "
-                    f"{source}: its units come off {source}'s stock then (never more than {source} can spare).",
+                    f"Approved{' by ' + t['decided_by'].removeprefix('web:') if t['decided_by'] else ''}. Mark it "
+                    "shipped when it leaves: its units come off the sending node's stock then (never more than it "
+                    "can spare).",
                     parse_ts(t["updated_at"]),
                     (Action("Mark shipped", "actions.transfer", {"transfer_id": tid, "step": "ship"},
                             cli=f"connector transfers ship {tid} --units N",
@@ -231,7 +254,7 @@ class _Collector:
 
     def over_reserved(self) -> list[Attention]:
         items = []
-        for row in self.store.over_reserved(self.shop.id):
+        for row in self.sql.over_reserved(self.shop.id):
             node_id, sku = row["node_id"], row["sku"]
             source = self.shop.sources.get(node_id)
             name = self._node(node_id)
@@ -276,18 +299,23 @@ class _Collector:
              Action("Check again", "actions.reconcile", {}, cli=self._cli("reconcile"))))]
 
     def failed_deliveries(self) -> list[Attention]:
-        failed = self.store.failed_webhooks(self.shop.id)
+        failed = self.sql.failed_deliveries(self.shop.id)
         if not failed:
             return []
-        shown = "; ".join(f"#{h['id']} {h['topic']} ({h['status']} after {plural(h['attempts'], 'attempt')}: "
-                          f"{h['last_error']})" for h in failed[:3])
+        shown = "; ".join(
+            f"#{h['id']} {h['topic']} (failed after {plural(h['attempts'], 'attempt')}: {h['last_error']})"
+            if h["status"] == "failed" else f"#{h['id']} {h['topic']} (could not be read: {h['last_error']})"
+            for h in failed[:3])
         more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        retry = any(h["status"] == "failed" for h in failed)
+        advice = ("Their order changes are not applied until they are processed: try again once the cause is "
+                  "fixed." if retry else "Trying again would not help: the order is read whole again with its "
+                  "next change in the store.")
         return [self._item(
             "webhooks_failed", "webhooks_failed",
             f"{plural(len(failed), 'delivery', 'deliveries')} from your store could not be processed",
-            f"{shown}{more}. Their order changes are not applied until they are processed; try again once the "
-            "cause is fixed.", min(parse_ts(h["received_at"]) for h in failed),
-            (Action("Try again", "actions.retry_webhooks", {}, cli=self._cli("webhooks retry")),))]
+            f"{shown}{more}. {advice}", min(parse_ts(h["received_at"]) for h in failed),
+            (Action("Try again", "actions.retry_webhooks", {}, cli=self._cli("webhooks retry")),) if retry else ())]
 
     def refund_lookups(self) -> list[Attention]:
         items = []

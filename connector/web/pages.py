@@ -51,6 +51,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
 
     from connector.web.auth import (bp as auth_bp, carry_session_token, current_user, embedded_headers,
                                     embedded_request, embedded_session, retry_with_new_token, shopify_app)
+    from connector.web.actions import bp as actions_bp
     from connector.web.packing import bp as packing_bp
     from connector.web.exception_actions import bp as exceptions_bp
     from connector.web.inventory import bp as inventory_bp
@@ -76,6 +77,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(actions_bp)
     app.register_blueprint(shopify_app_bp)
     app.register_blueprint(woocommerce_bp)
     app.register_blueprint(inventory_bp)

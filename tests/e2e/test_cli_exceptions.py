@@ -65,7 +65,8 @@ def test_dismiss_and_reevaluate(cli, container, store, clock):
     assert dismissed.stdout.strip() == f"order 7102 line {fig} dismissed: sent from the studio"
     listed = cli("exceptions").stdout
     assert "#7102" not in listed and "#7103" in listed
-    assert listed.splitlines()[-1] == "  (what each node would mean for a line: `connector exceptions options ORDER LINE`)"
+    # Each exception names its steps, the first being what each node would mean for the line.
+    assert "[connector exceptions options 7100003 " in listed.splitlines()[-1]
     shown = cli("exceptions", "options", "7102", fig).stdout
     assert "dismissed by " in shown and ": sent from the studio" in shown
 

@@ -34,12 +34,14 @@ EMBEDDED_ONLY = {"shopify_app.home"}
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-# (Orders: an exception line in each shop, stored by the ``users`` fixture.)
+# (Orders: an exception line in each shop, stored by the ``users`` fixture. The action
+# centre: forward jobs' ids come from the ``users`` fixture too, own first; a transfer step
+# is the same word in every shop.)
 FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3,
-           "order_id": "727", "line_id": "316",
-           "sku": "TERRARIUM-S"}
+           "order_id": "727", "line_id": "316", "job_id": 2, "step": "approve", "sku": "TERRARIUM-S"}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css", "transfer_id": 1, "rule": 0, "order_id": "7400001", "line_id": "7400011", "sku": "CANDLE-FIG"}
+       "filename": "app.css", "transfer_id": 1, "rule": 0, "order_id": "7400001", "line_id": "7400011", "job_id": 1,
+       "step": "approve", "sku": "CANDLE-FIG"}
 
 
 @pytest.fixture
@@ -75,6 +77,9 @@ def users(container, store, clock):
                                                  (WOO_SHOP, "TERRARIUM-S", "uk-hub", "garage")):
             store.add_transfer(shop_id, sku=sku, from_node=from_node, to_node=to_node, units=3, unit_cost=0.5,
                                lead_days=2, status="proposed", emergency=False, approval_reason="test", now=clock())
+        # A hand-off to a 3PL in each shop: OWN["job_id"], then FOREIGN["job_id"].
+        store.add_forward_job(SHOPIFY_SHOP, OWN["order_id"], "ne-micro", OWN["provider_id"], clock())
+        store.add_forward_job(WOO_SHOP, FOREIGN["order_id"], "uk-hub", FOREIGN["provider_id"], clock())
     # An exception line in each shop: the Shopify shop's (more candles than any node has) and
     # WooCommerce's documented order (to San Francisco: the Woo shop has no region there).
     own = sandbox.shopify_order(random.Random(1), int(OWN["order_id"]), 7401, clock(), lines=1)
