@@ -14,6 +14,7 @@ import click
 
 from connector.bootstrap import Container, build
 from connector.config import WEB_SECRET_KEY_ENV, ConfigError
+from connector.services.attention import needs_you
 from connector.services.forwarding import drift_report
 from connector.services.node_status import node_statuses
 from connector.services.stock import set_manual_count
@@ -167,58 +168,22 @@ def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) 
 @pass_ctx
 def exceptions(ctx: _Context, shop: str | None) -> None:
     """Order lines waiting for a human, and deliveries that could not be processed."""
-    container = ctx.container
+    _echo_needs_you(ctx.container, shop)
+
+
+def _echo_needs_you(container: Container, shop: str | None) -> None:
+    """One line per item that needs a person (``services.attention.needs_you``), most
+    urgent first, each ending with the commands that settle it."""
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
-        rows = store.open_exceptions(shop)
-        failed = store.failed_webhooks(shop)
-        forwards = store.forward_jobs(shop, ("failed",))
-        unsettled = [j for j in store.forward_jobs(shop, ("pending",))
-                     if j["attempts"] >= container.settings.scheduler.forward_max_attempts]
-        syncs = _failing_syncs(container, store, shop)
-        lookups = store.failed_refund_lookups(shop)
-        polls = store.order_polls(shop)
-        amendments = store.open_amendments(shop)
-        over = [(shop_id, r) for shop_id in _shops(ctx.container, shop) for r in store.over_reserved(shop_id)]
-    unreconciled = [p for p in polls if p["last_error"]]
-    hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
-    if not any((rows, failed, forwards, unsettled, syncs, lookups, unreconciled, hooks, amendments, over)):
+        items = [item for shop_id in _shops(container, shop)
+                 for item in needs_you(store, container.shops.require(shop_id), container.settings, container.clock())]
+    if not items:
         click.echo("no exceptions")
         return
-    for row in rows:
-        click.echo(f"{row['shop_id']} order {row['number']} line {row['line_id']} "
-                   f"({row['quantity']} × {row['sku']}): {row['explanation']}")
-    for hook in failed:
-        click.echo(f"{hook['shop_id']} webhook #{hook['id']} {hook['topic']} {hook['status']} "
-                   f"after {hook['attempts']} attempt(s): {hook['last_error']}")
-    for job in forwards:
-        click.echo(f"{job['shop_id']} order {job['order_id']} not handed to {job['provider']} for node "
-                   f"{job['node_id']} after {job['attempts']} attempt(s): {job['last_error']}")
-    for job in unsettled:
-        click.echo(f"{job['shop_id']} order {job['order_id']}: whether {job['provider']} holds {job['reference']} "
-                   f"is unknown after {job['attempts']} attempt(s) (looked up again at {job['next_attempt_at']}): "
-                   f"{job['last_error']}")
-    for line in syncs:
-        click.echo(line)
-    for lookup in lookups:
-        click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
-                   f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
-    for a in amendments:
-        now_wants = (f"the order now wants {a['wanted']}" if a["wanted"] else
-                     "the order no longer wants it (cancelled or removed)")
-        click.echo(f"{a['shop_id']} order {a['number'] or a['order_id']} line {a['line_id']}: {a['provider']} order "
-                   f"{a['provider_order_id']} (node {a['node_id']}, {a['job_status']}) has {a['sent']} × {a['sku']}; "
-                   f"{now_wants} — change it at {a['provider']}, then `connector forward amended {a['job_id']}`")
-    for shop_id, problem in hooks:
-        click.echo(f"{shop_id} {problem}")
-    for shop_id, r in over:
-        click.echo(f"{shop_id} node {r['node_id']} holds {r['available']} of {r['sku']} but {r['reserved']} are reserved; "
-                   f"{r['at_3pl']} of them for orders the 3PL already has, which stay there: check the 3PL can ship "
-                   "them (`connector drift`)")
-    for poll in unreconciled:
-        click.echo(f"{poll['shop_id']} orders not reconciled since {poll['last_ok_at'] or 'the first run'} "
-                   f"({poll['failures']} failed run(s) in a row; webhooks missed meanwhile are not caught): "
-                   f"{poll['last_error']}")
+    for item in items:
+        commands = " | ".join(action.cli for action in item.actions)
+        click.echo(f"{item.shop_id} {item.title}. {item.detail}" + (f" [{commands}]" if commands else ""))
 
 
 @main.command()
@@ -695,26 +660,6 @@ def users_link(ctx: _Context, email: str, base_url: str, valid_minutes: int) -> 
             sys.exit(2)
     click.echo(f"{base_url.rstrip('/')}/login/link/{token}")
     click.echo(f"(valid for {valid_minutes} minutes, once)", err=True)
-
-
-def _failing_syncs(container: Container, store: Store, shop: str | None) -> list[str]:
-    """One line per provider account whose last sync of some node failed."""
-    lines = []
-    for shop_id in _shops(container, shop):
-        sources = container.shops.require(shop_id).sources
-        by_provider: dict[str, list[dict]] = {}
-        for node_id, state in sorted(store.sync_state(shop_id).items()):
-            source = sources.get(node_id)
-            if state["last_error"] and source is not None and source.provider:
-                by_provider.setdefault(source.provider, []).append(state)
-        for provider, states in sorted(by_provider.items()):
-            errors = " | ".join(dict.fromkeys(s["last_error"] for s in states))
-            oks = [s["last_ok_at"] for s in states]
-            last_ok = "never" if None in oks else min(oks)
-            lines.append(f"{shop_id} provider {provider}: sync failing for {', '.join(s['node_id'] for s in states)} "
-                         f"(last attempt {max(s['last_attempt_at'] for s in states)}, last good {last_ok}; "
-                         f"previous stock kept): {errors}")
-    return lines
 
 
 def _shops(container: Container, shop: str | None) -> list[str]:
