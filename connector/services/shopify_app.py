@@ -88,7 +88,7 @@ class ShopifyApp:
         """Tokens for ``domain`` are stored: subscribe its webhooks where the TOML does not, and
         create the shop with safe defaults (or reactivate it after an uninstall)."""
         if self.settings.shopify.subscribe_webhooks:
-            self.install_for(domain).subscribe(self.settings.web.public_url + WEBHOOK_PATH)
+            self.resubscribe(domain)
         existing = next((row for row in self.shop_config.list(store)
                          if row["platform"] == "shopify" and row["store"] == domain), None)
         if existing is None:
@@ -108,6 +108,11 @@ class ShopifyApp:
             self.shop_config.activate(store, existing["shop_id"], actor)
             log.info("shopify: %s installed the app again (shop %s)", domain, existing["shop_id"])
         return existing["shop_id"]
+
+    def resubscribe(self, domain: str) -> list:
+        """Subscribe the shop's webhook topics to us where a subscription is missing (used
+        when ``[shopify] subscribe_webhooks`` is on); returns the subscriptions created."""
+        return self.install_for(domain).subscribe(self.settings.web.public_url + WEBHOOK_PATH)
 
     def _new_shop_id(self, store: Store, domain: str) -> str:
         base = re.sub(r"[^a-z0-9-]", "-", domain.split(".", 1)[0].lower()).strip("-")[:56] or "shop"

@@ -3,10 +3,11 @@
 what needs the creator, each item with its action beside it."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, g, render_template
 
 from connector.services.home import home_view
 from connector.web import current_store
+from connector.web.actions import action_key
 from connector.web.auth import login_required
 
 bp = Blueprint("home", __name__)
@@ -25,4 +26,5 @@ def home_page(shop_id: str):
         abort(404, f"Shop {shop_id} is not configured on this service.")
     view = home_view(current_store(), shop, settings=container.settings, shopify_app=container.shopify_app,
                      now=container.clock())
-    return render_template("home/index.html", shop=shop, view=view)
+    g.needs_you_count = len(view.needs_you)  # the navigation's count, without collecting them twice
+    return render_template("home/index.html", shop=shop, view=view, action_key=action_key)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import g, request, url_for
+from flask import current_app, g, request, url_for
 
+from connector.services.attention import needs_you
+from connector.web import current_store
 from connector.web.auth import current_user
 
 
@@ -24,12 +26,25 @@ class Section:
     embedded_only: bool = False  # only inside the Shopify admin
 
 
+def open_items(shop_id: str) -> int:
+    """How many things wait in the action centre (collected once per request: the home
+    page, which collects them anyway, leaves the count in ``g``)."""
+    if "needs_you_count" not in g:
+        container = current_app.extensions["connector"]
+        shop = container.shops.get(shop_id)
+        g.needs_you_count = 0 if shop is None else len(
+            needs_you(current_store(), shop, container.settings, container.clock()))
+    return g.needs_you_count
+
+
 SECTIONS: tuple[Section, ...] = (
     Section("Home", "home.index", ("home.", "shopify_app.home")),
+    Section("Action centre", "actions.index", ("actions.", "exceptions."), count=open_items),
     Section("Settings", "settings.status", ("settings.",)),
     Section("Store locations", "shopify_app.locations", ("shopify_app.locations", "shopify_app.add_location"),
             embedded_only=True),
 )
+
 
 @dataclass(frozen=True)
 class NavItem:

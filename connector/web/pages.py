@@ -51,6 +51,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
 
     from connector.web.auth import (bp as auth_bp, carry_session_token, current_user, embedded_headers,
                                     embedded_request, embedded_session, retry_with_new_token, shopify_app)
+    from connector.web.actions import bp as actions_bp
     from connector.web.home import bp as home_bp
     from connector.web.nav import main_nav
     from connector.web.settings import bp as settings_bp
@@ -75,6 +76,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(actions_bp)
     app.register_blueprint(shopify_app_bp)
     app.register_blueprint(woocommerce_bp)
     app.url_defaults(carry_session_token)
