@@ -388,6 +388,75 @@ def _shopify_tokens(db: sqlite_utils.Database) -> None:
         pk="shop_domain", not_null={"access_token", "scopes", "updated_at"})
 
 
+# A node × SKU's position as `connector reorder` judges it, for the rows of node_sku_plans
+# matching `where`: sellable (available minus our reservations, never below zero) plus the
+# units of open transfers toward it; for the hub, the whole network's (echelon stock).
+# `shop` and `sku` are SQL expressions (a trigger's NEW.x, or the row's own columns).
+def plan_position_update(shop: str, sku: str, where: str) -> str:
+    sellable = ("SELECT {agg} FROM stock s LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id "
+                "AND r.node_id = s.node_id AND r.sku = s.sku WHERE s.shop_id = {shop} AND s.sku = {sku}")
+    return (
+        "UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN ("
+        + sellable.format(agg="COALESCE(SUM(MAX(s.available - COALESCE(r.quantity, 0), 0)), 0)", shop=shop, sku=sku)
+        + ") ELSE COALESCE(("
+        + sellable.format(agg="MAX(s.available - COALESCE(r.quantity, 0), 0)", shop=shop, sku=sku)
+        + " AND s.node_id = node_sku_plans.node_id), 0) END, "
+        f"inbound = (SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = {shop} AND t.sku = {sku} "
+        "AND t.status IN ('proposed', 'approved', 'in_transit') "
+        "AND (node_sku_plans.is_hub = 1 OR t.to_node = node_sku_plans.node_id)) "
+        f"WHERE {where}"
+    )
+
+
+def _refresh_plan(row: str, node_column: str) -> str:
+    """The trigger statement: the changed node's row and the hub's row of the SKU."""
+    return plan_position_update(f"{row}.shop_id", f"{row}.sku",
+                                f"shop_id = {row}.shop_id AND sku = {row}.sku "
+                                f"AND (node_id = {row}.{node_column} OR is_hub = 1)") + ";"
+
+
+@migrations(name="0017_node_sku_plans")
+def _node_sku_plans(db: sqlite_utils.Database) -> None:
+    """Per node × SKU, the planning's figures (written by each allocation run) beside the
+    position they are judged on, which triggers keep current wherever stock, reservations or
+    transfers are written; the days of cover and the risk level (domain.inventory.classify,
+    in SQL) are stored generated columns. So the inventory page pages through 200,000 rows,
+    and lists or counts the shop's stock-out risks, from indexes, never by planning 20,000
+    SKUs per request."""
+    db.execute(
+        "CREATE TABLE node_sku_plans (shop_id TEXT NOT NULL, sku TEXT NOT NULL, node_id TEXT NOT NULL, "
+        "category TEXT, is_hub INTEGER NOT NULL DEFAULT 0, weekly_demand REAL NOT NULL DEFAULT 0, "
+        "lead_time_days REAL NOT NULL DEFAULT 0, safety_stock INTEGER NOT NULL DEFAULT 0, "
+        "reorder_point INTEGER NOT NULL DEFAULT 0, target_level INTEGER NOT NULL DEFAULT 0, planned_at TEXT, "
+        "sellable INTEGER NOT NULL DEFAULT 0, inbound INTEGER NOT NULL DEFAULT 0, "
+        "cover_days REAL GENERATED ALWAYS AS "
+        "(CASE WHEN weekly_demand > 0 THEN (sellable + inbound) * 7.0 / weekly_demand END) STORED, "
+        "risk INTEGER GENERATED ALWAYS AS (CASE WHEN weekly_demand <= 0 THEN 4 WHEN sellable <= 0 THEN 0 "
+        "WHEN (sellable + inbound) * 7.0 < lead_time_days * weekly_demand THEN 1 "
+        "WHEN sellable + inbound <= reorder_point THEN 2 ELSE 3 END) STORED, "
+        "PRIMARY KEY (shop_id, sku, node_id)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX node_sku_plans_risk ON node_sku_plans (shop_id, risk, cover_days)")
+    db.execute("CREATE INDEX node_sku_plans_node ON node_sku_plans (shop_id, node_id, sku)")
+    db.execute("CREATE INDEX node_sku_plans_category ON node_sku_plans (shop_id, category, sku, node_id)")
+    # The triggers sum a SKU's open transfers: by SKU, not by scanning the shop's.
+    db.execute("CREATE INDEX transfers_by_sku ON transfers (shop_id, sku, status)")
+    db.execute("INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT shop_id, sku, node_id FROM stock")
+    db.execute(plan_position_update("node_sku_plans.shop_id", "node_sku_plans.sku", "1"))
+    for event, row in (("INSERT", "NEW"), ("UPDATE OF available", "NEW"), ("DELETE", "OLD")):
+        name = event.split()[0].lower()
+        add_row = ("INSERT OR IGNORE INTO node_sku_plans (shop_id, sku, node_id) "
+                   "VALUES (NEW.shop_id, NEW.sku, NEW.node_id);" if row == "NEW" else "")
+        db.execute(f"CREATE TRIGGER node_sku_plans_stock_{name} AFTER {event} ON stock BEGIN "
+                   f"{add_row} {_refresh_plan(row, 'node_id')} END")
+    for event, row in (("INSERT", "NEW"), ("UPDATE OF quantity", "NEW"), ("DELETE", "OLD")):
+        db.execute(f"CREATE TRIGGER node_sku_plans_reserved_{event.split()[0].lower()} AFTER {event} "
+                   f"ON reserved_totals BEGIN {_refresh_plan(row, 'node_id')} END")
+    for event, row in (("INSERT", "NEW"), ("UPDATE OF status, units", "NEW"), ("DELETE", "OLD")):
+        db.execute(f"CREATE TRIGGER node_sku_plans_transfers_{event.split()[0].lower()} AFTER {event} "
+                   f"ON transfers BEGIN {_refresh_plan(row, 'to_node')} END")
+
+
 # ---------------------------------------------------------------- rows
 
 

@@ -39,7 +39,9 @@ from connector.domain.forecast import (
     weekly_buckets,
 )
 from connector.domain.health import discounted
+from connector.domain.model import SkuRule
 from connector.domain.planning import (
+    DAYS_PER_WEEK,
     NodeTarget,
     PlanningPolicy,
     ReorderSuggestion,
@@ -56,6 +58,7 @@ from connector.domain.rebalance import (
     approval_for,
     plan_transfers,
 )
+from connector.inventory_store import InventoryStore, PlanRow
 from connector.store import Store, parse_ts
 
 OPEN_TRANSFER_STATUSES = ("proposed", "approved", "in_transit")
@@ -118,14 +121,9 @@ class Planning:
         rule_of = self.routing_for(store, shop_id, now).router.sku_rule
         skus = set(store.stock_skus(shop_id)) | {sku for sku, _ in history}
 
-        def category_of(sku: str) -> str | None:
-            rule = rule_of(sku)
-            # SKUs under one configured rule are alike unless the rule names a category.
-            return rule.category or (rule.pattern if rule.pattern != "*" else None)
-
         forecasts = forecast_demand(
             history, skus=sorted(skus), regions=sorted(shop.network.regions), policy=_forecast_policy(shop),
-            category_of=category_of, prior_weekly=lambda sku: rule_of(sku).prior_weekly_units,
+            category_of=lambda sku: sku_category(rule_of(sku)), prior_weekly=lambda sku: rule_of(sku).prior_weekly_units,
         )
         store.save_forecasts(shop_id, ((f.sku, f.region, f.weekly, f.sigma, f.method, f.weeks_of_history)
                                        for f in forecasts.values()), now)
@@ -201,6 +199,12 @@ class Planning:
                 ((a.sku, node, cost) for a in results for node, cost in a.opportunity_cost.items()),
                 now,
             )
+            # The same targets, per node × SKU, for the inventory page and its stock-out risks.
+            InventoryStore(store).save_plans(
+                shop_id, wanted, {sku: sku_category(routing.router.sku_rule(sku)) for sku in wanted},
+                (PlanRow(t.sku, t.node, t.node == hub, t.weekly_demand, t.lead_time_weeks * DAYS_PER_WEEK,
+                         t.safety_stock, t.reorder_point, t.target_level) for t in targets.values()),
+                now, every_sku=skus is None)
         return AllocationReport(
             shop_id=shop_id, skus=len(results),
             units_allocated=sum(sum(a.units.values()) for a in results),
@@ -284,6 +288,12 @@ class Planning:
         routing = self.routing_for(store, shop_id, now)
         targets = self.targets(shop_id, self.stored_forecasts(store, shop_id), routing, now)
         return reorder_suggestions(targets, self.positions(store, shop_id), _planning_policy(shop))
+
+
+def sku_category(rule: SkuRule) -> str | None:
+    """The category a SKU is forecast (and filtered) with: SKUs under one configured rule
+    are alike unless the rule names a category; the catch-all rule makes none."""
+    return rule.category or (rule.pattern if rule.pattern != "*" else None)
 
 
 def _launches(shop: ShopSettings) -> tuple[LaunchUplift, ...]:

@@ -40,6 +40,7 @@ def open_items(shop_id: str) -> int:
 SECTIONS: tuple[Section, ...] = (
     Section("Home", "home.index", ("home.", "shopify_app.home")),
     Section("Action centre", "actions.index", ("actions.", "exceptions."), count=open_items),
+    Section("Inventory", "inventory.index", ("inventory.",)),
     Section("Settings", "settings.status", ("settings.",)),
     Section("Store locations", "shopify_app.locations", ("shopify_app.locations", "shopify_app.add_location"),
             embedded_only=True),
