@@ -457,6 +457,14 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
                    f"ON transfers BEGIN {_refresh_plan(row, 'to_node')} END")
 
 
+@migrations(name="0019_reserved_totals_held")
+def _reserved_totals_held(db: sqlite_utils.Database) -> None:
+    # The node × SKUs holding reserved units now: a few, while a row stays (at 0) for every
+    # pair ever reserved. Over-reserved stock (home page, action centre, status page) is
+    # looked for among these, not among the shop's hundred thousand totals.
+    db.execute("CREATE INDEX reserved_totals_held ON reserved_totals (shop_id, node_id, sku) WHERE quantity > 0")
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -840,9 +848,11 @@ class Store:
 
     def failed_webhooks(self, shop_id: str | None = None) -> list[dict]:
         where, params = ("AND shop_id = ?", (shop_id,)) if shop_id else ("", ())
+        # Through the status index: failed deliveries are few, a shop's deliveries are all of
+        # its orders' (left to itself the planner picks the shop's index and reads them all).
         return self._dicts(
             "SELECT id, shop_id, topic, received_at, attempts, last_error, status FROM webhook_inbox "
-            f"WHERE status IN ('failed', 'rejected') {where} ORDER BY id",
+            f"INDEXED BY idx_webhook_inbox_status_id WHERE status IN ('failed', 'rejected') {where} ORDER BY id",
             params,
         )
 
@@ -1101,7 +1111,8 @@ class Store:
 
     def over_reserved(self, shop_id: str, node_ids: Sequence[str] | None = None) -> list[dict]:
         """(node, SKU)s holding fewer units than are reserved there (a sync or a count
-        lowered them), and how many of those reserved units a 3PL already has."""
+        lowered them), and how many of those reserved units a 3PL already has. Only the
+        pairs holding reserved units are read (``t.quantity > 0``: index reserved_totals_held)."""
         nodes = f"AND t.node_id IN ({','.join('?' * len(node_ids))})" if node_ids is not None else ""
         return self._dicts(
             "SELECT t.node_id, t.sku, COALESCE(s.available, 0) AS available, t.quantity AS reserved, "
@@ -1109,7 +1120,8 @@ class Store:
             "AND f.order_id = r.order_id AND f.node_id = r.node_id AND f.status IN ('sending', 'sent', 'shipped') "
             "WHERE r.shop_id = t.shop_id AND r.node_id = t.node_id AND r.sku = t.sku AND r.status = 'active') "
             "AS at_3pl FROM reserved_totals t LEFT JOIN stock s ON s.shop_id = t.shop_id AND s.sku = t.sku "
-            f"AND s.node_id = t.node_id WHERE t.shop_id = ? {nodes} AND t.quantity > COALESCE(s.available, 0) "
+            f"AND s.node_id = t.node_id WHERE t.shop_id = ? {nodes} AND t.quantity > 0 "
+            "AND t.quantity > COALESCE(s.available, 0) "
             "ORDER BY t.node_id, t.sku",
             (shop_id, *(node_ids or ())),
         )

@@ -148,3 +148,40 @@ def test_a_woocommerce_creator_sees_their_own_shop(client, container, store):
     sign_in(client, WOO_USER)
     text = client.get("/").get_data(as_text=True)
     assert "No REST API keys for https://" in text and SHOPIFY_DOMAIN not in text
+
+
+# ---------------------------------------------------------------- speed: what the page reads
+
+
+# Tables that grow with orders, stock or time: never read whole by the home page.
+GROWING = {"orders", "order_lines", "routing_decisions", "reservations", "reserved_totals", "stock", "webhook_inbox",
+           "forward_jobs", "forward_amendments", "events", "sync_runs", "refund_lookups", "node_day_orders",
+           "transfers", "forecasts", "allocations", "shipments", "shipment_facts", "metric_days", "inventory_plan"}
+
+
+def test_the_home_page_reads_only_through_indexes(client, container, store, monkeypatch):
+    """Every statement the page runs, with its query plan: none scans a table that grows
+    with orders or stock (bench/ times the page on a large shop)."""
+    add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
+    sign_in(client, SHOPIFY_USER)
+    statements: list[str] = []
+    opened = container.open_store
+
+    def traced():
+        opened_store = opened()
+        opened_store.conn.set_trace_callback(statements.append)
+        return opened_store
+
+    monkeypatch.setattr(container, "open_store", traced)
+    client.application.extensions["connector_stores"].__dict__.clear()  # this thread's connection: a traced one
+    assert client.get("/").status_code == 200
+    reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert reads, "the page read nothing through the traced connection"
+    scans = []
+    for sql in dict.fromkeys(reads):
+        for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall():
+            detail = row[-1]
+            words = detail.split()
+            if words[:1] == ["SCAN"] and words[1] in GROWING and "USING" not in words:
+                scans.append((detail, sql))
+    assert scans == []
