@@ -13,6 +13,7 @@ from connector.secrets import KeyMissing, SecretBox
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
+from connector.services.metrics import Metrics
 from connector.services.reconcile import OrderReconciliation
 from connector.services.retention import Retention
 from connector.services.shop_config import ImportResult, ShopConfiguration, StoredShopDirectory, resolver, sync_network
@@ -54,6 +55,7 @@ class Container:
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     def open_store(self) -> Store:
         """A new connection: one per thread, request or job."""

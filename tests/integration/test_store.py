@@ -44,7 +44,8 @@ def test_migrations_are_named_and_applied_once(db_path):
     store = Store.open(db_path)
     names = ["0001_core", "0002_sync_forwarding_jobs", "0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
-             "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens"]
+             "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens",
+             "0014_shipment_facts", "0017_node_sku_plans"]
     assert store.migrate() == names
     assert store.migrate() == []
     assert store.applied_migrations() == names
@@ -81,7 +82,8 @@ def test_stock_rows_survive_the_rekeying_migration(db_path):
                        "raw) VALUES ('s', 'n1', 'A', 5, 1, 4, '2026-11-22T00:00:00+00:00', 'manual', '{}')")
     assert store.migrate() == ["0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
-             "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens"]
+             "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens",
+             "0014_shipment_facts", "0017_node_sku_plans"]
     assert store.sellable("s", ["A"]) == {("n1", "A"): 4}
     assert store.db["stock"].pks == ["shop_id", "sku", "node_id"]
     assert [i.columns for i in store.db["stock"].indexes if i.origin != "pk"] == []  # no second index to maintain
