@@ -10,6 +10,7 @@ from typing import Callable
 
 from connector.config import ENCRYPTION_KEYS_ENV, ConfigError, ProviderConfig, Settings, ShopSettings, load_settings
 from connector.secrets import KeyMissing, SecretBox
+from connector.services.actions import ActionCentre
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
@@ -56,6 +57,7 @@ class Container:
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    actions: ActionCentre | None = None  # the action centre's steps (set by build)
 
     def open_store(self) -> Store:
         """A new connection: one per thread, request or job."""
@@ -112,7 +114,7 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
     tokens = SqliteTokenStore(lambda: Store.open(settings.database_path, settings.busy_timeout_ms), box, clock)
     inbox.uninstalled = lambda store, shop_id, domain: shopify_app.uninstalled(store, shop_config, tokens, shop_id,
                                                                                domain)
-    return Container(
+    container = Container(
         settings=settings,
         clock=clock,
         inbox=inbox,
@@ -135,6 +137,24 @@ def build(settings: Settings | None = None, *, config_path: str | None = None,
         shopify_app=_shopify_app(settings, shop_config, shops, tokens, clock),
         shopify_tokens=tokens,
     )
+    container.actions = ActionCentre(settings, shops, clock, forwarding=container.forwarding, sync=container.sync,
+                                     transfers=container.transfers, reconcile=container.reconcile, inbox=inbox,
+                                     webhook_setup=woocommerce_webhook_setup, shopify_app=container.shopify_app)
+    return container
+
+
+def woocommerce_webhook_setup(shop: ShopSettings):
+    """What repairs a WooCommerce shop's order webhooks: signed with the shop's current
+    webhook secret (so nothing in its configuration changes), over its REST API key;
+    None without one."""
+    from adapters.woocommerce_connect import WooCommerceWebhooks
+    from adapters.woocommerce_stock import rest_client
+
+    keys = shop.storefront
+    if shop.platform != "woocommerce" or not (keys.consumer_key and keys.consumer_secret) or not shop.secrets:
+        return None
+    return WooCommerceWebhooks(rest_client(shop.store_url, keys.consumer_key, keys.consumer_secret),
+                               new_secret=lambda: shop.secrets[0])
 
 
 def shopify_client_secrets(settings: Settings) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import click
 
 from connector.bootstrap import Container, build
 from connector.config import WEB_SECRET_KEY_ENV, ConfigError
+from connector.services.attention import needs_you
 from connector.services.forwarding import drift_report
 from connector.services.node_status import node_statuses
 from connector.services.stock import set_manual_count
@@ -166,66 +167,35 @@ def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) 
 @click.option("--shop", help="Only this shop.")
 @pass_ctx
 def exceptions(ctx: _Context, shop: str | None) -> None:
-    """Order lines waiting for a human, and deliveries that could not be processed."""
-    container = ctx.container
+    """Everything that needs a person, most urgent first (what the action centre, /actions,
+    shows): order lines to decide, hand-offs to 3PLs, syncs, transfers, over-reserved
+    stock, the store's webhooks; each line ends with the commands that settle it."""
+    _echo_needs_you(ctx.container, shop)
+
+
+def _echo_needs_you(container: Container, shop: str | None) -> None:
+    """One line per item that needs a person (``services.attention.needs_you``), most
+    urgent first, each ending with the commands that settle it."""
     _check_shop_node(container, shop, None)
     with _migrated_store(container) as store:
-        rows = store.open_exceptions(shop)
-        failed = store.failed_webhooks(shop)
-        forwards = store.forward_jobs(shop, ("failed",))
-        unsettled = [j for j in store.forward_jobs(shop, ("pending",))
-                     if j["attempts"] >= container.settings.scheduler.forward_max_attempts]
-        syncs = _failing_syncs(container, store, shop)
-        lookups = store.failed_refund_lookups(shop)
-        polls = store.order_polls(shop)
-        amendments = store.open_amendments(shop)
-        over = [(shop_id, r) for shop_id in _shops(ctx.container, shop) for r in store.over_reserved(shop_id)]
-    unreconciled = [p for p in polls if p["last_error"]]
-    hooks = [(p["shop_id"], problem) for p in polls for problem in json.loads(p["webhook_problems"] or "[]")]
-    if not any((rows, failed, forwards, unsettled, syncs, lookups, unreconciled, hooks, amendments, over)):
+        items = [item for shop_id in _shops(container, shop)
+                 for item in needs_you(store, container.shops.require(shop_id), container.settings, container.clock())]
+    if not items:
         click.echo("no exceptions")
         return
-    for row in rows:
-        click.echo(f"{row['shop_id']} order {row['number']} line {row['line_id']} "
-                   f"({row['quantity']} × {row['sku']}): {row['explanation']}")
-    for hook in failed:
-        click.echo(f"{hook['shop_id']} webhook #{hook['id']} {hook['topic']} {hook['status']} "
-                   f"after {hook['attempts']} attempt(s): {hook['last_error']}")
-    for job in forwards:
-        click.echo(f"{job['shop_id']} order {job['order_id']} not handed to {job['provider']} for node "
-                   f"{job['node_id']} after {job['attempts']} attempt(s): {job['last_error']}")
-    for job in unsettled:
-        click.echo(f"{job['shop_id']} order {job['order_id']}: whether {job['provider']} holds {job['reference']} "
-                   f"is unknown after {job['attempts']} attempt(s) (looked up again at {job['next_attempt_at']}): "
-                   f"{job['last_error']}")
-    for line in syncs:
-        click.echo(line)
-    for lookup in lookups:
-        click.echo(f"{lookup['shop_id']} order {lookup['order_id']} refund {lookup['refund_id']} not applied "
-                   f"(its lines could not be read after {lookup['attempts']} attempt(s)): {lookup['last_error']}")
-    for a in amendments:
-        now_wants = (f"the order now wants {a['wanted']}" if a["wanted"] else
-                     "the order no longer wants it (cancelled or removed)")
-        click.echo(f"{a['shop_id']} order {a['number'] or a['order_id']} line {a['line_id']}: {a['provider']} order "
-                   f"{a['provider_order_id']} (node {a['node_id']}, {a['job_status']}) has {a['sent']} × {a['sku']}; "
-                   f"{now_wants} — change it at {a['provider']}, then `connector forward amended {a['job_id']}`")
-    for shop_id, problem in hooks:
-        click.echo(f"{shop_id} {problem}")
-    for shop_id, r in over:
-        click.echo(f"{shop_id} node {r['node_id']} holds {r['available']} of {r['sku']} but {r['reserved']} are reserved; "
-                   f"{r['at_3pl']} of them for orders the 3PL already has, which stay there: check the 3PL can ship "
-                   "them (`connector drift`)")
-    for poll in unreconciled:
-        click.echo(f"{poll['shop_id']} orders not reconciled since {poll['last_ok_at'] or 'the first run'} "
-                   f"({poll['failures']} failed run(s) in a row; webhooks missed meanwhile are not caught): "
-                   f"{poll['last_error']}")
+    for item in items:
+        commands = " | ".join(action.cli for action in item.actions)
+        click.echo(f"{item.shop_id} {item.title}. {item.detail}" + (f" [{commands}]" if commands else ""))
 
 
-@main.command()
-@pass_ctx
-def refunds(ctx: _Context) -> None:
+@main.group(invoke_without_command=True)
+@click.pass_context
+def refunds(click_ctx: click.Context) -> None:
     """Read which lines new WooCommerce refunds cover and stop shipping them now
-    (the scheduler does this every minute)."""
+    (the scheduler does this every minute). `refunds retry ORDER` asks again for a failed one."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx = click_ctx.find_object(_Context)
     with _migrated_store(ctx.container) as store:
         report = ctx.container.refunds.look_up_due(store)
     click.echo(f"orders read {report.orders}, refunds applied {report.applied}, retrying {report.retrying}, "
@@ -317,14 +287,16 @@ def demo(order_count: int, directory: str | None, seed: int, serve: bool, port: 
 @main.command()
 @click.option("--shop", help="Only this shop.")
 @click.option("--node", "node_id", help="Only the provider feeding this node (and only this node).")
+@click.option("--provider", help="Only this 3PL connection or feed (every node it feeds).")
 @pass_ctx
-def sync(ctx: _Context, shop: str | None, node_id: str | None) -> None:
+def sync(ctx: _Context, shop: str | None, node_id: str | None, provider: str | None) -> None:
     """Fetch stock from the 3PLs and feeds now and replace it node by node."""
     container = ctx.container
     _check_shop_node(container, shop, node_id)
-    plan = container.sync.plan(shop, node_id)
+    plan = [step for step in container.sync.plan(shop, node_id) if provider is None or step[1] == provider]
     if not plan:
-        click.echo("nothing to sync: no node takes its stock from a provider" + (f" ({node_id})" if node_id else ""))
+        click.echo("nothing to sync: no node takes its stock from a provider"
+                   + "".join(f" ({name})" for name in (node_id, provider) if name))
         return
     outcomes = []
     with _migrated_store(container) as store, \
@@ -441,7 +413,8 @@ _by = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_d
 @click.pass_context
 def forward(click_ctx: click.Context) -> None:
     """Hand due routed orders to their 3PLs now (the scheduler does this every minute).
-    `forward amended JOB` records that a 3PL's order was changed to match ours."""
+    `forward amended JOB` records that a 3PL's order was changed to match ours;
+    `forward retry JOB` hands a failed one (or one whose outcome is unknown) over again."""
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.find_object(_Context)
@@ -697,26 +670,6 @@ def users_link(ctx: _Context, email: str, base_url: str, valid_minutes: int) -> 
     click.echo(f"(valid for {valid_minutes} minutes, once)", err=True)
 
 
-def _failing_syncs(container: Container, store: Store, shop: str | None) -> list[str]:
-    """One line per provider account whose last sync of some node failed."""
-    lines = []
-    for shop_id in _shops(container, shop):
-        sources = container.shops.require(shop_id).sources
-        by_provider: dict[str, list[dict]] = {}
-        for node_id, state in sorted(store.sync_state(shop_id).items()):
-            source = sources.get(node_id)
-            if state["last_error"] and source is not None and source.provider:
-                by_provider.setdefault(source.provider, []).append(state)
-        for provider, states in sorted(by_provider.items()):
-            errors = " | ".join(dict.fromkeys(s["last_error"] for s in states))
-            oks = [s["last_ok_at"] for s in states]
-            last_ok = "never" if None in oks else min(oks)
-            lines.append(f"{shop_id} provider {provider}: sync failing for {', '.join(s['node_id'] for s in states)} "
-                         f"(last attempt {max(s['last_attempt_at'] for s in states)}, last good {last_ok}; "
-                         f"previous stock kept): {errors}")
-    return lines
-
-
 def _shops(container: Container, shop: str | None) -> list[str]:
     return [shop] if shop else _shop_ids(container)
 
@@ -765,6 +718,108 @@ def _migrated_store(container: Container) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- the action centre's steps
+
+
+@contextlib.contextmanager
+def _action(container: Container) -> Iterator[Store]:
+    """A migrated store for one of the action centre's steps; a refusal ends the command
+    with its sentence (exit 1; 2 for a thing the shop does not have)."""
+    from connector.services.actions import ActionRefused, NotFound
+
+    with _migrated_store(container) as store:
+        try:
+            yield store
+        except NotFound as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        except ActionRefused as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+
+
+@forward.command("retry")
+@click.argument("job_id", type=int)
+@click.option("--shop", help="The job's shop (default: whichever it belongs to).")
+@_by
+@pass_ctx
+def forward_retry(ctx: _Context, job_id: int, shop: str | None, by: str) -> None:
+    """Hand JOB_ID to its 3PL again at the next run (a failed one, or one whose outcome is
+    unknown); the 3PL is asked first whether it already has the order."""
+    container = ctx.container
+    with _action(container) as store:
+        if shop is None:
+            job = store.forward_job(job_id)
+            shop = job["shop_id"] if job else _one_shop(container, None)
+        job = container.actions.retry_forward(store, shop, job_id, by)
+    click.echo(f"forward job {job_id} ({job['provider']}, order {job['order_id']}): due again now; "
+               "`connector forward` sends it (the scheduler does every minute)")
+
+
+@stock.command("resolve")
+@click.argument("node_id")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@_by
+@pass_ctx
+def stock_resolve(ctx: _Context, node_id: str, shop: str | None, by: str) -> None:
+    """Move the newest orders reserved beyond what NODE holds to other nodes (or to the
+    exceptions, saying why); orders its 3PL already has stay (audited)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    with _action(container) as store:
+        rerouted = container.actions.resolve_over_reserved(store, shop_id, node_id, by)
+    click.echo(f"{shop_id}/{node_id}: {len(rerouted)} order line(s) routed again")
+    _echo_rerouted(rerouted)
+
+
+@main.group()
+def webhooks() -> None:
+    """The store's deliveries to this service: try failed ones again, repair the webhooks."""
+
+
+@webhooks.command("retry")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@click.option("--id", "inbox_id", type=int, help="Only this delivery (see `connector exceptions`).")
+@_by
+@pass_ctx
+def webhooks_retry(ctx: _Context, shop: str | None, inbox_id: int | None, by: str) -> None:
+    """Put the shop's failed deliveries back in the inbox for one more try each (audited)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    with _action(container) as store:
+        ids = container.actions.retry_webhooks(store, shop_id, by, inbox_id)
+    click.echo(f"{shop_id}: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'} queued again "
+               f"({', '.join(f'#{i}' for i in ids)}); `connector process` processes them")
+
+
+@webhooks.command("repair")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@_by
+@pass_ctx
+def webhooks_repair(ctx: _Context, shop: str | None, by: str) -> None:
+    """Make the store send every order change here again: WooCommerce webhooks re-activated
+    or created (signed with the shop's secret); Shopify subscriptions made again (audited)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    with _action(container) as store:
+        outcome = container.actions.repair_webhooks(store, shop_id, by)
+    click.echo(f"{shop_id}: {outcome.detail}")
+
+
+@refunds.command("retry")
+@click.argument("order_id")
+@click.option("--shop", help="Shop id (needed when there are several).")
+@_by
+@pass_ctx
+def refunds_retry(ctx: _Context, order_id: str, shop: str | None, by: str) -> None:
+    """Ask the store again which lines ORDER_ID's failed refunds cover (at the next run)."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    with _action(container) as store:
+        count = container.actions.retry_refund_lookup(store, shop_id, order_id, by)
+    click.echo(f"{shop_id} order {order_id}: {count} refund lookup(s) due again; `connector refunds` runs them")
 
 
 # ---------------------------------------------------------------- shop configuration

@@ -94,6 +94,14 @@ class OrderFeed(Protocol):
         """The webhooks the store has configured, whatever their status. Raises ProviderError."""
 
 
+class OrderWebhookSetup(Protocol):
+    """Makes a store send every order topic to us (WooCommerce: adapters.woocommerce_connect)."""
+
+    def ensure_order_webhooks(self, delivery_url: str) -> object:
+        """One active webhook per order topic to ``delivery_url``, read back; the answer's
+        ``webhooks`` are them. Raises an error whose message is a sentence for a creator."""
+
+
 class PendingConnections(Protocol):
     """WooCommerce connections started and not yet called back (wc-auth's ``user_id``)."""
 

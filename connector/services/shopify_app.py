@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from adapters.shopify_auth import REQUIRED_SCOPES, missing_scopes
 from connector.config import Settings, ShopSettings
 from connector.services.shop_config import InvalidShop, ShopConfiguration, ShopExists
 from connector.store import Store
@@ -87,7 +88,7 @@ class ShopifyApp:
         """Tokens for ``domain`` are stored: subscribe its webhooks where the TOML does not, and
         create the shop with safe defaults (or reactivate it after an uninstall)."""
         if self.settings.shopify.subscribe_webhooks:
-            self.install_for(domain).subscribe(self.settings.web.public_url + WEBHOOK_PATH)
+            self.resubscribe(domain)
         existing = next((row for row in self.shop_config.list(store)
                          if row["platform"] == "shopify" and row["store"] == domain), None)
         if existing is None:
@@ -108,6 +109,11 @@ class ShopifyApp:
             log.info("shopify: %s installed the app again (shop %s)", domain, existing["shop_id"])
         return existing["shop_id"]
 
+    def resubscribe(self, domain: str) -> list:
+        """Subscribe the shop's webhook topics to us where a subscription is missing (used
+        when ``[shopify] subscribe_webhooks`` is on); returns the subscriptions created."""
+        return self.install_for(domain).subscribe(self.settings.web.public_url + WEBHOOK_PATH)
+
     def _new_shop_id(self, store: Store, domain: str) -> str:
         base = re.sub(r"[^a-z0-9-]", "-", domain.split(".", 1)[0].lower()).strip("-")[:56] or "shop"
         taken = {row["shop_id"] for row in self.shop_config.list(store)}
@@ -116,6 +122,12 @@ class ShopifyApp:
             n += 1
             candidate = f"{base}-{n}"
         return candidate
+
+    def access(self, store: Store, domain: str) -> tuple[frozenset[str] | None, list[str]]:
+        """The scopes of the token stored for ``domain`` (None: none stored) and the required
+        ones it lacks: whether the app can do its work in that store."""
+        granted = self.tokens.granted_scopes(store, domain)
+        return granted, [] if granted is None else missing_scopes(REQUIRED_SCOPES, granted)
 
     # ------------------------------------------------------------ locations as nodes
 

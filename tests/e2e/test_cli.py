@@ -227,15 +227,18 @@ def test_exceptions_lists_unroutable_lines_with_reasons(cli, container, store, c
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    woo = [l for l in lines if l.startswith(f"{WOO_SHOP} order 727 line 316")]
-    assert len(woo) == 1 and "Bar3" in woo[0] and "no_region" in woo[0] and "no region matches" in woo[0]
-    serum_lines = [l for l in lines if l.startswith(f"{SHOPIFY_SHOP} order #6001")]
+    woo = [l for l in lines if l.startswith(f"{WOO_SHOP} Order 727: ")]
+    assert len(woo) == 1 and "could not be routed — its address matches no region" in woo[0]
+    assert "No region matches" in woo[0] and f"[connector exceptions route 727 316 NODE --shop {WOO_SHOP}" in woo[0]
+    serum_lines = [l for l in lines if l.startswith(f"{SHOPIFY_SHOP} Order #6001 to US West Coast: ")]
     assert len(serum_lines) == 1, lines
-    assert "SERUM-ROSE" in serum_lines[0] and "handling_constraint" in serum_lines[0]
+    assert "SERUM-ROSE" in serum_lines[0] and "no node that ships there can handle it" in serum_lines[0]
     assert "cold" in serum_lines[0]
     assert not any("CANDLE-FIG" in l for l in lines)  # the candle was routed
-    rejected = [l for l in lines if "webhook #" in l]
-    assert len(rejected) == 1 and "rejected" in rejected[0] and "unparseable" in rejected[0]
+    rejected = [l for l in lines if "deliver" in l]
+    assert len(rejected) == 1 and "1 delivery from your store could not be processed" in rejected[0]
+    assert "rejected after" in rejected[0] and "unparseable" in rejected[0]
+    assert f"[connector webhooks retry --shop {SHOPIFY_SHOP}]" in rejected[0]
 
     only_woo = cli("exceptions", "--shop", WOO_SHOP)
     assert only_woo.exit_code == 0
@@ -305,9 +308,9 @@ def test_process_retries_then_fails_and_exceptions_lists_the_delivery(cli, conta
     row = store.webhook(bad.inbox_id)
     assert row["status"] == "failed" and row["attempts"] == max_attempts
     assert "RuntimeError: simulated failure" in row["last_error"]
-    listed = [l for l in cli("exceptions").stdout.splitlines() if f"webhook #{bad.inbox_id}" in l]
+    listed = [l for l in cli("exceptions").stdout.splitlines() if f"#{bad.inbox_id} " in l]
     assert len(listed) == 1
-    assert "failed" in listed[0] and f"after {max_attempts} attempt(s)" in listed[0] and "simulated failure" in listed[0]
+    assert f"failed after {max_attempts} attempts" in listed[0] and "simulated failure" in listed[0]
     assert store.order(SHOPIFY_SHOP, "6400001") is None  # nothing half-applied
 
 
@@ -369,8 +372,10 @@ def test_nodes_drift_and_exceptions_show_what_stays_over_reserved_at_a_3pl(runne
     drift = [l.split() for l in cli("drift").output.splitlines() if "CANDLE-CEDAR" in l]
     assert drift == [["ne-micro", "CANDLE-CEDAR", "3", "3", "0", "-3", "2"]]
     exceptions = cli("exceptions").output
-    assert f"{SHOPIFY_SHOP} node ne-micro holds 1 of CANDLE-CEDAR but 3 are reserved; 3 of them for orders the " \
-           "3PL already has" in exceptions
+    assert f"{SHOPIFY_SHOP} Northeast micro-warehouse (Newark, NJ) holds 1 of CANDLE-CEDAR but 3 are reserved. " \
+           "Orders reserved 3 × CANDLE-CEDAR at Northeast micro-warehouse (Newark, NJ), which now holds 1. 3 of them " \
+           "are for orders sb already has: check it can ship them" in exceptions
+    assert "Move the newest" not in exceptions and "stock resolve" not in exceptions  # nothing left to move
 
 
 # ---------------------------------------------------------------- failures shown at once (issue 15)
@@ -400,8 +405,10 @@ def test_a_failing_sync_shows_at_once_in_nodes_and_exceptions(runner, tmp_path, 
 
     exceptions = runner.invoke(main, [*args, "exceptions"], catch_exceptions=False)
     failing = [line for line in exceptions.stdout.splitlines() if "garage-sheet" in line]
-    assert len(failing) == 1 and failing[0].startswith(f"{WOO_SHOP} provider garage-sheet: sync failing for garage")
-    assert "garage.csv: file not found" in failing[0] and "last good 2026-" in failing[0]
+    assert len(failing) == 1 and failing[0].startswith(
+        f"{WOO_SHOP} Stock from garage-sheet is failing to sync (The creator's garage (Bristol))")
+    assert "garage.csv: file not found" in failing[0] and "The stock from the last good sync (Nov " in failing[0]
+    assert f"[connector sync --provider garage-sheet --shop {WOO_SHOP}]" in failing[0]
 
     feed.write_text("sku,quantity\nTERRARIUM-S,2\n")  # fixed: the failure goes away at once too
     assert runner.invoke(main, [*args, "sync"]).exit_code == 0
@@ -456,8 +463,9 @@ def test_exceptions_list_a_forward_whose_outcome_is_still_unknown(cli, container
     assert "5001" not in cli("exceptions").stdout  # still within its attempts: not an exception yet
     store.finish_forward_job(job["id"], status="pending", now=clock(), error=error, next_attempt_at=clock())
     lines = [line for line in cli("exceptions").stdout.splitlines() if "5001" in line]
-    assert len(lines) == 1 and "whether sb holds" in lines[0] and "is unknown after 8 attempt(s)" in lines[0]
-    assert error in lines[0]
+    assert len(lines) == 1 and "Nobody knows yet whether sb (Northeast micro-warehouse (Newark, NJ)) has order " \
+        "5001" in lines[0] and "After 8 attempts sb could not be asked" in lines[0]
+    assert error in lines[0] and f"[connector forward retry {job['id']} --shop {SHOPIFY_SHOP}]" in lines[0]
 
 
 # ---------------------------------------------------------------- nodes

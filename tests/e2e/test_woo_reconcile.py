@@ -209,7 +209,9 @@ def test_the_cli_reads_back_stores_and_processes(config_dict, config_file, runne
                            catch_exceptions=False)
     assert failed.exit_code == 1 and f"{WOO_SHOP}: FAILED" in failed.output
     listed = runner.invoke(main, ["--config", str(config_file), "exceptions"], catch_exceptions=False)
-    assert f"{WOO_SHOP} orders not reconciled since" in listed.output
+    assert f"{WOO_SHOP} Orders have not been read back from your store since " in listed.output
+    assert "1 run in a row failed: ProviderRejected: woocommerce: GET /wp-json/wc/v3/orders rejected with HTTP 404" \
+        in listed.output
     unknown = runner.invoke(main, ["--config", str(config_file), "reconcile", "--shop", "nope"])
     assert unknown.exit_code == 2
 
@@ -240,8 +242,10 @@ def test_a_disabled_or_missing_order_webhook_is_reported_until_fixed(container, 
     [event] = store.events(WOO_SHOP, "webhooks.unhealthy")
     assert event["detail"]["problems"] == first.webhook_problems
     listed = cli("exceptions").output
-    assert f"{WOO_SHOP} webhook #{disabled['id']} (order.created" in listed
-    assert f"{WOO_SHOP} no webhook sends order.deleted" in listed
+    [line] = [l for l in listed.splitlines() if "webhook" in l]
+    assert line.startswith(f"{WOO_SHOP} Your store is not sending order changes by webhook. ")
+    assert f"Webhook #{disabled['id']} (order.created to {OURS}) does not deliver" in line
+    assert "No webhook sends order.deleted to this service" in line
 
     # While the orders cannot be read, the problems last seen stand.
     listing.fail_orders = True

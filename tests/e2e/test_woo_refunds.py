@@ -162,7 +162,8 @@ def test_a_shop_without_a_rest_api_key_shows_why_in_exceptions(post_woo, contain
     assert result.exit_code == 0
     assert "refunds applied 0, retrying 0, failed 1" in result.output
     result = cli("exceptions")
-    assert "order 727 refund 900 not applied" in result.output and "consumer_key" in result.output
+    assert "A refund on order 727 is not applied. Which lines refund 900 covers" in result.output
+    assert "consumer_key" in result.output
     assert reservations(store, WOO_SHOP, "727")[SEEDS_LINE][2] == 2
 
 

@@ -109,9 +109,9 @@ def test_the_cli_lists_the_change_and_records_who_made_it_at_the_3pl(tmp_path, c
 
     runner = CliRunner()
     listed = runner.invoke(main, ["--config", str(config), "exceptions"], catch_exceptions=False).output
-    assert (f"{SHOP} order {payload['name']} line {payload['line_items'][0]['id']}: sb order "
-            f"{job['provider_order_id']} (node ne-micro, sent) has 3 × ZINE-04; the order now wants 1 — change it "
-            f"at sb, then `connector forward amended {job['id']}`") in listed
+    assert (f"{SHOP} sb still has the old order {payload['name']}. sb order {job['provider_order_id']} "
+            "(Northeast micro-warehouse (Newark, NJ)) was sent before the order changed — ZINE-04: it has 3, the "
+            f"order now wants 1. Change it at sb, then mark it done. [connector forward amended {job['id']}]") in listed
     done = runner.invoke(main, ["--config", str(config), "forward", "amended", str(job["id"]), "--by", "maya"])
     assert done.exit_code == 0 and "1 line change(s)" in done.output
     assert store.open_amendments() == []

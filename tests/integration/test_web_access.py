@@ -70,7 +70,8 @@ def users(container, store, clock):
 
 def test_there_are_page_routes_to_check(app):
     endpoints = {rule.endpoint for rule in page_rules(app)}
-    assert {"settings.status", "settings.node", "auth.login", "inventory.index", "inventory.sku"} <= endpoints
+    assert {"home.index", "settings.status", "settings.node", "auth.login", "inventory.index",
+            "inventory.sku"} <= endpoints
 
 
 def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users):
