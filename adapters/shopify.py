@@ -40,6 +40,7 @@ from connector.domain.model import (
     AppUninstalled,
     CustomerDataRequest,
     CustomerRedact,
+    FulfillmentReported,
     Ignored,
     Order,
     OrderLine,
@@ -65,7 +66,9 @@ MAX_QUANTITY = 2**31 - 1  # anything larger is not a real line quantity
 MERCHANT_FULFILLMENT = "manual"
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled"})
-TOPICS = ORDER_TOPICS | frozenset(
+# Shipments (the REST Fulfillment resource as the webhook body): ship times, tracking, delivery.
+FULFILLMENT_TOPICS = frozenset({"fulfillments/create", "fulfillments/update"})
+TOPICS = ORDER_TOPICS | FULFILLMENT_TOPICS | frozenset(
     {
         "refunds/create",
         "app/uninstalled",
@@ -149,6 +152,8 @@ def parse_webhook(shop_id: str, topic: str, payload: object) -> StorefrontEvent:
         return OrderUpsert(_order(shop_id, topic, body))
     if topic == "refunds/create":
         return _refund(body)
+    if topic in FULFILLMENT_TOPICS:
+        return _fulfillment(body)
     if topic == "customers/data_request":
         request = optional_object(body, "data_request")
         return CustomerDataRequest(
@@ -278,6 +283,50 @@ def _refund(body: Mapping[str, object]) -> RefundCreated:
     )
 
 
+def _fulfillment(body: Mapping[str, object]) -> FulfillmentReported:
+    """The Fulfillment resource: ``status`` (pending, open, success, cancelled, error,
+    failure), the carrier's ``shipment_status`` (null until it reports), tracking, the
+    location it shipped from and the order lines it holds."""
+    status = optional_text(body, "status", "status")
+    if status is None:
+        raise PayloadError("status: missing")
+    created_at = _timestamp(body.get("created_at"), "created_at")
+    updated_raw = body.get("updated_at")
+    lines = []
+    for where, line, line_id in line_objects(body.get("line_items") or []):
+        lines.append((line_id, _quantity(line.get("quantity"), f"{where}.quantity")))
+    return FulfillmentReported(
+        fulfillment_id=positive_id(body.get("id"), "id"),
+        order_id=positive_id(body.get("order_id"), "order_id"),
+        location_id=_optional_id(body, "location_id", "location_id"),
+        status=status.lower(),
+        shipment_status=(optional_text(body, "shipment_status", "shipment_status") or "").lower() or None,
+        created_at=created_at,
+        updated_at=created_at if updated_raw is None else _timestamp(updated_raw, "updated_at"),
+        tracking_company=optional_text(body, "tracking_company", "tracking_company"),
+        tracking_numbers=_texts(body, "tracking_numbers", "tracking_number"),
+        tracking_urls=_texts(body, "tracking_urls", "tracking_url"),
+        lines=tuple(lines),
+    )
+
+
+def _texts(body: Mapping[str, object], plural: str, singular: str) -> tuple[str, ...]:
+    """A list of strings (``tracking_numbers``), or the one ``singular`` field when the list is absent."""
+    raw = body.get(plural)
+    if raw is None:
+        one = optional_text(body, singular, singular)
+        return (one,) if one else ()
+    if not isinstance(raw, (list, tuple)):
+        raise PayloadError(f"{plural}: expected a list of strings, got {show(raw)}")
+    values = []
+    for index, value in enumerate(raw):
+        if not isinstance(value, str):
+            raise PayloadError(f"{plural}[{index}]: expected a string, got {show(value)}")
+        if value.strip():
+            values.append(value.strip())
+    return tuple(values)
+
+
 def _customer_id(body: Mapping[str, object]) -> str | None:
     customer = optional_object(body, "customer")
     if customer is None:
@@ -363,7 +412,7 @@ class ShopifyStorefront:
             return None
         if topic.startswith("orders/"):
             field = "id"
-        elif topic == "refunds/create":
+        elif topic == "refunds/create" or topic in FULFILLMENT_TOPICS:
             field = "order_id"
         else:
             return None

@@ -170,7 +170,16 @@ def _order(shop_id: str, body: Mapping[str, object], state: str) -> Order:
         state=state,
         customer_id=_customer_id(body.get("customer_id")),
         refund_ids=_refund_ids(body.get("refunds")),
+        fulfilled_at=_completed_at(body) if state == "fulfilled" else None,
     )
+
+
+def _completed_at(body: Mapping[str, object]) -> datetime | None:
+    """When a ``completed`` order was completed (the shop marks it so once it shipped);
+    None for any other status (``ready-for-pickup`` has not left yet)."""
+    if str(body.get("status")).strip() != "completed":
+        return None
+    return gmt_timestamp(body, "date_completed_gmt") or gmt_timestamp(body, "date_completed")
 
 
 def _refund_ids(raw: object) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from connector.services.actions import ActionCentre
 from connector.services.availability import Availability, storefront_client
 from connector.services.forwarding import Forwarding
 from connector.services.inbox import Inbox
+from connector.services.metrics import Metrics
 from connector.services.reconcile import OrderReconciliation
 from connector.services.retention import Retention
 from connector.services.shop_config import ImportResult, ShopConfiguration, StoredShopDirectory, resolver, sync_network
@@ -55,6 +56,7 @@ class Container:
     storefronts: dict = field(default_factory=dict)
     shopify_app: shopify_app.ShopifyApp | None = None  # None: no [shopify] client_id / client secret
     shopify_tokens: SqliteTokenStore | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     actions: ActionCentre | None = None  # the action centre's steps (set by build)
 
     def open_store(self) -> Store:

@@ -998,5 +998,96 @@ def secrets_new_key() -> None:
     click.echo(new_key())
 
 
+# ---------------------------------------------------------------- shipment metrics
+
+
+@main.command("metrics")
+@click.option("--shop", help="Only this shop.")
+@click.option("--node", "node_id", help="Only this node's parcels.")
+@click.option("--since", help="First day (YYYY-MM-DD, the shop's calendar); default: 30 days ago.")
+@click.option("--until", help="Last day (YYYY-MM-DD); default: today.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def metrics_command(ctx: _Context, shop: str | None, node_id: str | None, since: str | None, until: str | None,
+                    as_json: bool) -> None:
+    """On-time ship rate, on time in full, split shipments, exceptions, cost per order,
+    delivery days by region and stock-outs, for the orders placed in a period."""
+    from connector.services.metrics import MetricsError, metrics, today
+
+    container = ctx.container
+    _check_shop_node(container, shop, node_id)
+    first, last = _day_option("--since", since), _day_option("--until", until)
+    reports = []
+    with _migrated_store(container) as store:
+        for shop_id in _shops(container, shop):
+            if node_id and node_id not in container.shops.require(shop_id).network.nodes:
+                continue
+            shop_today = today(store, shop_id, container.clock())
+            end = last or shop_today
+            try:
+                reports.append(metrics(store, shop_id, since=first or end - timedelta(days=29), until=end,
+                                       node_id=node_id, now=container.clock()))
+            except MetricsError as exc:
+                click.echo(f"metrics: {exc}", err=True)
+                sys.exit(2)
+    if as_json:
+        click.echo(json.dumps([_report_json(r) for r in reports], indent=2))
+        return
+    for report in reports:
+        _echo_metrics(report)
+
+
+def _day_option(name: str, value: str | None):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        click.echo(f"{name}: expected a date as YYYY-MM-DD, got {value!r}", err=True)
+        sys.exit(2)
+
+
+_FIGURES = ("on_time_rate", "otif_rate", "split_rate", "exception_rate", "cost_per_order", "first_attempt_rate",
+            "damage_rate", "loss_rate", "return_rate", "avg_delivery_days")
+
+
+def _report_json(report) -> dict:
+    from dataclasses import asdict
+
+    def figures(f) -> dict:
+        return {**asdict(f), "not_shipped": f.not_shipped}
+
+    return {"shop_id": report.shop_id, "since": report.since.isoformat(), "until": report.until.isoformat(),
+            "node_id": report.node_id, "total": figures(report.total),
+            "nodes": {n: figures(f) for n, f in report.nodes.items()},
+            "regions": {r or "unknown": figures(f) for r, f in report.regions.items()},
+            "days": {d: figures(f) for d, f in report.days.items()},
+            "stockouts": [asdict(s) for s in report.stockouts]}
+
+
+def _echo_metrics(report) -> None:
+    from connector.domain.metrics import shown
+
+    total = report.total
+    scope = f" node {report.node_id}" if report.node_id else ""
+    click.echo(f"{report.shop_id}{scope}: orders placed {report.since} .. {report.until}")
+    click.echo(f"  orders routed {total.orders_routed}; parcels shipped {total.shipped}, "
+               f"not shipped yet {total.not_shipped}, delivered {total.delivered}")
+    for name in _FIGURES:
+        click.echo(f"  {name.replace('_', ' ')}: {shown(name, getattr(total, name))}")
+    for node, f in report.nodes.items():
+        click.echo(f"  node {node}: routed {f.parts_routed}, shipped {f.shipped}, on time "
+                   f"{shown('on_time_rate', f.on_time_rate)}, in full {shown('otif_rate', f.otif_rate)}, "
+                   f"split {shown('split_rate', f.split_rate)}, problems {shown('exception_rate', f.exception_rate)}, "
+                   f"cost/parcel {shown('cost_per_order', f.cost_per_order)}")
+    for region, f in report.regions.items():
+        click.echo(f"  region {region or 'unknown'}: delivery {shown('avg_delivery_days', f.avg_delivery_days)} "
+                   f"({f.delivered} delivered)")
+    for s in report.stockouts:
+        click.echo(f"  stock-out {s.sku}: {s.lines} line(s), {s.units} unit(s) no location had")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -388,6 +388,42 @@ def _shopify_tokens(db: sqlite_utils.Database) -> None:
         pk="shop_domain", not_null={"access_token", "scopes", "updated_at"})
 
 
+@migrations(name="0014_shipment_facts")
+def _shipment_facts(db: sqlite_utils.Database) -> None:
+    # What is known about each part (what one node ships of one order), merged from every
+    # source; ``counted`` is the part's current contribution to metric_days (JSON), so a
+    # later fact moves the counters by the difference (connector/shipment_store.py).
+    db["shipment_facts"].create(
+        {"shop_id": str, "order_id": str, "node_id": str, "shipped_at": str, "delivered_at": str, "carrier": str,
+         "tracking_number": str, "tracking_url": str, "first_attempt_ok": int, "damaged": int, "lost": int,
+         "returned": int, "in_full": int, "source": str, "updated_at": str, "counted": str},
+        pk=("shop_id", "order_id", "node_id"), not_null={"source", "updated_at"})
+    # Each order, part and exception line is counted once, on the order's first count's day and region.
+    db["metric_orders"].create(
+        {"shop_id": str, "order_id": str, "day": str, "region_id": str, "decided": int, "routed": int,
+         "exception": int, "shipped_nodes": int},
+        pk=("shop_id", "order_id"), not_null={"day", "region_id"},
+        defaults={"decided": 0, "routed": 0, "exception": 0, "shipped_nodes": 0})
+    db["metric_parts"].create({"shop_id": str, "order_id": str, "node_id": str},
+                              pk=("shop_id", "order_id", "node_id"))
+    db["metric_exception_lines"].create({"shop_id": str, "order_id": str, "line_id": str},
+                                        pk=("shop_id", "order_id", "line_id"))
+    # The counters the metrics read, per shop × local day the order was placed × node × region.
+    # Order-level counters sit on node_id '' (an order is counted once, whatever its nodes).
+    counters = ("orders_decided", "orders_routed", "orders_with_exception", "exception_lines", "orders_shipped",
+                "split_orders", "parts_routed", "shipped", "on_time", "in_full", "delivered", "first_attempt_known",
+                "first_attempt_ok", "damaged", "lost", "returned", "problems", "cost_known", "split_parts")
+    db["metric_days"].create(
+        {"shop_id": str, "day": str, "node_id": str, "region_id": str, **{c: int for c in counters},
+         "delivery_days": float, "cost": float},
+        pk=("shop_id", "day", "node_id", "region_id"),
+        defaults={**{c: 0 for c in counters}, "delivery_days": 0.0, "cost": 0.0})
+    # Lines no node had the stock for (partial_stock exceptions), per SKU and day the order was placed.
+    db["metric_stockouts"].create(
+        {"shop_id": str, "day": str, "sku": str, "lines": int, "units": int},
+        pk=("shop_id", "day", "sku"), defaults={"lines": 0, "units": 0})
+
+
 # A node × SKU's position as `connector reorder` judges it, for the rows of node_sku_plans
 # matching `where`: sellable (available minus our reservations, never below zero) plus the
 # units of open transfers toward it; for the hub, the whole network's (echelon stock).
@@ -445,8 +481,11 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
     db.execute(plan_position_update("node_sku_plans.shop_id", "node_sku_plans.sku", "1"))
     for event, row in (("INSERT", "NEW"), ("UPDATE OF available", "NEW"), ("DELETE", "OLD")):
         name = event.split()[0].lower()
-        add_row = ("INSERT OR IGNORE INTO node_sku_plans (shop_id, sku, node_id) "
-                   "VALUES (NEW.shop_id, NEW.sku, NEW.node_id);" if row == "NEW" else "")
+        # Not INSERT OR IGNORE: a trigger takes the conflict policy of the statement that fired
+        # it when that has one (an upsert into stock), and would then fail on an existing row.
+        add_row = ("INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT NEW.shop_id, NEW.sku, NEW.node_id "
+                   "WHERE NOT EXISTS (SELECT 1 FROM node_sku_plans WHERE shop_id = NEW.shop_id AND sku = NEW.sku "
+                   "AND node_id = NEW.node_id);" if row == "NEW" else "")
         db.execute(f"CREATE TRIGGER node_sku_plans_stock_{name} AFTER {event} ON stock BEGIN "
                    f"{add_row} {_refresh_plan(row, 'node_id')} END")
     for event, row in (("INSERT", "NEW"), ("UPDATE OF quantity", "NEW"), ("DELETE", "OLD")):
@@ -1210,6 +1249,9 @@ class Store:
             [(shop_id, order_id, d.line_id, d.sku, d.quantity, d.node_id, d.rule, mode, region_id, d.explanation,
               d.exception.value if d.exception else None, ts(now), config_version) for d in decisions],
         )
+        # The metric counters move in the same transaction (imported here: shipment_store builds on this module).
+        from connector.shipment_store import ShipmentStore
+        ShipmentStore(self).count_decisions(shop_id, order_id, region_id, decisions)
 
     def retire_decisions(self, shop_id: str, order_id: str, line_ids: Iterable[str] | None = None) -> None:
         if line_ids is None:
@@ -1319,6 +1361,9 @@ class Store:
                           "forward_jobs", "shipments", "sync_runs", "node_sync_state", "provider_poll_state",
                           "order_polls", "forecasts", "allocations", "opportunity_costs", "transfers",
                           "storefront_items", "push_state", "push_requests", "push_request_skus"):
+                counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
+            for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
+                          "metric_stockouts"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(

@@ -206,6 +206,8 @@ class Order:
     # A tuple (WooCommerce): the quantities are as ordered and these refunds exist on
     # the order; their line quantities are only in the refunds endpoint.
     refund_ids: tuple[str, ...] | None = None
+    # When the store marked the order completed (WooCommerce date_completed): its parts shipped.
+    fulfilled_at: datetime | None = None
 
 
 # ---------------------------------------------------------------- storefront events
@@ -237,6 +239,24 @@ class RefundCreated:
     refund_id: str
     lines: tuple[RefundLine, ...]
     created_at: datetime | None = None  # Shopify: a refund older than the stored order update is already in it
+
+
+@dataclass(frozen=True)
+class FulfillmentReported:
+    """Shopify fulfillments/create and fulfillments/update: one shipment of some of an
+    order's lines from one location, with its tracking and the carrier's latest word."""
+
+    fulfillment_id: str
+    order_id: str
+    location_id: str | None  # Shopify's numeric location id
+    status: str  # pending | open | success | cancelled | error | failure
+    shipment_status: str | None  # label_printed, in_transit, out_for_delivery, attempted_delivery, delivered, failure...
+    created_at: datetime  # when the fulfillment was made: the parcel's ship time
+    updated_at: datetime  # when it last changed: for a delivered one, the delivery
+    tracking_company: str | None = None
+    tracking_numbers: tuple[str, ...] = ()
+    tracking_urls: tuple[str, ...] = ()
+    lines: tuple[tuple[str, int], ...] = ()  # (order line id, quantity) in this fulfillment
 
 
 @dataclass(frozen=True)
@@ -329,6 +349,7 @@ StorefrontEvent = Union[
     OrderUpsert,
     OrderDeleted,
     RefundCreated,
+    FulfillmentReported,
     CustomerDataRequest,
     CustomerRedact,
     ShopRedact,

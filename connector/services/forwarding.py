@@ -28,6 +28,8 @@ from connector.domain.model import (
     ProviderUnavailable,
     ShipmentLine,
 )
+from connector.domain.shipments import fact_from_3pl
+from connector.services.shipments import record_shipment
 from connector.store import ActiveReservation, Store
 
 log = logging.getLogger("connector.forwarding")
@@ -212,7 +214,11 @@ class Forwarding:
                         store.upsert_shipment(shop.id, provider, shipment, now)
                         report.shipments += 1
                         job = store.forward_job_by_reference(shipment.reference) if shipment.reference else None
-                        if job is None or job["shop_id"] != shop.id or shipment.shipped_at is None:
+                        if job is None or job["shop_id"] != shop.id:
+                            continue
+                        record_shipment(store, shop.id, job["order_id"], job["node_id"],
+                                        fact_from_3pl(provider, shipment), now)
+                        if shipment.shipped_at is None:
                             continue
                         store.mark_forward_shipped(job["id"])
                         store.resolve_amendments(job["id"], "shipped before the 3PL's order was changed", now)

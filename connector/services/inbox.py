@@ -25,6 +25,7 @@ from connector.domain.model import (
     AppUninstalled,
     CustomerDataRequest,
     CustomerRedact,
+    FulfillmentReported,
     Ignored,
     OrderDeleted,
     OrderUpsert,
@@ -36,6 +37,7 @@ from connector.domain.model import (
 )
 from connector.domain.health import Freshness, StalePolicy, apply_freshness
 from connector.services.group_commit import CommitAlone, GroupCommit
+from connector.services.shipments import apply_fulfillment
 from connector.services.orders import (
     ShopRouting, apply_order, apply_refund, close_order, prepare_route, request_push,
 )
@@ -277,6 +279,8 @@ class Inbox:
             return close_order(store, shop_id, event.order_id, "cancelled", now)
         if isinstance(event, RefundCreated):
             return apply_refund(store, self.routing(store, shop_id, now), event, shop_id, now) or "unknown_order"
+        if isinstance(event, FulfillmentReported):
+            return apply_fulfillment(store, self.shops.require(shop_id), event, now)
         if isinstance(event, CustomerDataRequest):
             export = store.customer_data(shop_id, event.customer_id, event.order_ids)
             store.event(shop_id, "privacy.data_request", event.request_id, export, now)

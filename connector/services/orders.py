@@ -17,6 +17,7 @@ from connector.domain.health import discounted
 from connector.domain.model import Order, OrderLine, RefundCreated
 from connector.domain.regions import RegionIndex
 from connector.domain.routing import PreparedRoute, Router, skip_reason
+from connector.services.shipments import record_completed
 from connector.store import ActiveReservation, LineAt3pl, Store
 
 
@@ -62,6 +63,7 @@ def apply_order(store: Store, routing: ShopRouting, order: Order, now: datetime)
     # change of sellable stock can be committed without its push.
     request_push(store, routing, order.shop_id, {l.sku for l in order.lines if l.sku}, now)
     if order.state != "open":
+        record_completed(store, order, now)
         return close_order(store, order.shop_id, order.order_id, order.state, now)
     return reconcile(store, routing, order, region_id, now, first_seen=stored is None)
 

@@ -548,6 +548,31 @@ def test_shipments_release_what_was_still_held(container, store, fakes, clock):
     assert store.active_reservations(SHOP, order_id) == []
 
 
+def test_shipment_polls_record_the_parts_fact_once_however_often_they_overlap(container, store, fakes, clock):
+    from connector.shipment_store import ShipmentStore
+
+    fake = fake_sb(fakes)
+    fake.inventory = [inv(10, "ZINE-04", 10)]
+    container.sync.sync(store, SHOP)
+    order_id, _ = send_order(container, store, "ZINE-04", 2, order_id=83)
+    container.forwarding.forward_due(store)
+    job = store.forward_jobs(SHOP)[0]
+    shipped = Shipment(job["provider_order_id"], job["reference"], "Completed", "1Z999", "UPS",
+                       shipped_at=clock() + timedelta(hours=1))
+    fake.shipments = [shipped]
+    for _ in range(2):  # the next poll's window overlaps the last: the same shipment again
+        container.forwarding.poll_shipments(store)
+    fact, counted = ShipmentStore(store).fact(SHOP, order_id, "ne-micro")
+    assert (fact.source, fact.carrier, fact.tracking_number, fact.in_full) == ("3pl:sb", "UPS", "1Z999", True)
+    assert (counted.shipped, counted.on_time) == (1, 1)
+    fake.shipments = [Shipment(job["provider_order_id"], job["reference"], "Returned to sender", "1Z999", "UPS",
+                               shipped_at=shipped.shipped_at, delivered_at=clock() + timedelta(days=2))]
+    container.forwarding.poll_shipments(store)
+    totals = store._dicts("SELECT SUM(shipped) s, SUM(delivered) d, SUM(returned) r, SUM(problems) p "
+                          "FROM metric_days WHERE shop_id = ? AND node_id = 'ne-micro'", (SHOP,))[0]
+    assert totals == {"s": 1, "d": 1, "r": 1, "p": 1}
+
+
 def test_drift_report_compares_reservations_with_3pl_committed(container, store, fakes, clock):
     from connector.services.forwarding import drift_report
 

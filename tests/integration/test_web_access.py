@@ -27,9 +27,10 @@ EMBEDDED_ONLY = {"shopify_app.home"}
 # only (the signed-in user is the Shopify shop's), and one of the user's own shop.
 # (``rule`` is a position in the user's own shop's SKU rules: one past them is all another
 # shop's rule could be; transfers get their ids from the ``users`` fixture, own first.)
-FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3}
+FOREIGN = {"node_id": "uk-hub", "region_id": "uk", "provider_id": "garage-sheet", "transfer_id": 2, "rule": 3,
+           "sku": "TERRARIUM-S"}
 OWN = {"node_id": "central", "region_id": "nyc-metro", "provider_id": "popup-sheet", "token": "not-a-token",
-       "filename": "app.css", "transfer_id": 1, "rule": 0}
+       "filename": "app.css", "transfer_id": 1, "rule": 0, "sku": "CANDLE-FIG"}
 
 
 @pytest.fixture
@@ -69,7 +70,8 @@ def users(container, store, clock):
 
 def test_there_are_page_routes_to_check(app):
     endpoints = {rule.endpoint for rule in page_rules(app)}
-    assert {"home.index", "settings.status", "settings.node", "auth.login"} <= endpoints
+    assert {"home.index", "settings.status", "settings.node", "auth.login", "inventory.index",
+            "inventory.sku"} <= endpoints
 
 
 def test_every_page_route_sends_the_unauthenticated_to_the_login_page(app, users):

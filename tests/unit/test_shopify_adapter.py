@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -195,6 +196,8 @@ def test_topics_are_exactly_the_ones_acted_on():
             "orders/updated",
             "orders/cancelled",
             "refunds/create",
+            "fulfillments/create",
+            "fulfillments/update",
             "app/uninstalled",
             "customers/data_request",
             "customers/redact",
@@ -622,3 +625,54 @@ def test_storefront_parse_is_parse_webhook():
     assert store.parse(SHOP, "orders/create", load("orders_create.json")) == OrderUpsert(
         expected_order()
     )
+
+
+# ---------------------------------------------------------------- fulfillments
+
+
+def test_fulfillment_fixture_parses_to_a_shipment_from_its_location():
+    from connector.domain.model import FulfillmentReported
+    from tests.conftest import fixture_json
+
+    event = parse_webhook("shop", "fulfillments/create", fixture_json("shopify", "fulfillments_create.json"))
+    assert isinstance(event, FulfillmentReported)
+    assert (event.fulfillment_id, event.order_id, event.location_id) == ("255858046", "450789469", "487838322")
+    assert (event.status, event.shipment_status, event.tracking_company) == ("success", None, "UPS")
+    assert event.tracking_numbers == ("1Z2345",) and event.tracking_urls[0].startswith("https://www.ups.com/")
+    assert event.lines == (("518995019", 1),)
+    assert event.created_at.isoformat() == "2008-01-10T18:00:00+00:00"
+    update = parse_webhook("shop", "fulfillments/update", fixture_json("shopify", "fulfillments_update.json"))
+    assert update.shipment_status == "delivered" and update.updated_at.isoformat() == "2008-01-12T15:30:00+00:00"
+
+
+def test_fulfillment_without_tracking_lists_falls_back_to_the_single_fields():
+    from tests.conftest import fixture_json
+
+    body = fixture_json("shopify", "fulfillments_create.json")
+    del body["tracking_numbers"], body["tracking_urls"]
+    body.update(location_id=None, tracking_company=None, shipment_status="IN_TRANSIT")
+    event = parse_webhook("shop", "fulfillments/create", body)
+    assert event.tracking_numbers == ("1Z2345",) and event.location_id is None
+    assert event.shipment_status == "in_transit" and event.tracking_company is None
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"order_id": None}, "order_id"),
+    ({"status": None}, "status"),
+    ({"created_at": 5}, "created_at"),
+    ({"tracking_numbers": "1Z"}, "tracking_numbers"),
+    ({"tracking_numbers": [1]}, "tracking_numbers[0]"),
+    ({"line_items": [{"id": 1, "quantity": -1}]}, "line_items[0].quantity"),
+])
+def test_malformed_fulfillments_name_the_field(change, field):
+    from tests.conftest import fixture_json
+
+    with pytest.raises(PayloadError, match=re.escape(field)):
+        parse_webhook("shop", "fulfillments/update", fixture_json("shopify", "fulfillments_create.json") | change)
+
+
+def test_fulfillment_resource_id_is_its_order():
+    from tests.conftest import fixture_json
+
+    body = fixture_json("shopify", "fulfillments_create.json")
+    assert ShopifyStorefront().resource_id("fulfillments/update", body) == "450789469"

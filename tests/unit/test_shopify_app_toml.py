@@ -79,5 +79,5 @@ def test_the_route_check_can_fail():
 def test_subscribed_order_topics_have_their_scope(app_config):
     scopes = set(app_config["access_scopes"]["scopes"].split(","))
     topics = {t for s in app_config["webhooks"]["subscriptions"] for t in s.get("topics", [])}
-    if any(t.startswith(("orders/", "refunds/")) for t in topics):
+    if any(t.startswith(("orders/", "refunds/", "fulfillments/")) for t in topics):
         assert "read_orders" in scopes or "write_orders" in scopes

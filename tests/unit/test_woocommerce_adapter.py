@@ -565,3 +565,13 @@ def test_a_malformed_refund_names_the_field(change, where):
         parse_refunds("723", refunds)
     with pytest.raises(PayloadError, match="refunds: expected a list"):
         parse_refunds("723", {"id": 724})
+
+
+def test_a_completed_order_says_when_it_was_completed():
+    body = json.loads((Path(__file__).parents[1] / "fixtures" / "woocommerce" / "order_727.json").read_text())
+    assert parse_webhook("s", "order.updated", body).order.fulfilled_at is None  # processing
+    completed = body | {"status": "completed", "date_completed": "2017-03-23T10:00:00",
+                        "date_completed_gmt": "2017-03-23T09:00:00"}
+    assert parse_webhook("s", "order.updated", completed).order.fulfilled_at.isoformat() == "2017-03-23T09:00:00+00:00"
+    ready = completed | {"status": "ready-for-pickup"}
+    assert parse_webhook("s", "order.updated", ready).order.fulfilled_at is None  # has not left yet
