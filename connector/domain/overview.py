@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from connector.domain.attention import plural
+from connector.domain.metrics import shown
 from connector.domain.setup import Fix, SetupCheck
 
 
@@ -43,33 +45,24 @@ def verdict(needs_you: int, routed_today: int | None) -> Verdict:
 def figures(*, routed_today: int, open_exceptions: int, stockout_risk: int, on_time_rate_7d: float | None,
             split_rate_7d: float | None, shipped_7d: int) -> tuple[Figure, ...]:
     """Today's figures, each with what it means. A rate over no shipments is not 0%: it
-    says there were none yet."""
-    no_shipments = "no shipments yet"
+    says there were none yet (as the metrics do)."""
     return (
         Figure("routed", "Orders routed today", str(routed_today),
-               "Orders sent to a node since midnight, shop time." if routed_today else
-               "No order has been routed since midnight, shop time."),
+               "Orders placed today (your shop's time) that were sent to one of your locations."),
         Figure("exceptions", "Open exceptions", str(open_exceptions),
-               f"{_plural(open_exceptions, 'order line')} no node could take; each waits for you to decide."
-               if open_exceptions else "Every open order line has a node.",
-               needs_you=open_exceptions > 0, link=Fix("See them", "actions.index")),
+               f"{plural(open_exceptions, 'order line')} no location could take on its own: "
+               f"{'each waits' if open_exceptions != 1 else 'it waits'} for you to choose."
+               if open_exceptions else "Every open order line has a location.",
+               needs_you=open_exceptions > 0, link=Fix("Decide them", "actions.index") if open_exceptions else None),
         Figure("stockout", "SKUs at stock-out risk", str(stockout_risk),
-               f"{_plural(stockout_risk, 'SKU')} out of stock, or running out before a refill can arrive, "
-               "somewhere that takes orders." if stockout_risk else "No SKU runs out before a refill can arrive.",
+               f"{plural(stockout_risk, 'SKU')} out of stock, or running out before a refill can arrive, "
+               "where orders are taken." if stockout_risk else "No SKU runs out before a refill can arrive.",
                needs_you=stockout_risk > 0, link=Fix("See the inventory", "inventory.index")),
-        Figure("on_time", "On-time ship rate, 7 days", _rate(on_time_rate_7d) or no_shipments,
-               f"Share of the {_plural(shipped_7d, 'shipment')} of the last 7 days that left before their node's "
-               "cutoff promise." if on_time_rate_7d is not None else
-               "Nothing has shipped in the last 7 days, so there is no rate to show."),
-        Figure("split", "Split rate, 7 days", _rate(split_rate_7d) or no_shipments,
-               "Share of the last 7 days' orders sent from more than one node (more parcels, more cost)."
-               if split_rate_7d is not None else "No order has shipped in the last 7 days."),
+        Figure("on_time", "On-time ship rate, 7 days", shown("on_time_rate", on_time_rate_7d),
+               f"Of the {plural(shipped_7d, 'parcel')} from orders placed in the last 7 days that have left, the "
+               "share that left by their location's cutoff promise." if on_time_rate_7d is not None else
+               "No parcel from an order of the last 7 days has left yet."),
+        Figure("split", "Split rate, 7 days", shown("split_rate", split_rate_7d),
+               "Of the last 7 days' orders that shipped, the share that went out from more than one location."
+               if split_rate_7d is not None else "No order of the last 7 days has shipped yet."),
     )
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
-
-
-def _rate(rate: float | None) -> str | None:
-    return None if rate is None else f"{rate:.0%}"

@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 
 from connector.config import Settings, ShopSettings
 from connector.domain.attention import Attention
-from connector.domain.overview import Verdict, uncovered_problems, verdict
+from connector.domain.overview import Figure, Verdict, figures, uncovered_problems, verdict
 from connector.domain.setup import SetupCheck
 from connector.services.attention import needs_you
+from connector.services.inventory import stockout_risk_count
+from connector.services.metrics import headline
 from connector.services.setup_status import SetupStatus, setup_status
 from connector.store import Store
 
@@ -24,6 +26,7 @@ class HomeView:
     setup: SetupStatus
     setup_problems: tuple[SetupCheck, ...]  # setup checks that need the creator and no listed item covers
     needs_you: tuple[Attention, ...]  # every open item, most urgent first
+    figures: tuple[Figure, ...]  # today's, each with what it means
 
     @property
     def needs_you_shown(self) -> tuple[Attention, ...]:
@@ -36,4 +39,8 @@ def home_view(store: Store, shop: ShopSettings, *, settings: Settings, shopify_a
                          stale_after=timedelta(minutes=settings.sync.stale_after_minutes), now=now)
     items = tuple(needs_you(store, shop, settings, now))
     problems = tuple(uncovered_problems(setup.checks, {item.kind for item in items}))
-    return HomeView(verdict(len(items) + len(problems), None), setup, problems, items)
+    today = headline(store, shop, now)
+    shown = figures(routed_today=today.orders_routed_today, open_exceptions=today.open_exceptions,
+                    stockout_risk=stockout_risk_count(store, shop, now), on_time_rate_7d=today.on_time_rate_7d,
+                    split_rate_7d=today.split_rate_7d, shipped_7d=today.shipped_7d)
+    return HomeView(verdict(len(items) + len(problems), today.orders_routed_today), setup, problems, items, shown)

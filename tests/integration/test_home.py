@@ -10,9 +10,14 @@ import pytest
 
 from adapters.shopify_auth import REQUIRED_SCOPES, Tokens
 from connector.domain.setup import CheckState
+from connector.domain.shipments import ShipmentFact
 from connector.services.home import home_view
+from connector.services.inventory import stockout_risk_count
+from connector.services.shipments import record_shipment
 from connector.services.shopify_app import new_shop_document
 from tests.conftest import SHOPIFY_DOMAIN, SHOPIFY_SHOP, WOO_SHOP, with_shopify_app
+from tests.integration.test_inventory import DEMAND
+from tests.integration.test_shipment_facts import routed_order
 from tests.web import SHOPIFY_USER, WOO_USER, add_provider, add_user, sign_in
 
 
@@ -124,6 +129,41 @@ def test_no_node_is_the_first_thing_to_fix(container, store):
     view = _view(container, store, "fresh")
     assert view.setup.nodes.state is CheckState.PROBLEM and view.setup.nodes.fix.endpoint == "shopify_app.locations"
     assert [check.key for check in view.setup_problems] == ["nodes"] and view.setup.store.ok
+
+
+def test_todays_figures_follow_routed_and_shipped_orders(post_shopify, container, store, clock):
+    _connect_shopify(container)
+    figures = {f.key: f for f in _view(container, store).figures}
+    assert figures["routed"].value == "0" and figures["exceptions"].value == "0"
+    assert figures["on_time"].value == "no shipments yet" and figures["split"].value == "no shipments yet"
+    _, order_id, nodes = routed_order(post_shopify, container, store, clock)
+    routed_order(post_shopify, container, store, clock, order_id=5_560_002, lines=(("SERUM-VITC", 1),))
+    with store.write():  # the first one ships within the hour, well before its node's cutoff
+        record_shipment(store, SHOPIFY_SHOP, order_id, next(iter(nodes)),
+                        ShipmentFact(source="manual", shipped_at=clock() + timedelta(hours=1)), clock())
+    view = _view(container, store)
+    figures = {f.key: f for f in view.figures}
+    assert figures["routed"].value == "1"  # the serum cannot reach New York cold in time: an exception
+    assert figures["exceptions"].value == "1" and figures["exceptions"].needs_you
+    assert figures["exceptions"].link.endpoint == "actions.index"
+    assert figures["on_time"].value == "100%" and "Of the 1 parcel" in figures["on_time"].meaning
+    assert figures["split"].value == "0%"
+    assert view.verdict.headline == "1 thing needs you"  # the exception, with its actions
+    assert [item.kind for item in view.needs_you] == ["exception"]
+
+
+def test_stock_out_risk_is_counted_once_demand_is_planned(container, store, clock):
+    figure = {f.key: f for f in _view(container, store).figures}["stockout"]
+    assert (figure.value, figure.needs_you) == ("0", False)  # no demand known: nothing runs out
+    regions = sorted(container.shops.require(SHOPIFY_SHOP).network.regions)
+    with store.write():
+        store.save_forecasts(SHOPIFY_SHOP, [(sku, region, weekly, 3.0, "ewma", 8) for sku, weekly in DEMAND
+                                            for region in regions], clock())
+    container.planning.allocate(store, SHOPIFY_SHOP)
+    figure = {f.key: f for f in _view(container, store).figures}["stockout"]
+    at_risk = stockout_risk_count(store, container.shops.require(SHOPIFY_SHOP), clock())
+    assert at_risk > 0 and figure.value == str(at_risk) and figure.needs_you
+    assert figure.link.endpoint == "inventory.index" and figure.meaning.startswith(f"{at_risk} SKU")
 
 
 # ---------------------------------------------------------------- the page

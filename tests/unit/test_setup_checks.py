@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from connector.domain.model import NodeStatus
-from connector.domain.overview import uncovered_problems, verdict
+from connector.domain.overview import figures, uncovered_problems, verdict
 from connector.domain.setup import (CheckState, Fix, nodes_check, provider_check, shopify_store_check,
                                     webhooks_check, woocommerce_store_check)
 
@@ -120,3 +120,19 @@ def test_the_verdict():
     assert verdict(0, 0).headline == "All good — no orders routed yet today"
     assert verdict(3, 42).headline == "3 things need you" and not verdict(3, 42).fine
     assert verdict(1, 0).headline == "1 thing needs you"
+
+
+def test_figures_say_what_they_mean_and_never_show_a_rate_of_nothing():
+    shown = {f.key: f for f in figures(routed_today=0, open_exceptions=0, stockout_risk=0, on_time_rate_7d=None,
+                                       split_rate_7d=None, shipped_7d=0)}
+    assert list(shown) == ["routed", "exceptions", "stockout", "on_time", "split"]
+    assert shown["on_time"].value == shown["split"].value == "no shipments yet"
+    assert not any(f.needs_you for f in shown.values()) and all(f.meaning for f in shown.values())
+    assert shown["exceptions"].link is None  # nothing to decide
+    busy = {f.key: f for f in figures(routed_today=42, open_exceptions=3, stockout_risk=1, on_time_rate_7d=0.954,
+                                      split_rate_7d=0.04, shipped_7d=120)}
+    assert (busy["routed"].value, busy["on_time"].value, busy["split"].value) == ("42", "95%", "4%")
+    assert busy["exceptions"].needs_you and busy["exceptions"].meaning.startswith("3 order lines")
+    assert busy["exceptions"].link == Fix("Decide them", "actions.index")
+    assert busy["stockout"].meaning.startswith("1 SKU out of stock") and busy["stockout"].needs_you
+    assert "Of the 120 parcels" in busy["on_time"].meaning
