@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
+from connector.inventory_store import InventoryStore
 from connector.store import Store
 
 # action -> (statuses it may start from, status it leads to)
@@ -78,8 +79,10 @@ class Transfers:
                                       note=note, units=units)
             if action == "ship":
                 store.adjust_stock(shop_id, transfer["from_node"], sku, -units, "transfer", now)
+                InventoryStore(store).stock_changed(shop_id, rows=[(transfer["from_node"], sku)])
             elif action == "receive":
                 store.adjust_stock(shop_id, transfer["to_node"], sku, units, "transfer", now)
+                InventoryStore(store).stock_changed(shop_id, rows=[(transfer["to_node"], sku)])
                 store.request_push(shop_id, [sku], "transfer received", now, now)
             store.event(shop_id, f"transfer.{status}", str(transfer_id),
                         {"sku": sku, "from": transfer["from_node"], "to": transfer["to_node"], "units": units,
