@@ -17,6 +17,7 @@ from connector.config import WEB_SECRET_KEY_ENV, ConfigError
 from connector.inventory_store import Filters as InventoryFilters
 from connector.services.attention import needs_you
 from connector.services.forwarding import drift_report
+from connector.services.home import home_view
 from connector.services.inventory import inventory_page
 from connector.services.node_status import node_statuses
 from connector.services.stock import set_manual_count
@@ -515,6 +516,39 @@ def inventory(ctx: _Context, shop: str | None, node_id: str, sku_text: str, cate
             cover = "-" if r.cover_days is None else f"{r.cover_days:.1f}"
             click.echo(f"  {r.sku:<18} {r.node_id:<14} {r.on_hand:>7} {r.reserved:>8} {r.sellable:>8} "
                        f"{r.safety_stock:>6} {r.reorder_point:>7} {cover:>7}  {r.risk.label}")
+
+
+@main.command()
+@click.option("--shop", help="The shop (needed when several are configured).")
+@pass_ctx
+def home(ctx: _Context, shop: str | None) -> None:
+    """The home page as text: whether all is well, what needs you (each with the command
+    that settles it), today's figures and the setup status."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, None)
+    with _migrated_store(container) as store:
+        view = home_view(store, container.shops.require(shop_id), settings=container.settings,
+                         shopify_app=container.shopify_app, now=container.clock())
+    click.echo(f"{shop_id}: {view.verdict.headline}")
+    if view.setup_problems or view.needs_you:
+        click.echo("needs you:")
+    for check in view.setup_problems:
+        click.echo(f"  - {check.title}: {check.summary}" + (f" ({check.fix.label} on the pages)" if check.fix else ""))
+        for line in check.details:
+            click.echo(f"      {line}")
+    for item in view.needs_you_shown:
+        click.echo(f"  - {item.title}")
+        for action in item.actions:
+            click.echo(f"      {action.label}: {action.cli}")
+    if len(view.needs_you) > len(view.needs_you_shown):
+        click.echo(f"  and {len(view.needs_you) - len(view.needs_you_shown)} more: connector exceptions --shop {shop_id}")
+    click.echo("today:")
+    for figure in view.figures:
+        click.echo(f"  {figure.label}: {figure.value} ({figure.meaning})")
+    click.echo("setup:")
+    for check in view.setup.checks:
+        click.echo(f"  [{check.state.value}] {check.title}: {check.summary}")
 
 
 @main.command()
