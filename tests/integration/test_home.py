@@ -4,6 +4,7 @@ WooCommerce keys), the verdict and what needs the creator; and the page itself, 
 and as the Shopify app's home inside the admin."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -225,3 +226,21 @@ def test_the_home_page_reads_only_through_indexes(client, container, store, monk
             if words[:1] == ["SCAN"] and words[1] in GROWING and "USING" not in words:
                 scans.append((detail, sql))
     assert scans == []
+
+
+def test_the_home_page_lists_the_seven_most_urgent_and_leads_to_the_rest(client, container, store, clock):
+    add_user(container, SHOPIFY_USER, SHOPIFY_SHOP)
+    _connect_shopify(container)
+    with store.write():
+        ids = [store.add_transfer(SHOPIFY_SHOP, sku="CANDLE-FIG", from_node="central", to_node="ne-micro", units=n,
+                                  unit_cost=0.45, lead_days=1, status="proposed", emergency=False,
+                                  approval_reason="over the approval limit", now=clock() - timedelta(minutes=n))
+               for n in range(1, 10)]
+    sign_in(client, SHOPIFY_USER)
+    text = client.get("/").get_data(as_text=True)
+    assert 'id="verdict">9 things need you</h1>' in text
+    shown = [int(i) for i in re.findall(r'id="item-transfer_approval-(\d+)"', text)]
+    assert shown == sorted(ids, reverse=True)[:7]  # the longest waiting first
+    assert '<a href="/actions">See all 9 in the action centre</a>' in text
+    # Each with its actions, returning here when done.
+    assert text.count('<input type="hidden" name="next" value="/">') == 14  # Approve and Reject, seven times
