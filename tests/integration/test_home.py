@@ -223,7 +223,7 @@ def test_the_home_page_reads_only_through_indexes(client, container, store, monk
         for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall():
             detail = row[-1]
             words = detail.split()
-            if words[:1] == ["SCAN"] and words[1] in GROWING and "USING" not in words:
+            if words[:1] == ["SCAN"] and words[1] in GROWING:  # whole, even through a covering index
                 scans.append((detail, sql))
     assert scans == []
 
