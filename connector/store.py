@@ -526,12 +526,14 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
             f"WHERE {key} AND node_id = {row}.to_node; END")
 
 
-@migrations(name="0019_reserved_totals_held")
-def _reserved_totals_held(db: sqlite_utils.Database) -> None:
-    # The node × SKUs holding reserved units now: a few, while a row stays (at 0) for every
-    # pair ever reserved. Over-reserved stock (home page, action centre, status page) is
-    # looked for among these, not among the shop's hundred thousand totals.
+@migrations(name="0019_over_reserved_lookups")
+def _over_reserved_lookups(db: sqlite_utils.Database) -> None:
+    # Over-reserved stock (home page, action centre, status page) without reading the shop
+    # whole: the node × SKUs holding reserved units now (a few, while a total stays at 0 for
+    # every pair ever reserved), and each one's active reservations (how many a 3PL has).
     db.execute("CREATE INDEX reserved_totals_held ON reserved_totals (shop_id, node_id, sku) WHERE quantity > 0")
+    db.execute("CREATE INDEX reservations_active_by_node_sku ON reservations (shop_id, node_id, sku) "
+               "WHERE status = 'active'")
 
 
 # ---------------------------------------------------------------- rows
@@ -1181,7 +1183,8 @@ class Store:
     def over_reserved(self, shop_id: str, node_ids: Sequence[str] | None = None) -> list[dict]:
         """(node, SKU)s holding fewer units than are reserved there (a sync or a count
         lowered them), and how many of those reserved units a 3PL already has. Only the
-        pairs holding reserved units are read (``t.quantity > 0``: index reserved_totals_held)."""
+        pairs holding reserved units are read (``t.quantity > 0``: index reserved_totals_held),
+        and only their own active reservations (reservations_active_by_node_sku)."""
         nodes = f"AND t.node_id IN ({','.join('?' * len(node_ids))})" if node_ids is not None else ""
         return self._dicts(
             "SELECT t.node_id, t.sku, COALESCE(s.available, 0) AS available, t.quantity AS reserved, "

@@ -45,7 +45,7 @@ def test_migrations_are_named_and_applied_once(db_path):
     names = ["0001_core", "0002_sync_forwarding_jobs", "0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
              "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens",
-             "0014_shipment_facts", "0017_node_sku_plans", "0019_reserved_totals_held"]
+             "0014_shipment_facts", "0017_node_sku_plans", "0019_over_reserved_lookups"]
     assert store.migrate() == names
     assert store.migrate() == []
     assert store.applied_migrations() == names
@@ -83,7 +83,7 @@ def test_stock_rows_survive_the_rekeying_migration(db_path):
     assert store.migrate() == ["0003_stock_keyed_by_sku", "0004_planning_transfers_push",
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
              "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens",
-             "0014_shipment_facts", "0017_node_sku_plans", "0019_reserved_totals_held"]
+             "0014_shipment_facts", "0017_node_sku_plans", "0019_over_reserved_lookups"]
     assert store.sellable("s", ["A"]) == {("n1", "A"): 4}
     assert store.db["stock"].pks == ["shop_id", "sku", "node_id"]
     assert [i.columns for i in store.db["stock"].indexes if i.origin != "pk"] == []  # no second index to maintain
