@@ -247,7 +247,7 @@ class Tokens:
 
     def missing_scopes(self, required: Iterable[str]) -> list[str]:
         """Required scopes this token lacks; a granted ``write_x`` covers ``read_x`` (§1.2)."""
-        return [scope for scope in required if not _covered(scope, self.scopes)]
+        return missing_scopes(required, self.scopes)
 
     def as_document(self) -> dict:
         """Plain JSON-able data for a store (the store encrypts the token values)."""
@@ -272,6 +272,11 @@ class Tokens:
     def __repr__(self) -> str:  # never show a token
         return (f"Tokens(access_token=***, scopes={sorted(self.scopes)!r}, expires_at={self.expires_at!r}, "
                 f"refresh_token={'***' if self.refresh_token else None})")
+
+
+def missing_scopes(required: Iterable[str], granted: frozenset[str]) -> list[str]:
+    """Required scopes ``granted`` lacks; a granted ``write_x`` covers ``read_x`` (§1.2)."""
+    return [scope for scope in required if not _covered(scope, granted)]
 
 
 def _covered(scope: str, granted: frozenset[str]) -> bool:

@@ -15,9 +15,12 @@ import click
 from connector.bootstrap import Container, build
 from connector.config import WEB_SECRET_KEY_ENV, ConfigError
 from connector import handoff_store
+from connector.inventory_store import Filters as InventoryFilters
 from connector.services.attention import needs_you
 from connector.services.forwarding import drift_report
 from connector.services.handoff import ShipError, pick_list_csv
+from connector.services.home import home_view
+from connector.services.inventory import inventory_page
 from connector.services.node_status import node_statuses
 from connector.services.stock import set_manual_count
 from connector.services.users import UserError
@@ -694,6 +697,74 @@ def scheduler(ctx: _Context) -> None:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+
+
+@main.command()
+@click.option("--shop", help="The shop (needed when several are configured).")
+@click.option("--node", "node_id", default="", help="Only this node.")
+@click.option("--sku", "sku_text", default="", help="Only SKUs containing this text (any case).")
+@click.option("--category", default="", help="Only SKUs of this category (from the SKU rules).")
+@click.option("--at-risk", is_flag=True, help="Only rows out of stock or running out before a refill.")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="Page of 50 rows.")
+@pass_ctx
+def inventory(ctx: _Context, shop: str | None, node_id: str, sku_text: str, category: str, at_risk: bool,
+              page: int) -> None:
+    """Stock by node and SKU with days of cover and risk, as the inventory page shows it:
+    the stock-out risks first, then one page of rows."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, node_id or None)
+    settings = container.shops.require(shop_id)
+    with _migrated_store(container) as store:
+        view = inventory_page(store, settings, InventoryFilters(sku_text, node_id, category, at_risk), page,
+                              container.clock())
+    if view.problems:
+        click.echo(f"error: {' '.join(view.problems.values())}", err=True)
+        sys.exit(2)
+    click.echo(f"{shop_id}: {view.risk_skus} SKUs at stock-out risk ({view.risk_rows} node × SKU rows)")
+    for title, rows in (("most urgent", view.risks), (f"rows, page {view.page} of {view.pages} ({view.total})",
+                                                      view.rows)):
+        click.echo(f"  {title}:")
+        if rows:
+            click.echo(f"  {'sku':<18} {'node':<14} {'on hand':>7} {'reserved':>8} {'sellable':>8} {'safety':>6} "
+                       f"{'reorder':>7} {'cover d':>7}  risk")
+        for r in rows:
+            cover = "-" if r.cover_days is None else f"{r.cover_days:.1f}"
+            click.echo(f"  {r.sku:<18} {r.node_id:<14} {r.on_hand:>7} {r.reserved:>8} {r.sellable:>8} "
+                       f"{r.safety_stock:>6} {r.reorder_point:>7} {cover:>7}  {r.risk.label}")
+
+
+@main.command()
+@click.option("--shop", help="The shop (needed when several are configured).")
+@pass_ctx
+def home(ctx: _Context, shop: str | None) -> None:
+    """The home page as text: whether all is well, what needs you (each with the command
+    that settles it), today's figures and the setup status."""
+    container = ctx.container
+    shop_id = _one_shop(container, shop)
+    _check_shop_node(container, shop_id, None)
+    with _migrated_store(container) as store:
+        view = home_view(store, container.shops.require(shop_id), settings=container.settings,
+                         shopify_app=container.shopify_app, now=container.clock())
+    click.echo(f"{shop_id}: {view.verdict.headline}")
+    if view.setup_problems or view.needs_you:
+        click.echo("needs you:")
+    for check in view.setup_problems:
+        click.echo(f"  - {check.title}: {check.summary}" + (f" ({check.fix.label} on the pages)" if check.fix else ""))
+        for line in check.details:
+            click.echo(f"      {line}")
+    for item in view.needs_you_shown:
+        click.echo(f"  - {item.title}")
+        for action in item.actions:
+            click.echo(f"      {action.label}: {action.cli}")
+    if len(view.needs_you) > len(view.needs_you_shown):
+        click.echo(f"  and {len(view.needs_you) - len(view.needs_you_shown)} more: connector exceptions --shop {shop_id}")
+    click.echo("today:")
+    for figure in view.figures:
+        click.echo(f"  {figure.label}: {figure.value} ({figure.meaning})")
+    click.echo("setup:")
+    for check in view.setup.checks:
+        click.echo(f"  [{check.state.value}] {check.title}: {check.summary}")
 
 
 @main.command()

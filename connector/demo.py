@@ -181,7 +181,7 @@ def _serve(container, base: str, config_file: Path, echo) -> None:
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         echo("")
-        echo(f"serving the settings pages on {base}; sign in with a one-time link "
+        echo(f"serving the app on {base}; sign in with a one-time link "
              f"(valid for {LINK_VALIDITY.seconds // 60} minutes):")
         for shop, _, url in links:
             echo(f"  {shop.id} ({shop.platform}): {url}")

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
 from connector.chunks import chunked
-from connector.store import Store, plan_position_update, ts
+from connector.store import Store, ts
 
 OPEN_TRANSFER_STATUSES = ("proposed", "approved", "in_transit")
+_OPEN = ", ".join(f"'{status}'" for status in OPEN_TRANSFER_STATUSES)
 SQL_PARAMS = 500  # per IN (...) list, well under SQLite's bound-parameter limit
 
 # One row of the page: the node's own stock beside the planning's figures. `sellable` and
@@ -51,50 +52,138 @@ class InventoryStore:
         self.store = store
         self.conn = store.conn
 
-    # ------------------------------------------------------------ written by planning
+    # ------------------------------------------------------------ written by planning and syncs
 
     def save_plans(self, shop_id: str, skus: Sequence[str], categories: Mapping[str, str | None],
-                   plans: Iterable[PlanRow], now: datetime, *, every_sku: bool) -> None:
-        """Replaces the planning figures of ``skus`` (``every_sku``: the shop's whole
-        catalogue was planned, so rows of SKUs not named lose theirs too). A row the plan
-        no longer has keeps its stock and loses its targets; a row with neither goes."""
+                   plans: Iterable[PlanRow], now: datetime, *, every_sku: bool, node_ids: Sequence[str]) -> None:
+        """The planning figures of ``skus`` (``every_sku``: the shop's whole catalogue was
+        planned, so rows of SKUs not named lose theirs too). Only what changed is written:
+        an allocation run re-plans 200,000 rows that mostly stay as they were. A row the
+        plan no longer has keeps its stock and loses its targets; one with neither goes.
+        ``node_ids``: the shop's nodes (with ``every_sku`` their stock is settled too)."""
         stamp = ts(now)
+        wanted = set(skus)
         with self.store.write():
+            existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
+            planned: dict[tuple[str, str], tuple] = {
+                (p.sku, p.node_id): (int(p.is_hub), float(p.weekly_demand), float(p.lead_time_days), p.safety_stock,
+                                     p.reorder_point, p.target_level) for p in plans}
+            unplanned = (0, 0.0, 0.0, 0, 0, 0)
+            added = [key for key in planned if key not in existing]
+            changed = [(key, planned[key]) for key in planned if key in existing and existing[key][0] != planned[key]]
+            dropped = [key for key, (figures, _) in existing.items()
+                       if key not in planned and figures != unplanned and (every_sku or key[0] in wanted)]
             self.conn.executemany(
-                "INSERT INTO node_sku_plans (shop_id, sku, node_id, is_hub, weekly_demand, lead_time_days, "
-                "safety_stock, reorder_point, target_level, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO UPDATE SET is_hub = excluded.is_hub, weekly_demand = excluded.weekly_demand, "
-                "lead_time_days = excluded.lead_time_days, safety_stock = excluded.safety_stock, "
-                "reorder_point = excluded.reorder_point, target_level = excluded.target_level, "
-                "planned_at = excluded.planned_at",
-                ((shop_id, p.sku, p.node_id, int(p.is_hub), p.weekly_demand, p.lead_time_days, p.safety_stock,
-                  p.reorder_point, p.target_level, stamp) for p in plans))
-            unplanned = ("UPDATE node_sku_plans SET is_hub = 0, weekly_demand = 0, lead_time_days = 0, "
-                         "safety_stock = 0, reorder_point = 0, target_level = 0, planned_at = ? "
-                         "WHERE shop_id = ? AND planned_at IS NOT ? AND (is_hub != 0 OR weekly_demand != 0 "
-                         "OR safety_stock != 0 OR reorder_point != 0 OR target_level != 0 OR planned_at IS NULL)")
-            if every_sku:
-                self.conn.execute(unplanned, (stamp, shop_id, stamp))
-            else:
-                self.conn.executemany(unplanned + " AND sku = ?", ((stamp, shop_id, stamp, sku) for sku in skus))
+                "INSERT INTO node_sku_plans (shop_id, sku, node_id, category, is_hub, weekly_demand, lead_time_days, "
+                "safety_stock, reorder_point, target_level, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((shop_id, sku, node, categories.get(sku), *planned[(sku, node)], stamp) for sku, node in added))
             self.conn.executemany(
-                "UPDATE node_sku_plans SET category = ? WHERE shop_id = ? AND sku = ? AND category IS NOT ?",
-                ((categories.get(sku), shop_id, sku, categories.get(sku)) for sku in skus))
-            # Rows new to the table, or whose hub flag changed, count their position now;
-            # from here on the triggers keep it current.
-            where = "shop_id = ?" if every_sku else "shop_id = ? AND sku = ?"
-            refresh = plan_position_update("node_sku_plans.shop_id", "node_sku_plans.sku", where)
-            if every_sku:
-                self.conn.execute(refresh, (shop_id,))
+                "UPDATE node_sku_plans SET is_hub = ?, weekly_demand = ?, lead_time_days = ?, safety_stock = ?, "
+                "reorder_point = ?, target_level = ?, planned_at = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
+                [(*figures, stamp, shop_id, sku, node) for (sku, node), figures in changed]
+                + [(*unplanned, stamp, shop_id, sku, node) for sku, node in dropped])
+            self.conn.executemany(
+                "UPDATE node_sku_plans SET category = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
+                ((categories.get(sku), shop_id, sku, node) for (sku, node), (_, category) in existing.items()
+                 if sku in categories and category != categories.get(sku)))
+            # A new row counts its position now (the triggers keep it current from here on);
+            # so does a hub row, new or newly the hub, and a row that stopped being it.
+            hub_moved = {key for key, figures in changed if figures[0] != existing[key][0][0]}
+            hub_moved |= {key for key in dropped if existing[key][0][0]}
+            self.conn.executemany(
+                "UPDATE node_sku_plans SET own_sellable = COALESCE((SELECT MAX(s.available - COALESCE((SELECT "
+                "r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id AND r.node_id = s.node_id "
+                "AND r.sku = s.sku), 0), 0) FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
+                "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id), 0), "
+                "own_inbound = (SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = node_sku_plans.shop_id "
+                "AND t.sku = node_sku_plans.sku AND t.to_node = node_sku_plans.node_id "
+                f"AND t.status IN ({_OPEN}))  WHERE shop_id = ? AND sku = ? AND node_id = ?",
+                ((shop_id, sku, node) for sku, node in added))
+            self.conn.executemany(
+                "UPDATE node_sku_plans SET "
+                "sellable = CASE WHEN is_hub = 1 THEN (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
+                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) ELSE own_sellable END, "
+                "inbound = CASE WHEN is_hub = 1 THEN (SELECT SUM(p.own_inbound) FROM node_sku_plans p "
+                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) ELSE own_inbound END "
+                "WHERE shop_id = ? AND sku = ? AND node_id = ?",
+                ((shop_id, sku, node) for sku, node in sorted(set(added) | hub_moved)))
+            self.conn.executemany(
+                "DELETE FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ? AND own_inbound = 0 "
+                "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
+                "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id)",
+                ((shop_id, sku, node) for sku, node in dropped))
+            if every_sku:  # stock rows written where nothing settled them (see stock_changed)
+                self.stock_changed(shop_id, node_ids)
+            self.conn.execute("INSERT INTO node_sku_plan_runs (shop_id, planned_at) VALUES (?, ?) "
+                              "ON CONFLICT DO UPDATE SET planned_at = excluded.planned_at", (shop_id, stamp))
+
+    def stock_changed(self, shop_id: str, node_ids: Sequence[str] = (), rows: Sequence[tuple[str, str]] = (), *,
+                      synced: Mapping[str, Iterable[str]] | None = None) -> int:
+        """After stock rows were written without a trigger seeing them (a sync replacing
+        ``node_ids``' rows, a service adding ``rows`` (node, sku)): each row's own sellable
+        units as the stock and reservations now say, and the hub's moved by the same change.
+        ``synced``: the SKUs the sync wrote per node, so the rows new to the table are found
+        without scanning the shop's stock. Reads every row named, writes only those that
+        changed; inside the writer's transaction. Returns the rows that changed."""
+        units = ("MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id "
+                 "AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0)")
+        changes: list[tuple[str, str, int]] = []  # (node, sku, units by the stock − own units in the table)
+        new: list[tuple[str, str]] = []
+        for node_id in node_ids:
+            known = self.conn.execute(
+                f"SELECT p.sku, COALESCE({units}, 0) - p.own_sellable FROM node_sku_plans p LEFT JOIN stock s "
+                "ON s.shop_id = p.shop_id AND s.sku = p.sku AND s.node_id = p.node_id "
+                "WHERE p.shop_id = ? AND p.node_id = ?", (shop_id, node_id)).fetchall()
+            changes += [(node_id, sku, delta) for sku, delta in known if delta]
+            if synced is not None:
+                have = {sku for sku, _ in known}
+                new += [(node_id, sku) for sku in synced.get(node_id, ()) if sku not in have]
             else:
-                self.conn.executemany(refresh, ((shop_id, sku) for sku in skus))
-            gone = ("DELETE FROM node_sku_plans WHERE shop_id = ? {sku} AND weekly_demand = 0 AND inbound = 0 "
-                    "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
-                    "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id)")
-            if every_sku:
-                self.conn.execute(gone.format(sku=""), (shop_id,))
-            else:
-                self.conn.executemany(gone.format(sku="AND sku = ?"), ((shop_id, sku) for sku in skus))
+                new += self.conn.execute(
+                    "SELECT node_id, sku FROM stock s WHERE shop_id = ? AND node_id = ? AND NOT EXISTS (SELECT 1 "
+                    "FROM node_sku_plans p WHERE p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id)",
+                    (shop_id, node_id)).fetchall()
+        for node_id, sku in rows:
+            row = self.conn.execute(
+                f"SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ? AND s.sku = ? AND s.node_id = ?), 0) "
+                "- p.own_sellable FROM node_sku_plans p WHERE p.shop_id = ? AND p.sku = ? AND p.node_id = ?",
+                (shop_id, sku, node_id, shop_id, sku, node_id)).fetchone()
+            if row is None:
+                new.append((node_id, sku))
+            elif row[0]:
+                changes.append((node_id, sku, row[0]))
+        self.conn.executemany(
+            "INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 "
+            "FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ?)",
+            ((shop_id, sku, node_id, shop_id, sku, node_id) for node_id, sku in new))
+        for node_id, sku in new:  # rows named twice, or a sync's SKU with no stock row, change by 0
+            delta = self.conn.execute(
+                f"SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ? AND s.sku = ? AND s.node_id = ?), 0) "
+                "- own_sellable FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ?",
+                (shop_id, sku, node_id, shop_id, sku, node_id)).fetchone()[0]
+            if delta:
+                changes.append((node_id, sku, delta))
+        self.conn.executemany(
+            "UPDATE node_sku_plans SET sellable = sellable + ? WHERE shop_id = ? AND sku = ? AND is_hub = 1 "
+            "AND node_id != ?", ((delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
+        self.conn.executemany(
+            "UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN sellable + ? ELSE own_sellable + ? END, "
+            "own_sellable = own_sellable + ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
+            ((delta, delta, delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
+        return len(changes)
+
+    def _plan_figures(self, shop_id: str, skus: Sequence[str] | None) -> dict[tuple[str, str], tuple[tuple, str]]:
+        """(sku, node) -> (planning figures as save_plans compares them, category)."""
+        sql = ("SELECT sku, node_id, is_hub, weekly_demand, lead_time_days, safety_stock, reorder_point, target_level, "
+               "category FROM node_sku_plans WHERE shop_id = ?")
+        if skus is None:
+            rows = self.conn.execute(sql, (shop_id,)).fetchall()
+        else:
+            rows = []
+            for part in chunked(list(skus), SQL_PARAMS):
+                rows += self.conn.execute(f"{sql} AND sku IN ({','.join('?' * len(part))})", (shop_id, *part)).fetchall()
+        return {(sku, node): ((is_hub, float(weekly), float(lead), safety, reorder, target), category)
+                for sku, node, is_hub, weekly, lead, safety, reorder, target, category in rows}
 
     # ------------------------------------------------------------ the page
 
@@ -126,8 +215,8 @@ class InventoryStore:
         return rows, skus
 
     def last_planned(self, shop_id: str) -> str | None:
-        row = self.conn.execute("SELECT MAX(planned_at) FROM node_sku_plans WHERE shop_id = ?", (shop_id,)).fetchone()
-        return row[0]
+        row = self.conn.execute("SELECT planned_at FROM node_sku_plan_runs WHERE shop_id = ?", (shop_id,)).fetchone()
+        return row[0] if row else None
 
     def sku_rows(self, shop_id: str, sku: str) -> list[dict]:
         return self._dicts(f"SELECT {_ROW} WHERE p.shop_id = ? AND p.sku = ? ORDER BY p.node_id", (shop_id, sku))

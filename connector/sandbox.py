@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
+from connector.inventory_store import InventoryStore
+
 SHOPIFY_SHOP = "aurora-candles"
 SHOPIFY_DOMAIN = "aurora-candles.myshopify.com"
 WOO_SHOP = "fernleaf-botanics"
@@ -201,6 +203,7 @@ def seed_stock(store, now: datetime, *, shops=None, multiplier: int = 1, source:
                 for sku, qty in skus.items():
                     store.set_stock(shop_id, node_id, sku, on_hand=qty * multiplier, committed=0,
                                     available=qty * multiplier, source=source, now=now)
+                InventoryStore(store).stock_changed(shop_id, [node_id])
 
 
 def garage_csv() -> str:

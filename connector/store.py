@@ -453,46 +453,52 @@ def _dismissed_exceptions(db: sqlite_utils.Database) -> None:
         db["routing_decisions"].add_column(column, str)
 
 
-# A node × SKU's position as `connector reorder` judges it, for the rows of node_sku_plans
-# matching `where`: sellable (available minus our reservations, never below zero) plus the
-# units of open transfers toward it; for the hub, the whole network's (echelon stock).
-# `shop` and `sku` are SQL expressions (a trigger's NEW.x, or the row's own columns).
-def plan_position_update(shop: str, sku: str, where: str) -> str:
-    sellable = ("SELECT {agg} FROM stock s LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id "
-                "AND r.node_id = s.node_id AND r.sku = s.sku WHERE s.shop_id = {shop} AND s.sku = {sku}")
+# node_sku_plans (migration 0017): what moves a row's own sellable units or inbound units
+# moves the SKU's hub row by the same amount, since the hub is judged on the network's
+# (echelon) stock. `row` is a trigger's NEW or OLD; `units` the row's new own value.
+def _own_sellable_change(row: str, units: str) -> str:
+    key = f"shop_id = {row}.shop_id AND sku = {row}.sku AND node_id = {row}.node_id"
     return (
-        "UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN ("
-        + sellable.format(agg="COALESCE(SUM(MAX(s.available - COALESCE(r.quantity, 0), 0)), 0)", shop=shop, sku=sku)
-        + ") ELSE COALESCE(("
-        + sellable.format(agg="MAX(s.available - COALESCE(r.quantity, 0), 0)", shop=shop, sku=sku)
-        + " AND s.node_id = node_sku_plans.node_id), 0) END, "
-        f"inbound = (SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = {shop} AND t.sku = {sku} "
-        "AND t.status IN ('proposed', 'approved', 'in_transit') "
-        "AND (node_sku_plans.is_hub = 1 OR t.to_node = node_sku_plans.node_id)) "
-        f"WHERE {where}"
+        f"UPDATE node_sku_plans SET sellable = sellable + ({units}) - COALESCE((SELECT own_sellable "
+        f"FROM node_sku_plans WHERE {key}), 0) WHERE shop_id = {row}.shop_id AND sku = {row}.sku AND is_hub = 1 "
+        f"AND node_id != {row}.node_id; "
+        f"UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN sellable + ({units}) - own_sellable "
+        f"ELSE ({units}) END, own_sellable = ({units}) WHERE {key};"
     )
 
 
-def _refresh_plan(row: str, node_column: str) -> str:
-    """The trigger statement: the changed node's row and the hub's row of the SKU."""
-    return plan_position_update(f"{row}.shop_id", f"{row}.sku",
-                                f"shop_id = {row}.shop_id AND sku = {row}.sku "
-                                f"AND (node_id = {row}.{node_column} OR is_hub = 1)") + ";"
+def _add_plan_row(row: str, node_column: str = "node_id") -> str:
+    # Not INSERT OR IGNORE: a trigger takes the conflict policy of the statement that fired
+    # it when that has one (an upsert into stock), and would then fail on an existing row.
+    return (f"INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT {row}.shop_id, {row}.sku, {row}.{node_column} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM node_sku_plans WHERE shop_id = {row}.shop_id AND sku = {row}.sku "
+            f"AND node_id = {row}.{node_column});")
+
+
+def _inbound(row: str) -> str:
+    return f"(CASE WHEN {row}.status IN ('proposed', 'approved', 'in_transit') THEN {row}.units ELSE 0 END)"
 
 
 @migrations(name="0017_node_sku_plans")
 def _node_sku_plans(db: sqlite_utils.Database) -> None:
-    """Per node × SKU, the planning's figures (written by each allocation run) beside the
-    position they are judged on, which triggers keep current wherever stock, reservations or
-    transfers are written; the days of cover and the risk level (domain.inventory.classify,
-    in SQL) are stored generated columns. So the inventory page pages through 200,000 rows,
-    and lists or counts the shop's stock-out risks, from indexes, never by planning 20,000
-    SKUs per request."""
+    """Per node × SKU, the planning's figures (connector.inventory_store.save_plans, at each
+    allocation run) beside the position `connector reorder` judges them on: sellable units
+    (available minus our reservations, never below zero) plus units in open transfers toward
+    the node; for the hub, the whole network's. Days of cover and the risk level
+    (domain.inventory.classify, in SQL) are stored generated columns, so the inventory page
+    pages through 200,000 rows and lists or counts the shop's stock-out risks from indexes.
+
+    The position is kept current where it changes, by the change: triggers for a
+    reservation, a transfer opened, moved on or closed, a stock row updated; and, for the
+    rows a sync replaces (or a service adds), one pass afterwards that writes only what
+    changed (InventoryStore.stock_changed). Each allocation run also makes that pass over
+    every node, so a stock write no one settled is corrected by the next run."""
     db.execute(
         "CREATE TABLE node_sku_plans (shop_id TEXT NOT NULL, sku TEXT NOT NULL, node_id TEXT NOT NULL, "
         "category TEXT, is_hub INTEGER NOT NULL DEFAULT 0, weekly_demand REAL NOT NULL DEFAULT 0, "
         "lead_time_days REAL NOT NULL DEFAULT 0, safety_stock INTEGER NOT NULL DEFAULT 0, "
         "reorder_point INTEGER NOT NULL DEFAULT 0, target_level INTEGER NOT NULL DEFAULT 0, planned_at TEXT, "
+        "own_sellable INTEGER NOT NULL DEFAULT 0, own_inbound INTEGER NOT NULL DEFAULT 0, "
         "sellable INTEGER NOT NULL DEFAULT 0, inbound INTEGER NOT NULL DEFAULT 0, "
         "cover_days REAL GENERATED ALWAYS AS "
         "(CASE WHEN weekly_demand > 0 THEN (sellable + inbound) * 7.0 / weekly_demand END) STORED, "
@@ -504,25 +510,49 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX node_sku_plans_risk ON node_sku_plans (shop_id, risk, cover_days)")
     db.execute("CREATE INDEX node_sku_plans_node ON node_sku_plans (shop_id, node_id, sku)")
     db.execute("CREATE INDEX node_sku_plans_category ON node_sku_plans (shop_id, category, sku, node_id)")
-    # The triggers sum a SKU's open transfers: by SKU, not by scanning the shop's.
-    db.execute("CREATE INDEX transfers_by_sku ON transfers (shop_id, sku, status)")
-    db.execute("INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT shop_id, sku, node_id FROM stock")
-    db.execute(plan_position_update("node_sku_plans.shop_id", "node_sku_plans.sku", "1"))
-    for event, row in (("INSERT", "NEW"), ("UPDATE OF available", "NEW"), ("DELETE", "OLD")):
-        name = event.split()[0].lower()
-        # Not INSERT OR IGNORE: a trigger takes the conflict policy of the statement that fired
-        # it when that has one (an upsert into stock), and would then fail on an existing row.
-        add_row = ("INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT NEW.shop_id, NEW.sku, NEW.node_id "
-                   "WHERE NOT EXISTS (SELECT 1 FROM node_sku_plans WHERE shop_id = NEW.shop_id AND sku = NEW.sku "
-                   "AND node_id = NEW.node_id);" if row == "NEW" else "")
-        db.execute(f"CREATE TRIGGER node_sku_plans_stock_{name} AFTER {event} ON stock BEGIN "
-                   f"{add_row} {_refresh_plan(row, 'node_id')} END")
+    # When each shop's plan was last saved (the page says so).
+    db.execute("CREATE TABLE node_sku_plan_runs (shop_id TEXT PRIMARY KEY, planned_at TEXT NOT NULL)")
+    db.execute(
+        "INSERT INTO node_sku_plans (shop_id, sku, node_id, own_sellable, sellable) SELECT s.shop_id, s.sku, "
+        "s.node_id, MAX(s.available - COALESCE(r.quantity, 0), 0), MAX(s.available - COALESCE(r.quantity, 0), 0) "
+        "FROM stock s LEFT JOIN reserved_totals r ON r.shop_id = s.shop_id AND r.node_id = s.node_id "
+        "AND r.sku = s.sku")
+    db.execute(
+        "UPDATE node_sku_plans SET own_inbound = t.units, inbound = t.units FROM (SELECT shop_id, sku, to_node, "
+        "SUM(units) AS units FROM transfers WHERE status IN ('proposed', 'approved', 'in_transit') "
+        "GROUP BY shop_id, sku, to_node) t WHERE t.shop_id = node_sku_plans.shop_id AND t.sku = node_sku_plans.sku "
+        "AND t.to_node = node_sku_plans.node_id")
+
+    # A count or a transfer changing one stock row. Not on INSERT: a sync replaces a node's
+    # rows (delete, then insert), and a trigger per row would make it several times slower;
+    # the sync, and the other services that add stock rows, settle them afterwards
+    # (InventoryStore.stock_changed), as one pass that writes only the rows that changed.
+    stock_units = ("MAX(NEW.available - COALESCE((SELECT quantity FROM reserved_totals WHERE shop_id = NEW.shop_id "
+                   "AND node_id = NEW.node_id AND sku = NEW.sku), 0), 0)")
+    stored = ("(SELECT own_sellable FROM node_sku_plans WHERE shop_id = NEW.shop_id AND sku = NEW.sku "
+              "AND node_id = NEW.node_id)")
+    db.execute(f"CREATE TRIGGER node_sku_plans_stock_update AFTER UPDATE OF available ON stock "
+               f"WHEN {stock_units} IS NOT {stored} BEGIN {_add_plan_row('NEW')} "
+               f"{_own_sellable_change('NEW', stock_units)} END")
     for event, row in (("INSERT", "NEW"), ("UPDATE OF quantity", "NEW"), ("DELETE", "OLD")):
+        reserved = f"{row}.quantity" if row == "NEW" else "0"
+        units = (f"COALESCE((SELECT MAX(available - {reserved}, 0) FROM stock WHERE shop_id = {row}.shop_id "
+                 f"AND sku = {row}.sku AND node_id = {row}.node_id), 0)")
+        own = (f"(SELECT own_sellable FROM node_sku_plans WHERE shop_id = {row}.shop_id AND sku = {row}.sku "
+               f"AND node_id = {row}.node_id)")
         db.execute(f"CREATE TRIGGER node_sku_plans_reserved_{event.split()[0].lower()} AFTER {event} "
-                   f"ON reserved_totals BEGIN {_refresh_plan(row, 'node_id')} END")
-    for event, row in (("INSERT", "NEW"), ("UPDATE OF status, units", "NEW"), ("DELETE", "OLD")):
-        db.execute(f"CREATE TRIGGER node_sku_plans_transfers_{event.split()[0].lower()} AFTER {event} "
-                   f"ON transfers BEGIN {_refresh_plan(row, 'to_node')} END")
+                   f"ON reserved_totals WHEN {units} != {own} BEGIN {_own_sellable_change(row, units)} END")
+    for event, change, row in (("INSERT", _inbound("NEW"), "NEW"),
+                               ("UPDATE OF status, units", f"{_inbound('NEW')} - {_inbound('OLD')}", "NEW"),
+                               ("DELETE", f"-{_inbound('OLD')}", "OLD")):
+        key = f"shop_id = {row}.shop_id AND sku = {row}.sku"
+        db.execute(
+            f"CREATE TRIGGER node_sku_plans_transfers_{event.split()[0].lower()} AFTER {event} ON transfers "
+            f"WHEN {change} != 0 BEGIN {_add_plan_row(row, 'to_node')} "
+            f"UPDATE node_sku_plans SET inbound = inbound + {change} WHERE {key} AND is_hub = 1 "
+            f"AND node_id != {row}.to_node; "
+            f"UPDATE node_sku_plans SET inbound = inbound + {change}, own_inbound = own_inbound + {change} "
+            f"WHERE {key} AND node_id = {row}.to_node; END")
 
 
 @migrations(name="0018_alerts")
@@ -551,6 +581,16 @@ def _alerts(db: sqlite_utils.Database) -> None:
         defaults={"attempts": 0})
     db["alert_outbox"].create_index(["shop_id", "channel", "message_key"], unique=True)
     db["alert_outbox"].create_index(["status", "next_attempt_at"])
+
+
+@migrations(name="0019_over_reserved_lookups")
+def _over_reserved_lookups(db: sqlite_utils.Database) -> None:
+    # Over-reserved stock (home page, action centre, status page) without reading the shop
+    # whole: the node × SKUs holding reserved units now (a few, while a total stays at 0 for
+    # every pair ever reserved), and each one's active reservations (how many a 3PL has).
+    db.execute("CREATE INDEX reserved_totals_held ON reserved_totals (shop_id, node_id, sku) WHERE quantity > 0")
+    db.execute("CREATE INDEX reservations_active_by_node_sku ON reservations (shop_id, node_id, sku) "
+               "WHERE status = 'active'")
 
 
 # ---------------------------------------------------------------- rows
@@ -936,9 +976,11 @@ class Store:
 
     def failed_webhooks(self, shop_id: str | None = None) -> list[dict]:
         where, params = ("AND shop_id = ?", (shop_id,)) if shop_id else ("", ())
+        # Through the status index: failed deliveries are few, a shop's deliveries are all of
+        # its orders' (left to itself the planner picks the shop's index and reads them all).
         return self._dicts(
             "SELECT id, shop_id, topic, received_at, attempts, last_error, status FROM webhook_inbox "
-            f"WHERE status IN ('failed', 'rejected') {where} ORDER BY id",
+            f"INDEXED BY idx_webhook_inbox_status_id WHERE status IN ('failed', 'rejected') {where} ORDER BY id",
             params,
         )
 
@@ -1197,7 +1239,9 @@ class Store:
 
     def over_reserved(self, shop_id: str, node_ids: Sequence[str] | None = None) -> list[dict]:
         """(node, SKU)s holding fewer units than are reserved there (a sync or a count
-        lowered them), and how many of those reserved units a 3PL already has."""
+        lowered them), and how many of those reserved units a 3PL already has. Only the
+        pairs holding reserved units are read (``t.quantity > 0``: index reserved_totals_held),
+        and only their own active reservations (reservations_active_by_node_sku)."""
         nodes = f"AND t.node_id IN ({','.join('?' * len(node_ids))})" if node_ids is not None else ""
         return self._dicts(
             "SELECT t.node_id, t.sku, COALESCE(s.available, 0) AS available, t.quantity AS reserved, "
@@ -1205,7 +1249,8 @@ class Store:
             "AND f.order_id = r.order_id AND f.node_id = r.node_id AND f.status IN ('sending', 'sent', 'shipped') "
             "WHERE r.shop_id = t.shop_id AND r.node_id = t.node_id AND r.sku = t.sku AND r.status = 'active') "
             "AS at_3pl FROM reserved_totals t LEFT JOIN stock s ON s.shop_id = t.shop_id AND s.sku = t.sku "
-            f"AND s.node_id = t.node_id WHERE t.shop_id = ? {nodes} AND t.quantity > COALESCE(s.available, 0) "
+            f"AND s.node_id = t.node_id WHERE t.shop_id = ? {nodes} AND t.quantity > 0 "
+            "AND t.quantity > COALESCE(s.available, 0) "
             "ORDER BY t.node_id, t.sku",
             (shop_id, *(node_ids or ())),
         )
@@ -1417,8 +1462,9 @@ class Store:
             for table in ("shipment_facts", "metric_orders", "metric_parts", "metric_exception_lines", "metric_days",
                           "metric_stockouts"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
-            # What the store and the shop were told (order numbers, titles).
-            for table in ("store_handoffs", "handoff_refusals", "alert_items", "alert_log", "alert_outbox"):
+            # What the store and the shop were told (order numbers, titles), and the shop's planning.
+            for table in ("store_handoffs", "handoff_refusals", "alert_items", "alert_log", "alert_outbox",
+                          "node_sku_plans", "node_sku_plan_runs"):
                 counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE shop_id = ?", (shop_id,)).rowcount
             # The shop's users (their emails) and their login links go with it.
             counts["login_links"] = self.conn.execute(

@@ -65,6 +65,12 @@ class SqliteTokenStore:
             store.close()
 
     @staticmethod
+    def granted_scopes(store: Store, shop: str) -> frozenset[str] | None:
+        """The scopes of the token stored for ``shop`` (None: no token; nothing decrypted)."""
+        row = store.conn.execute("SELECT scopes FROM shopify_tokens WHERE shop_domain = ?", (shop,)).fetchone()
+        return None if row is None else frozenset(s for s in row[0].split(",") if s)
+
+    @staticmethod
     def drop(store: Store, shop: str) -> bool:
         """Forget the shop's tokens (app uninstalled, shop redacted), in the caller's transaction."""
         return store.conn.execute("DELETE FROM shopify_tokens WHERE shop_domain = ?", (shop,)).rowcount > 0

@@ -41,7 +41,7 @@ def apply_freshness(
             continue
         if fresh.last_ok_at is not None and now - fresh.last_ok_at <= policy.max_age:
             continue
-        age = "never synced" if fresh.last_ok_at is None else f"stock data {_age(now - fresh.last_ok_at)} old"
+        age = "never synced" if fresh.last_ok_at is None else f"stock data {age_text(now - fresh.last_ok_at)} old"
         if fresh.last_error:
             age += f"; last sync failed: {fresh.last_error[:120]}"
         if policy.exclude:
@@ -61,8 +61,9 @@ def discounted(sellable: Mapping[tuple[str, str], int], factors: Mapping[str, fl
     return {key: int(qty * factors.get(key[0], 1.0)) for key, qty in sellable.items()}
 
 
-def _age(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
+def age_text(delta: timedelta) -> str:
+    """A duration as people say it: "12 min", "3 h", "2 days" (a moment is "0 min")."""
+    minutes = max(0, int(delta.total_seconds() // 60))
     if minutes < 120:
         return f"{minutes} min"
     if minutes < 48 * 60:

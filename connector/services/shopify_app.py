@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from adapters.shopify_auth import REQUIRED_SCOPES, missing_scopes
 from connector.config import Settings, ShopSettings
 from connector.services.shop_config import InvalidShop, ShopConfiguration, ShopExists
 from connector.store import Store
@@ -121,6 +122,12 @@ class ShopifyApp:
             n += 1
             candidate = f"{base}-{n}"
         return candidate
+
+    def access(self, store: Store, domain: str) -> tuple[frozenset[str] | None, list[str]]:
+        """The scopes of the token stored for ``domain`` (None: none stored) and the required
+        ones it lacks: whether the app can do its work in that store."""
+        granted = self.tokens.granted_scopes(store, domain)
+        return granted, [] if granted is None else missing_scopes(REQUIRED_SCOPES, granted)
 
     # ------------------------------------------------------------ locations as nodes
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from connector.domain.model import Order, OrderLine
+from connector.inventory_store import InventoryStore
 from connector.services.orders import ShopRouting, reconcile, request_push
 from connector.store import ActiveReservation, Store
 
@@ -39,6 +40,7 @@ def set_manual_count(store: Store, shop_id: str, node_id: str, sku: str, quantit
         previous = store.stock_level(shop_id, node_id, sku)
         store.set_stock(shop_id, node_id, sku, on_hand=quantity, committed=0, available=quantity, source="manual",
                         now=now)
+        InventoryStore(store).stock_changed(shop_id, rows=[(node_id, sku)])
         store.event(shop_id, "stock.manual_count", f"{node_id}/{sku}",
                     {"node_id": node_id, "sku": sku, "from": previous, "to": quantity, "by": actor}, now)
         rerouted = resolve_over_reserved(store, routing(store, shop_id, now), shop_id, [node_id],

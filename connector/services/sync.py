@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
 from connector.config import NodeSource, Settings
+from connector.inventory_store import InventoryStore
 from connector.ports import ShopDirectory
 from connector.domain.model import InventoryRecord, ProviderError
 from connector.services.exceptions import ExceptionActions, LineOutcome
@@ -101,6 +102,8 @@ class StockSync:
         # new counts no longer cover, so no one ever sees a node holding less than it promised.
         with store.write():
             outcome.rows = store.replace_stock_for_nodes(shop_id, per_node, provider_id, finished)
+            InventoryStore(store).stock_changed(shop_id, list(per_node), synced={
+                node_id: [row[0] for row in rows] for node_id, rows in per_node.items()})
             for node_id in per_node:
                 store.record_sync(shop_id, node_id, provider_id, started, finished, outcome.rows[node_id], "ok", None)
             outcome.handed_over = store.hand_over_forwarded(shop_id, list(per_node), started, finished)

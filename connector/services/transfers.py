@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
+from connector.inventory_store import InventoryStore
 from connector.services.stock import StockArrived
 from connector.store import Store
 
@@ -80,8 +81,10 @@ class Transfers:
                                       note=note, units=units)
             if action == "ship":
                 store.adjust_stock(shop_id, transfer["from_node"], sku, -units, "transfer", now)
+                InventoryStore(store).stock_changed(shop_id, rows=[(transfer["from_node"], sku)])
             elif action == "receive":
                 store.adjust_stock(shop_id, transfer["to_node"], sku, units, "transfer", now)
+                InventoryStore(store).stock_changed(shop_id, rows=[(transfer["to_node"], sku)])
                 store.request_push(shop_id, [sku], "transfer received", now, now)
                 if self.stock_arrived is not None:
                     self.stock_arrived(store, shop_id, [transfer["to_node"]], [sku],

@@ -32,7 +32,7 @@ from connector.services.users import MAX_PASSWORD_LENGTH
 from connector.web import current_store
 
 bp = Blueprint("auth", __name__)
-HOME = "settings.status"
+HOME = "home.index"  # where signing in lands
 
 
 class LoginForm(FlaskForm):
@@ -62,6 +62,7 @@ def login_required(view):
         user = current_user()
         if user is None:
             return redirect(url_for("auth.login", next=_this_page()))
+        g.shop_id = user.shop_id  # the page's shop, for what every page shows (connector.web.nav)
         return view(*args, shop_id=user.shop_id, **kwargs)
 
     return wrapped
@@ -118,6 +119,7 @@ def _as_embedded(view, args, kwargs):
         return retry_with_new_token(bounce=False)
     except ProviderError:
         abort(503, "Shopify did not answer as expected. Reload the page in a moment.")
+    g.shop_id = shop_id
     return view(*args, shop_id=shop_id, **kwargs)
 
 

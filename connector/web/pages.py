@@ -52,10 +52,12 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
     from connector.web.auth import (bp as auth_bp, carry_session_token, current_user, embedded_headers,
                                     embedded_request, embedded_session, retry_with_new_token, shopify_app)
     from connector.web.actions import bp as actions_bp
-    from connector.web.packing import bp as packing_bp
     from connector.web.exception_actions import bp as exceptions_bp
+    from connector.web.home import bp as home_bp
     from connector.web.inventory import bp as inventory_bp
     from connector.web.metrics import bp as metrics_bp
+    from connector.web.nav import main_nav
+    from connector.web.packing import bp as packing_bp
     from connector.web.settings import bp as settings_bp
     from connector.web.shopify_app import bp as shopify_app_bp
     from connector.web.woocommerce_connect import bp as woocommerce_bp
@@ -76,6 +78,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
         return None
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(actions_bp)
     app.register_blueprint(shopify_app_bp)
@@ -85,7 +88,7 @@ def install_pages(app: Flask, secret_key: str, proxy_hops: int, json_blueprints)
     app.register_blueprint(packing_bp)
     app.register_blueprint(exceptions_bp)
     app.url_defaults(carry_session_token)
-    app.context_processor(lambda: {"current_user": current_user(), "embedded": g.get("embedded"),
+    app.context_processor(lambda: {"current_user": current_user(), "embedded": g.get("embedded"), "main_nav": main_nav,
                                    "shopify_api_key": shopify_app().client_id if shopify_app() else ""})
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.add_template_filter(local_time)

@@ -3,13 +3,12 @@ routing treats it, and the sections that edit the shop's configuration (each thr
 ``settings_forms``: one document, saved whole, validated, versioned, audited)."""
 from __future__ import annotations
 
-import json
-
 from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from connector.services.node_status import node_statuses
+from connector.services.setup_status import provider_health, webhook_health
 from connector.web import current_store
 from connector.web import settings_forms as forms
 from connector.web.auth import current_user, login_required
@@ -31,25 +30,8 @@ def _form_helpers():
 def status(shop_id: str):
     shop, views = _shop_nodes(shop_id)
     store = current_store()
-    poll = store.order_poll(shop_id) if shop.platform == "woocommerce" else None
-    return render_template("settings/status.html", shop=shop, nodes=views, providers=_provider_health(shop, views),
-                           webhook_problems=json.loads((poll or {}).get("webhook_problems") or "[]"),
-                           webhooks_checked=(poll or {}).get("last_ok_at") or None,
-                           reconcile_error=(poll or {}).get("last_error"),
-                           failed_deliveries=len(store.failed_webhooks(shop_id)))
-
-
-def _provider_health(shop, views) -> list[dict]:
-    """Each 3PL connection with the nodes it feeds, its newest good sync and, when its last
-    attempt failed, why: what the status page shows beside its Test connection button."""
-    health = []
-    for provider_id, provider in shop.providers.items():
-        fed = [view for view in views if shop.sources[view.node.id].provider == provider_id]
-        synced = [view.last_sync_ok for view in fed if view.last_sync_ok]
-        errors = [view.sync_error for view in fed if view.sync_error]
-        health.append({"id": provider_id, "type": provider.type, "nodes": [view.node for view in fed],
-                       "last_sync_ok": max(synced) if synced else None, "error": errors[0] if errors else None})
-    return health
+    return render_template("settings/status.html", shop=shop, nodes=views, providers=provider_health(store, shop),
+                           webhooks=webhook_health(store, shop))
 
 
 @bp.get("/nodes/<node_id>")

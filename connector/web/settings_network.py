@@ -17,6 +17,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from connector.config import KNOWN_CAPABILITIES, InvalidShop
 from connector.domain.model import ProviderError
 from connector.services.node_status import node_statuses
+from connector.services.setup_status import provider_health
 from connector.shop_store import StaleVersion
 from connector.web import current_store
 from connector.web import settings_forms as forms
@@ -452,20 +453,9 @@ def providers(shop_id: str):
 
 def _providers_page(shop_id: str, refused: dict | None = None, tested: dict | None = None,
                     new_errors: dict | None = None, status: int = 200):
-    document, version = forms.load(shop_id)
-    accounts = document.get("providers") or {}
-    state = current_store().sync_state(shop_id)
-    rows = []
-    for provider_id, account in sorted(accounts.items()):
-        fed = [n for n in document.get("nodes") or [] if n.get("stock_source") == provider_id]
-        synced = [state[n["id"]] for n in fed if n["id"] in state]
-        oks = [s["last_ok_at"] for s in synced if s.get("last_ok_at")]
-        failing = [s for s in synced if s.get("last_error")]
-        rows.append({"id": provider_id, "type": PROVIDER_TYPES.get(account.get("type"), account.get("type")),
-                     "nodes": [n.get("name") or n["id"] for n in fed], "last_ok": max(oks) if oks else None,
-                     "error": failing[0]["last_error"] if failing else None,
-                     "error_at": failing[0]["last_attempt_at"] if failing else None})
+    _, version = forms.load(shop_id)
     shop = _container().shops.get(shop_id)
+    rows = sorted(provider_health(current_store(), shop), key=lambda health: health.id) if shop else []
     return render_template("settings/providers.html", rows=rows, version=version, types=PROVIDER_TYPES,
                            refused=refused or {}, tested=tested or {}, new_errors=new_errors or {},
                            timezone=shop.timezone if shop else "UTC"), status

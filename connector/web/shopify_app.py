@@ -1,6 +1,6 @@
-"""The Shopify app: its home inside the admin (the store's locations, each offered as a
-node), the bounce page that gets a page a fresh session token, and the authorization-code
-grant for installs that start outside the admin (``/shopify/install`` → Shopify's grant
+"""The Shopify app: its home inside the admin (the app's home page), the store's locations
+(each offered as a node), the bounce page that gets a page a fresh session token, and the
+authorization-code grant for installs that start outside the admin (``/shopify/install`` → Shopify's grant
 screen → ``/shopify/auth/callback``, the redirect URL in shopify.app.toml)."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from connector.services.shop_config import StaleVersion
 from connector.services.shopify_app import CALLBACK_PATH
 from connector.web import current_store
 from connector.web.auth import embedded_required, login_required, shopify_app
+from connector.web.home import home_page
 
 bp = Blueprint("shopify_app", __name__, url_prefix="/shopify")
 
@@ -26,8 +27,9 @@ STATE_MAX_AGE = 600  # seconds from the install redirect to the callback
 @bp.get("/app")
 @embedded_required
 def home(shop_id: str):
-    """The application URL: Shopify opens it in the admin with ``embedded=1&id_token=…``."""
-    return _locations_page(shop_id)
+    """The application URL: Shopify opens it in the admin with ``embedded=1&id_token=…``.
+    It shows the app's home page, as ``/`` does outside the admin."""
+    return home_page(shop_id)
 
 
 @bp.get("/locations")

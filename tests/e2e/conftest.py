@@ -94,8 +94,10 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page, server, email=USER, password=PASSWORD) -> None:
-    page.goto(f"{server}/login")
+def sign_in(page, server, email=USER, password=PASSWORD, next: str | None = "/settings/") -> None:
+    """Sign in on the login page; it then opens ``next`` (where most tests start; None: the
+    home page, where signing in lands by itself)."""
+    page.goto(f"{server}/login" + (f"?next={next}" if next else ""))
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()

@@ -39,6 +39,8 @@ def test_signing_in_and_out_with_the_keyboard_only(page, server):
     assert page.evaluate("document.activeElement.id") == "password"
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/")  # signing in lands on the home page; its Settings lead to the status
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
     page.wait_for_url(f"{server}/settings/")
     assert page.get_by_role("heading", level=1).inner_text() == "Connection status"
     assert page.get_by_text(sandbox.SHOPIFY_DOMAIN).is_visible()

@@ -77,14 +77,21 @@ def admin_frame(browser, viewport):
     return context, page
 
 
-def test_inside_the_admin_the_store_locations_are_offered_and_one_becomes_a_node(browser, server):
+def test_inside_the_admin_home_leads_to_the_store_locations_and_one_becomes_a_node(browser, server):
     base, container, rsps = server
     context, page = admin_frame(browser, LAPTOP)
     try:
         # Opened without a token: the bounce page has App Bridge reload it with one, which installs the shop.
         page.goto(f"{base}/shopify/app?embedded=1&shop={app_test.SHOP_A}&host={app_test.HOST_A}")
         page.wait_for_url("**/shopify/app?**id_token=**")
+        # The app's home: a new install has no node yet, and says where nodes come from.
+        assert page.locator("#verdict").inner_text() == "1 thing needs you"
+        shot(page, "embedded-home-laptop")
+        page.locator("#needs-you").get_by_role("button", name="Add one of the store's locations").click()
+        page.wait_for_url("**/shopify/locations?**id_token=**")
         assert page.get_by_role("heading", level=1).inner_text() == "Store locations"
+        assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Store locations").get_attribute(
+            "aria-current") == "page"
         assert page.locator("button", has_text="Add as node").count() == 4
         shop = container.shops.by_domain(app_test.SHOP_A)
         assert shop is not None and shop.network.nodes == {}

@@ -106,7 +106,7 @@ def _sign_in_with(link: str) -> LoopbackBrowser:
     offer = browser.request("GET", link)
     assert offer.status_code == 200 and "Continue as" in offer.text
     signed_in = browser.request("POST", link, data={"csrf_token": _CSRF.search(offer.text).group(1)})
-    assert signed_in.status_code == 200 and urlsplit(signed_in.url).path == "/settings/", signed_in.url
+    assert signed_in.status_code == 200 and urlsplit(signed_in.url).path == "/", signed_in.url
     return browser
 
 

@@ -87,13 +87,18 @@ def test_the_position_follows_stock_reservations_and_transfers(planned, store, c
     skus = [sku for sku, _ in DEMAND] + ["MIRROR-XL"]
     nodes = ["central", "ne-micro", "west-3pl", "popup-soho", "cold-room"]
     transfers = []
-    for step in range(60):
+    for step in range(150):
         sku, node = rng.choice(skus), rng.choice(nodes)
-        action = rng.choice(["count", "reserve", "release", "transfer", "advance", "sync"])
+        action = rng.choice(["count", "reserve", "release", "transfer", "advance", "sync", "plan"])
+        if action == "plan":  # a full allocation run, or a debounced push's for two SKUs
+            planned.planning.allocate(store, S, None if rng.random() < 0.3 else rng.sample(skus, 2))
+            assert_rows_current(store)
+            continue
         with store.write():
-            if action == "count":
+            if action == "count":  # a stock row updated: its trigger, or added: settled as the services do
                 units = rng.randint(0, 150)
                 store.set_stock(S, node, sku, on_hand=units, committed=0, available=units, source="test", now=clock())
+                InventoryStore(store).stock_changed(S, rows=[(node, sku)])
             elif action == "reserve":
                 store.reserve(S, f"o{step}", "1", node, sku, rng.randint(1, 30), clock())
             elif action == "release":
@@ -111,7 +116,10 @@ def test_the_position_follows_stock_reservations_and_transfers(planned, store, c
                     store.set_transfer_status(transfer["id"], expected=transfer["status"],
                                               status=following[transfer["status"]], now=clock())
             elif action == "sync":
-                store.replace_node_stock(S, node, [(s, 40, 0, 40) for s in rng.sample(skus, 3)], "test", clock())
+                # As the sync service does: the node's rows replaced, then the SKUs it no longer has settled.
+                synced = rng.sample(skus, 3)
+                store.replace_node_stock(S, node, [(s, 40, 0, 40) for s in synced], "test", clock())
+                InventoryStore(store).stock_changed(S, [node], synced={node: synced})
         assert_rows_current(store)
 
 
@@ -143,6 +151,7 @@ def test_pages_split_the_rows_without_gaps_or_repeats(container, store, clock):
     with store.write():
         for i in range(PAGE_SIZE * 2 + 7):
             store.set_stock(S, "central", f"BULK-{i:04d}", on_hand=5, committed=0, available=5, source="t", now=clock())
+        InventoryStore(store).stock_changed(S, ["central"])  # as a sync settles the rows it added
     shop = container.shops.require(S)
     first = inventory_page(store, shop, Filters(sku_text="BULK-"), 1, clock())
     assert (first.total, first.pages) == (PAGE_SIZE * 2 + 7, 3)
@@ -196,3 +205,19 @@ def test_the_pages_in_the_test_client(planned, app, store):
     assert client.get("/inventory/TERRARIUM-S").status_code == 404  # another shop's SKU
     assert client.get("/inventory/NO-SUCH-SKU").status_code == 404
     assert WOO_SHOP not in page
+
+
+def test_counts_and_transfers_through_their_services_keep_the_rows_current(planned, store, clock):
+    from connector.services.stock import set_manual_count
+    set_manual_count(store, S, "popup-soho", "TEE-LOGO-M", 12, clock(), routing=planned.inbox.routing)  # a new row
+    assert plan_rows(store)[("TEE-LOGO-M", "popup-soho")]["position_sellable"] == 12
+    with store.write():
+        transfer_id = store.add_transfer(S, sku="CANDLE-FIG", from_node="central", to_node="cold-room", units=25,
+                                         unit_cost=0.5, lead_days=2, status="proposed", emergency=False,
+                                         approval_reason="", now=clock())
+    assert plan_rows(store)[("CANDLE-FIG", "cold-room")]["inbound"] == 25  # planned toward it: counted
+    for step in (planned.transfers.approve, planned.transfers.ship, planned.transfers.receive):
+        step(store, transfer_id, "test")
+        assert_rows_current(store)
+    row = plan_rows(store)[("CANDLE-FIG", "cold-room")]
+    assert (row["position_sellable"], row["inbound"]) == (25, 0)  # arrived: on the shelf, no longer inbound

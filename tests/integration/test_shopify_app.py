@@ -113,7 +113,7 @@ def installed_shop(container, shop: str):
 # ---------------------------------------------------------------- first load, safe defaults, locations
 
 
-def test_the_first_load_inside_the_admin_installs_the_shop_with_safe_defaults_and_offers_its_locations(
+def test_the_first_load_inside_the_admin_installs_the_shop_with_safe_defaults_and_points_to_its_locations(
         client, container, clock, rsps, store):
     graphql = shopify_answers(rsps, SHOP_A)
     token = session_token(SHOP_A, clock())
@@ -135,8 +135,12 @@ def test_the_first_load_inside_the_admin_installs_the_shop_with_safe_defaults_an
     raw = store.conn.execute("SELECT access_token, refresh_token FROM shopify_tokens").fetchone()
     assert all(value.startswith("fernet:") for value in raw)
     assert fx("oauth_token_expiring")["access_token"] not in " ".join(raw)
-    # Its locations, each offered as a node; the TOML subscribes its webhooks, so none is sent.
+    # The app's home: connected, and no node yet, with where to add one.
     text = page.get_data(as_text=True)
+    assert "Connected to juniper-soap.myshopify.com through the app." in text
+    assert "No node routes orders yet" in text and ">Add one of the store&#39;s locations<" in text
+    # Its locations, each offered as a node; the TOML subscribes its webhooks, so none is sent.
+    text = open_app(client, clock, path="/shopify/locations").get_data(as_text=True)
     for name in ("Brooklyn studio", "SoHo pop-up", "ShipBob Reno", "London partner"):
         assert name in text
     assert text.count(">Add as node</button>") == 4

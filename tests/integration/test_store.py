@@ -46,7 +46,7 @@ def test_migrations_are_named_and_applied_once(db_path):
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
              "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens",
              "0014_shipment_facts", "0015_store_handoffs", "0016_dismissed_exceptions", "0017_node_sku_plans",
-             "0018_alerts"]
+             "0018_alerts", "0019_over_reserved_lookups"]
     assert store.migrate() == names
     assert store.migrate() == []
     assert store.applied_migrations() == names
@@ -85,7 +85,7 @@ def test_stock_rows_survive_the_rekeying_migration(db_path):
              "0005_refund_lookups", "0006_order_polls", "0007_order_poll_webhooks", "0008_forward_amendments",
              "0009_line_fulfilled_by", "0010_shop_configs", "0011_users", "0012_pending_connections", "0013_shopify_tokens",
              "0014_shipment_facts", "0015_store_handoffs", "0016_dismissed_exceptions", "0017_node_sku_plans",
-             "0018_alerts"]
+             "0018_alerts", "0019_over_reserved_lookups"]
     assert store.sellable("s", ["A"]) == {("n1", "A"): 4}
     assert store.db["stock"].pks == ["shop_id", "sku", "node_id"]
     assert [i.columns for i in store.db["stock"].indexes if i.origin != "pk"] == []  # no second index to maintain

@@ -96,8 +96,8 @@ def users(container, store, clock):
 
 def test_there_are_page_routes_to_check(app):
     endpoints = {rule.endpoint for rule in page_rules(app)}
-    assert {"settings.status", "settings.node", "auth.login", "inventory.index", "inventory.sku", "packing.index",
-            "packing.print_view", "packing.csv", "packing.ship", "packing.retry_handoff"} <= endpoints
+    assert {"home.index", "settings.status", "settings.node", "auth.login", "inventory.index", "inventory.sku",
+            "packing.index", "packing.print_view", "packing.csv", "packing.ship", "packing.retry_handoff"} <= endpoints
     assert {"settings.alerts", "settings.alerts_test"} <= endpoints  # walked like every page: no URL arguments
 
 

@@ -31,9 +31,10 @@ def _text(response) -> str:
 # ---------------------------------------------------------------- password login
 
 
-def test_login_opens_the_shops_connection_status(client, users):
+def test_login_opens_the_home_page_and_the_shops_connection_status_is_a_click_away(client, users):
     response = sign_in(client, SHOPIFY_USER)
-    assert response.status_code == 302 and response.headers["Location"] == "/settings/"
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert 'href="/settings/">Settings</a>' in _text(client.get("/"))
     page = client.get("/settings/")
     assert page.status_code == 200
     text = _text(page)
@@ -76,7 +77,7 @@ def test_login_returns_to_the_page_asked_for(client, users):
                                     "settings/"])
 def test_login_never_sends_anyone_off_site(client, users, target):
     response = sign_in(client, SHOPIFY_USER, next=target)
-    assert response.headers["Location"] == "/settings/"
+    assert response.headers["Location"] == "/"
 
 
 def test_the_session_cookie_is_secure_httponly_and_lax(client, users):
@@ -149,7 +150,7 @@ def test_a_login_link_signs_in_once(client, container, users):
     assert page.status_code == 200 and f"Continue as {SHOPIFY_USER}" in _text(page)
     assert client.get("/settings/").status_code == 302  # opening it (a link preview) signs nobody in
     response = client.post(link, data={"csrf_token": csrf_token(client, link)})
-    assert response.status_code == 302 and response.headers["Location"] == "/settings/"
+    assert response.status_code == 302 and response.headers["Location"] == "/"
     assert client.get("/settings/").status_code == 200
     again = client.application.test_client()
     assert again.get(link).status_code == 404
