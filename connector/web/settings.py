@@ -15,8 +15,16 @@ from connector.web.auth import current_user, login_required
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
-# The sections, in the order of the section navigation: (endpoint, label).
-SECTIONS: list[tuple[str, str]] = [("settings.status", "Status"), ("settings.store", "Store")]
+# The sections, in the order of the section navigation: (endpoint, label). One list here,
+# not each module adding its own on import: the order must not depend on which module a
+# process happens to import first.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("settings.status", "Status"), ("settings.store", "Store"),
+    ("settings.regions", "Regions"), ("settings.nodes", "Nodes"), ("settings.providers", "3PL connections"),
+    ("settings.sku_rules", "SKU rules"), ("settings.routing", "Routing"), ("settings.planning", "Planning"),
+    ("settings.transfers", "Transfers"), ("settings.preview", "Routing preview"), ("settings.alerts", "Alerts"),
+    ("settings.history", "History"),
+)
 
 
 @bp.context_processor
@@ -91,6 +99,5 @@ def _store_fields(document: dict) -> list[forms.Field]:
     ]
 
 
-# Sections in their own modules, on this blueprint (imported last: they extend SECTIONS).
-from connector.web import settings_network, settings_routing  # noqa: E402,F401
-from connector.web import settings_alerts  # noqa: E402,F401  (after routing: it goes before History)
+# Sections in their own modules, on this blueprint (imported last: they use bp).
+from connector.web import settings_alerts, settings_network, settings_routing  # noqa: E402,F401

@@ -16,11 +16,7 @@ from connector.services.alerts import AlertError
 from connector.web import current_store
 from connector.web import settings_forms as forms
 from connector.web.auth import login_required
-from connector.web.settings import SECTIONS, _actor, bp
-
-# Before History, which stays the last section.
-SECTIONS.insert(next((i for i, (endpoint, _) in enumerate(SECTIONS) if endpoint == "settings.history"),
-                     len(SECTIONS)), ("settings.alerts", "Alerts"))
+from connector.web.settings import _actor, bp
 
 CLEAR_POST = "clear_post_url"
 FIELDS = [

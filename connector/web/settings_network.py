@@ -22,12 +22,9 @@ from connector.shop_store import StaleVersion
 from connector.web import current_store
 from connector.web import settings_forms as forms
 from connector.web.auth import login_required
-from connector.web.settings import SECTIONS, _actor, bp
+from connector.web.settings import _actor, bp
 
 log = logging.getLogger("connector.web")
-
-SECTIONS.extend([("settings.regions", "Regions"), ("settings.nodes", "Nodes"),
-                 ("settings.providers", "3PL connections")])
 
 IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_HELP = "Lower-case letters, digits and dashes, like nyc-metro. It cannot change later."

@@ -18,16 +18,7 @@ from connector.services.transfers import TransferError
 from connector.web import current_store
 from connector.web import settings_forms as forms
 from connector.web.auth import login_required
-from connector.web.settings import SECTIONS, _actor, bp
-
-SECTIONS.extend([
-    ("settings.sku_rules", "SKU rules"),
-    ("settings.routing", "Routing"),
-    ("settings.planning", "Planning"),
-    ("settings.transfers", "Transfers"),
-    ("settings.preview", "Routing preview"),
-    ("settings.history", "History"),
-])
+from connector.web.settings import _actor, bp
 
 # ---------------------------------------------------------------- words for a creator
 
