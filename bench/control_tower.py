@@ -13,9 +13,10 @@ transaction each: the order and its lines (``upsert_order``), its routing decisi
 (``save_decisions``, which also moves the metric counters), ``shipped`` orders' shipment
 facts (``services.shipments.record_shipment``: shipped, most delivered, a few damaged,
 lost or returned), the last two days' orders open with their reservations
-(``reserve_many``), one in a hundred an exception. Then the nightly planning: the
-forecast from those orders, the allocation (which saves the per node × SKU targets the
-inventory page reads), and 400 transfers in every status.
+(``reserve_many``), one in a hundred an exception. Then the nightly planning: forecasts
+from those orders (each SKU × region's weekly units over the last eight weeks, saved as
+the forecast saves them), the allocation (which saves the per node × SKU targets the
+inventory page reads), and 400 transfers, approved or in transit.
 
 The database is cached under the system temp dir, keyed by the parameters and the
 migrations (``--fresh`` rebuilds it); the pages only read it.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -147,6 +149,7 @@ def build_database(path: Path, args) -> dict:
         home = {r: next((n for n in node_ids[1:] if r in shop.network.nodes[n].lanes), node_ids[0]) for r in regions}
         started = time.perf_counter()
         picked = iter(order_skus)
+        recent: dict[tuple[str, str], int] = {}  # units sold per SKU × region in the last eight weeks
         for first in range(0, args.orders, BATCH):
             with store.write():
                 for i in range(first, min(first + BATCH, args.orders)):
@@ -154,6 +157,9 @@ def build_database(path: Path, args) -> dict:
                     region = rng.choice(regions)
                     count = rng.choices([1, 2, 3], weights=[60, 30, 10])[0]
                     lines = tuple(OrderLine(str(n + 1), next(picked), rng.choice([1, 1, 1, 2])) for n in range(count))
+                    if placed >= now - timedelta(weeks=8):
+                        for line in lines:
+                            recent[(line.sku, region)] = recent.get((line.sku, region), 0) + line.quantity
                     shipped = placed < now - timedelta(days=OPEN_DAYS)
                     order = Order(SHOP, str(100_000 + i), f"#{10_000 + i}", "shopify", placed, placed,
                                   Address("US", "NY", "10012"), lines, state="fulfilled" if shipped else "open")
@@ -181,8 +187,13 @@ def build_database(path: Path, args) -> dict:
                                            [(l.line_id, node, l.sku, l.quantity) for l in lines], placed)
         timings["orders"] = time.perf_counter() - started
 
+        # The forecast as the nightly job would save it, from the same orders: each SKU ×
+        # region's units per week over the last eight weeks (Planning.forecast itself is not
+        # run: its category reference is quadratic in a catalogue of new SKUs, see docs/BENCHMARKS.md).
         started = time.perf_counter()
-        container.planning.forecast(store, SHOP)
+        with store.write():
+            store.save_forecasts(SHOP, ((sku, region, units / 8, math.sqrt(units / 8), "ewma", 13)
+                                        for (sku, region), units in sorted(recent.items())), now)
         timings["forecast"] = time.perf_counter() - started
         timings["allocate"], timings["save_plans"] = timed_allocation(container, store)
 

@@ -14,14 +14,15 @@ OPEN_TRANSFER_STATUSES = ("proposed", "approved", "in_transit")
 _OPEN = ", ".join(f"'{status}'" for status in OPEN_TRANSFER_STATUSES)
 SQL_PARAMS = 500  # per IN (...) list, well under SQLite's bound-parameter limit
 
-# One row of the page: the node's own stock beside the planning's figures. `sellable` and
-# `inbound` are the position the risk is judged on (the network's for the hub).
-_ROW = ("p.sku, p.node_id, p.category, p.is_hub, p.weekly_demand, p.lead_time_days, p.safety_stock, "
-        "p.reorder_point, p.target_level, p.planned_at, p.sellable AS position_sellable, p.inbound, p.cover_days, "
-        "p.risk, COALESCE(s.on_hand, 0) AS on_hand, COALESCE(s.available, 0) AS available, "
-        "COALESCE(r.quantity, 0) AS reserved, s.updated_at AS stock_updated_at "
-        "FROM node_sku_plans p LEFT JOIN stock s ON s.shop_id = p.shop_id AND s.sku = p.sku AND s.node_id = p.node_id "
-        "LEFT JOIN reserved_totals r ON r.shop_id = p.shop_id AND r.node_id = p.node_id AND r.sku = p.sku ")
+# One row of the page: the node's own stock beside the planning's figures. `position_sellable`
+# and `inbound` are the position the risk is judged on (the network's for the hub).
+_COLUMNS = ("p.sku, p.node_id, p.category, p.is_hub, p.weekly_demand, p.lead_time_days, p.safety_stock, "
+            "p.reorder_point, p.target_level, p.planned_at, p.sellable AS position_sellable, p.inbound, "
+            "p.cover_days, p.risk, COALESCE(s.on_hand, 0) AS on_hand, COALESCE(s.available, 0) AS available, "
+            "COALESCE(r.quantity, 0) AS reserved, s.updated_at AS stock_updated_at")
+_STOCK = ("LEFT JOIN stock s ON s.shop_id = p.shop_id AND s.sku = p.sku AND s.node_id = p.node_id "
+          "LEFT JOIN reserved_totals r ON r.shop_id = p.shop_id AND r.node_id = p.node_id AND r.sku = p.sku")
+_ROW = f"{_COLUMNS} FROM node_sku_plans p {_STOCK} "
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,13 @@ class InventoryStore:
              offset: int) -> list[dict]:
         """One page of node × SKU rows, by SKU then node."""
         where, params = _filter(shop_id, filters, open_nodes)
-        return self._dicts(f"SELECT {_ROW} WHERE {where} ORDER BY p.sku, p.node_id LIMIT ? OFFSET ?",
-                           (*params, limit, offset))
+        # The offset is walked in an index, keys only; the stock and reservations are joined
+        # to the page's rows alone (a deep page would otherwise join every row it skips).
+        return self._dicts(
+            f"WITH page AS (SELECT p.sku, p.node_id FROM node_sku_plans p WHERE {where} "
+            "ORDER BY p.sku, p.node_id LIMIT ? OFFSET ?) "
+            f"SELECT {_COLUMNS} FROM page JOIN node_sku_plans p ON p.shop_id = ? AND p.sku = page.sku "
+            f"AND p.node_id = page.node_id {_STOCK} ORDER BY p.sku, p.node_id", (*params, limit, offset, shop_id))
 
     def count(self, shop_id: str, filters: Filters, open_nodes: Sequence[str]) -> int:
         where, params = _filter(shop_id, filters, open_nodes)
