@@ -56,18 +56,19 @@ class InventoryStore:
     # ------------------------------------------------------------ written by planning and syncs
 
     def save_plans(self, shop_id: str, skus: Sequence[str], categories: Mapping[str, str | None],
-                   plans: Iterable[PlanRow], now: datetime, *, every_sku: bool, node_ids: Sequence[str]) -> None:
+                   plans: Iterable[PlanRow], now: datetime, *, every_sku: bool) -> None:
         """The planning figures of ``skus`` (``every_sku``: the shop's whole catalogue was
         planned, so rows of SKUs not named lose theirs too). Only what changed is written:
         an allocation run re-plans 200,000 rows that mostly stay as they were. A row the
         plan no longer has keeps its stock and loses its targets; one with neither goes.
-        ``node_ids``: the shop's nodes (with ``every_sku`` their stock is settled too)."""
+        With ``every_sku`` the shop's stock rows are checked too (see ``stock_changed``)."""
         stamp = ts(now)
         wanted = set(skus)
         with self.store.write():
             existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
+            # The same shape as the rows read back (0 == 0.0, so ints and floats compare alike).
             planned: dict[tuple[str, str], tuple] = {
-                (p.sku, p.node_id): (int(p.is_hub), float(p.weekly_demand), float(p.lead_time_days), p.safety_stock,
+                (p.sku, p.node_id): (int(p.is_hub), p.weekly_demand, p.lead_time_days, p.safety_stock,
                                      p.reorder_point, p.target_level) for p in plans}
             unplanned = (0, 0.0, 0.0, 0, 0, 0)
             added = [key for key in planned if key not in existing]
@@ -114,18 +115,20 @@ class InventoryStore:
                 "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id)",
                 ((shop_id, sku, node) for sku, node in dropped))
             if every_sku:  # stock rows written where nothing settled them (see stock_changed)
-                self.stock_changed(shop_id, node_ids)
+                self.stock_changed(shop_id, every_node=True)
             self.conn.execute("INSERT INTO node_sku_plan_runs (shop_id, planned_at) VALUES (?, ?) "
                               "ON CONFLICT DO UPDATE SET planned_at = excluded.planned_at", (shop_id, stamp))
 
     def stock_changed(self, shop_id: str, node_ids: Sequence[str] = (), rows: Sequence[tuple[str, str]] = (), *,
-                      synced: Mapping[str, Iterable[str]] | None = None) -> int:
+                      synced: Mapping[str, Iterable[str]] | None = None, every_node: bool = False) -> int:
         """After stock rows were written without a trigger seeing them (a sync replacing
         ``node_ids``' rows, a service adding ``rows`` (node, sku)): each row's own sellable
         units as the stock and reservations now say, and the hub's moved by the same change.
         ``synced``: the SKUs the sync wrote per node, so the rows new to the table are found
-        without scanning the shop's stock. Reads every row named, writes only those that
-        changed; inside the writer's transaction. Returns the rows that changed."""
+        without scanning the shop's stock. ``every_node``: the whole shop in one pass (the
+        allocation run's check that no writer left a row unsettled). Reads every row named,
+        writes only those that changed; inside the writer's transaction. Returns the rows
+        that changed."""
         units = ("MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id "
                  "AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0)")
         changes: list[tuple[str, str, int]] = []  # (node, sku, units by the stock − own units in the table)
@@ -144,6 +147,18 @@ class InventoryStore:
                     "SELECT node_id, sku FROM stock s WHERE shop_id = ? AND node_id = ? AND NOT EXISTS (SELECT 1 "
                     "FROM node_sku_plans p WHERE p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id)",
                     (shop_id, node_id)).fetchall()
+        if every_node:
+            changes += self.conn.execute(
+                f"SELECT s.node_id, s.sku, {units} - p.own_sellable FROM stock s JOIN node_sku_plans p "
+                "ON p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id WHERE s.shop_id = ? "
+                f"AND p.own_sellable != {units}", (shop_id,)).fetchall()
+            changes += self.conn.execute(  # rows whose stock row is gone
+                "SELECT node_id, sku, -own_sellable FROM node_sku_plans p WHERE shop_id = ? AND own_sellable != 0 "
+                "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = p.shop_id AND s.sku = p.sku "
+                "AND s.node_id = p.node_id)", (shop_id,)).fetchall()
+            new += self.conn.execute(
+                "SELECT node_id, sku FROM stock s WHERE shop_id = ? AND NOT EXISTS (SELECT 1 FROM node_sku_plans p "
+                "WHERE p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id)", (shop_id,)).fetchall()
         for node_id, sku in rows:
             row = self.conn.execute(
                 f"SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ? AND s.sku = ? AND s.node_id = ?), 0) "
@@ -183,8 +198,7 @@ class InventoryStore:
             rows = []
             for part in chunked(list(skus), SQL_PARAMS):
                 rows += self.conn.execute(f"{sql} AND sku IN ({','.join('?' * len(part))})", (shop_id, *part)).fetchall()
-        return {(sku, node): ((is_hub, float(weekly), float(lead), safety, reorder, target), category)
-                for sku, node, is_hub, weekly, lead, safety, reorder, target, category in rows}
+        return {(row[0], row[1]): (row[2:8], row[8]) for row in rows}
 
     # ------------------------------------------------------------ the page
 
