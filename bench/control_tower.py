@@ -13,7 +13,8 @@ transaction each: the order and its lines (``upsert_order``), its routing decisi
 (``save_decisions``, which also moves the metric counters), ``shipped`` orders' shipment
 facts (``services.shipments.record_shipment``: shipped, most delivered, a few damaged,
 lost or returned), the last two days' orders open with their reservations
-(``reserve_many``), one in a hundred an exception. Then the nightly planning: forecasts
+(``reserve_many``, at a node with the units free, as routing reserves), one in a hundred
+of those an exception. Then the nightly planning: forecasts
 from those orders (each SKU × region's weekly units over the last eight weeks, saved as
 the forecast saves them), the allocation (which saves the per node × SKU targets the
 inventory page reads), and 400 transfers, approved or in transit.
@@ -132,6 +133,7 @@ def build_database(path: Path, args) -> dict:
         skus = [sku_name(i) for i in range(args.skus)]
 
         started = time.perf_counter()
+        free: dict[tuple[str, str], int] = {}  # (node, sku) -> units not reserved yet
         with store.write():
             for node in node_ids:
                 hub = node == node_ids[0]
@@ -139,6 +141,7 @@ def build_database(path: Path, args) -> dict:
                 for sku in skus:
                     units = rng.randrange(50, 400) if hub else (0 if rng.random() < 0.15 else rng.randrange(1, 60))
                     rows.append((sku, units, 0, units))
+                    free[(node, sku)] = units
                 store.replace_node_stock(SHOP, node, rows, "bench", now)
         timings["stock"] = time.perf_counter() - started
 
@@ -164,8 +167,13 @@ def build_database(path: Path, args) -> dict:
                     order = Order(SHOP, str(100_000 + i), f"#{10_000 + i}", "shopify", placed, placed,
                                   Address("US", "NY", "10012"), lines, state="fulfilled" if shipped else "open")
                     store.upsert_order(order, region, placed)
-                    exception = rng.random() < 0.01
+                    # As routing would: the region's node when it has every line, else the hub;
+                    # one open order in a hundred is an exception (older ones were resolved).
                     node = home[region] if rng.random() < 0.8 else node_ids[0]
+                    if not shipped and any(free.get((node, l.sku), 0) < l.quantity for l in lines):
+                        node = node_ids[0]
+                    exception = not shipped and (rng.random() < 0.01 or any(
+                        free.get((node, l.sku), 0) < l.quantity for l in lines))
                     decisions = [LineDecision(l.line_id, l.sku, l.quantity, None if exception else node,
                                               "exception" if exception else "fastest",
                                               "no node had it" if exception else "bench",
@@ -185,6 +193,8 @@ def build_database(path: Path, args) -> dict:
                     else:
                         store.reserve_many(SHOP, order.order_id,
                                            [(l.line_id, node, l.sku, l.quantity) for l in lines], placed)
+                        for line in lines:
+                            free[(node, line.sku)] -= line.quantity
         timings["orders"] = time.perf_counter() - started
 
         # The forecast as the nightly job would save it, from the same orders: each SKU ×
@@ -304,6 +314,8 @@ def sync_cost(path: Path, node: str) -> list[tuple[str, float, float]]:
                     settled = time.perf_counter()
                 results.append((case, replaced - started, settled - replaced))
                 current = [(sku, units) for sku, units, _, _ in rows]
+            allocate, save_plans = timed_allocation(container, store)
+            results.append(("allocation again", allocate, save_plans))
         finally:
             store.close()
     return results
@@ -378,11 +390,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<52} {summary(times)}" + ("  over target" if late else ""))
 
     print(f"\nsync of one node ({args.skus:,} rows replaced), ms: replace, then settle the node × SKU table")
-    for case, replaced, settled in sync_cost(path, node):
+    *syncs, (_, allocate, save_plans) = sync_cost(path, node)
+    for case, replaced, settled in syncs:
         print(f"  {case:<18} {replaced * 1000:8.0f} {settled * 1000:8.0f}")
+    print(f"allocation run again, nothing changed: {allocate:.2f} s, of which saving the node × SKU targets and "
+          f"checking the shop's stock rows {save_plans:.2f} s")
     if "save_plans" in timings:
-        print(f"allocation run (all {args.skus:,} SKUs): {timings['allocate']:.2f} s, of which saving the "
-              f"node × SKU targets {timings['save_plans']:.2f} s")
+        print(f"first allocation run (all {args.skus:,} SKUs, every node × SKU row new): {timings['allocate']:.2f} s, "
+              f"of which saving the targets {timings['save_plans']:.2f} s")
     print(f"\ntarget: p95 < {TARGET_P95_MS:.0f} ms for the home and every inventory page: {'met' if ok else 'NOT met'}")
     print(f"load after: {load_average()}")
     return 0 if ok else 1

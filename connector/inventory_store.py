@@ -75,9 +75,16 @@ class InventoryStore:
             changed = [(key, planned[key]) for key in planned if key in existing and existing[key][0] != planned[key]]
             dropped = [key for key, (figures, _) in existing.items()
                        if key not in planned and figures != unplanned and (every_sku or key[0] in wanted)]
+            # A new row counts its position as it goes in (the triggers keep it current from then on).
+            own = ("COALESCE((SELECT MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r "
+                   "WHERE r.shop_id = s.shop_id AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0) FROM stock s "
+                   "WHERE s.shop_id = ?1 AND s.sku = ?2 AND s.node_id = ?3), 0)")
+            inbound = ("(SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = ?1 AND t.sku = ?2 "
+                       f"AND t.to_node = ?3 AND t.status IN ({_OPEN}))")
             self.conn.executemany(
                 "INSERT INTO node_sku_plans (shop_id, sku, node_id, category, is_hub, weekly_demand, lead_time_days, "
-                "safety_stock, reorder_point, target_level, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "safety_stock, reorder_point, target_level, planned_at, own_sellable, own_inbound, sellable, inbound) "
+                f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {own}, {inbound}, {own}, {inbound})",
                 ((shop_id, sku, node, categories.get(sku), *planned[(sku, node)], stamp) for sku, node in added))
             self.conn.executemany(
                 "UPDATE node_sku_plans SET is_hub = ?, weekly_demand = ?, lead_time_days = ?, safety_stock = ?, "
@@ -88,27 +95,20 @@ class InventoryStore:
                 "UPDATE node_sku_plans SET category = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
                 ((categories.get(sku), shop_id, sku, node) for (sku, node), (_, category) in existing.items()
                  if sku in categories and category != categories.get(sku)))
-            # A new row counts its position now (the triggers keep it current from here on);
-            # so does a hub row, new or newly the hub, and a row that stopped being it.
-            hub_moved = {key for key, figures in changed if figures[0] != existing[key][0][0]}
-            hub_moved |= {key for key in dropped if existing[key][0][0]}
+            # A hub row is judged on the network's position: recounted where the hub is new, or
+            # the SKU has rows new to the table; a row that stopped being the hub on its own.
+            flipped = [key for key, figures in changed if figures[0] != existing[key][0][0]]
+            flipped += [key for key in dropped if existing[key][0][0]]
             self.conn.executemany(
-                "UPDATE node_sku_plans SET own_sellable = COALESCE((SELECT MAX(s.available - COALESCE((SELECT "
-                "r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id AND r.node_id = s.node_id "
-                "AND r.sku = s.sku), 0), 0) FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
-                "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id), 0), "
-                "own_inbound = (SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = node_sku_plans.shop_id "
-                "AND t.sku = node_sku_plans.sku AND t.to_node = node_sku_plans.node_id "
-                f"AND t.status IN ({_OPEN}))  WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                ((shop_id, sku, node) for sku, node in added))
+                "UPDATE node_sku_plans SET sellable = (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
+                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku), "
+                "inbound = (SELECT SUM(p.own_inbound) FROM node_sku_plans p WHERE p.shop_id = node_sku_plans.shop_id "
+                "AND p.sku = node_sku_plans.sku) WHERE shop_id = ? AND sku = ? AND is_hub = 1",
+                ((shop_id, sku) for sku in sorted({sku for sku, _ in added} | {sku for sku, _ in flipped})))
             self.conn.executemany(
-                "UPDATE node_sku_plans SET "
-                "sellable = CASE WHEN is_hub = 1 THEN (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
-                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) ELSE own_sellable END, "
-                "inbound = CASE WHEN is_hub = 1 THEN (SELECT SUM(p.own_inbound) FROM node_sku_plans p "
-                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) ELSE own_inbound END "
-                "WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                ((shop_id, sku, node) for sku, node in sorted(set(added) | hub_moved)))
+                "UPDATE node_sku_plans SET sellable = own_sellable, inbound = own_inbound "
+                "WHERE shop_id = ? AND sku = ? AND node_id = ? AND is_hub = 0",
+                ((shop_id, sku, node) for sku, node in flipped))
             self.conn.executemany(
                 "DELETE FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ? AND own_inbound = 0 "
                 "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
