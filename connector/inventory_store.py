@@ -64,8 +64,12 @@ class InventoryStore:
         With ``every_sku`` the shop's stock rows are checked too (see ``stock_changed``)."""
         stamp = ts(now)
         wanted = set(skus)
+        # Read before taking the write lock (an allocation run holds it only for what changed).
+        # What is written stays right if another run saved in between: rows go in as upserts,
+        # and the rest sets values rather than adding to them.
+        existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
+        unsettled = self._unsettled_stock(shop_id) if every_sku else []
         with self.store.write():
-            existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
             # The same shape as the rows read back (0 == 0.0, so ints and floats compare alike).
             planned: dict[tuple[str, str], tuple] = {
                 (p.sku, p.node_id): (int(p.is_hub), p.weekly_demand, p.lead_time_days, p.safety_stock,
@@ -84,13 +88,21 @@ class InventoryStore:
             self.conn.executemany(
                 "INSERT INTO node_sku_plans (shop_id, sku, node_id, category, is_hub, weekly_demand, lead_time_days, "
                 "safety_stock, reorder_point, target_level, planned_at, own_sellable, own_inbound, sellable, inbound) "
-                f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {own}, {inbound}, {own}, {inbound})",
+                f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {own}, {inbound}, {own}, {inbound}) "
+                "ON CONFLICT DO UPDATE SET category = excluded.category, is_hub = excluded.is_hub, "
+                "weekly_demand = excluded.weekly_demand, lead_time_days = excluded.lead_time_days, "
+                "safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, "
+                "target_level = excluded.target_level, planned_at = excluded.planned_at",
                 ((shop_id, sku, node, categories.get(sku), *planned[(sku, node)], stamp) for sku, node in added))
             self.conn.executemany(
                 "UPDATE node_sku_plans SET is_hub = ?, weekly_demand = ?, lead_time_days = ?, safety_stock = ?, "
                 "reorder_point = ?, target_level = ?, planned_at = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
                 [(*figures, stamp, shop_id, sku, node) for (sku, node), figures in changed]
                 + [(*unplanned, stamp, shop_id, sku, node) for sku, node in dropped])
+            self.stock_changed(shop_id, rows=unsettled)  # each read again under the lock
+            # Rows it added have no category yet: set below with the others.
+            existing.update({(sku, node): (unplanned, None) for node, sku in unsettled
+                             if (sku, node) not in existing and (sku, node) not in planned})
             self.conn.executemany(
                 "UPDATE node_sku_plans SET category = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
                 ((categories.get(sku), shop_id, sku, node) for (sku, node), (_, category) in existing.items()
@@ -114,21 +126,17 @@ class InventoryStore:
                 "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
                 "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id)",
                 ((shop_id, sku, node) for sku, node in dropped))
-            if every_sku:  # stock rows written where nothing settled them (see stock_changed)
-                self.stock_changed(shop_id, every_node=True)
             self.conn.execute("INSERT INTO node_sku_plan_runs (shop_id, planned_at) VALUES (?, ?) "
                               "ON CONFLICT DO UPDATE SET planned_at = excluded.planned_at", (shop_id, stamp))
 
     def stock_changed(self, shop_id: str, node_ids: Sequence[str] = (), rows: Sequence[tuple[str, str]] = (), *,
-                      synced: Mapping[str, Iterable[str]] | None = None, every_node: bool = False) -> int:
+                      synced: Mapping[str, Iterable[str]] | None = None) -> int:
         """After stock rows were written without a trigger seeing them (a sync replacing
         ``node_ids``' rows, a service adding ``rows`` (node, sku)): each row's own sellable
         units as the stock and reservations now say, and the hub's moved by the same change.
         ``synced``: the SKUs the sync wrote per node, so the rows new to the table are found
-        without scanning the shop's stock. ``every_node``: the whole shop in one pass (the
-        allocation run's check that no writer left a row unsettled). Reads every row named,
-        writes only those that changed; inside the writer's transaction. Returns the rows
-        that changed."""
+        without scanning the shop's stock. Reads every row named, writes only those that
+        changed; inside the writer's transaction. Returns the rows that changed."""
         units = ("MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id "
                  "AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0)")
         changes: list[tuple[str, str, int]] = []  # (node, sku, units by the stock − own units in the table)
@@ -147,18 +155,6 @@ class InventoryStore:
                     "SELECT node_id, sku FROM stock s WHERE shop_id = ? AND node_id = ? AND NOT EXISTS (SELECT 1 "
                     "FROM node_sku_plans p WHERE p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id)",
                     (shop_id, node_id)).fetchall()
-        if every_node:
-            changes += self.conn.execute(
-                f"SELECT s.node_id, s.sku, {units} - p.own_sellable FROM stock s JOIN node_sku_plans p "
-                "ON p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id WHERE s.shop_id = ? "
-                f"AND p.own_sellable != {units}", (shop_id,)).fetchall()
-            changes += self.conn.execute(  # rows whose stock row is gone
-                "SELECT node_id, sku, -own_sellable FROM node_sku_plans p WHERE shop_id = ? AND own_sellable != 0 "
-                "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = p.shop_id AND s.sku = p.sku "
-                "AND s.node_id = p.node_id)", (shop_id,)).fetchall()
-            new += self.conn.execute(
-                "SELECT node_id, sku FROM stock s WHERE shop_id = ? AND NOT EXISTS (SELECT 1 FROM node_sku_plans p "
-                "WHERE p.shop_id = s.shop_id AND p.sku = s.sku AND p.node_id = s.node_id)", (shop_id,)).fetchall()
         for node_id, sku in rows:
             row = self.conn.execute(
                 f"SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ? AND s.sku = ? AND s.node_id = ?), 0) "
@@ -187,6 +183,19 @@ class InventoryStore:
             "own_sellable = own_sellable + ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
             ((delta, delta, delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
         return len(changes)
+
+    def _unsettled_stock(self, shop_id: str) -> list[tuple[str, str]]:
+        """(node, sku) of the shop whose own sellable units in the table differ from what
+        the stock and reservations say, or that the table lacks: stock a writer did not
+        settle. One pass over the shop, read without the write lock."""
+        units = ("MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id "
+                 "AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0)")
+        return self.conn.execute(
+            f"SELECT s.node_id, s.sku FROM stock s LEFT JOIN node_sku_plans p ON p.shop_id = s.shop_id "
+            f"AND p.sku = s.sku AND p.node_id = s.node_id WHERE s.shop_id = ? AND p.own_sellable IS NOT {units} "
+            "UNION ALL SELECT node_id, sku FROM node_sku_plans p WHERE shop_id = ? AND own_sellable != 0 "
+            "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = p.shop_id AND s.sku = p.sku "
+            "AND s.node_id = p.node_id)", (shop_id, shop_id)).fetchall()
 
     def _plan_figures(self, shop_id: str, skus: Sequence[str] | None) -> dict[tuple[str, str], tuple[tuple, str]]:
         """(sku, node) -> (planning figures as save_plans compares them, category)."""
