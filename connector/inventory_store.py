@@ -69,16 +69,21 @@ class InventoryStore:
         # and the rest sets values rather than adding to them.
         existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
         unsettled = self._unsettled_stock(shop_id) if every_sku else []
+        # The same shape as the rows read back (0 == 0.0, so ints and floats compare alike).
+        planned: dict[tuple[str, str], tuple] = {
+            (p.sku, p.node_id): (int(p.is_hub), p.weekly_demand, p.lead_time_days, p.safety_stock,
+                                 p.reorder_point, p.target_level) for p in plans}
+        unplanned = (0, 0.0, 0.0, 0, 0, 0)
+        added = [key for key in planned if key not in existing]
+        changed = [(key, planned[key]) for key in planned if key in existing and existing[key][0] != planned[key]]
+        dropped = [key for key, (figures, _) in existing.items()
+                   if key not in planned and figures != unplanned and (every_sku or key[0] in wanted)]
+        # Rows whose SKU's category changed, and those the stock check adds (none has one yet).
+        recategorised = [key for key, (_, category) in existing.items()
+                         if key[0] in categories and category != categories.get(key[0])]
+        recategorised += [(sku, node) for node, sku in unsettled if (sku, node) not in existing
+                          and (sku, node) not in planned and sku in categories]
         with self.store.write():
-            # The same shape as the rows read back (0 == 0.0, so ints and floats compare alike).
-            planned: dict[tuple[str, str], tuple] = {
-                (p.sku, p.node_id): (int(p.is_hub), p.weekly_demand, p.lead_time_days, p.safety_stock,
-                                     p.reorder_point, p.target_level) for p in plans}
-            unplanned = (0, 0.0, 0.0, 0, 0, 0)
-            added = [key for key in planned if key not in existing]
-            changed = [(key, planned[key]) for key in planned if key in existing and existing[key][0] != planned[key]]
-            dropped = [key for key, (figures, _) in existing.items()
-                       if key not in planned and figures != unplanned and (every_sku or key[0] in wanted)]
             # A new row counts its position as it goes in (the triggers keep it current from then on).
             own = ("COALESCE((SELECT MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r "
                    "WHERE r.shop_id = s.shop_id AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0) FROM stock s "
@@ -100,13 +105,9 @@ class InventoryStore:
                 [(*figures, stamp, shop_id, sku, node) for (sku, node), figures in changed]
                 + [(*unplanned, stamp, shop_id, sku, node) for sku, node in dropped])
             self.stock_changed(shop_id, rows=unsettled)  # each read again under the lock
-            # Rows it added have no category yet: set below with the others.
-            existing.update({(sku, node): (unplanned, None) for node, sku in unsettled
-                             if (sku, node) not in existing and (sku, node) not in planned})
             self.conn.executemany(
                 "UPDATE node_sku_plans SET category = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                ((categories.get(sku), shop_id, sku, node) for (sku, node), (_, category) in existing.items()
-                 if sku in categories and category != categories.get(sku)))
+                ((categories.get(sku), shop_id, sku, node) for sku, node in recategorised))
             # A hub row is judged on the network's position: recounted where the hub is new, or
             # the SKU has rows new to the table; a row that stopped being the hub on its own.
             flipped = [key for key, figures in changed if figures[0] != existing[key][0][0]]
