@@ -3,6 +3,7 @@
 it, list its stock-out risks and show one SKU, all from indexes."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
@@ -13,6 +14,7 @@ from connector.store import Store, ts
 OPEN_TRANSFER_STATUSES = ("proposed", "approved", "in_transit")
 _OPEN = ", ".join(f"'{status}'" for status in OPEN_TRANSFER_STATUSES)
 SQL_PARAMS = 500  # per IN (...) list, well under SQLite's bound-parameter limit
+BULK_ROWS = 2_000  # more rows new to the table at one node than this: added in one pass
 
 # One row of the page: the node's own stock beside the planning's figures. `position_sellable`
 # and `inbound` are the position the risk is judged on (the network's for the hub).
@@ -165,17 +167,26 @@ class InventoryStore:
                 new.append((node_id, sku))
             elif row[0]:
                 changes.append((node_id, sku, row[0]))
+        # Rows new to the table go in with their units (not the hub: save_plans names it), and
+        # the SKU's hub row, if it has one, is recounted: a first sync adds 100,000 rows at once.
+        new = list(dict.fromkeys(new))
+        many = {node_id for node_id, count in Counter(node_id for node_id, _ in new).items() if count > BULK_ROWS}
+        for node_id in sorted(many):  # a node's first sync: one pass over the shop's stock beats a lookup each
+            self.conn.execute(
+                f"INSERT INTO node_sku_plans (shop_id, sku, node_id, own_sellable, sellable) SELECT s.shop_id, s.sku, "
+                f"s.node_id, {units}, {units} FROM stock s WHERE s.shop_id = ? AND s.node_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM node_sku_plans p WHERE p.shop_id = s.shop_id AND p.sku = s.sku "
+                "AND p.node_id = s.node_id)", (shop_id, node_id))
         self.conn.executemany(
-            "INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 "
-            "FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ?)",
-            ((shop_id, sku, node_id, shop_id, sku, node_id) for node_id, sku in new))
-        for node_id, sku in new:  # rows named twice, or a sync's SKU with no stock row, change by 0
-            delta = self.conn.execute(
-                f"SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ? AND s.sku = ? AND s.node_id = ?), 0) "
-                "- own_sellable FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                (shop_id, sku, node_id, shop_id, sku, node_id)).fetchone()[0]
-            if delta:
-                changes.append((node_id, sku, delta))
+            f"INSERT INTO node_sku_plans (shop_id, sku, node_id, own_sellable, sellable) SELECT ?1, ?2, ?3, u, u "
+            f"FROM (SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ?1 AND s.sku = ?2 "
+            "AND s.node_id = ?3), 0) AS u) WHERE NOT EXISTS (SELECT 1 FROM node_sku_plans WHERE shop_id = ?1 "
+            "AND sku = ?2 AND node_id = ?3)", ((shop_id, sku, node_id) for node_id, sku in new if node_id not in many))
+        self.conn.executemany(
+            "UPDATE node_sku_plans SET sellable = (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
+            "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) "
+            "WHERE shop_id = ? AND sku = ? AND is_hub = 1",
+            ((shop_id, sku) for sku in sorted({sku for _, sku in new})))
         self.conn.executemany(
             "UPDATE node_sku_plans SET sellable = sellable + ? WHERE shop_id = ? AND sku = ? AND is_hub = 1 "
             "AND node_id != ?", ((delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
@@ -183,7 +194,7 @@ class InventoryStore:
             "UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN sellable + ? ELSE own_sellable + ? END, "
             "own_sellable = own_sellable + ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
             ((delta, delta, delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
-        return len(changes)
+        return len(changes) + len(new)
 
     def _unsettled_stock(self, shop_id: str) -> list[tuple[str, str]]:
         """(node, sku) of the shop whose own sellable units in the table differ from what
