@@ -3,6 +3,7 @@
 it, list its stock-out risks and show one SKU, all from indexes."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
@@ -13,15 +14,17 @@ from connector.store import Store, ts
 OPEN_TRANSFER_STATUSES = ("proposed", "approved", "in_transit")
 _OPEN = ", ".join(f"'{status}'" for status in OPEN_TRANSFER_STATUSES)
 SQL_PARAMS = 500  # per IN (...) list, well under SQLite's bound-parameter limit
+BULK_ROWS = 2_000  # more rows new to the table at one node than this: added in one pass
 
-# One row of the page: the node's own stock beside the planning's figures. `sellable` and
-# `inbound` are the position the risk is judged on (the network's for the hub).
-_ROW = ("p.sku, p.node_id, p.category, p.is_hub, p.weekly_demand, p.lead_time_days, p.safety_stock, "
-        "p.reorder_point, p.target_level, p.planned_at, p.sellable AS position_sellable, p.inbound, p.cover_days, "
-        "p.risk, COALESCE(s.on_hand, 0) AS on_hand, COALESCE(s.available, 0) AS available, "
-        "COALESCE(r.quantity, 0) AS reserved, s.updated_at AS stock_updated_at "
-        "FROM node_sku_plans p LEFT JOIN stock s ON s.shop_id = p.shop_id AND s.sku = p.sku AND s.node_id = p.node_id "
-        "LEFT JOIN reserved_totals r ON r.shop_id = p.shop_id AND r.node_id = p.node_id AND r.sku = p.sku ")
+# One row of the page: the node's own stock beside the planning's figures. `position_sellable`
+# and `inbound` are the position the risk is judged on (the network's for the hub).
+_COLUMNS = ("p.sku, p.node_id, p.category, p.is_hub, p.weekly_demand, p.lead_time_days, p.safety_stock, "
+            "p.reorder_point, p.target_level, p.planned_at, p.sellable AS position_sellable, p.inbound, "
+            "p.cover_days, p.risk, COALESCE(s.on_hand, 0) AS on_hand, COALESCE(s.available, 0) AS available, "
+            "COALESCE(r.quantity, 0) AS reserved, s.updated_at AS stock_updated_at")
+_STOCK = ("LEFT JOIN stock s ON s.shop_id = p.shop_id AND s.sku = p.sku AND s.node_id = p.node_id "
+          "LEFT JOIN reserved_totals r ON r.shop_id = p.shop_id AND r.node_id = p.node_id AND r.sku = p.sku")
+_ROW = f"{_COLUMNS} FROM node_sku_plans p {_STOCK} "
 
 
 @dataclass(frozen=True)
@@ -55,65 +58,77 @@ class InventoryStore:
     # ------------------------------------------------------------ written by planning and syncs
 
     def save_plans(self, shop_id: str, skus: Sequence[str], categories: Mapping[str, str | None],
-                   plans: Iterable[PlanRow], now: datetime, *, every_sku: bool, node_ids: Sequence[str]) -> None:
+                   plans: Iterable[PlanRow], now: datetime, *, every_sku: bool) -> None:
         """The planning figures of ``skus`` (``every_sku``: the shop's whole catalogue was
         planned, so rows of SKUs not named lose theirs too). Only what changed is written:
         an allocation run re-plans 200,000 rows that mostly stay as they were. A row the
         plan no longer has keeps its stock and loses its targets; one with neither goes.
-        ``node_ids``: the shop's nodes (with ``every_sku`` their stock is settled too)."""
+        With ``every_sku`` the shop's stock rows are checked too (see ``stock_changed``)."""
         stamp = ts(now)
         wanted = set(skus)
+        # Read before taking the write lock (an allocation run holds it only for what changed).
+        # What is written stays right if another run saved in between: rows go in as upserts,
+        # and the rest sets values rather than adding to them.
+        existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
+        unsettled = self._unsettled_stock(shop_id) if every_sku else []
+        # The same shape as the rows read back (0 == 0.0, so ints and floats compare alike).
+        planned: dict[tuple[str, str], tuple] = {
+            (p.sku, p.node_id): (int(p.is_hub), p.weekly_demand, p.lead_time_days, p.safety_stock,
+                                 p.reorder_point, p.target_level) for p in plans}
+        unplanned = (0, 0.0, 0.0, 0, 0, 0)
+        added = [key for key in planned if key not in existing]
+        changed = [(key, planned[key]) for key in planned if key in existing and existing[key][0] != planned[key]]
+        dropped = [key for key, (figures, _) in existing.items()
+                   if key not in planned and figures != unplanned and (every_sku or key[0] in wanted)]
+        # Rows whose SKU's category changed, and those the stock check adds (none has one yet).
+        recategorised = [key for key, (_, category) in existing.items()
+                         if key[0] in categories and category != categories.get(key[0])]
+        recategorised += [(sku, node) for node, sku in unsettled if (sku, node) not in existing
+                          and (sku, node) not in planned and sku in categories]
         with self.store.write():
-            existing = self._plan_figures(shop_id, None if every_sku else sorted(wanted))
-            planned: dict[tuple[str, str], tuple] = {
-                (p.sku, p.node_id): (int(p.is_hub), float(p.weekly_demand), float(p.lead_time_days), p.safety_stock,
-                                     p.reorder_point, p.target_level) for p in plans}
-            unplanned = (0, 0.0, 0.0, 0, 0, 0)
-            added = [key for key in planned if key not in existing]
-            changed = [(key, planned[key]) for key in planned if key in existing and existing[key][0] != planned[key]]
-            dropped = [key for key, (figures, _) in existing.items()
-                       if key not in planned and figures != unplanned and (every_sku or key[0] in wanted)]
+            # A new row counts its position as it goes in (the triggers keep it current from then on).
+            own = ("COALESCE((SELECT MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r "
+                   "WHERE r.shop_id = s.shop_id AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0) FROM stock s "
+                   "WHERE s.shop_id = ?1 AND s.sku = ?2 AND s.node_id = ?3), 0)")
+            inbound = ("(SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = ?1 AND t.sku = ?2 "
+                       f"AND t.to_node = ?3 AND t.status IN ({_OPEN}))")
             self.conn.executemany(
                 "INSERT INTO node_sku_plans (shop_id, sku, node_id, category, is_hub, weekly_demand, lead_time_days, "
-                "safety_stock, reorder_point, target_level, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "safety_stock, reorder_point, target_level, planned_at, own_sellable, own_inbound, sellable, inbound) "
+                f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {own}, {inbound}, {own}, {inbound}) "
+                "ON CONFLICT DO UPDATE SET category = excluded.category, is_hub = excluded.is_hub, "
+                "weekly_demand = excluded.weekly_demand, lead_time_days = excluded.lead_time_days, "
+                "safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, "
+                "target_level = excluded.target_level, planned_at = excluded.planned_at",
                 ((shop_id, sku, node, categories.get(sku), *planned[(sku, node)], stamp) for sku, node in added))
             self.conn.executemany(
                 "UPDATE node_sku_plans SET is_hub = ?, weekly_demand = ?, lead_time_days = ?, safety_stock = ?, "
                 "reorder_point = ?, target_level = ?, planned_at = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
                 [(*figures, stamp, shop_id, sku, node) for (sku, node), figures in changed]
                 + [(*unplanned, stamp, shop_id, sku, node) for sku, node in dropped])
+            self.stock_changed(shop_id, rows=unsettled)  # each read again under the lock
             self.conn.executemany(
                 "UPDATE node_sku_plans SET category = ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                ((categories.get(sku), shop_id, sku, node) for (sku, node), (_, category) in existing.items()
-                 if sku in categories and category != categories.get(sku)))
-            # A new row counts its position now (the triggers keep it current from here on);
-            # so does a hub row, new or newly the hub, and a row that stopped being it.
-            hub_moved = {key for key, figures in changed if figures[0] != existing[key][0][0]}
-            hub_moved |= {key for key in dropped if existing[key][0][0]}
+                ((categories.get(sku), shop_id, sku, node) for sku, node in recategorised))
+            # A hub row is judged on the network's position: recounted where the hub is new, or
+            # the SKU has rows new to the table; a row that stopped being the hub on its own.
+            flipped = [key for key, figures in changed if figures[0] != existing[key][0][0]]
+            flipped += [key for key in dropped if existing[key][0][0]]
             self.conn.executemany(
-                "UPDATE node_sku_plans SET own_sellable = COALESCE((SELECT MAX(s.available - COALESCE((SELECT "
-                "r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id AND r.node_id = s.node_id "
-                "AND r.sku = s.sku), 0), 0) FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
-                "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id), 0), "
-                "own_inbound = (SELECT COALESCE(SUM(t.units), 0) FROM transfers t WHERE t.shop_id = node_sku_plans.shop_id "
-                "AND t.sku = node_sku_plans.sku AND t.to_node = node_sku_plans.node_id "
-                f"AND t.status IN ({_OPEN}))  WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                ((shop_id, sku, node) for sku, node in added))
+                "UPDATE node_sku_plans SET sellable = (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
+                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku), "
+                "inbound = (SELECT SUM(p.own_inbound) FROM node_sku_plans p WHERE p.shop_id = node_sku_plans.shop_id "
+                "AND p.sku = node_sku_plans.sku) WHERE shop_id = ? AND sku = ? AND is_hub = 1",
+                ((shop_id, sku) for sku in sorted({sku for sku, _ in added} | {sku for sku, _ in flipped})))
             self.conn.executemany(
-                "UPDATE node_sku_plans SET "
-                "sellable = CASE WHEN is_hub = 1 THEN (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
-                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) ELSE own_sellable END, "
-                "inbound = CASE WHEN is_hub = 1 THEN (SELECT SUM(p.own_inbound) FROM node_sku_plans p "
-                "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) ELSE own_inbound END "
-                "WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                ((shop_id, sku, node) for sku, node in sorted(set(added) | hub_moved)))
+                "UPDATE node_sku_plans SET sellable = own_sellable, inbound = own_inbound "
+                "WHERE shop_id = ? AND sku = ? AND node_id = ? AND is_hub = 0",
+                ((shop_id, sku, node) for sku, node in flipped))
             self.conn.executemany(
                 "DELETE FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ? AND own_inbound = 0 "
                 "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = node_sku_plans.shop_id "
                 "AND s.sku = node_sku_plans.sku AND s.node_id = node_sku_plans.node_id)",
                 ((shop_id, sku, node) for sku, node in dropped))
-            if every_sku:  # stock rows written where nothing settled them (see stock_changed)
-                self.stock_changed(shop_id, node_ids)
             self.conn.execute("INSERT INTO node_sku_plan_runs (shop_id, planned_at) VALUES (?, ?) "
                               "ON CONFLICT DO UPDATE SET planned_at = excluded.planned_at", (shop_id, stamp))
 
@@ -152,17 +167,26 @@ class InventoryStore:
                 new.append((node_id, sku))
             elif row[0]:
                 changes.append((node_id, sku, row[0]))
+        # Rows new to the table go in with their units (not the hub: save_plans names it), and
+        # the SKU's hub row, if it has one, is recounted: a first sync adds 100,000 rows at once.
+        new = list(dict.fromkeys(new))
+        many = {node_id for node_id, count in Counter(node_id for node_id, _ in new).items() if count > BULK_ROWS}
+        for node_id in sorted(many):  # a node's first sync: one pass over the shop's stock beats a lookup each
+            self.conn.execute(
+                f"INSERT INTO node_sku_plans (shop_id, sku, node_id, own_sellable, sellable) SELECT s.shop_id, s.sku, "
+                f"s.node_id, {units}, {units} FROM stock s WHERE s.shop_id = ? AND s.node_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM node_sku_plans p WHERE p.shop_id = s.shop_id AND p.sku = s.sku "
+                "AND p.node_id = s.node_id)", (shop_id, node_id))
         self.conn.executemany(
-            "INSERT INTO node_sku_plans (shop_id, sku, node_id) SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 "
-            "FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ?)",
-            ((shop_id, sku, node_id, shop_id, sku, node_id) for node_id, sku in new))
-        for node_id, sku in new:  # rows named twice, or a sync's SKU with no stock row, change by 0
-            delta = self.conn.execute(
-                f"SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ? AND s.sku = ? AND s.node_id = ?), 0) "
-                "- own_sellable FROM node_sku_plans WHERE shop_id = ? AND sku = ? AND node_id = ?",
-                (shop_id, sku, node_id, shop_id, sku, node_id)).fetchone()[0]
-            if delta:
-                changes.append((node_id, sku, delta))
+            f"INSERT INTO node_sku_plans (shop_id, sku, node_id, own_sellable, sellable) SELECT ?1, ?2, ?3, u, u "
+            f"FROM (SELECT COALESCE((SELECT {units} FROM stock s WHERE s.shop_id = ?1 AND s.sku = ?2 "
+            "AND s.node_id = ?3), 0) AS u) WHERE NOT EXISTS (SELECT 1 FROM node_sku_plans WHERE shop_id = ?1 "
+            "AND sku = ?2 AND node_id = ?3)", ((shop_id, sku, node_id) for node_id, sku in new if node_id not in many))
+        self.conn.executemany(
+            "UPDATE node_sku_plans SET sellable = (SELECT SUM(p.own_sellable) FROM node_sku_plans p "
+            "WHERE p.shop_id = node_sku_plans.shop_id AND p.sku = node_sku_plans.sku) "
+            "WHERE shop_id = ? AND sku = ? AND is_hub = 1",
+            ((shop_id, sku) for sku in sorted({sku for _, sku in new})))
         self.conn.executemany(
             "UPDATE node_sku_plans SET sellable = sellable + ? WHERE shop_id = ? AND sku = ? AND is_hub = 1 "
             "AND node_id != ?", ((delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
@@ -170,7 +194,20 @@ class InventoryStore:
             "UPDATE node_sku_plans SET sellable = CASE WHEN is_hub = 1 THEN sellable + ? ELSE own_sellable + ? END, "
             "own_sellable = own_sellable + ? WHERE shop_id = ? AND sku = ? AND node_id = ?",
             ((delta, delta, delta, shop_id, sku, node_id) for node_id, sku, delta in changes))
-        return len(changes)
+        return len(changes) + len(new)
+
+    def _unsettled_stock(self, shop_id: str) -> list[tuple[str, str]]:
+        """(node, sku) of the shop whose own sellable units in the table differ from what
+        the stock and reservations say, or that the table lacks: stock a writer did not
+        settle. One pass over the shop, read without the write lock."""
+        units = ("MAX(s.available - COALESCE((SELECT r.quantity FROM reserved_totals r WHERE r.shop_id = s.shop_id "
+                 "AND r.node_id = s.node_id AND r.sku = s.sku), 0), 0)")
+        return self.conn.execute(
+            f"SELECT s.node_id, s.sku FROM stock s LEFT JOIN node_sku_plans p ON p.shop_id = s.shop_id "
+            f"AND p.sku = s.sku AND p.node_id = s.node_id WHERE s.shop_id = ? AND p.own_sellable IS NOT {units} "
+            "UNION ALL SELECT node_id, sku FROM node_sku_plans p WHERE shop_id = ? AND own_sellable != 0 "
+            "AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.shop_id = p.shop_id AND s.sku = p.sku "
+            "AND s.node_id = p.node_id)", (shop_id, shop_id)).fetchall()
 
     def _plan_figures(self, shop_id: str, skus: Sequence[str] | None) -> dict[tuple[str, str], tuple[tuple, str]]:
         """(sku, node) -> (planning figures as save_plans compares them, category)."""
@@ -182,8 +219,7 @@ class InventoryStore:
             rows = []
             for part in chunked(list(skus), SQL_PARAMS):
                 rows += self.conn.execute(f"{sql} AND sku IN ({','.join('?' * len(part))})", (shop_id, *part)).fetchall()
-        return {(sku, node): ((is_hub, float(weekly), float(lead), safety, reorder, target), category)
-                for sku, node, is_hub, weekly, lead, safety, reorder, target, category in rows}
+        return {(row[0], row[1]): (row[2:8], row[8]) for row in rows}
 
     # ------------------------------------------------------------ the page
 
@@ -191,8 +227,13 @@ class InventoryStore:
              offset: int) -> list[dict]:
         """One page of node × SKU rows, by SKU then node."""
         where, params = _filter(shop_id, filters, open_nodes)
-        return self._dicts(f"SELECT {_ROW} WHERE {where} ORDER BY p.sku, p.node_id LIMIT ? OFFSET ?",
-                           (*params, limit, offset))
+        # The offset is walked in an index, keys only; the stock and reservations are joined
+        # to the page's rows alone (a deep page would otherwise join every row it skips).
+        return self._dicts(
+            f"WITH page AS (SELECT p.sku, p.node_id FROM node_sku_plans p WHERE {where} "
+            "ORDER BY p.sku, p.node_id LIMIT ? OFFSET ?) "
+            f"SELECT {_COLUMNS} FROM page JOIN node_sku_plans p ON p.shop_id = ? AND p.sku = page.sku "
+            f"AND p.node_id = page.node_id {_STOCK} ORDER BY p.sku, p.node_id", (*params, limit, offset, shop_id))
 
     def count(self, shop_id: str, filters: Filters, open_nodes: Sequence[str]) -> int:
         where, params = _filter(shop_id, filters, open_nodes)

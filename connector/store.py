@@ -510,6 +510,8 @@ def _node_sku_plans(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX node_sku_plans_risk ON node_sku_plans (shop_id, risk, cover_days)")
     db.execute("CREATE INDEX node_sku_plans_node ON node_sku_plans (shop_id, node_id, sku)")
     db.execute("CREATE INDEX node_sku_plans_category ON node_sku_plans (shop_id, category, sku, node_id)")
+    # A row new to the table counts the open transfers toward it: by SKU, not by scanning them all.
+    db.execute("CREATE INDEX transfers_by_sku ON transfers (shop_id, sku, to_node)")
     # When each shop's plan was last saved (the page says so).
     db.execute("CREATE TABLE node_sku_plan_runs (shop_id TEXT PRIMARY KEY, planned_at TEXT NOT NULL)")
     db.execute(

@@ -204,7 +204,7 @@ class Planning:
                 shop_id, wanted, {sku: sku_category(routing.router.sku_rule(sku)) for sku in wanted},
                 (PlanRow(t.sku, t.node, t.node == hub, t.weekly_demand, t.lead_time_weeks * DAYS_PER_WEEK,
                          t.safety_stock, t.reorder_point, t.target_level) for t in targets.values()),
-                now, every_sku=skus is None, node_ids=sorted(shop.network.nodes))
+                now, every_sku=skus is None)
         return AllocationReport(
             shop_id=shop_id, skus=len(results),
             units_allocated=sum(sum(a.units.values()) for a in results),

@@ -31,9 +31,8 @@ def planned(served):
 
 
 def _inventory(page, server):
-    sign_in(page, server)
-    page.wait_for_url(f"{server}/settings/")
-    page.goto(f"{server}/inventory")
+    sign_in(page, server, next="/inventory")
+    page.wait_for_url(f"{server}/inventory")
 
 
 def test_risks_come_first_and_filters_narrow_the_rows(page, server, planned):

@@ -221,3 +221,27 @@ def test_counts_and_transfers_through_their_services_keep_the_rows_current(plann
         assert_rows_current(store)
     row = plan_rows(store)[("CANDLE-FIG", "cold-room")]
     assert (row["position_sellable"], row["inbound"]) == (25, 0)  # arrived: on the shelf, no longer inbound
+
+
+def test_the_allocation_run_settles_stock_no_one_settled(planned, store, clock):
+    with store.write():  # a writer that did not call stock_changed: a new row, and a row gone
+        store.set_stock(S, "ne-micro", "PRINT-A3", on_hand=33, committed=0, available=33, source="t", now=clock())
+        store.conn.execute("DELETE FROM stock WHERE shop_id = ? AND node_id = 'west-3pl' AND sku = 'CANDLE-FIG'", (S,))
+    planned.planning.allocate(store, S)
+    assert_rows_current(store)
+    rows = plan_rows(store)
+    assert rows[("PRINT-A3", "ne-micro")]["position_sellable"] == 33
+    assert rows[("CANDLE-FIG", "west-3pl")]["risk"] == Risk.OUT_OF_STOCK
+
+
+def test_a_nodes_first_big_sync_adds_its_rows_in_one_pass(planned, store, clock):
+    from connector.inventory_store import BULK_ROWS
+    synced = [f"NEW-{i:05d}" for i in range(BULK_ROWS + 5)] + ["CANDLE-FIG"]
+    with store.write():
+        store.reserve(S, "o-1", "1", "ne-micro", "NEW-00003", 2, clock())
+        store.replace_node_stock(S, "ne-micro", [(sku, 9, 0, 9) for sku in synced], "test", clock())
+        assert InventoryStore(store).stock_changed(S, ["ne-micro"], synced={"ne-micro": synced}) >= len(synced) - 1
+    assert_rows_current(store)
+    rows = plan_rows(store)
+    assert rows[("NEW-00003", "ne-micro")]["position_sellable"] == 7 and rows[("CANDLE-FIG", "ne-micro")][
+        "position_sellable"] == 9
