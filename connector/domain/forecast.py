@@ -189,6 +189,21 @@ def forecast_demand(
             regional_units[region] += sum(series)
     all_units = sum(regional_units.values())
 
+    # Per category and region: the sum of its established SKUs' own forecasts and how many
+    # there are, computed once, so each SKU's reference costs one lookup (a sum over its peers
+    # per SKU made a 20,000-SKU catalogue quadratic).
+    peers_by_category: dict[str, list[str]] = {}
+    for peer in sorted(span):
+        if span[peer] >= NEW_SKU_WEEKS and (peer_category := category(peer)) is not None:
+            peers_by_category.setdefault(peer_category, []).append(peer)
+    totals: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def category_totals(cat: str, region: str) -> tuple[float, int]:
+        if (cat, region) not in totals:
+            peers = peers_by_category.get(cat, [])
+            totals[(cat, region)] = math.fsum(max(0.0, fit_own(peer, region)[0]) for peer in peers), len(peers)
+        return totals[(cat, region)]
+
     def reference(sku: str, region: str) -> tuple[float, str] | None:
         prior = prior_weekly(sku)
         if prior is not None:
@@ -199,10 +214,12 @@ def forecast_demand(
         cat = category(sku)
         if cat is None:
             return None
-        peers = sorted(s for s in span if s != sku and span[s] >= NEW_SKU_WEEKS and category(s) == cat)
-        if not peers:
+        total, count = category_totals(cat, region)
+        if span.get(sku, 0) >= NEW_SKU_WEEKS:  # the SKU is its own peer there: take itself out
+            total, count = total - max(0.0, fit_own(sku, region)[0]), count - 1
+        if not count:
             return None
-        return sum(max(0.0, fit_own(peer, region)[0]) for peer in peers) / len(peers), "category"
+        return max(0.0, total) / count, "category"
 
     forecasts: dict[tuple[str, str], Forecast] = {}
     for sku in sorted(set(skus)):

@@ -317,3 +317,25 @@ def test_uplifted_weeks_add_up_over_a_split_horizon(first, second, windows):
     split = (uplifted_weeks("CANDLE-1", start=T0, weeks=first, launches=launches)
              + uplifted_weeks("CANDLE-1", start=T0 + first * WEEK, weeks=second, launches=launches))
     assert whole == pytest.approx(split, rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from("ABCDEFGHIJ"),
+                       st.tuples(st.sampled_from(["c1", "c2", None]),
+                                 st.one_of(st.just([]), st.lists(st.integers(0, 90), min_size=8, max_size=8))),
+                       min_size=1))
+def test_a_new_skus_reference_is_the_mean_of_its_categorys_other_established_skus(catalogue):
+    # Established SKUs (8 weeks: their own trend fit) and new ones (no sales); a new SKU's
+    # forecast is the mean over the others of its category of their own forecasts.
+    history = {(sku, "r"): series for sku, (_, series) in catalogue.items() if series}
+    categories = {sku: category for sku, (category, _) in catalogue.items() if category}
+    result = forecast(history, skus=list(catalogue), categories=categories)
+    for sku, (category, series) in catalogue.items():
+        if series or category is None:
+            continue
+        peers = [result[(peer, "r")].weekly for peer, (c, s) in catalogue.items() if c == category and s]
+        got = result[(sku, "r")]
+        if peers:
+            assert (got.method, got.weekly) == ("category", pytest.approx(sum(peers) / len(peers)))
+        else:
+            assert got.method == "none"
