@@ -131,15 +131,7 @@ def orders() -> None:
 def orders_show(ctx: _Context, order_ref: str, shop: str | None, as_json: bool) -> None:
     """Lines, node, rule and explanation for ORDER_REF (an order id or number)."""
     with _migrated_store(ctx.container) as store:
-        found = store.find_orders(order_ref, shop)
-        if not found:
-            click.echo(f"no order {order_ref!r}" + (f" in shop {shop}" if shop else ""), err=True)
-            sys.exit(1)
-        if len(found) > 1:
-            click.echo(f"{order_ref!r} matches orders in several shops ({', '.join(o['shop_id'] for o in found)}); "
-                       "pass --shop", err=True)
-            sys.exit(2)
-        order = found[0]
+        order = _one_order(store, order_ref, shop)
         lines = store.order_lines(order["shop_id"], order["id"])
         decisions = {d["line_id"]: d for d in store.current_decisions(order["shop_id"], order["id"])}
     if as_json:
@@ -645,6 +637,20 @@ def users_link(ctx: _Context, email: str, base_url: str, valid_minutes: int) -> 
             sys.exit(2)
     click.echo(f"{base_url.rstrip('/')}/login/link/{token}")
     click.echo(f"(valid for {valid_minutes} minutes, once)", err=True)
+
+
+def _one_order(store: Store, order_ref: str, shop: str | None) -> dict:
+    """The stored order ORDER_REF (an order id or number) names, or one line and exit 1
+    (none) or 2 (several shops have it: --shop picks one)."""
+    found = store.find_orders(order_ref, shop)
+    if not found:
+        click.echo(f"no order {order_ref!r}" + (f" in shop {shop}" if shop else ""), err=True)
+        sys.exit(1)
+    if len(found) > 1:
+        click.echo(f"{order_ref!r} matches orders in several shops ({', '.join(o['shop_id'] for o in found)}); "
+                   "pass --shop", err=True)
+        sys.exit(2)
+    return found[0]
 
 
 def _shops(container: Container, shop: str | None) -> list[str]:

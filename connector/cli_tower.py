@@ -15,8 +15,8 @@ import click
 
 from connector import handoff_store
 from connector.bootstrap import Container
-from connector.cli import (_by, _check_shop_node, _Context, _echo_rerouted, _migrated_store, _one_shop, _shops,
-                           forward, main, pass_ctx, refunds, stock)
+from connector.cli import (_by, _check_shop_node, _Context, _echo_rerouted, _migrated_store, _one_order, _one_shop,
+                           _shops, forward, main, pass_ctx, refunds, stock)
 from connector.inventory_store import Filters as InventoryFilters
 from connector.services.attention import needs_you
 from connector.services.handoff import ShipError, pick_list_csv
@@ -57,16 +57,9 @@ def _echo_needs_you(container: Container, shop: str | None) -> None:
 
 
 def _exception_order(store: Store, order_ref: str, shop: str | None) -> tuple[str, str]:
-    """(shop id, order id) of ORDER_REF (an order id or number), or one line and exit 1."""
-    found = store.find_orders(order_ref, shop)
-    if not found:
-        click.echo(f"no order {order_ref!r}" + (f" in shop {shop}" if shop else ""), err=True)
-        sys.exit(1)
-    if len(found) > 1:
-        click.echo(f"{order_ref!r} matches orders in several shops ({', '.join(o['shop_id'] for o in found)}); "
-                   "pass --shop", err=True)
-        sys.exit(1)
-    return found[0]["shop_id"], found[0]["id"]
+    """(shop id, order id) of ORDER_REF."""
+    order = _one_order(store, order_ref, shop)
+    return order["shop_id"], order["id"]
 
 
 @contextlib.contextmanager

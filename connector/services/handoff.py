@@ -171,10 +171,7 @@ class StoreHandoff:
     def retry(self, store: Store, shop_id: str, order_ref: str, by: str) -> dict:
         """Tell the store about the order again at the next hand-off (after its reason for
         refusing went away); audited. Returns the order (id, number) and how many are due."""
-        found = store.find_orders(order_ref, shop_id)
-        if not found:
-            raise ShipError(f"no order {order_ref} in this shop", "order")
-        order = found[0]
+        order = _shop_order(store, shop_id, order_ref)
         now = self.clock()
         with store.write():
             due = handoff_store.queue_again(store, shop_id, order["id"], now)
@@ -374,10 +371,7 @@ class StoreHandoff:
         shop = self.shops.require(shop_id)
         if node_id not in packing_nodes(shop):
             raise ShipError(f"{node_id} is not a node you pack at", "node")
-        found = store.find_orders(order_ref, shop_id)
-        if not found:
-            raise ShipError(f"no order {order_ref} in this shop", "order")
-        order = found[0]
+        order = _shop_order(store, shop_id, order_ref)
         now = self.clock()
         with store.write():
             placed = [r for r in store.active_reservations(shop_id, order["id"]) if r.node_id == node_id]
@@ -418,3 +412,11 @@ def pick_list_csv(day: PackingDay) -> str:
 def _cell(text: str) -> str:
     """A product title as a spreadsheet shows it, never run as a formula (=, +, -, @ first)."""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _shop_order(store: Store, shop_id: str, order_ref: str) -> dict:
+    """The shop's order ORDER_REF (an order id or number); ShipError when it has none."""
+    found = store.find_orders(order_ref, shop_id)
+    if not found:
+        raise ShipError(f"no order {order_ref} in this shop", "order")
+    return found[0]
