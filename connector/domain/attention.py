@@ -25,6 +25,7 @@ BASE_URGENCY: Mapping[str, int] = MappingProxyType({
     "forward_failed": URGENT,
     # Orders keep moving, but something is wrong that will cost orders or stock soon.
     "forward_unknown": SOON,
+    "handoff_failed": SOON,
     "amendment": SOON,
     "over_reserved": SOON,
     "webhook_disabled": SOON,
@@ -46,7 +47,7 @@ WAITED_TOO_LONG = timedelta(hours=24)
 # The action centre's sections, in page order: (title, kinds).
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Orders to decide", ("exception",)),
-    ("Store moves refused", ("move_refused",)),
+    ("Telling your store", ("move_refused", "handoff_failed")),
     ("Hand-offs to 3PLs", ("forward_failed", "forward_unknown", "amendment")),
     ("Stock syncs", ("sync_failing", "sync_stale")),
     ("Transfers", ("transfer_approval", "transfer_to_ship", "transfer_to_receive")),

@@ -8,6 +8,7 @@ home page, the alerts, and ``connector exceptions``. It only reads.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,7 @@ def needs_you(store: Store, shop: ShopSettings, settings: Settings, now: datetim
     """Every open item of ``shop``, most urgent first (``domain.attention.ordered``)."""
     collector = _Collector(store, shop, settings, now)
     return ordered([
-        *collector.exceptions(), *collector.refused_moves(), *collector.forwarding(), *collector.amendments(), *collector.syncs(),
+        *collector.exceptions(), *collector.refused_moves(), *collector.failed_handoffs(), *collector.forwarding(), *collector.amendments(), *collector.syncs(),
         *collector.transfers(), *collector.over_reserved(), *collector.store_webhooks(),
         *collector.failed_deliveries(), *collector.refund_lookups(), *collector.reconciliation(),
     ])
@@ -109,6 +110,26 @@ class _Collector:
                 "stopped).", min(parse_ts(r["at"]) for r in rows),
                 (Action("Try the move again", "packing.retry_handoff", {"order_id": order_id},
                         cli=f"connector handoff --shop {self.shop.id} --retry {order_id}"),)))
+        return items
+
+    def failed_handoffs(self) -> list[Attention]:
+        """What the store refused to be told for good (its API said no, e.g. a revoked
+        token): where an order ships from, or that a node shipped it with tracking."""
+        items = []
+        for row in handoff_store.handoffs(self.store, self.shop.id, statuses=["failed"]):
+            order = self.store.order(self.shop.id, row["order_id"])
+            number = order.number if order is not None else row["order_id"]
+            told = (f"that {self._node(row['node_id'])} shipped it" if row["kind"] == handoff_store.SHIPMENT
+                    else "where it ships from")
+            items.append(self._item(
+                "handoff_failed", f"handoff_failed:{row['order_id']}:{row['kind']}:{row['node_id']}",
+                f"Order {number}: your store was not told {told}",
+                f"{_sentence(re.sub(r'^[A-Za-z]+Error: ', '', row['last_error'] or ''))} The connector stopped "
+                "trying after the store said no. "
+                "Try again once the cause is fixed (the app's access restored, the order still open).",
+                parse_ts(row["updated_at"]),
+                (Action("Try again", "packing.retry_handoff", {"order_id": row["order_id"]},
+                        cli=f"connector handoff --shop {self.shop.id} --retry {row['order_id']}"),)))
         return items
 
     # ------------------------------------------------------------ hand-offs to 3PLs
