@@ -884,3 +884,11 @@ def secrets_new_key() -> None:
 
 # The control tower's commands, in their own module, on this group (imported last: they use it).
 from connector import cli_tower  # noqa: E402,F401
+
+
+if __name__ == "__main__":  # pragma: no cover
+    # Run as a script (python -m connector.cli), this file is __main__, and cli_tower put its
+    # commands on the group of the module it imports, connector.cli: run that group.
+    from connector.cli import main as registered
+
+    registered()

@@ -589,6 +589,3 @@ def _echo_metrics(report) -> None:
     for s in report.stockouts:
         click.echo(f"  stock-out {s.sku}: {s.lines} line(s), {s.units} unit(s) no location had")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
