@@ -64,32 +64,32 @@ def build_scheduler(container, scheduler_cls: type[BaseScheduler] = BlockingSche
         lambda store: container.exceptions.recheck(store))
     add("alerts", IntervalTrigger(seconds=settings.scheduler.alerts_every_seconds),
         lambda store: container.alerts.run(store))
-    hour, minute = (int(part) for part in settings.sync.nightly_at.split(":"))
-    nightly_jobs: dict[str, str] = {}  # shop id -> the time zone its job was scheduled in
-    digest_jobs: dict[str, tuple[str, str]] = {}  # shop id -> (time zone, local time) of its digest job
+    # Per-shop daily jobs, at a local time in the shop's time zone: shop id -> (zone, "HH:MM")
+    # each was scheduled with, per job kind.
+    daily_jobs: dict[str, dict[str, tuple[str, str]]] = {"sync-nightly": {}, "alerts-digest": {}}
+
+    def follow_daily(kind: str, shops: dict, local_time: Callable, work: Callable) -> None:
+        """Jobs of shops added, removed, or moved to another zone or time since the last look
+        are added, removed, rescheduled."""
+        scheduled = daily_jobs[kind]
+        for shop_id in set(scheduled) - set(shops):
+            scheduler.remove_job(f"{kind}:{shop_id}")
+            del scheduled[shop_id]
+        for shop_id, shop in shops.items():
+            when = (shop.timezone, local_time(shop)) if shop is not None else None
+            if when is not None and scheduled.get(shop_id) != when:
+                hour, minute = (int(part) for part in when[1].split(":"))
+                add(f"{kind}:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
+                    lambda store, shop_id=shop_id: work(store, shop_id))
+                scheduled[shop_id] = when
 
     def follow_shops() -> None:
-        """One nightly job per active shop, in its time zone: jobs of shops added, removed
-        or moved to another zone since the last look are added, removed, rescheduled."""
+        """One nightly sync job and one alerts digest job per active shop, in its time zone."""
         shops = {shop_id: container.shops.get(shop_id) for shop_id in container.shops.ids()}
-        for shop_id in set(nightly_jobs) - set(shops):
-            scheduler.remove_job(f"sync-nightly:{shop_id}")
-            del nightly_jobs[shop_id]
-        for shop_id, shop in shops.items():
-            if shop is not None and nightly_jobs.get(shop_id) != shop.timezone:
-                add(f"sync-nightly:{shop_id}", CronTrigger(hour=hour, minute=minute, timezone=shop.timezone),
-                    lambda store, shop_id=shop_id: nightly(container, store, shop_id))
-                nightly_jobs[shop_id] = shop.timezone
-        for shop_id in set(digest_jobs) - set(shops):
-            scheduler.remove_job(f"alerts-digest:{shop_id}")
-            del digest_jobs[shop_id]
-        for shop_id, shop in shops.items():
-            when = (shop.timezone, shop.alerts.digest_at) if shop is not None else None
-            if when is not None and digest_jobs.get(shop_id) != when:
-                at_hour, at_minute = (int(part) for part in shop.alerts.digest_at.split(":"))
-                add(f"alerts-digest:{shop_id}", CronTrigger(hour=at_hour, minute=at_minute, timezone=shop.timezone),
-                    lambda store, shop_id=shop_id: container.alerts.scheduled_digest(store, shop_id))
-                digest_jobs[shop_id] = when
+        follow_daily("sync-nightly", shops, lambda shop: settings.sync.nightly_at,
+                     lambda store, shop_id: nightly(container, store, shop_id))
+        follow_daily("alerts-digest", shops, lambda shop: shop.alerts.digest_at,
+                     lambda store, shop_id: container.alerts.scheduled_digest(store, shop_id))
 
     follow_shops()
     # Not a recorded job (it would add a run every few seconds): a cheap look at the versions.
