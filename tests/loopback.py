@@ -240,3 +240,17 @@ def warehouse(vendor: str, base_url: str, *, read_timeout: float = 0.3):
                                           sleep=lambda s: None)
     return extensiv.ExtensivWarehouse(customer_id=12, carrier="UPS",
                                       client=client(RefreshingToken(lambda: ("ext-token", None))))
+
+
+def recording_server(answer=(200, {"ok": True})) -> LoopbackServer:
+    """A LoopbackServer that keeps each request (path, headers, body) in ``.received`` and
+    answers ``answer`` (or ``answer(request)``): a receiver of the alerts' JSON POSTs."""
+    received: list[dict] = []
+
+    def handle(request):
+        received.append({"path": request.path, "headers": dict(request.headers), "body": request.body})
+        return answer(request) if callable(answer) else answer
+
+    server = LoopbackServer(handle)
+    server.received = received
+    return server

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SHOPIFY_SHOP
 from tests.e2e.conftest import PHONE, shot, sign_in
 from tests.local_smtp import LocalSmtp
-from tests.loopback import LoopbackServer
+from tests.loopback import recording_server
 
 SIGNING = "browser-sign-secret-77"
 
@@ -30,14 +30,7 @@ def deployment_extra(smtp):
 
 @pytest.fixture(scope="module")
 def receiver():
-    received: list[dict] = []
-
-    def handle(request):
-        received.append({"headers": dict(request.headers), "body": request.body})
-        return 200, {"ok": True}
-
-    with LoopbackServer(handle) as server:
-        server.received = received
+    with recording_server() as server:
         yield server
 
 

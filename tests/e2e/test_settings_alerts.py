@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 from connector.shop_store import ShopConfigStore
 from tests.conftest import SHOPIFY_SHOP
 from tests.local_smtp import LocalSmtp
-from tests.loopback import LoopbackServer
+from tests.loopback import recording_server
 from tests.web import SHOPIFY_USER, add_user, form_data, post_form, sign_in
 
 HOOK_SECRET = "hook-sign-secret-0042"
@@ -29,14 +29,7 @@ def smtp():
 
 @pytest.fixture
 def receiver():
-    received: list[dict] = []
-
-    def handle(request):
-        received.append({"headers": dict(request.headers), "body": request.body})
-        return 200, {"ok": True}
-
-    with LoopbackServer(handle) as server:
-        server.received = received
+    with recording_server() as server:
         yield server
 
 

@@ -15,7 +15,7 @@ from adapters.email_smtp import SmtpNotifier
 from adapters.webhook_post import SIGNATURE_HEADER, WebhookPoster
 from connector.domain.alerts import AlertMessage, DeliveryFailed, Destination
 from tests.local_smtp import LocalSmtp
-from tests.loopback import LoopbackServer, cut_answer
+from tests.loopback import cut_answer, recording_server
 
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
 PASSWORD = "smtp-pa55-do-not-show"
@@ -98,17 +98,9 @@ def test_refused_addresses_an_unreachable_server_and_a_missing_starttls_are_each
 # ---------------------------------------------------------------- JSON POST
 
 
-def _receiver(answer=(200, {"ok": True})):
-    def handle(request):
-        received.append({"path": request.path, "headers": dict(request.headers), "body": request.body})
-        return answer(request) if callable(answer) else answer
-
-    received: list[dict] = []
-    return LoopbackServer(handle), received
-
-
 def test_a_post_is_signed_so_the_receiver_can_check_it_and_carries_an_idempotency_key():
-    server, received = _receiver()
+    server = recording_server()
+    received = server.received
     with server:
         to = Destination("post", url=server.url + TOKEN_PATH, signing_secret=SIGNING)
         WebhookPoster().deliver(MESSAGE, to)
@@ -126,7 +118,8 @@ def test_a_post_is_signed_so_the_receiver_can_check_it_and_carries_an_idempotenc
 
 
 def test_without_a_signing_secret_nothing_is_signed():
-    server, received = _receiver()
+    server = recording_server()
+    received = server.received
     with server:
         WebhookPoster().deliver(MESSAGE, Destination("post", url=server.url + "/hook"))
     assert SIGNATURE_HEADER not in received[0]["headers"]
@@ -134,7 +127,8 @@ def test_without_a_signing_secret_nothing_is_signed():
 
 def test_a_refused_post_is_tried_once_and_said_without_the_address_or_the_secret(caplog):
     caplog.set_level(logging.DEBUG)
-    server, received = _receiver(lambda request: (500, {"error": f"bad hook {TOKEN_PATH}"}))
+    server = recording_server(lambda request: (500, {"error": f"bad hook {TOKEN_PATH}"}))
+    received = server.received
     with server:
         with pytest.raises(DeliveryFailed) as failed:
             WebhookPoster().deliver(MESSAGE, Destination("post", url=server.url + TOKEN_PATH, signing_secret=SIGNING))
@@ -150,7 +144,8 @@ def test_an_answer_cut_off_is_an_unknown_outcome_sent_again_later_with_the_same_
         cut_answer(request.connection, "closed-before-status", b"{}")
         return None
 
-    server, received = _receiver(cut)
+    server = recording_server(cut)
+    received = server.received
     with server:
         with pytest.raises(DeliveryFailed) as failed:
             WebhookPoster(timeout=(1, 2)).deliver(MESSAGE, Destination("post", url=server.url + TOKEN_PATH))
@@ -160,7 +155,7 @@ def test_an_answer_cut_off_is_an_unknown_outcome_sent_again_later_with_the_same_
 
 
 def test_nothing_listening_is_could_not_be_reached():
-    server, _ = _receiver()
+    server = recording_server()
     with server:
         url = server.url
     with pytest.raises(DeliveryFailed) as failed:
