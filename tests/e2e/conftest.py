@@ -101,3 +101,14 @@ def sign_in(page, server, email=USER, password=PASSWORD, next: str | None = "/se
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def proposed_transfer(served, **fields) -> int:
+    """A transfer of the Shopify shop waiting for approval, in the served database; ``fields``
+    as ``Store.add_transfer`` takes them (sku, nodes, units, cost, lead days, the reason)."""
+    store = served.open_store()
+    try:
+        with store.write():
+            return store.add_transfer(SHOPIFY_SHOP, status="proposed", emergency=False, now=utc_now(), **fields)
+    finally:
+        store.close()

@@ -10,7 +10,7 @@ import pytest
 from connector import sandbox
 from connector.bootstrap import utc_now
 from tests.conftest import SHOPIFY_SECRET, SHOPIFY_SHOP
-from tests.e2e.conftest import PHONE, USER, shot, sign_in
+from tests.e2e.conftest import PHONE, USER, proposed_transfer, shot, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,8 @@ def feed(served, tmp_path_factory):
 
 
 def _transfer(served, units=5, lead_days=0) -> int:
-    store = served.open_store()
-    try:
-        with store.write():
-            return store.add_transfer(SHOPIFY_SHOP, sku="CANDLE-FIG", from_node="central", to_node="ne-micro",
-                                      units=units, unit_cost=0.45, lead_days=lead_days, status="proposed",
-                                      emergency=False, approval_reason="the launch lock is on", now=utc_now())
-    finally:
-        store.close()
+    return proposed_transfer(served, sku="CANDLE-FIG", from_node="central", to_node="ne-micro", units=units,
+                             unit_cost=0.45, lead_days=lead_days, approval_reason="the launch lock is on")
 
 
 def _open(page, server):

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from connector.bootstrap import utc_now
-from tests.conftest import SHOPIFY_SHOP
-from tests.e2e.conftest import PHONE, USER, shot, sign_in
+from tests.e2e.conftest import PHONE, USER, proposed_transfer, shot, sign_in
 
 
 @pytest.fixture(scope="module")
 def transfer_id(served):
     """A transfer waiting for the creator's approval: an item of "needs you"."""
-    store = served.open_store()
-    try:
-        with store.write():
-            return store.add_transfer(SHOPIFY_SHOP, sku="CANDLE-CEDAR", from_node="central", to_node="ne-micro",
-                                      units=12, unit_cost=0.45, lead_days=1, status="proposed", emergency=False,
-                                      approval_reason="it moves more than the approval limit", now=utc_now())
-    finally:
-        store.close()
+    return proposed_transfer(served, sku="CANDLE-CEDAR", from_node="central", to_node="ne-micro", units=12,
+                             unit_cost=0.45, lead_days=1, approval_reason="it moves more than the approval limit")
 
 
 def _home(page, server):

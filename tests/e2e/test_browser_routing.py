@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.bootstrap import utc_now
 from tests.conftest import SHOPIFY_SHOP
-from tests.e2e.conftest import PHONE, USER, shot, sign_in
+from tests.e2e.conftest import PHONE, USER, proposed_transfer, shot, sign_in
 
 PAGES = ["/settings/sku-rules", "/settings/sku-rules/0", "/settings/routing", "/settings/planning",
          "/settings/transfers", "/settings/preview?country=US&province=CA&postcode=94110&lines=CANDLE-FIG+2%0D%0ASERUM-VITC+1",
@@ -16,14 +15,8 @@ PAGES = ["/settings/sku-rules", "/settings/sku-rules/0", "/settings/routing", "/
 
 @pytest.fixture(scope="module")
 def transfer_id(served):
-    store = served.open_store()
-    try:
-        with store.write():
-            return store.add_transfer(SHOPIFY_SHOP, sku="CANDLE-FIG", from_node="central", to_node="popup-soho",
-                                      units=6, unit_cost=0.8, lead_days=2, status="proposed", emergency=False,
-                                      approval_reason="the launch lock is on (since 2026-11-25)", now=utc_now())
-    finally:
-        store.close()
+    return proposed_transfer(served, sku="CANDLE-FIG", from_node="central", to_node="popup-soho", units=6,
+                             unit_cost=0.8, lead_days=2, approval_reason="the launch lock is on (since 2026-11-25)")
 
 
 def _signed_in(page, server):
