@@ -63,14 +63,19 @@ def _exception_order(store: Store, order_ref: str, shop: str | None) -> tuple[st
 
 
 @contextlib.contextmanager
-def _exception_action(container: Container) -> Iterator[Store]:
-    """The store for an exception action; its refusal is one line and exit code 1."""
+def _action(container: Container) -> Iterator[Store]:
+    """A migrated store for one of the action centre's steps (exception actions included); a
+    refusal ends the command with its sentence (exit 1; 2 for a thing the shop does not have)."""
+    from connector.services.actions import ActionRefused, NotFound
     from connector.services.exceptions import ExceptionActionError
 
     with _migrated_store(container) as store:
         try:
             yield store
-        except ExceptionActionError as exc:
+        except NotFound as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        except (ActionRefused, ExceptionActionError) as exc:
             click.echo(str(exc), err=True)
             sys.exit(1)
 
@@ -87,7 +92,7 @@ def exceptions_options(ctx: _Context, order_ref: str, line_id: str, shop: str | 
     """Each node for an exception line: can it ship it now, transit days against the
     region's promise, cost per order, sellable units now and after, and if not, why."""
     container = ctx.container
-    with _exception_action(container) as store:
+    with _action(container) as store:
         shop_id, order_id = _exception_order(store, order_ref, shop)
         found = container.exceptions.line(store, shop_id, order_id, line_id)
         options = container.exceptions.options(store, shop_id, order_id, line_id)
@@ -117,7 +122,7 @@ def exceptions_route(ctx: _Context, order_ref: str, line_id: str, node_id: str, 
                      shop: str | None, by: str) -> None:
     """Ship an exception line from NODE_ID, chosen by hand (refused when it cannot ship it)."""
     container = ctx.container
-    with _exception_action(container) as store:
+    with _action(container) as store:
         shop_id, order_id = _exception_order(store, order_ref, shop)
         option = container.exceptions.route_to(store, shop_id, order_id, line_id, node_id, by, note)
     click.echo(f"order {order_ref} line {line_id} now ships from {node_id}: {option.cost_text()}")
@@ -133,7 +138,7 @@ def exceptions_route(ctx: _Context, order_ref: str, line_id: str, node_id: str, 
 def exceptions_reevaluate(ctx: _Context, order_ref: str, shop: str | None, by: str) -> None:
     """Route the order's exception lines again through normal routing now."""
     container = ctx.container
-    with _exception_action(container) as store:
+    with _action(container) as store:
         shop_id, order_id = _exception_order(store, order_ref, shop)
         outcomes = container.exceptions.reevaluate(store, shop_id, order_id, by)
     for outcome in outcomes:
@@ -151,7 +156,7 @@ def exceptions_dismiss(ctx: _Context, order_ref: str, line_id: str, note: str, s
     """Take an exception line off the list: you handle it outside the connector. It comes
     back only when the line changes."""
     container = ctx.container
-    with _exception_action(container) as store:
+    with _action(container) as store:
         shop_id, order_id = _exception_order(store, order_ref, shop)
         container.exceptions.dismiss(store, shop_id, order_id, line_id, note, by)
     click.echo(f"order {order_ref} line {line_id} dismissed: {note.strip()}")
@@ -325,23 +330,6 @@ def home(ctx: _Context, shop: str | None) -> None:
 
 
 # ---------------------------------------------------------------- the action centre's steps
-
-
-@contextlib.contextmanager
-def _action(container: Container) -> Iterator[Store]:
-    """A migrated store for one of the action centre's steps; a refusal ends the command
-    with its sentence (exit 1; 2 for a thing the shop does not have)."""
-    from connector.services.actions import ActionRefused, NotFound
-
-    with _migrated_store(container) as store:
-        try:
-            yield store
-        except NotFound as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
-        except ActionRefused as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(1)
 
 
 @forward.command("retry")
