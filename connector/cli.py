@@ -672,7 +672,9 @@ def _init(container: Container):
 
 
 def _one_shop(container: Container, shop: str | None) -> str:
+    """SHOP when it is configured, else the only shop; one line and exit 2 otherwise."""
     if shop:
+        _check_shop_node(container, shop, None)
         return shop
     ids = _shop_ids(container)
     if len(ids) == 1:

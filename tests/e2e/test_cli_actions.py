@@ -89,6 +89,13 @@ def test_webhooks_repair_says_what_it_needs(cli):
     assert "public address ([web] public_url) is not set" in refused.stderr
 
 
+@pytest.mark.parametrize("command", [("webhooks", "retry"), ("webhooks", "repair"), ("stock", "resolve", "central")])
+def test_a_shop_that_is_not_configured_is_one_line(cli, command):
+    refused = cli(*command, "--shop", "no-such-shop")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.stderr.strip().startswith("unknown shop 'no-such-shop' (configured: ")
+
+
 def test_refunds_retry(cli, store, clock):
     an_order(store, clock, WOO_SHOP, "727", "727")
     with store.write():
